@@ -1,0 +1,117 @@
+//! Byte encodings used by the scheme: standard base64 for `X-TXC-PAYLOAD` and hex for
+//! `X-TXC-SIGNATURE`.
+//!
+//! Decoding is strict where the specification is strict (`decisions.md` 3): the standard
+//! alphabet only, `=` padding optional but correct when present, trailing bits zero, no
+//! whitespace.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Encoder: standard alphabet, always padded (the canonical form clients send).
+const ENCODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_encode_padding(true),
+);
+
+/// Decoder: standard alphabet, padding optional, no trailing bits.
+const DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Encodes bytes as padded standard base64.
+#[must_use]
+pub fn base64_encode(bytes: &[u8]) -> String {
+    ENCODER.encode(bytes)
+}
+
+/// Decodes standard base64 strictly (padding optional). Returns `None` for anything else:
+/// URL-safe characters, whitespace, wrong padding, non-zero trailing bits.
+#[must_use]
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    DECODER.decode(text).ok()
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Encodes bytes as lowercase hex.
+#[must_use]
+pub fn hex_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
+        out.push(char::from(HEX_LOWER[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn hex_nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes hex of either case into exactly `N` bytes; `None` when the length is not `2 * N`
+/// or a character is not a hex digit.
+#[must_use]
+pub fn hex_decode_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if text.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *slot = (hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Decodes hex of either case into bytes of any even length.
+#[must_use]
+pub fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| Some((hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_accepts_padded_and_unpadded() {
+        assert_eq!(base64_decode(b"YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(base64_decode(b"YWI").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+    }
+
+    #[test]
+    fn base64_rejects_non_standard_input() {
+        // URL-safe alphabet, whitespace, bad padding, non-zero trailing bits.
+        assert!(base64_decode(b"-_8=").is_none());
+        assert!(base64_decode(b"YW I=").is_none());
+        assert!(base64_decode(b"YWI\n").is_none());
+        assert!(base64_decode(b"YWI==").is_none());
+        assert!(base64_decode(b"YWJ=").is_none());
+        assert!(base64_decode(b"Y").is_none());
+    }
+
+    #[test]
+    fn hex_round_trip_and_case() {
+        assert_eq!(hex_encode(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(hex_decode_array::<3>(b"00ABfF"), Some([0x00, 0xab, 0xff]));
+        assert_eq!(hex_decode_array::<3>(b"00abf"), None);
+        assert_eq!(hex_decode_array::<2>(b"0g00"), None);
+        assert_eq!(hex_decode(b"0a0B").as_deref(), Some(&[0x0a, 0x0b][..]));
+        assert_eq!(hex_decode(b"0a0"), None);
+    }
+}

@@ -1,0 +1,299 @@
+//! The verifier's pure checks, rows 3–12 of `spec/errors.md`, in order.
+//!
+//! Header values and the body go in; a [`CheckedRequest`] (rows 3–11 passed) or the first
+//! failing row comes out. Row 12 needs the key's secret, so it is the separate step
+//! [`CheckedRequest::verify_signature`], which the caller runs after looking the key up
+//! (and which costs the same for an unknown key). Nothing here does IO.
+
+use crate::encoding::base64_decode;
+use crate::error::ApiError;
+use crate::json::{self, JsonObject, JsonValue};
+use crate::mac::{HmacSha512Key, PayloadMac, Signature};
+use crate::nonce::{NonceMode, parse_nonce};
+use crate::path::normalize_path;
+
+/// The path of the token endpoint, whose field checks differ (`decisions.md` 20).
+pub const JWT_ENDPOINT_PATH: &str = "/api/v4/jwt";
+
+/// What an `X-TXC-*` header looked like on the wire (`decisions.md` 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderValue<'a> {
+    /// Absent, or present with an empty value.
+    Missing,
+    /// Sent more than once, or not visible ASCII.
+    Invalid,
+    /// One visible-ASCII value.
+    Present(&'a str),
+}
+
+impl<'a> HeaderValue<'a> {
+    /// Classifies all the values a request carried for one header name.
+    pub fn from_values<I>(values: I) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => HeaderValue::Missing,
+            (Some(_), Some(_)) => HeaderValue::Invalid,
+            (Some(value), None) => Self::from_value(value),
+        }
+    }
+
+    /// Classifies a single header value.
+    #[must_use]
+    pub fn from_value(value: &'a [u8]) -> Self {
+        if value.is_empty() {
+            return HeaderValue::Missing;
+        }
+        if !value.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            return HeaderValue::Invalid;
+        }
+        match std::str::from_utf8(value) {
+            Ok(text) => HeaderValue::Present(text),
+            Err(_) => HeaderValue::Invalid,
+        }
+    }
+}
+
+/// How the body must relate to the decoded payload (`spec/interop.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum BodyMatch {
+    /// Byte for byte (the default, as the live service).
+    #[default]
+    Exact,
+    /// The same JSON value (for clients that re-serialise the body).
+    Json,
+}
+
+/// What the verifier is given.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// `X-TXC-APIKEY`.
+    pub api_key: HeaderValue<'a>,
+    /// `X-TXC-PAYLOAD`.
+    pub payload: HeaderValue<'a>,
+    /// `X-TXC-SIGNATURE`.
+    pub signature: HeaderValue<'a>,
+    /// The request body as received.
+    pub body: &'a [u8],
+    /// The request target's path, with the query string if it had one.
+    pub path: &'a str,
+}
+
+/// A rejection from the verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// A row of the private-API catalogue.
+    Api(ApiError),
+    /// Token endpoint only: rows 7 and 9 evaluated together (`decisions.md` 20).
+    MissingFields {
+        /// `request` is missing (or not a string).
+        request: bool,
+        /// `nonce` is missing.
+        nonce: bool,
+    },
+}
+
+impl From<ApiError> for Rejection {
+    fn from(e: ApiError) -> Self {
+        Rejection::Api(e)
+    }
+}
+
+/// A request that passed rows 3–11: its parts are well-formed and its fields parsed.
+#[derive(Debug)]
+pub struct CheckedRequest<'a> {
+    api_key: Option<&'a str>,
+    payload: &'a str,
+    signature: Option<Signature>,
+    decoded: Vec<u8>,
+    path: String,
+    nonce: u64,
+    nonce_window: Option<bool>,
+}
+
+/// Runs rows 3–11 on a request; see the module docs.
+///
+/// `path` is compared with `request` after [`normalize_path`] on both sides. On the token
+/// endpoint ([`JWT_ENDPOINT_PATH`]) rows 7 and 9 are reported together as
+/// [`Rejection::MissingFields`].
+pub fn check_request<'a>(
+    parts: &RequestParts<'a>,
+    body_match: BodyMatch,
+) -> Result<CheckedRequest<'a>, Rejection> {
+    // Rows 3–5: presence. Invalid (duplicated, non-ASCII) values pass here and fail at the
+    // row their header belongs to (`decisions.md` 2).
+    if parts.api_key == HeaderValue::Missing {
+        return Err(ApiError::ApiKeyNotProvided.into());
+    }
+    if parts.payload == HeaderValue::Missing {
+        return Err(ApiError::PayloadNotProvided.into());
+    }
+    if parts.signature == HeaderValue::Missing {
+        return Err(ApiError::SignatureNotProvided.into());
+    }
+
+    // Row 6: payload decodes, matches the body, and is a JSON object without duplicates.
+    let HeaderValue::Present(payload) = parts.payload else {
+        return Err(ApiError::InvalidPayload.into());
+    };
+    let decoded = base64_decode(payload.as_bytes()).ok_or(ApiError::InvalidPayload)?;
+    let root = json::parse(&decoded).map_err(|_| ApiError::InvalidPayload)?;
+    let JsonValue::Object(fields) = &root else {
+        return Err(ApiError::InvalidPayload.into());
+    };
+    match body_match {
+        BodyMatch::Exact => {
+            if decoded != parts.body {
+                return Err(ApiError::InvalidPayload.into());
+            }
+        }
+        BodyMatch::Json => {
+            let body = json::parse(parts.body).map_err(|_| ApiError::InvalidPayload)?;
+            if !root.same_value(&body) {
+                return Err(ApiError::InvalidPayload.into());
+            }
+        }
+    }
+
+    let (path, nonce, nonce_window) = check_fields(fields, parts.path)?;
+
+    let api_key = match parts.api_key {
+        HeaderValue::Present(key) => Some(key),
+        _ => None,
+    };
+    let signature = match parts.signature {
+        HeaderValue::Present(sig) => Signature::from_hex(sig.as_bytes()),
+        _ => None,
+    };
+    Ok(CheckedRequest {
+        api_key,
+        payload,
+        signature,
+        decoded,
+        path,
+        nonce,
+        nonce_window,
+    })
+}
+
+fn present<'v, 'a>(fields: &'v JsonObject<'a>, name: &str) -> Option<&'v JsonValue<'a>> {
+    fields.get(name).filter(|v| !matches!(v, JsonValue::Null))
+}
+
+/// Rows 7–11.
+fn check_fields(
+    fields: &JsonObject<'_>,
+    url_path: &str,
+) -> Result<(String, u64, Option<bool>), Rejection> {
+    let request = match present(fields, "request") {
+        Some(JsonValue::String(s)) => Some(s.as_ref()),
+        _ => None,
+    };
+    let nonce_value = present(fields, "nonce");
+    let url = normalize_path(url_path);
+    let on_jwt_endpoint = url.as_deref() == Ok(JWT_ENDPOINT_PATH);
+
+    // Row 7 (and 9 with it on the token endpoint).
+    let Some(request) = request else {
+        if on_jwt_endpoint {
+            return Err(Rejection::MissingFields {
+                request: true,
+                nonce: nonce_value.is_none(),
+            });
+        }
+        return Err(ApiError::RequestNotProvided.into());
+    };
+    if on_jwt_endpoint && nonce_value.is_none() {
+        return Err(Rejection::MissingFields {
+            request: false,
+            nonce: true,
+        });
+    }
+
+    // Row 8.
+    let path = match (url, normalize_path(request)) {
+        (Ok(url), Ok(req)) if url == req => url.into_owned(),
+        _ => return Err(ApiError::RequestPathMismatch.into()),
+    };
+
+    // Rows 9–10.
+    let nonce = parse_nonce(nonce_value.ok_or(ApiError::NonceNotProvided)?)?;
+
+    // Row 11.
+    let nonce_window = match fields.get("nonceWindow") {
+        None => None,
+        Some(JsonValue::Bool(b)) => Some(*b),
+        Some(_) => return Err(ApiError::InvalidNonceWindow.into()),
+    };
+    Ok((path, nonce, nonce_window))
+}
+
+impl<'a> CheckedRequest<'a> {
+    /// The API key, or `None` when the header was invalid (then no key can match and
+    /// row 12 fails).
+    #[must_use]
+    pub fn api_key(&self) -> Option<&'a str> {
+        self.api_key
+    }
+
+    /// The normalised path (equal to the normalised `request`).
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The nonce.
+    #[must_use]
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// `nonceWindow` as sent (`None` when absent).
+    #[must_use]
+    pub fn nonce_window(&self) -> Option<bool> {
+        self.nonce_window
+    }
+
+    /// The nonce mode the request asked for.
+    #[must_use]
+    pub fn nonce_mode(&self) -> NonceMode {
+        NonceMode::from_window_flag(self.nonce_window.unwrap_or(false))
+    }
+
+    /// The decoded payload: exactly the bytes that were signed, and the only bytes that may
+    /// be forwarded.
+    #[must_use]
+    pub fn decoded_payload(&self) -> &[u8] {
+        &self.decoded
+    }
+
+    /// Row 12: verifies the signature with the key's MAC, or with a dummy key when the key
+    /// is unknown (`None`), so both cost one HMAC. The MAC is computed over the
+    /// `X-TXC-PAYLOAD` header value exactly as received.
+    pub fn verify_signature(&self, key: Option<&dyn PayloadMac>) -> Result<(), ApiError> {
+        thread_local! {
+            static DUMMY: HmacSha512Key = HmacSha512Key::dummy();
+        }
+        let expected = match key {
+            Some(mac) => mac.sign(self.payload.as_bytes()),
+            None => DUMMY.with(|dummy| dummy.sign(self.payload.as_bytes())),
+        };
+        let matches = self
+            .signature
+            .as_ref()
+            .is_some_and(|given| given.ct_eq(&expected));
+        if matches && key.is_some() && self.api_key.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+
+    /// Consumes the request, returning the decoded payload.
+    #[must_use]
+    pub fn into_decoded_payload(self) -> Vec<u8> {
+        self.decoded
+    }
+}
