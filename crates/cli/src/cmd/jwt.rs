@@ -1,0 +1,27 @@
+//! `wbauth jwt`: fetch a token from `POST /api/v4/jwt`.
+
+use clap::Args;
+use serde_json::json;
+use whitebit_client::ExposeSecret as _;
+
+use super::{Context, print_json};
+use crate::error::CliError;
+
+/// Requests a short-lived Fiat Gateway token (POST /api/v4/jwt) and prints it.
+#[derive(Debug, Args)]
+pub(crate) struct JwtArgs {
+    /// Print only the token.
+    #[arg(long)]
+    token_only: bool,
+}
+
+/// Runs the command.
+pub(crate) async fn run(args: &JwtArgs, ctx: &Context) -> Result<(), CliError> {
+    let token = ctx.client(false, 0)?.issue_jwt().await?;
+    if args.token_only {
+        println!("{}", token.token.expose_secret());
+    } else {
+        print_json(&json!({"token": token.token.expose_secret(), "expires_at": token.expires_at}));
+    }
+    Ok(())
+}

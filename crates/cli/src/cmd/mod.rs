@@ -1,0 +1,85 @@
+//! One module per command, all the same shape: an `Args` struct (clap) and
+//! `run(args, &Context) -> Result<(), CliError>`.
+
+pub(crate) mod call;
+pub(crate) mod doctor;
+pub(crate) mod fiat_token;
+pub(crate) mod jwt;
+pub(crate) mod sign;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::credentials::Credentials;
+use crate::error::CliError;
+
+/// What every command gets: resolved credentials and target.
+pub(crate) struct Context {
+    /// Credentials and base URL.
+    pub(crate) credentials: Credentials,
+}
+
+impl Context {
+    /// A client for the configured server and key.
+    pub(crate) fn client(&self, strict: bool, retries: u32) -> Result<whitebit_client::Client, CliError> {
+        let (key, secret) = self.credentials.require_api()?;
+        let mut builder = whitebit_client::Client::builder()
+            .credentials(key, secret)
+            .base_url(self.credentials.base_url().as_str())
+            .retry(whitebit_client::RetryPolicy::new(retries));
+        if strict {
+            builder = builder.strict_nonces();
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// A request body given inline or from a file.
+#[derive(Debug, Args)]
+pub(crate) struct BodyArgs {
+    /// The exact body (JSON text).
+    #[arg(long, conflicts_with = "body_file")]
+    pub(crate) body: Option<String>,
+    /// Read the exact body from a file (`-` for standard input).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) body_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    /// The body bytes, or `None` when neither option was given.
+    pub(crate) fn read(&self) -> Result<Option<Vec<u8>>, CliError> {
+        if let Some(body) = &self.body {
+            return Ok(Some(body.clone().into_bytes()));
+        }
+        match &self.body_file {
+            Some(path) => read_input(path).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let shown = path.display().to_string();
+    if shown == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|source| CliError::Io { path: "standard input".into(), source })?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|source| CliError::Io { path: shown, source })
+}
+
+/// Prints JSON: pretty on a terminal, compact otherwise.
+pub(crate) fn print_json(value: &serde_json::Value) {
+    use std::io::IsTerminal as _;
+    let text = if std::io::stdout().is_terminal() {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    println!("{}", text.unwrap_or_else(|_| value.to_string()));
+}

@@ -1,0 +1,123 @@
+//! Where credentials come from: `WBAUTH_*` environment variables first, then a config file
+//! under the user's config directory (`$XDG_CONFIG_HOME/wbauth/config.toml` or
+//! `~/.config/wbauth/config.toml`, or `--credentials FILE`) that must not be readable by
+//! group or others.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use whitebit_client::SecretString;
+
+use crate::error::CliError;
+
+/// The credentials file's contents.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    base_url: Option<String>,
+    #[serde(default)]
+    fiat: FiatConfig,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FiatConfig {
+    auth_key: Option<String>,
+    enc_key: Option<String>,
+}
+
+/// Everything a command may need; each value from the environment or the file.
+#[derive(Default)]
+pub(crate) struct Credentials {
+    /// `WBAUTH_API_KEY` / `api_key`.
+    pub(crate) api_key: Option<String>,
+    /// `WBAUTH_API_SECRET` / `api_secret`.
+    pub(crate) api_secret: Option<SecretString>,
+    /// `--base-url` / `WBAUTH_BASE_URL` / `base_url`.
+    pub(crate) base_url: Option<String>,
+    /// `WBAUTH_FIAT_AUTH_KEY` / `[fiat] auth_key`.
+    pub(crate) fiat_auth_key: Option<String>,
+    /// `WBAUTH_FIAT_ENC_KEY` / `[fiat] enc_key`.
+    pub(crate) fiat_enc_key: Option<SecretString>,
+}
+
+/// The default credentials file, if a config directory can be named.
+pub(crate) fn default_file() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"),
+    };
+    Some(base.join("wbauth").join("config.toml"))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Loads credentials. An explicitly named file must exist; the default one may not.
+pub(crate) fn load(explicit: Option<&Path>, base_url_flag: Option<&str>) -> Result<Credentials, CliError> {
+    let (path, required) = match explicit {
+        Some(p) => (Some(p.to_path_buf()), true),
+        None => (default_file(), false),
+    };
+    let file = match &path {
+        Some(p) if required || p.exists() => Some(read_file(p)?),
+        _ => None,
+    };
+    let file = file.unwrap_or_default();
+    Ok(Credentials {
+        api_key: env("WBAUTH_API_KEY").or(file.api_key),
+        api_secret: env("WBAUTH_API_SECRET").or(file.api_secret).map(SecretString::from),
+        base_url: base_url_flag.map(str::to_owned).or_else(|| env("WBAUTH_BASE_URL")).or(file.base_url),
+        fiat_auth_key: env("WBAUTH_FIAT_AUTH_KEY").or(file.fiat.auth_key),
+        fiat_enc_key: env("WBAUTH_FIAT_ENC_KEY").or(file.fiat.enc_key).map(SecretString::from),
+    })
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, CliError> {
+    let shown = path.display().to_string();
+    let metadata = std::fs::metadata(path).map_err(|source| CliError::Io { path: shown.clone(), source })?;
+    check_permissions(path, &metadata)?;
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io { path: shown.clone(), source })?;
+    toml::from_str(&text).map_err(|e| CliError::Config(format!("{shown}: {}", e.to_string().trim_end())))
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, metadata: &std::fs::Metadata) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CliError::Config(format!(
+            "refusing to read {}: it holds secrets but is readable by group or others (mode {mode:04o}); \
+             run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _metadata: &std::fs::Metadata) -> Result<(), CliError> {
+    Ok(())
+}
+
+impl Credentials {
+    /// The API key and secret, or a message saying how to provide them.
+    pub(crate) fn require_api(&self) -> Result<(String, SecretString), CliError> {
+        match (&self.api_key, &self.api_secret) {
+            (Some(key), Some(secret)) => Ok((key.clone(), secret.clone())),
+            _ => Err(CliError::Config(format!(
+                "no API credentials: set WBAUTH_API_KEY and WBAUTH_API_SECRET, or put api_key and api_secret in {}",
+                default_file().map_or_else(|| "a credentials file (--credentials FILE)".to_owned(), |p| p.display().to_string())
+            ))),
+        }
+    }
+
+    /// The target server: the configured one, else the global server.
+    pub(crate) fn base_url(&self) -> String {
+        self.base_url.clone().unwrap_or_else(|| whitebit_client::GLOBAL_URL.to_owned())
+    }
+}

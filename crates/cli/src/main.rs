@@ -1,0 +1,90 @@
+//! `wbauth`: the command-line tool of the WhiteBIT-style private API authentication scheme.
+
+mod cmd;
+mod credentials;
+mod error;
+mod items;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd::Context;
+use crate::error::CliError;
+
+/// Sign, send and diagnose WhiteBIT-style private API requests.
+///
+/// Credentials come from WBAUTH_API_KEY and WBAUTH_API_SECRET, or from a credentials file
+/// ($XDG_CONFIG_HOME/wbauth/config.toml or ~/.config/wbauth/config.toml, mode 0600) with
+/// api_key, api_secret and optionally base_url and a [fiat] section.
+#[derive(Debug, Parser)]
+#[command(name = "wbauth", version, propagate_version = true)]
+struct Cli {
+    /// The server to talk to (default: https://whitebit.com).
+    #[arg(long, global = true, value_name = "URL")]
+    base_url: Option<String>,
+    /// Credentials file to use instead of the default one.
+    #[arg(long, global = true, value_name = "PATH")]
+    credentials: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign a request and send it; print the JSON answer.
+    Call(cmd::call::CallArgs),
+    /// Print the X-TXC-* headers for an exact body.
+    Sign(cmd::sign::SignArgs),
+    /// Explain what is wrong with a captured request.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Build a Fiat Gateway partner token (HS256, millisecond claims).
+    FiatToken(cmd::fiat_token::FiatTokenArgs),
+    /// Fetch a short-lived token from POST /api/v4/jwt.
+    Jwt(cmd::jwt::JwtArgs),
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let credentials = credentials::load(cli.credentials.as_deref(), cli.base_url.as_deref())?;
+    let ctx = Context { credentials };
+    match &cli.command {
+        Command::Call(args) => cmd::call::run(args, &ctx).await,
+        Command::Sign(args) => cmd::sign::run(args, &ctx),
+        Command::Doctor(args) => cmd::doctor::run(args, &ctx),
+        Command::FiatToken(args) => cmd::fiat_token::run(args, &ctx),
+        Command::Jwt(args) => cmd::jwt::run(args, &ctx).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Problems(n)) => {
+            eprintln!("{n} problem(s) found");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let CliError::Client(whitebit_client::Error::Api(failure)) = &e
+                && let Some(after) = failure.retry_after
+            {
+                eprintln!("retry after {} s", after.as_secs());
+            }
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
