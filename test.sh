@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, lints, all tests, docs, dependency audit.
+# Installs what the checks need when it is missing. Prints the time of each stage.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# One build profile for every stage that compiles tests (decisions.md 32).
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+
+started=$(date +%s)
+stage_start=$started
+stage() {
+    local now
+    now=$(date +%s)
+    if [ -n "${current_stage:-}" ]; then
+        printf '==> %-28s done in %4ss\n' "$current_stage" "$((now - stage_start))"
+    fi
+    current_stage="$1"
+    stage_start=$now
+    [ -n "$1" ] && printf '==> %s\n' "$1"
+    return 0
+}
+
+ensure_component() {
+    if ! cargo "$1" --version >/dev/null 2>&1; then
+        rustup component add "$2"
+    fi
+}
+
+stage "toolchain"
+ensure_component fmt rustfmt
+ensure_component clippy clippy
+cargo --version
+
+stage "fmt"
+cargo fmt --all -- --check
+
+stage "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "test"
+cargo test --workspace --locked
+
+stage "doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+stage "audit"
+if ! cargo audit --version >/dev/null 2>&1; then
+    cargo install cargo-audit --locked
+fi
+advisory_db="../shared/advisory-db"
+if [ -d "$advisory_db" ]; then
+    cargo audit --db "$advisory_db" --no-fetch --deny warnings
+else
+    cargo audit --deny warnings
+fi
+
+stage ""
+echo "==> all checks passed in $(( $(date +%s) - started ))s"
