@@ -57,7 +57,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Loads credentials. An explicitly named file must exist; the default one may not.
-pub(crate) fn load(explicit: Option<&Path>, base_url_flag: Option<&str>) -> Result<Credentials, CliError> {
+pub(crate) fn load(
+    explicit: Option<&Path>,
+    base_url_flag: Option<&str>,
+) -> Result<Credentials, CliError> {
     let (path, required) = match explicit {
         Some(p) => (Some(p.to_path_buf()), true),
         None => (default_file(), false),
@@ -69,19 +72,33 @@ pub(crate) fn load(explicit: Option<&Path>, base_url_flag: Option<&str>) -> Resu
     let file = file.unwrap_or_default();
     Ok(Credentials {
         api_key: env("WBAUTH_API_KEY").or(file.api_key),
-        api_secret: env("WBAUTH_API_SECRET").or(file.api_secret).map(SecretString::from),
-        base_url: base_url_flag.map(str::to_owned).or_else(|| env("WBAUTH_BASE_URL")).or(file.base_url),
+        api_secret: env("WBAUTH_API_SECRET")
+            .or(file.api_secret)
+            .map(SecretString::from),
+        base_url: base_url_flag
+            .map(str::to_owned)
+            .or_else(|| env("WBAUTH_BASE_URL"))
+            .or(file.base_url),
         fiat_auth_key: env("WBAUTH_FIAT_AUTH_KEY").or(file.fiat.auth_key),
-        fiat_enc_key: env("WBAUTH_FIAT_ENC_KEY").or(file.fiat.enc_key).map(SecretString::from),
+        fiat_enc_key: env("WBAUTH_FIAT_ENC_KEY")
+            .or(file.fiat.enc_key)
+            .map(SecretString::from),
     })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, CliError> {
     let shown = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|source| CliError::Io { path: shown.clone(), source })?;
+    let metadata = std::fs::metadata(path).map_err(|source| CliError::Io {
+        path: shown.clone(),
+        source,
+    })?;
     check_permissions(path, &metadata)?;
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io { path: shown.clone(), source })?;
-    toml::from_str(&text).map_err(|e| CliError::Config(format!("{shown}: {}", e.to_string().trim_end())))
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    toml::from_str(&text)
+        .map_err(|e| CliError::Config(format!("{shown}: {}", e.to_string().trim_end())))
 }
 
 #[cfg(unix)]
@@ -111,13 +128,18 @@ impl Credentials {
             (Some(key), Some(secret)) => Ok((key.clone(), secret.clone())),
             _ => Err(CliError::Config(format!(
                 "no API credentials: set WBAUTH_API_KEY and WBAUTH_API_SECRET, or put api_key and api_secret in {}",
-                default_file().map_or_else(|| "a credentials file (--credentials FILE)".to_owned(), |p| p.display().to_string())
+                default_file().map_or_else(
+                    || "a credentials file (--credentials FILE)".to_owned(),
+                    |p| p.display().to_string()
+                )
             ))),
         }
     }
 
     /// The target server: the configured one, else the global server.
     pub(crate) fn base_url(&self) -> String {
-        self.base_url.clone().unwrap_or_else(|| whitebit_client::GLOBAL_URL.to_owned())
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| whitebit_client::GLOBAL_URL.to_owned())
     }
 }

@@ -18,8 +18,14 @@ const KEY: &str = "cli-test-key";
 const SECRET: &str = "cli-test-secret";
 
 /// Verifies like the live service; answers `{"request":…,"body":…}` on success.
-async fn verify(State(book): State<Arc<Mutex<NonceBook>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
-    let header = |name: &str| HeaderValue::from_values(headers.get_all(name).iter().map(|v| v.as_bytes()));
+async fn verify(
+    State(book): State<Arc<Mutex<NonceBook>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let header =
+        |name: &str| HeaderValue::from_values(headers.get_all(name).iter().map(|v| v.as_bytes()));
     let parts = RequestParts {
         api_key: header("x-txc-apikey"),
         payload: header("x-txc-payload"),
@@ -35,7 +41,11 @@ async fn verify(State(book): State<Arc<Mutex<NonceBook>>>, uri: Uri, headers: He
     let result = outcome.and_then(|c| {
         let key = (c.api_key() == Some(KEY)).then_some(&mac as &dyn PayloadMac);
         c.verify_signature(key)?;
-        book.lock().expect("lock").consume(c.nonce(), c.nonce_mode(), whitebit_client::unix_ms())?;
+        book.lock().expect("lock").consume(
+            c.nonce(),
+            c.nonce_mode(),
+            whitebit_client::unix_ms(),
+        )?;
         Ok(c)
     });
     match result {
@@ -51,10 +61,17 @@ async fn verify(State(book): State<Arc<Mutex<NonceBook>>>, uri: Uri, headers: He
 fn server() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
-            let app = Router::new().fallback(verify).with_state(Arc::new(Mutex::new(NonceBook::new())));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let app = Router::new()
+                .fallback(verify)
+                .with_state(Arc::new(Mutex::new(NonceBook::new())));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send");
             axum::serve(listener, app).await.expect("serve");
         });
@@ -65,7 +82,13 @@ fn server() -> String {
 fn wbauth() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wbauth"));
     // A clean environment: no credentials leak in from the developer's shell.
-    for var in ["WBAUTH_API_KEY", "WBAUTH_API_SECRET", "WBAUTH_BASE_URL", "WBAUTH_FIAT_AUTH_KEY", "WBAUTH_FIAT_ENC_KEY"] {
+    for var in [
+        "WBAUTH_API_KEY",
+        "WBAUTH_API_SECRET",
+        "WBAUTH_BASE_URL",
+        "WBAUTH_FIAT_AUTH_KEY",
+        "WBAUTH_FIAT_ENC_KEY",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("XDG_CONFIG_HOME", "/nonexistent-wbauth-test");
@@ -74,12 +97,17 @@ fn wbauth() -> Command {
 
 fn with_credentials(secret: &str) -> Command {
     let mut cmd = wbauth();
-    cmd.env("WBAUTH_API_KEY", KEY).env("WBAUTH_API_SECRET", secret);
+    cmd.env("WBAUTH_API_KEY", KEY)
+        .env("WBAUTH_API_SECRET", secret);
     cmd
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("wbauth runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("wbauth runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -90,15 +118,31 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 #[test]
 fn call_signs_sends_and_prints() {
     let base = server();
-    let (code, out, err) = run(with_credentials(SECRET)
-        .args(["call", "/api/v4/trade-account/balance", "ticker=BTC", "limit:=100", "--base-url", &base]));
+    let (code, out, err) = run(with_credentials(SECRET).args([
+        "call",
+        "/api/v4/trade-account/balance",
+        "ticker=BTC",
+        "limit:=100",
+        "--base-url",
+        &base,
+    ]));
     assert_eq!(code, 0, "stderr: {err}");
     let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON output");
     assert_eq!(answer["request"], "/api/v4/trade-account/balance");
-    let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON body");
-    assert_eq!((body["ticker"].as_str(), body["limit"].as_u64(), body["nonceWindow"].as_bool()), (Some("BTC"), Some(100), Some(true)));
+    let body: serde_json::Value =
+        serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON body");
+    assert_eq!(
+        (
+            body["ticker"].as_str(),
+            body["limit"].as_u64(),
+            body["nonceWindow"].as_bool()
+        ),
+        (Some("BTC"), Some(100), Some(true))
+    );
 
-    let (code, out, _) = run(with_credentials(SECRET).env("WBAUTH_BASE_URL", &base).args(["call", "/x", "--strict"]));
+    let (code, out, _) = run(with_credentials(SECRET)
+        .env("WBAUTH_BASE_URL", &base)
+        .args(["call", "/x", "--strict"]));
     assert_eq!(code, 0);
     assert!(out.contains(r#"\"nonceWindow\":false"#), "{out}");
 }
@@ -106,15 +150,24 @@ fn call_signs_sends_and_prints() {
 #[test]
 fn call_failures_exit_non_zero_with_the_message() {
     let base = server();
-    let (code, out, err) = run(with_credentials("wrong").args(["call", "/api/v4/trade-account/balance", "--base-url", &base]));
+    let (code, out, err) = run(with_credentials("wrong").args([
+        "call",
+        "/api/v4/trade-account/balance",
+        "--base-url",
+        &base,
+    ]));
     assert_eq!((code, out.as_str()), (1, ""));
     assert_eq!(err.trim(), "error: Unauthorized request.");
 
     let (code, _, err) = run(wbauth().args(["call", "/x", "--base-url", &base]));
     assert_eq!(code, 2);
-    assert!(err.contains("WBAUTH_API_KEY") && err.contains("WBAUTH_API_SECRET"), "{err}");
+    assert!(
+        err.contains("WBAUTH_API_KEY") && err.contains("WBAUTH_API_SECRET"),
+        "{err}"
+    );
 
-    let (code, _, err) = run(with_credentials(SECRET).args(["call", "/x", "bad item", "--base-url", &base]));
+    let (code, _, err) =
+        run(with_credentials(SECRET).args(["call", "/x", "bad item", "--base-url", &base]));
     assert_eq!(code, 2);
     assert!(err.contains("expected key=value"), "{err}");
 }
@@ -122,7 +175,8 @@ fn call_failures_exit_non_zero_with_the_message() {
 #[test]
 fn sign_prints_the_headers_of_the_exact_body() {
     let body = r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#;
-    let (code, out, err) = run(with_credentials("a5f3c1e9d7b2460f8e1c3a5b7d9f0e2c").args(["sign", "--body", body]));
+    let (code, out, err) =
+        run(with_credentials("a5f3c1e9d7b2460f8e1c3a5b7d9f0e2c").args(["sign", "--body", body]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
@@ -131,10 +185,23 @@ fn sign_prints_the_headers_of_the_exact_body() {
          X-TXC-SIGNATURE: ac9130998711a46c369121664b2fb30a653c74721e09227fc2b4a01e9431d3262ebe382d289815f474b7eab50c9bacd1e1718068c1ee809ddd86798afd836e32\n"
     );
 
-    let (code, out, _) = run(with_credentials(SECRET).args(["sign", "--curl", "--base-url", "http://127.0.0.1:9", "--body", body]));
+    let (code, out, _) = run(with_credentials(SECRET).args([
+        "sign",
+        "--curl",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--body",
+        body,
+    ]));
     assert_eq!(code, 0);
-    assert!(out.starts_with("curl -sS -X POST 'http://127.0.0.1:9/api/v4/trade-account/balance'"), "{out}");
-    let signed = sign_body(body.as_bytes().to_vec(), &HmacSha512Key::new(SECRET.as_bytes()));
+    assert!(
+        out.starts_with("curl -sS -X POST 'http://127.0.0.1:9/api/v4/trade-account/balance'"),
+        "{out}"
+    );
+    let signed = sign_body(
+        body.as_bytes().to_vec(),
+        &HmacSha512Key::new(SECRET.as_bytes()),
+    );
     assert!(out.contains(&format!("'X-TXC-SIGNATURE: {}'", signed.signature)));
     assert!(out.contains(&format!("--data-raw '{body}'")));
 }
@@ -144,10 +211,23 @@ fn fiat_token_verifies() {
     let (code, out, err) = run(wbauth()
         .env("WBAUTH_FIAT_AUTH_KEY", "auth-1")
         .env("WBAUTH_FIAT_ENC_KEY", "enc-secret")
-        .args(["fiat-token", "--url", "/api/v1/fiat/deposit", "--currency", "UAH", "--amount", "1500.00", "--order-id", "o-1"]));
+        .args([
+            "fiat-token",
+            "--url",
+            "/api/v1/fiat/deposit",
+            "--currency",
+            "UAH",
+            "--amount",
+            "1500.00",
+            "--order-id",
+            "o-1",
+        ]));
     assert_eq!(code, 0, "{err}");
     let mut lines = out.lines();
-    let authorization = lines.next().and_then(|l| l.strip_prefix("Authorization: ")).expect("Authorization line");
+    let authorization = lines
+        .next()
+        .and_then(|l| l.strip_prefix("Authorization: "))
+        .expect("Authorization line");
     assert_eq!(lines.next(), Some("x-auth-key: auth-1"));
     let enc = EncKey::new(b"enc-secret");
     let auth = [authorization];
@@ -155,14 +235,28 @@ fn fiat_token_verifies() {
         authorization: &auth,
         x_auth_key: "auth-1",
         url: "/api/v1/fiat/deposit",
-        order: Some(OrderFields { currency: "UAH", amount: "1500.00", order_id: "o-1" }),
+        order: Some(OrderFields {
+            currency: "UAH",
+            amount: "1500.00",
+            order_id: "o-1",
+        }),
         now_ms: whitebit_client::unix_ms(),
         iat_leeway_ms: 1_000,
     };
     verify_partner_token(&request, |_| Some(&enc)).expect("token verifies");
     assert!(!out.contains("enc-secret"));
 
-    let (code, _, err) = run(wbauth().args(["fiat-token", "--url", "/a", "--currency", "c", "--amount", "1", "--order-id", "1"]));
+    let (code, _, err) = run(wbauth().args([
+        "fiat-token",
+        "--url",
+        "/a",
+        "--currency",
+        "c",
+        "--amount",
+        "1",
+        "--order-id",
+        "1",
+    ]));
     assert_eq!(code, 2);
     assert!(err.contains("WBAUTH_FIAT_ENC_KEY"), "{err}");
 }
@@ -170,10 +264,20 @@ fn fiat_token_verifies() {
 #[test]
 fn doctor_explains_problems_and_passes_good_requests() {
     let good = r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#;
-    let signed = sign_body(good.as_bytes().to_vec(), &HmacSha512Key::new(SECRET.as_bytes()));
+    let signed = sign_body(
+        good.as_bytes().to_vec(),
+        &HmacSha512Key::new(SECRET.as_bytes()),
+    );
     let (code, out, err) = run(with_credentials(SECRET).args([
-        "doctor", "--body", good, "--payload", &signed.payload, "--signature", &signed.signature,
-        "--path", "/api/v4/trade-account/balance",
+        "doctor",
+        "--body",
+        good,
+        "--payload",
+        &signed.payload,
+        "--signature",
+        &signed.signature,
+        "--path",
+        "/api/v4/trade-account/balance",
     ]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("PROBLEM"), "{out}");
@@ -181,13 +285,24 @@ fn doctor_explains_problems_and_passes_good_requests() {
 
     // The body was re-serialised with spaces after signing.
     let spaced = r#"{"request": "/api/v4/trade-account/balance", "nonce": 1594297865000}"#;
-    let (code, out, _) = run(with_credentials(SECRET).args(["doctor", "--body", spaced, "--payload", &signed.payload, "--signature", &signed.signature]));
+    let (code, out, _) = run(with_credentials(SECRET).args([
+        "doctor",
+        "--body",
+        spaced,
+        "--payload",
+        &signed.payload,
+        "--signature",
+        &signed.signature,
+    ]));
     assert_eq!(code, 1);
     assert!(out.contains("PROBLEM"), "{out}");
 
     // A raw capture from standard input, nonce in seconds.
     let seconds = r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865}"#;
-    let s = sign_body(seconds.as_bytes().to_vec(), &HmacSha512Key::new(SECRET.as_bytes()));
+    let s = sign_body(
+        seconds.as_bytes().to_vec(),
+        &HmacSha512Key::new(SECRET.as_bytes()),
+    );
     let capture = format!(
         "POST /api/v4/trade-account/balance HTTP/1.1\r\nHost: x\r\nX-TXC-APIKEY: {KEY}\r\nX-TXC-PAYLOAD: {}\r\nX-TXC-SIGNATURE: {}\r\n\r\n{seconds}",
         s.payload, s.signature
@@ -199,7 +314,12 @@ fn doctor_explains_problems_and_passes_good_requests() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(capture.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(capture.as_bytes())
+        .expect("write");
     let output = child.wait_with_output().expect("wait");
     let out = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -218,12 +338,19 @@ fn credentials_file_must_be_private() {
     let dir = std::env::temp_dir().join(format!("wbauth-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("wbauth")).expect("mkdir");
     let file = dir.join("wbauth").join("config.toml");
-    std::fs::write(&file, format!("api_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\nbase_url = \"{base}\"\n")).expect("write");
+    std::fs::write(
+        &file,
+        format!("api_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\nbase_url = \"{base}\"\n"),
+    )
+    .expect("write");
 
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let (code, _, err) = run(wbauth().env("XDG_CONFIG_HOME", &dir).args(["call", "/x"]));
     assert_eq!(code, 2);
-    assert!(err.contains("readable by group or others") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("readable by group or others") && err.contains("chmod 600"),
+        "{err}"
+    );
 
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let (code, out, err) = run(wbauth().env("XDG_CONFIG_HOME", &dir).args(["call", "/x"]));
@@ -231,16 +358,23 @@ fn credentials_file_must_be_private() {
     assert!(out.contains(r#""request":"/x""#), "{out}");
 
     // The environment wins over the file.
-    let (code, _, err) = run(wbauth().env("XDG_CONFIG_HOME", &dir).env("WBAUTH_API_SECRET", "other").args(["call", "/x"]));
+    let (code, _, err) = run(wbauth()
+        .env("XDG_CONFIG_HOME", &dir)
+        .env("WBAUTH_API_SECRET", "other")
+        .args(["call", "/x"]));
     assert_eq!((code, err.trim()), (1, "error: Unauthorized request."));
 
     // An explicit file that does not exist is an error; a malformed one names the problem.
-    let (code, _, err) = run(wbauth().args(["--credentials", "/nonexistent/creds.toml", "call", "/x"]));
+    let (code, _, err) =
+        run(wbauth().args(["--credentials", "/nonexistent/creds.toml", "call", "/x"]));
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/creds.toml"), "{err}");
     std::fs::write(&file, "api_key = 5\n").expect("write");
     let (code, _, err) = run(wbauth().env("XDG_CONFIG_HOME", &dir).args(["call", "/x"]));
     assert_eq!(code, 2);
-    assert!(err.contains("config.toml") && err.contains("api_key"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("api_key"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -128,7 +128,11 @@ impl Default for ClientBuilder {
 
 impl ClientBuilder {
     /// The API key and its secret.
-    pub fn credentials(mut self, api_key: impl Into<String>, secret: impl Into<SecretString>) -> Self {
+    pub fn credentials(
+        mut self,
+        api_key: impl Into<String>,
+        secret: impl Into<SecretString>,
+    ) -> Self {
         self.api_key = Some(api_key.into());
         self.secret = Some(secret.into());
         self
@@ -136,7 +140,10 @@ impl ClientBuilder {
 
     /// Reads `WBAUTH_API_KEY`, `WBAUTH_API_SECRET` and (optionally) `WBAUTH_BASE_URL`.
     pub fn from_env(mut self) -> Self {
-        if let (Ok(key), Ok(secret)) = (std::env::var("WBAUTH_API_KEY"), std::env::var("WBAUTH_API_SECRET")) {
+        if let (Ok(key), Ok(secret)) = (
+            std::env::var("WBAUTH_API_KEY"),
+            std::env::var("WBAUTH_API_SECRET"),
+        ) {
             self = self.credentials(key, secret);
         }
         if let Ok(url) = std::env::var("WBAUTH_BASE_URL")
@@ -206,13 +213,17 @@ impl ClientBuilder {
             .filter(|s| !s.expose_secret().is_empty())
             .ok_or_else(|| Error::Config("no API secret (set WBAUTH_API_SECRET)".into()))?;
         if api_key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-            return Err(Error::Config("the API key must be visible ASCII without spaces".into()));
+            return Err(Error::Config(
+                "the API key must be visible ASCII without spaces".into(),
+            ));
         }
         let base = self.base_url.as_str().to_owned();
         let parsed = reqwest::Url::parse(&base)
             .map_err(|e| Error::Config(format!("invalid base URL {base:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
-            return Err(Error::Config(format!("invalid base URL {base:?}: expected http(s)://host[:port]")));
+            return Err(Error::Config(format!(
+                "invalid base URL {base:?}: expected http(s)://host[:port]"
+            )));
         }
         let http = match self.http {
             Some(http) => http,
@@ -324,7 +335,13 @@ impl Client {
     /// Builds and signs a request for `path` with a fresh nonce, without sending it.
     pub fn sign(&self, path: &str, params: &Map<String, Value>) -> Result<SignedRequest, Error> {
         let window = self.inner.mode == NonceMode::Window;
-        Ok(sign_request(path, self.next_nonce(), Some(window), params, &self.inner.mac)?)
+        Ok(sign_request(
+            path,
+            self.next_nonce(),
+            Some(window),
+            params,
+            &self.inner.mac,
+        )?)
     }
 
     /// Signs exact body bytes (no nonce handling: the body is sent as given).
@@ -350,7 +367,11 @@ impl Client {
     }
 
     /// Like [`Client::post`], deserialising the answer into `T`.
-    pub async fn post_as<T: DeserializeOwned>(&self, path: &str, params: impl Serialize) -> Result<T, Error> {
+    pub async fn post_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: impl Serialize,
+    ) -> Result<T, Error> {
         self.request(path).params(params).send_as().await
     }
 
@@ -380,7 +401,13 @@ impl Client {
     async fn fetch_server_time(&self) -> Result<(u64, u64, u64), Error> {
         let url = format!("{}/api/v4/public/time", self.inner.base);
         let sent = unix_ms();
-        let response = self.inner.http.get(url).send().await.map_err(Error::transport)?;
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(Error::transport)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(Error::transport)?;
         let received = unix_ms();
@@ -391,7 +418,10 @@ impl Client {
             .map_err(|e| Error::InvalidResponse(format!("server time is not JSON: {e}")))?;
         let seconds = value
             .get("time")
-            .and_then(|t| t.as_u64().or_else(|| t.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)))
+            .and_then(|t| {
+                t.as_u64()
+                    .or_else(|| t.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            })
             .ok_or_else(|| Error::InvalidResponse("server time has no numeric \"time\"".into()))?;
         Ok((seconds, sent, received))
     }
@@ -411,7 +441,8 @@ impl Client {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let header = |value: &str| {
-            HeaderValue::from_str(value).map_err(|_| Error::Config("a header value is not valid ASCII".into()))
+            HeaderValue::from_str(value)
+                .map_err(|_| Error::Config("a header value is not valid ASCII".into()))
         };
         headers.insert(headers::API_KEY, header(&self.inner.api_key)?);
         headers.insert(headers::PAYLOAD, header(&signed.payload)?);
@@ -542,9 +573,18 @@ mod tests {
 
     #[test]
     fn offset_uses_the_midpoint_and_the_middle_of_the_second() {
-        assert_eq!(estimate_offset_ms(1_700_000_000, 1_700_000_000_400, 1_700_000_000_600), 0);
-        assert_eq!(estimate_offset_ms(1_700_000_010, 1_700_000_000_000, 1_700_000_000_000), 10_500);
-        assert_eq!(estimate_offset_ms(1_700_000_000, 1_700_000_003_000, 1_700_000_003_001), -2_500);
+        assert_eq!(
+            estimate_offset_ms(1_700_000_000, 1_700_000_000_400, 1_700_000_000_600),
+            0
+        );
+        assert_eq!(
+            estimate_offset_ms(1_700_000_010, 1_700_000_000_000, 1_700_000_000_000),
+            10_500
+        );
+        assert_eq!(
+            estimate_offset_ms(1_700_000_000, 1_700_000_003_000, 1_700_000_003_001),
+            -2_500
+        );
     }
 
     #[test]

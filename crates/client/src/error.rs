@@ -114,7 +114,10 @@ fn flatten_strings(items: &[Value]) -> Vec<String> {
     out
 }
 
-fn collect_field_errors(map: &serde_json::Map<String, Value>, out: &mut BTreeMap<String, Vec<String>>) {
+fn collect_field_errors(
+    map: &serde_json::Map<String, Value>,
+    out: &mut BTreeMap<String, Vec<String>>,
+) {
     for (field, messages) in map {
         let list = match messages {
             Value::String(s) => vec![s.clone()],
@@ -227,15 +230,18 @@ mod tests {
                     ErrorKind::NonceRejected
                 }
                 E::RateLimited => ErrorKind::RateLimited,
-                E::ApiKeyNotProvided | E::PayloadNotProvided | E::SignatureNotProvided | E::Unauthorized => {
-                    ErrorKind::Unauthorized
-                }
+                E::ApiKeyNotProvided
+                | E::PayloadNotProvided
+                | E::SignatureNotProvided
+                | E::Unauthorized => ErrorKind::Unauthorized,
                 E::KeyDisabled => ErrorKind::KeyDisabled,
                 E::EndpointForbidden => ErrorKind::EndpointForbidden,
                 E::InvalidPayload => ErrorKind::InvalidPayload,
                 E::EndpointNotFound => ErrorKind::NotFound,
                 E::BadGateway | E::GatewayTimeout | E::ServiceUnavailable => ErrorKind::Server,
-                E::MethodNotAllowed | E::PayloadTooLarge | E::UnsupportedMediaType => ErrorKind::Other,
+                E::MethodNotAllowed | E::PayloadTooLarge | E::UnsupportedMediaType => {
+                    ErrorKind::Other
+                }
                 _ => ErrorKind::Validation,
             };
             assert_eq!(f.kind, expected, "{e:?}");
@@ -250,20 +256,38 @@ mod tests {
         );
         assert_eq!(v.kind, ErrorKind::Validation);
         assert_eq!(v.errors["nonce"], ["The nonce field is required."]);
-        assert_eq!(v.to_string(), "Validation failed; nonce: The nonce field is required.; request: The request field is required.");
+        assert_eq!(
+            v.to_string(),
+            "Validation failed; nonce: The nonce field is required.; request: The request field is required."
+        );
 
-        let s = parse(422, r#"{"success":false,"message":"Inner validation failed","params":{"amount":["Amount must be greater than 0"]}}"#);
-        assert_eq!((s.kind, s.message.as_str()), (ErrorKind::Validation, "Inner validation failed"));
+        let s = parse(
+            422,
+            r#"{"success":false,"message":"Inner validation failed","params":{"amount":["Amount must be greater than 0"]}}"#,
+        );
+        assert_eq!(
+            (s.kind, s.message.as_str()),
+            (ErrorKind::Validation, "Inner validation failed")
+        );
         assert_eq!(s.errors["amount"], ["Amount must be greater than 0"]);
 
-        let legacy = parse(400, r#"{"message":[["Unauthorized request."]],"result":[],"success":false}"#);
+        let legacy = parse(
+            400,
+            r#"{"message":[["Unauthorized request."]],"result":[],"success":false}"#,
+        );
         assert_eq!(legacy.message, "Unauthorized request.");
 
-        let jwt = parse(401, r#"{"code":0,"message":"Invalid API key, signature, or nonce"}"#);
+        let jwt = parse(
+            401,
+            r#"{"code":0,"message":"Invalid API key, signature, or nonce"}"#,
+        );
         assert_eq!(jwt.kind, ErrorKind::Unauthorized);
 
         let html = parse(502, "<html>bad gateway</html>");
-        assert_eq!((html.kind, html.message.as_str()), (ErrorKind::Server, "HTTP 502: <html>bad gateway</html>"));
+        assert_eq!(
+            (html.kind, html.message.as_str()),
+            (ErrorKind::Server, "HTTP 502: <html>bad gateway</html>")
+        );
         assert_eq!(parse(503, "").message, "HTTP 503");
     }
 }

@@ -58,7 +58,10 @@ impl FiatToken {
     /// The headers to send: `Authorization`, `x-auth-key`.
     #[must_use]
     pub fn headers(&self) -> [(&'static str, String); 2] {
-        [("Authorization", self.authorization()), ("x-auth-key", self.auth_key.clone())]
+        [
+            ("Authorization", self.authorization()),
+            ("x-auth-key", self.auth_key.clone()),
+        ]
     }
 }
 
@@ -105,7 +108,11 @@ mod tests {
     fn tokens_verify_with_the_protocol_verifier() {
         let secret = SecretString::from("enc-5b1d9c7e2f4a6b8d0e1f3a5c7e9b1d3f");
         let creds = FiatCredentials::new("auth-9a8b7c6d5e4f3a2b1c0d", &secret);
-        let order = OrderFields { currency: "BTC", amount: "0.001", order_id: "12345" };
+        let order = OrderFields {
+            currency: "BTC",
+            amount: "0.001",
+            order_id: "12345",
+        };
         let token = creds.token_at("/api/v1/fiat/deposit", &order, 1_700_000_000_000);
         assert_eq!(token.exp - token.iat, 60_000);
         let authorization = token.authorization();

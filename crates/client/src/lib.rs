@@ -32,8 +32,8 @@ mod nonce;
 mod retry;
 
 pub use client::{
-    BaseUrl, Client, ClientBuilder, EU_URL, GLOBAL_URL, IssuedToken, RequestBuilder, estimate_offset_ms,
-    headers,
+    BaseUrl, Client, ClientBuilder, EU_URL, GLOBAL_URL, IssuedToken, RequestBuilder,
+    estimate_offset_ms, headers,
 };
 pub use error::{ApiFailure, Error, ErrorKind};
 pub use fiat::{FiatCredentials, FiatToken};

@@ -39,10 +39,12 @@ impl NonceSource {
         let mut current = self.last.load(Ordering::Relaxed);
         loop {
             let next = now_ms.max(current.saturating_add(1));
-            match self
-                .last
-                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(actual) => current = actual,
             }

@@ -121,10 +121,22 @@ mod tests {
 
     #[test]
     fn what_is_retried() {
-        let nonce = api(429, r#"{"code":0,"errors":{},"message":"Too many requests."}"#, None);
-        let limited = api(429, r#"{"code":0,"message":"Rate limit exceeded."}"#, Some(Duration::from_secs(2)));
+        let nonce = api(
+            429,
+            r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+            None,
+        );
+        let limited = api(
+            429,
+            r#"{"code":0,"message":"Rate limit exceeded."}"#,
+            Some(Duration::from_secs(2)),
+        );
         let bad_gateway = api(502, r#"{"code":0,"message":"Bad gateway."}"#, None);
-        let unauthorized = api(401, r#"{"code":10,"message":"Unauthorized request."}"#, None);
+        let unauthorized = api(
+            401,
+            r#"{"code":10,"message":"Unauthorized request."}"#,
+            None,
+        );
         assert!(is_retryable(&nonce, false));
         assert!(is_retryable(&limited, false));
         assert!(!is_retryable(&bad_gateway, false));
@@ -145,14 +157,18 @@ mod tests {
         assert_eq!(d, Duration::from_secs(2));
         // ... but the cap still applies.
         let capped = policy.max_delay(Duration::from_millis(500));
-        assert_eq!(capped.delay_for(&limited, false, 0), Some(Duration::from_millis(500)));
+        assert_eq!(
+            capped.delay_for(&limited, false, 0),
+            Some(Duration::from_millis(500))
+        );
     }
 
     #[test]
     fn jitter_is_in_range_and_varies() {
         let samples: Vec<f64> = (0..1000).map(|_| unit_random()).collect();
         assert!(samples.iter().all(|x| (0.0..1.0).contains(x)));
-        let distinct: std::collections::BTreeSet<u64> = samples.iter().map(|x| x.to_bits()).collect();
+        let distinct: std::collections::BTreeSet<u64> =
+            samples.iter().map(|x| x.to_bits()).collect();
         assert!(distinct.len() > 990);
     }
 }

@@ -20,7 +20,10 @@ fn eight_threads_hundred_thousand_each() {
     for handle in handles {
         let nonces = handle.join().expect("thread");
         assert_eq!(nonces.len(), PER_THREAD);
-        assert!(nonces.windows(2).all(|w| w[0] < w[1]), "increasing within a thread");
+        assert!(
+            nonces.windows(2).all(|w| w[0] < w[1]),
+            "increasing within a thread"
+        );
         all.extend(nonces);
     }
     assert_eq!(all.len(), THREADS * PER_THREAD, "all distinct");

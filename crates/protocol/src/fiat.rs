@@ -174,7 +174,13 @@ pub struct PartnerClaims {
 impl PartnerClaims {
     /// Claims for a token issued at `now_ms` and valid for `lifetime_ms` (at most 60000).
     #[must_use]
-    pub fn new(auth_key: &str, url: &str, order: &OrderFields<'_>, now_ms: u64, lifetime_ms: u64) -> Self {
+    pub fn new(
+        auth_key: &str,
+        url: &str,
+        order: &OrderFields<'_>,
+        now_ms: u64,
+        lifetime_ms: u64,
+    ) -> Self {
         Self {
             url: url.to_owned(),
             iat: now_ms,
@@ -191,7 +197,10 @@ impl PartnerClaims {
         let mut claims = String::with_capacity(128 + self.url.len() + self.key.len());
         claims.push_str("{\"url\":");
         write_string(&self.url, &mut claims);
-        claims.push_str(&format!(",\"iat\":{},\"exp\":{},\"key\":", self.iat, self.exp));
+        claims.push_str(&format!(
+            ",\"iat\":{},\"exp\":{},\"key\":",
+            self.iat, self.exp
+        ));
         write_string(&self.key, &mut claims);
         claims.push_str(",\"signature\":");
         write_string(&self.signature, &mut claims);
@@ -371,7 +380,9 @@ where
     }
     let order = request.order.ok_or(TokenRejection::OrderFieldsMissing)?;
     let signature_matches = match claims.get("signature") {
-        Some(JsonValue::String(claim)) => claim.as_bytes().ct_eq(order.signature().as_bytes()).into(),
+        Some(JsonValue::String(claim)) => {
+            claim.as_bytes().ct_eq(order.signature().as_bytes()).into()
+        }
         _ => false,
     };
     if !signature_matches {

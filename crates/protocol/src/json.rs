@@ -192,17 +192,29 @@ impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             JsonErrorKind::InvalidUtf8 => write!(f, "not valid UTF-8 at byte {}", self.offset),
-            JsonErrorKind::UnexpectedEnd => write!(f, "unexpected end of JSON at byte {}", self.offset),
+            JsonErrorKind::UnexpectedEnd => {
+                write!(f, "unexpected end of JSON at byte {}", self.offset)
+            }
             JsonErrorKind::UnexpectedCharacter(c) => {
                 write!(f, "unexpected character {c:?} at byte {}", self.offset)
             }
-            JsonErrorKind::InvalidEscape => write!(f, "invalid string escape at byte {}", self.offset),
+            JsonErrorKind::InvalidEscape => {
+                write!(f, "invalid string escape at byte {}", self.offset)
+            }
             JsonErrorKind::ControlCharacter => {
-                write!(f, "raw control character in a string at byte {}", self.offset)
+                write!(
+                    f,
+                    "raw control character in a string at byte {}",
+                    self.offset
+                )
             }
             JsonErrorKind::InvalidNumber => write!(f, "malformed number at byte {}", self.offset),
             JsonErrorKind::TooDeep => {
-                write!(f, "nesting deeper than {MAX_DEPTH} levels at byte {}", self.offset)
+                write!(
+                    f,
+                    "nesting deeper than {MAX_DEPTH} levels at byte {}",
+                    self.offset
+                )
             }
             JsonErrorKind::DuplicateKey(k) => {
                 write!(f, "duplicate key {k:?} at byte {}", self.offset)
@@ -227,7 +239,11 @@ pub fn parse(input: &[u8]) -> Result<JsonValue<'_>, JsonError> {
             });
         }
     };
-    let mut parser = Parser { text, bytes: input, pos: 0 };
+    let mut parser = Parser {
+        text,
+        bytes: input,
+        pos: 0,
+    };
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
@@ -248,7 +264,10 @@ const LINEAR_DUP_CHECK: usize = 16;
 
 impl<'a> Parser<'a> {
     fn error(&self, kind: JsonErrorKind) -> JsonError {
-        JsonError { kind, offset: self.pos }
+        JsonError {
+            kind,
+            offset: self.pos,
+        }
     }
 
     fn unexpected(&self) -> JsonError {
@@ -285,7 +304,9 @@ impl<'a> Parser<'a> {
             Some(b'[') => self.array(depth + 1),
             Some(b'"') => Ok(JsonValue::String(self.string()?)),
             Some(b't') => self.expect_literal(b"true").map(|()| JsonValue::Bool(true)),
-            Some(b'f') => self.expect_literal(b"false").map(|()| JsonValue::Bool(false)),
+            Some(b'f') => self
+                .expect_literal(b"false")
+                .map(|()| JsonValue::Bool(false)),
             Some(b'n') => self.expect_literal(b"null").map(|()| JsonValue::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.unexpected()),
@@ -534,10 +555,14 @@ mod tests {
 
     #[test]
     fn parses_values_and_keeps_number_text() {
-        let v = parse(br#" {"a":[1,-2.50,3e+2,true,false,null],"b":{"c":"d"}} "#)
-            .expect("valid json");
-        let JsonValue::Object(obj) = &v else { panic!("not an object") };
-        let Some(JsonValue::Array(items)) = obj.get("a") else { panic!("no array") };
+        let v =
+            parse(br#" {"a":[1,-2.50,3e+2,true,false,null],"b":{"c":"d"}} "#).expect("valid json");
+        let JsonValue::Object(obj) = &v else {
+            panic!("not an object")
+        };
+        let Some(JsonValue::Array(items)) = obj.get("a") else {
+            panic!("no array")
+        };
         let texts: Vec<_> = items
             .iter()
             .filter_map(|i| match i {
@@ -553,7 +578,10 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_found_after_unescaping_at_any_depth() {
-        assert_eq!(kind(r#"{"nonce":1,"nonce":2}"#), JsonErrorKind::DuplicateKey("nonce".into()));
+        assert_eq!(
+            kind(r#"{"nonce":1,"nonce":2}"#),
+            JsonErrorKind::DuplicateKey("nonce".into())
+        );
         assert_eq!(
             kind(r#"{"nonce":1,"\u006eonce":2}"#),
             JsonErrorKind::DuplicateKey("nonce".into())
@@ -585,7 +613,13 @@ mod tests {
         assert_eq!(kind("{} {}"), JsonErrorKind::TrailingCharacters);
         assert_eq!(kind("tru"), JsonErrorKind::UnexpectedEnd);
         assert_eq!(kind(""), JsonErrorKind::UnexpectedEnd);
-        assert!(matches!(parse(b"\"\xff\""), Err(JsonError { kind: JsonErrorKind::InvalidUtf8, offset: 1 })));
+        assert!(matches!(
+            parse(b"\"\xff\""),
+            Err(JsonError {
+                kind: JsonErrorKind::InvalidUtf8,
+                offset: 1
+            })
+        ));
     }
 
     #[test]
@@ -599,7 +633,9 @@ mod tests {
     #[test]
     fn escapes_unescape() {
         let v = parse(br#""\/api\/v4 \u041e\ud83d\ude00 \n""#).expect("valid");
-        let JsonValue::String(s) = v else { panic!("not a string") };
+        let JsonValue::String(s) = v else {
+            panic!("not a string")
+        };
         assert_eq!(s, "/api/v4 \u{41e}\u{1f600} \n");
     }
 

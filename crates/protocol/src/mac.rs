@@ -149,7 +149,11 @@ mod tests {
         .unwrap_or_default();
         assert!(verify_mac(b"Jefe", b"what do ya want for nothing?", &tag));
         assert!(!verify_mac(b"Jeff", b"what do ya want for nothing?", &tag));
-        assert!(!verify_mac(b"Jefe", b"what do ya want for nothing?", &tag[..32]));
+        assert!(!verify_mac(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &tag[..32]
+        ));
     }
 
     #[test]

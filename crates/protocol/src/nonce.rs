@@ -34,7 +34,11 @@ impl NonceMode {
     /// The mode a `nonceWindow` value selects.
     #[must_use]
     pub const fn from_window_flag(window: bool) -> Self {
-        if window { NonceMode::Window } else { NonceMode::Strict }
+        if window {
+            NonceMode::Window
+        } else {
+            NonceMode::Strict
+        }
     }
 }
 
@@ -146,7 +150,13 @@ impl NonceBook {
 
     /// Checks without changing anything (what a rate limiter asks first).
     pub fn check(&self, nonce: u64, mode: NonceMode, now_ms: u64) -> Result<(), ApiError> {
-        decide(self.high_water, self.window.contains(&nonce), nonce, mode, now_ms)
+        decide(
+            self.high_water,
+            self.window.contains(&nonce),
+            nonce,
+            mode,
+            now_ms,
+        )
     }
 
     /// Checks and, when accepted, records the nonce. Expired window entries are forgotten.
@@ -187,12 +197,23 @@ impl<K: Ord> NonceLedger<K> {
     /// An empty ledger.
     #[must_use]
     pub fn new() -> Self {
-        Self { books: BTreeMap::new() }
+        Self {
+            books: BTreeMap::new(),
+        }
     }
 
     /// [`NonceBook::consume`] for `key`.
-    pub fn consume(&mut self, key: K, nonce: u64, mode: NonceMode, now_ms: u64) -> Result<(), ApiError> {
-        self.books.entry(key).or_default().consume(nonce, mode, now_ms)
+    pub fn consume(
+        &mut self,
+        key: K,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        self.books
+            .entry(key)
+            .or_default()
+            .consume(nonce, mode, now_ms)
     }
 
     /// The book of `key`, if it has one.
@@ -219,8 +240,22 @@ mod tests {
         assert_eq!(nonce_of(r#""1594297865000""#), Ok(1_594_297_865_000));
         assert_eq!(nonce_of(r#""0""#), Ok(0));
         for bad in [
-            "18446744073709551616", "-1", "-0", "1.0", "1e3", "1E3", "true", "[1]", "{}",
-            r#""""#, r#""01""#, r#""+1""#, r#""-1""#, r#"" 1""#, r#""1.5""#, r#""0x10""#,
+            "18446744073709551616",
+            "-1",
+            "-0",
+            "1.0",
+            "1e3",
+            "1E3",
+            "true",
+            "[1]",
+            "{}",
+            r#""""#,
+            r#""01""#,
+            r#""+1""#,
+            r#""-1""#,
+            r#"" 1""#,
+            r#""1.5""#,
+            r#""0x10""#,
             r#""18446744073709551616""#,
         ] {
             assert_eq!(nonce_of(bad), Err(ApiError::InvalidNonce), "{bad}");
@@ -232,8 +267,14 @@ mod tests {
         let now = 1_700_000_000_000;
         assert_eq!(check_window_time(now - 5000, now), Ok(()));
         assert_eq!(check_window_time(now + 5000, now), Ok(()));
-        assert_eq!(check_window_time(now - 5001, now), Err(ApiError::NonceTooOld));
-        assert_eq!(check_window_time(now + 5001, now), Err(ApiError::NonceTooNew));
+        assert_eq!(
+            check_window_time(now - 5001, now),
+            Err(ApiError::NonceTooOld)
+        );
+        assert_eq!(
+            check_window_time(now + 5001, now),
+            Err(ApiError::NonceTooNew)
+        );
         assert_eq!(check_window_time(0, 3000), Ok(()));
         assert_eq!(check_window_time(u64::MAX, u64::MAX - 10), Ok(()));
     }
@@ -244,15 +285,24 @@ mod tests {
         let mut book = NonceBook::new();
         // A fresh key accepts anything, 0 included.
         assert_eq!(book.consume(0, NonceMode::Strict, now), Ok(()));
-        assert_eq!(book.consume(0, NonceMode::Strict, now), Err(ApiError::NonceNotIncreasing));
+        assert_eq!(
+            book.consume(0, NonceMode::Strict, now),
+            Err(ApiError::NonceNotIncreasing)
+        );
         assert_eq!(book.consume(5, NonceMode::Strict, now), Ok(()));
         // Window: unique, any order within the window.
         assert_eq!(book.consume(now + 10, NonceMode::Window, now), Ok(()));
         assert_eq!(book.consume(now + 5, NonceMode::Window, now), Ok(()));
-        assert_eq!(book.consume(now + 10, NonceMode::Window, now), Err(ApiError::NonceReused));
+        assert_eq!(
+            book.consume(now + 10, NonceMode::Window, now),
+            Err(ApiError::NonceReused)
+        );
         // Window acceptance raised the high-water mark: strict must now exceed it.
         assert_eq!(book.high_water(), Some(now + 10));
-        assert_eq!(book.consume(now + 10, NonceMode::Strict, now), Err(ApiError::NonceNotIncreasing));
+        assert_eq!(
+            book.consume(now + 10, NonceMode::Strict, now),
+            Err(ApiError::NonceNotIncreasing)
+        );
         assert_eq!(book.consume(now + 11, NonceMode::Strict, now), Ok(()));
         // Entries expire after nonce + window + margin.
         assert_eq!(book.window_len(), 2);
@@ -267,7 +317,10 @@ mod tests {
         let mut ledger = NonceLedger::new();
         assert_eq!(ledger.consume("a", 7, NonceMode::Strict, 0), Ok(()));
         assert_eq!(ledger.consume("b", 7, NonceMode::Strict, 0), Ok(()));
-        assert_eq!(ledger.consume("a", 7, NonceMode::Strict, 0), Err(ApiError::NonceNotIncreasing));
+        assert_eq!(
+            ledger.consume("a", 7, NonceMode::Strict, 0),
+            Err(ApiError::NonceNotIncreasing)
+        );
         assert_eq!(ledger.book(&"a").and_then(NonceBook::high_water), Some(7));
     }
 }

@@ -53,7 +53,10 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathRejection> {
         needs_merge |= slash && prev_slash;
         prev_slash = slash;
     }
-    if path.split('/').any(|segment| segment == "." || segment == "..") {
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
         return Err(PathRejection::DotSegment);
     }
     if !needs_merge {
@@ -89,7 +92,10 @@ mod tests {
     #[test]
     fn merges_slashes_only() {
         assert_eq!(normalize_path("/api/v4/x").as_deref(), Ok("/api/v4/x"));
-        assert_eq!(normalize_path("//api///v4/x//").as_deref(), Ok("/api/v4/x/"));
+        assert_eq!(
+            normalize_path("//api///v4/x//").as_deref(),
+            Ok("/api/v4/x/")
+        );
         assert_eq!(normalize_path("/API/%41").as_deref(), Ok("/API/%41"));
         assert!(matches!(normalize_path("/a"), Ok(Cow::Borrowed(_))));
     }
@@ -98,7 +104,10 @@ mod tests {
     fn refuses_ambiguous_paths() {
         assert_eq!(normalize_path("api"), Err(PathRejection::NotAbsolute));
         assert_eq!(normalize_path(""), Err(PathRejection::NotAbsolute));
-        assert_eq!(normalize_path("/a?b=1"), Err(PathRejection::QueryOrFragment));
+        assert_eq!(
+            normalize_path("/a?b=1"),
+            Err(PathRejection::QueryOrFragment)
+        );
         assert_eq!(normalize_path("/a#f"), Err(PathRejection::QueryOrFragment));
         assert_eq!(normalize_path("/a/./b"), Err(PathRejection::DotSegment));
         assert_eq!(normalize_path("/a/.."), Err(PathRejection::DotSegment));

@@ -55,7 +55,10 @@ pub fn build_body(
     if !path.starts_with('/') {
         return Err(BuildError::InvalidPath(path.to_owned()));
     }
-    if let Some(name) = RESERVED_FIELDS.iter().find(|name| params.contains_key(**name)) {
+    if let Some(name) = RESERVED_FIELDS
+        .iter()
+        .find(|name| params.contains_key(**name))
+    {
         return Err(BuildError::ReservedParameter((*name).to_owned()));
     }
     let mut body = String::with_capacity(64 + path.len() + params.len() * 24);
@@ -104,5 +107,8 @@ pub fn sign_request(
     params: &Map<String, Value>,
     key: &dyn PayloadMac,
 ) -> Result<SignedRequest, BuildError> {
-    Ok(sign_body(build_body(path, nonce, nonce_window, params)?, key))
+    Ok(sign_body(
+        build_body(path, nonce, nonce_window, params)?,
+        key,
+    ))
 }

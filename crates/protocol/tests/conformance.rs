@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use whitebit_auth::fiat::{
-    OrderFields, PartnerTokenRequest, order_signature, verify_partner_token, EncKey,
+    EncKey, OrderFields, PartnerTokenRequest, order_signature, verify_partner_token,
 };
 use whitebit_auth::mac::{HmacSha512Key, PayloadMac};
 use whitebit_auth::sign::sign_body;
@@ -17,7 +17,9 @@ fn load(name: &str) -> Value {
 }
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("field {field} is a string"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("field {field} is a string"))
 }
 
 /// The URL path a case's body was built for (its `request`, `\/` unescaped).
@@ -67,7 +69,11 @@ fn signing_reproduces_every_case() {
         let key = HmacSha512Key::new(case.secret.as_bytes());
         let signed = sign_body(case.body.clone().into_bytes(), &key);
         assert_eq!(signed.payload, case.payload, "payload of {}", case.name);
-        assert_eq!(signed.signature, case.signature, "signature of {}", case.name);
+        assert_eq!(
+            signed.signature, case.signature,
+            "signature of {}",
+            case.name
+        );
     }
 }
 
@@ -101,7 +107,12 @@ fn verification_accepts_every_case_in_both_body_match_modes() {
                 if payload == case.payload {
                     assert_eq!(result, Ok(()), "{} signature", case.name);
                 } else {
-                    assert_eq!(result, Err(ApiError::Unauthorized), "{} unpadded", case.name);
+                    assert_eq!(
+                        result,
+                        Err(ApiError::Unauthorized),
+                        "{} unpadded",
+                        case.name
+                    );
                 }
             }
         }
@@ -122,7 +133,10 @@ fn verification_rejects_every_case_under_another_key() {
         };
         let checked = check_request(&parts, BodyMatch::Exact).expect("well-formed");
         let other_ref: &dyn PayloadMac = &other;
-        assert_eq!(checked.verify_signature(Some(other_ref)), Err(ApiError::Unauthorized));
+        assert_eq!(
+            checked.verify_signature(Some(other_ref)),
+            Err(ApiError::Unauthorized)
+        );
         assert_eq!(checked.verify_signature(None), Err(ApiError::Unauthorized));
     }
 }
@@ -202,7 +216,11 @@ fn key_claim_must_equal_header() {
     let enc = EncKey::new(s(&doc, "enc_key").as_bytes());
     let token = s(&doc["tokens"][0], "token");
     let auth = [token];
-    let order = OrderFields { currency: "BTC", amount: "0.001", order_id: "12345" };
+    let order = OrderFields {
+        currency: "BTC",
+        amount: "0.001",
+        order_id: "12345",
+    };
     let request = PartnerTokenRequest {
         authorization: &auth,
         x_auth_key: "auth-someone-else",

@@ -29,7 +29,10 @@ fn wycheproof_hmac_sha512() {
             }
         }
     }
-    assert!(full >= 87 && truncated >= 87, "ran {full} full and {truncated} truncated cases");
+    assert!(
+        full >= 87 && truncated >= 87,
+        "ran {full} full and {truncated} truncated cases"
+    );
 }
 
 /// RFC 4231, the HMAC-SHA-512 results of test cases 1–4, 6 and 7 (case 5 is a truncated
@@ -78,5 +81,9 @@ fn rfc4231_hmac_sha512() {
     }
     // Test case 5: output truncated to 128 bits — never accepted as a tag.
     let truncated = h("415fad6271580a531d4179bc891d87a6");
-    assert!(!verify_mac(&[0x0c; 20], b"Test With Truncation", &truncated));
+    assert!(!verify_mac(
+        &[0x0c; 20],
+        b"Test With Truncation",
+        &truncated
+    ));
 }

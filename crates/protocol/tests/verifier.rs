@@ -18,7 +18,11 @@ fn key() -> HmacSha512Key {
 }
 
 /// Verifies a body signed correctly (payload and signature derived from it) at `path`.
-fn verify_body(body: &str, path: &str, mode: BodyMatch) -> Result<(u64, Option<bool>, String), Rejection> {
+fn verify_body(
+    body: &str,
+    path: &str,
+    mode: BodyMatch,
+) -> Result<(u64, Option<bool>, String), Rejection> {
     let signed = sign_body(body.as_bytes().to_vec(), &key());
     let parts = RequestParts {
         api_key: HeaderValue::Present("pk"),
@@ -30,7 +34,11 @@ fn verify_body(body: &str, path: &str, mode: BodyMatch) -> Result<(u64, Option<b
     let checked = check_request(&parts, mode)?;
     let k = key();
     checked.verify_signature(Some(&k as &dyn PayloadMac))?;
-    Ok((checked.nonce(), checked.nonce_window(), checked.path().to_owned()))
+    Ok((
+        checked.nonce(),
+        checked.nonce_window(),
+        checked.path().to_owned(),
+    ))
 }
 
 fn rejection(body: &str, path: &str) -> Rejection {
@@ -47,69 +55,230 @@ fn fields_rows_7_to_11() {
         (r#"{"nonce":1}"#, PATH, RequestNotProvided),
         (r#"{"request":null,"nonce":1}"#, PATH, RequestNotProvided),
         (r#"{"request":5,"nonce":1}"#, PATH, RequestNotProvided),
-        (r#"{"request":"/api/v4/other","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance/","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/API/V4/trade-account/balance","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance?x=1","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance#f","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/%62alance","nonce":1}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1}"#, "/api/v4/trade-account/balance?x=1", RequestPathMismatch),
-        (r#"{"request":"/api/v4/./trade-account/balance","nonce":1}"#, "/api/v4/./trade-account/balance", RequestPathMismatch),
-        (r#"{"request":"/api/v4%2ftrade-account/balance","nonce":1}"#, "/api/v4%2ftrade-account/balance", RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance"}"#, PATH, NonceNotProvided),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":null}"#, PATH, NonceNotProvided),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":-1}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1.5}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1e3}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":18446744073709551616}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":"0x10"}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":"01"}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":""}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":true}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":[1]}"#, PATH, InvalidNonce),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":"true"}"#, PATH, InvalidNonceWindow),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":1}"#, PATH, InvalidNonceWindow),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":null}"#, PATH, InvalidNonceWindow),
+        (
+            r#"{"request":"/api/v4/other","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance/","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/API/V4/trade-account/balance","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance?x=1","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance#f","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/%62alance","nonce":1}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1}"#,
+            "/api/v4/trade-account/balance?x=1",
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/./trade-account/balance","nonce":1}"#,
+            "/api/v4/./trade-account/balance",
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4%2ftrade-account/balance","nonce":1}"#,
+            "/api/v4%2ftrade-account/balance",
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance"}"#,
+            PATH,
+            NonceNotProvided,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":null}"#,
+            PATH,
+            NonceNotProvided,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":-1}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1.5}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1e3}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":18446744073709551616}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":"0x10"}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":"01"}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":""}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":true}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":[1]}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":"true"}"#,
+            PATH,
+            InvalidNonceWindow,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":1}"#,
+            PATH,
+            InvalidNonceWindow,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1,"nonceWindow":null}"#,
+            PATH,
+            InvalidNonceWindow,
+        ),
         // Order: row 7 before 8 before 9 before 10 before 11.
-        (r#"{"request":"/elsewhere","nonceWindow":"x"}"#, PATH, RequestPathMismatch),
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":"x","nonceWindow":"x"}"#, PATH, InvalidNonce),
-        (r#"{"nonce":"x","nonceWindow":"x"}"#, PATH, RequestNotProvided),
+        (
+            r#"{"request":"/elsewhere","nonceWindow":"x"}"#,
+            PATH,
+            RequestPathMismatch,
+        ),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":"x","nonceWindow":"x"}"#,
+            PATH,
+            InvalidNonce,
+        ),
+        (
+            r#"{"nonce":"x","nonceWindow":"x"}"#,
+            PATH,
+            RequestNotProvided,
+        ),
     ];
     for (body, path, expected) in cases {
-        assert_eq!(rejection(body, path), Rejection::Api(*expected), "{body} at {path}");
+        assert_eq!(
+            rejection(body, path),
+            Rejection::Api(*expected),
+            "{body} at {path}"
+        );
     }
 }
 
 #[test]
 fn payload_row_6() {
     let cases = [
-        "[]", "1", "\"x\"", "null", "{", r#"{"request":"/a","request":"/a","nonce":1}"#,
+        "[]",
+        "1",
+        "\"x\"",
+        "null",
+        "{",
+        r#"{"request":"/a","request":"/a","nonce":1}"#,
         r#"{"request":"/api/v4/trade-account/balance","nonce":1,"x":{"a":1,"\u0061":2}}"#,
     ];
     for body in cases {
-        assert_eq!(rejection(body, PATH), Rejection::Api(ApiError::InvalidPayload), "{body}");
+        assert_eq!(
+            rejection(body, PATH),
+            Rejection::Api(ApiError::InvalidPayload),
+            "{body}"
+        );
     }
-    let deep = format!(r#"{{"request":"{PATH}","nonce":1,"x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-    assert_eq!(rejection(&deep, PATH), Rejection::Api(ApiError::InvalidPayload));
+    let deep = format!(
+        r#"{{"request":"{PATH}","nonce":1,"x":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(
+        rejection(&deep, PATH),
+        Rejection::Api(ApiError::InvalidPayload)
+    );
 }
 
 #[test]
 fn accepted_shapes_from_the_wild() {
     let cases: &[(&str, &str, u64, Option<bool>)] = &[
-        (r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#, PATH, 1_594_297_865_000, None),
-        (r#"{"nonce":"1594297865000","request":"/api/v4/trade-account/balance","nonceWindow":true}"#, PATH, 1_594_297_865_000, Some(true)),
-        (r#"{"request": "\/api\/v4\/trade-account\/balance", "nonce": 0, "nonceWindow": false}"#, PATH, 0, Some(false)),
-        (r#"{"request":"//api/v4//trade-account/balance","nonce":7}"#, "//api/v4/trade-account///balance", 7, None),
-        ("{\n  \"request\": \"/api/v4/trade-account/balance\",\n  \"nonce\": 2\n}", PATH, 2, None),
+        (
+            r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#,
+            PATH,
+            1_594_297_865_000,
+            None,
+        ),
+        (
+            r#"{"nonce":"1594297865000","request":"/api/v4/trade-account/balance","nonceWindow":true}"#,
+            PATH,
+            1_594_297_865_000,
+            Some(true),
+        ),
+        (
+            r#"{"request": "\/api\/v4\/trade-account\/balance", "nonce": 0, "nonceWindow": false}"#,
+            PATH,
+            0,
+            Some(false),
+        ),
+        (
+            r#"{"request":"//api/v4//trade-account/balance","nonce":7}"#,
+            "//api/v4/trade-account///balance",
+            7,
+            None,
+        ),
+        (
+            "{\n  \"request\": \"/api/v4/trade-account/balance\",\n  \"nonce\": 2\n}",
+            PATH,
+            2,
+            None,
+        ),
     ];
     for (body, path, nonce, window) in cases {
-        let (n, w, p) = verify_body(body, path, BodyMatch::Exact).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+        let (n, w, p) =
+            verify_body(body, path, BodyMatch::Exact).unwrap_or_else(|e| panic!("{body}: {e:?}"));
         assert_eq!((n, w, p.as_str()), (*nonce, *window, PATH));
     }
 }
 
-fn parts<'a>(api_key: HeaderValue<'a>, payload: HeaderValue<'a>, signature: HeaderValue<'a>, body: &'a [u8]) -> RequestParts<'a> {
-    RequestParts { api_key, payload, signature, body, path: PATH }
+fn parts<'a>(
+    api_key: HeaderValue<'a>,
+    payload: HeaderValue<'a>,
+    signature: HeaderValue<'a>,
+    body: &'a [u8],
+) -> RequestParts<'a> {
+    RequestParts {
+        api_key,
+        payload,
+        signature,
+        body,
+        path: PATH,
+    }
 }
 
 #[test]
@@ -117,7 +286,10 @@ fn header_rows_3_to_6_and_12_in_order() {
     use HeaderValue::{Invalid, Missing, Present};
     let body = format!(r#"{{"request":"{PATH}","nonce":1}}"#);
     let signed = sign_body(body.clone().into_bytes(), &key());
-    let (p, s) = (Present(signed.payload.as_str()), Present(signed.signature.as_str()));
+    let (p, s) = (
+        Present(signed.payload.as_str()),
+        Present(signed.signature.as_str()),
+    );
     let b = body.as_bytes();
     let check = |parts: RequestParts<'_>| -> Result<(), Rejection> {
         let k = key();
@@ -126,53 +298,124 @@ fn header_rows_3_to_6_and_12_in_order() {
     };
     let err = |e: ApiError| Err(Rejection::Api(e));
     assert_eq!(check(parts(Present("pk"), p, s, b)), Ok(()));
-    assert_eq!(check(parts(Missing, Missing, Missing, b)), err(ApiError::ApiKeyNotProvided));
-    assert_eq!(check(parts(Invalid, Missing, Missing, b)), err(ApiError::PayloadNotProvided));
-    assert_eq!(check(parts(Present("pk"), Invalid, Missing, b)), err(ApiError::SignatureNotProvided));
-    assert_eq!(check(parts(Present("pk"), Invalid, s, b)), err(ApiError::InvalidPayload));
+    assert_eq!(
+        check(parts(Missing, Missing, Missing, b)),
+        err(ApiError::ApiKeyNotProvided)
+    );
+    assert_eq!(
+        check(parts(Invalid, Missing, Missing, b)),
+        err(ApiError::PayloadNotProvided)
+    );
+    assert_eq!(
+        check(parts(Present("pk"), Invalid, Missing, b)),
+        err(ApiError::SignatureNotProvided)
+    );
+    assert_eq!(
+        check(parts(Present("pk"), Invalid, s, b)),
+        err(ApiError::InvalidPayload)
+    );
     assert_eq!(check(parts(Invalid, p, s, b)), err(ApiError::Unauthorized));
-    assert_eq!(check(parts(Present("pk"), p, Invalid, b)), err(ApiError::Unauthorized));
-    assert_eq!(check(parts(Present("pk"), p, Present("abc"), b)), err(ApiError::Unauthorized));
+    assert_eq!(
+        check(parts(Present("pk"), p, Invalid, b)),
+        err(ApiError::Unauthorized)
+    );
+    assert_eq!(
+        check(parts(Present("pk"), p, Present("abc"), b)),
+        err(ApiError::Unauthorized)
+    );
     // Payload of another body, URL-safe base64, whitespace.
     let other = base64_encode(br#"{"request":"/x","nonce":1}"#);
-    assert_eq!(check(parts(Present("pk"), Present(&other), s, b)), err(ApiError::InvalidPayload));
+    assert_eq!(
+        check(parts(Present("pk"), Present(&other), s, b)),
+        err(ApiError::InvalidPayload)
+    );
     let urlsafe = signed.payload.replace('+', "-").replace('/', "_");
     if urlsafe != signed.payload {
-        assert_eq!(check(parts(Present("pk"), Present(&urlsafe), s, b)), err(ApiError::InvalidPayload));
+        assert_eq!(
+            check(parts(Present("pk"), Present(&urlsafe), s, b)),
+            err(ApiError::InvalidPayload)
+        );
     }
     // Signature over the body instead of the payload.
     let over_body = key().sign(b).to_hex();
-    assert_eq!(check(parts(Present("pk"), p, Present(&over_body), b)), err(ApiError::Unauthorized));
+    assert_eq!(
+        check(parts(Present("pk"), p, Present(&over_body), b)),
+        err(ApiError::Unauthorized)
+    );
     // Unknown key: dummy HMAC, always refused.
-    let checked = check_request(&parts(Present("pk"), p, s, b), BodyMatch::Exact).expect("well-formed");
+    let checked =
+        check_request(&parts(Present("pk"), p, s, b), BodyMatch::Exact).expect("well-formed");
     assert_eq!(checked.verify_signature(None), Err(ApiError::Unauthorized));
 }
 
 #[test]
 fn header_value_classification() {
-    assert_eq!(HeaderValue::from_values(Vec::<&[u8]>::new()), HeaderValue::Missing);
+    assert_eq!(
+        HeaderValue::from_values(Vec::<&[u8]>::new()),
+        HeaderValue::Missing
+    );
     assert_eq!(HeaderValue::from_values([&b""[..]]), HeaderValue::Missing);
-    assert_eq!(HeaderValue::from_values([&b"a"[..], &b"a"[..]]), HeaderValue::Invalid);
-    assert_eq!(HeaderValue::from_values([&b"a b"[..]]), HeaderValue::Invalid);
-    assert_eq!(HeaderValue::from_values([&b"a\xffb"[..]]), HeaderValue::Invalid);
-    assert_eq!(HeaderValue::from_values([&b"ab"[..]]), HeaderValue::Present("ab"));
+    assert_eq!(
+        HeaderValue::from_values([&b"a"[..], &b"a"[..]]),
+        HeaderValue::Invalid
+    );
+    assert_eq!(
+        HeaderValue::from_values([&b"a b"[..]]),
+        HeaderValue::Invalid
+    );
+    assert_eq!(
+        HeaderValue::from_values([&b"a\xffb"[..]]),
+        HeaderValue::Invalid
+    );
+    assert_eq!(
+        HeaderValue::from_values([&b"ab"[..]]),
+        HeaderValue::Present("ab")
+    );
 }
 
 #[test]
 fn jwt_endpoint_reports_missing_fields_together() {
     let check = |body: &str| rejection(body, "/api/v4/jwt");
-    assert_eq!(check("{}"), Rejection::MissingFields { request: true, nonce: true });
-    assert_eq!(check(r#"{"nonce":1}"#), Rejection::MissingFields { request: true, nonce: false });
-    assert_eq!(check(r#"{"request":"/api/v4/jwt"}"#), Rejection::MissingFields { request: false, nonce: true });
+    assert_eq!(
+        check("{}"),
+        Rejection::MissingFields {
+            request: true,
+            nonce: true
+        }
+    );
+    assert_eq!(
+        check(r#"{"nonce":1}"#),
+        Rejection::MissingFields {
+            request: true,
+            nonce: false
+        }
+    );
+    assert_eq!(
+        check(r#"{"request":"/api/v4/jwt"}"#),
+        Rejection::MissingFields {
+            request: false,
+            nonce: true
+        }
+    );
     // Both present: row 8 applies as usual.
-    assert_eq!(check(r#"{"request":"/x","nonce":1}"#), Rejection::Api(ApiError::RequestPathMismatch));
+    assert_eq!(
+        check(r#"{"request":"/x","nonce":1}"#),
+        Rejection::Api(ApiError::RequestPathMismatch)
+    );
     // Missing both, but the path check would fail too: 7 and 9 come first.
-    assert_eq!(check(r#"{"request":null}"#), Rejection::MissingFields { request: true, nonce: true });
+    assert_eq!(
+        check(r#"{"request":null}"#),
+        Rejection::MissingFields {
+            request: true,
+            nonce: true
+        }
+    );
 }
 
 #[test]
 fn json_body_match_accepts_reserialised_bodies_only() {
-    let payload_body = r#"{"request":"/api/v4/trade-account/balance","nonce":5,"amount":"1.0","n":1}"#;
+    let payload_body =
+        r#"{"request":"/api/v4/trade-account/balance","nonce":5,"amount":"1.0","n":1}"#;
     let signed = sign_body(payload_body.as_bytes().to_vec(), &key());
     let verify = |body: &str, mode| {
         let p = RequestParts {
@@ -184,10 +427,17 @@ fn json_body_match_accepts_reserialised_bodies_only() {
         };
         check_request(&p, mode).map(|c| c.decoded_payload().to_vec())
     };
-    let spaced = r#"{"request": "\/api\/v4\/trade-account\/balance", "n": 1, "nonce": 5, "amount": "1.0"}"#;
-    assert_eq!(verify(spaced, BodyMatch::Exact), Err(Rejection::Api(ApiError::InvalidPayload)));
+    let spaced =
+        r#"{"request": "\/api\/v4\/trade-account\/balance", "n": 1, "nonce": 5, "amount": "1.0"}"#;
+    assert_eq!(
+        verify(spaced, BodyMatch::Exact),
+        Err(Rejection::Api(ApiError::InvalidPayload))
+    );
     // The forwarded bytes are always the decoded payload.
-    assert_eq!(verify(spaced, BodyMatch::Json), Ok(payload_body.as_bytes().to_vec()));
+    assert_eq!(
+        verify(spaced, BodyMatch::Json),
+        Ok(payload_body.as_bytes().to_vec())
+    );
     for different in [
         r#"{"request":"/api/v4/trade-account/balance","nonce":5,"amount":"1.0","n":1.0}"#,
         r#"{"request":"/api/v4/trade-account/balance","nonce":5,"amount":"1.00","n":1}"#,
@@ -195,7 +445,11 @@ fn json_body_match_accepts_reserialised_bodies_only() {
         r#"{"request":"/api/v4/trade-account/balance","nonce":5,"amount":"1.0","n":1,"n":1}"#,
         "not json",
     ] {
-        assert_eq!(verify(different, BodyMatch::Json), Err(Rejection::Api(ApiError::InvalidPayload)), "{different}");
+        assert_eq!(
+            verify(different, BodyMatch::Json),
+            Err(Rejection::Api(ApiError::InvalidPayload)),
+            "{different}"
+        );
     }
 }
 
@@ -203,8 +457,14 @@ fn json_body_match_accepts_reserialised_bodies_only() {
 fn builder_refuses_reserved_parameters_and_relative_paths() {
     let mut params = Map::new();
     params.insert("nonce".into(), json!(1));
-    assert_eq!(build_body(PATH, 1, None, &params), Err(BuildError::ReservedParameter("nonce".into())));
-    assert_eq!(build_body("api/v4", 1, None, &Map::new()), Err(BuildError::InvalidPath("api/v4".into())));
+    assert_eq!(
+        build_body(PATH, 1, None, &params),
+        Err(BuildError::ReservedParameter("nonce".into()))
+    );
+    assert_eq!(
+        build_body("api/v4", 1, None, &Map::new()),
+        Err(BuildError::InvalidPath("api/v4".into()))
+    );
     let mut params = Map::new();
     params.insert("ticker".into(), json!("BTC"));
     params.insert("a".into(), json!([1, {"b": null}]));
@@ -237,7 +497,12 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn params() -> impl Strategy<Value = Map<String, Value>> {
-    prop::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_\u{e9}\u{41e}]{0,10}", json_value(), 0..6).prop_map(|m| {
+    prop::collection::btree_map(
+        "[a-zA-Z_][a-zA-Z0-9_\u{e9}\u{41e}]{0,10}",
+        json_value(),
+        0..6,
+    )
+    .prop_map(|m| {
         m.into_iter()
             .filter(|(k, _)| !["request", "nonce", "nonceWindow"].contains(&k.as_str()))
             .collect()

@@ -25,7 +25,10 @@ pub(crate) struct CallArgs {
 pub(crate) async fn run(args: &CallArgs, ctx: &Context) -> Result<(), CliError> {
     let params = parse_items(&args.items).map_err(CliError::Usage)?;
     if !args.path.starts_with('/') {
-        return Err(CliError::Usage(format!("the path must start with '/', e.g. /{}", args.path)));
+        return Err(CliError::Usage(format!(
+            "the path must start with '/', e.g. /{}",
+            args.path
+        )));
     }
     let client = ctx.client(args.strict, args.retries)?;
     let answer = client.post(&args.path, params).await?;

@@ -44,7 +44,11 @@ fn parse_raw(raw: &[u8]) -> Result<RawRequest, CliError> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| (i, i + 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)))
+        .or_else(|| {
+            raw.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, i + 2))
+        })
         .unwrap_or((raw.len(), raw.len()));
     let head = String::from_utf8_lossy(&raw[..split.0]);
     let mut lines = head.lines();
@@ -52,18 +56,24 @@ fn parse_raw(raw: &[u8]) -> Result<RawRequest, CliError> {
     let mut parts = request_line.split_whitespace();
     let (method, target) = (parts.next(), parts.next());
     if method.is_none() || target.is_none() {
-        return Err(CliError::Usage("the captured request has no request line (e.g. POST /api/v4/... HTTP/1.1)".into()));
+        return Err(CliError::Usage(
+            "the captured request has no request line (e.g. POST /api/v4/... HTTP/1.1)".into(),
+        ));
     }
     let mut out = RawRequest {
         path: target.map(|t| {
             // An absolute-form target: keep the path.
-            t.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned())).unwrap_or_else(|| t.to_owned())
+            t.split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                .unwrap_or_else(|| t.to_owned())
         }),
         ..RawRequest::default()
     };
     let mut content_length = None;
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim().to_owned();
         match name.trim().to_ascii_lowercase().as_str() {
             "x-txc-payload" => out.payload = Some(value),
@@ -89,12 +99,15 @@ pub(crate) fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
     if let Some(body) = args.body.read()? {
         raw.body = body;
     }
-    let has_body = args.request.is_some() || args.body.body.is_some() || args.body.body_file.is_some();
+    let has_body =
+        args.request.is_some() || args.body.body.is_some() || args.body.body_file.is_some();
     let payload = args.payload.clone().or(raw.payload);
     let signature = args.signature.clone().or(raw.signature);
     let path = args.path.clone().or(raw.path);
     if !has_body && payload.is_none() {
-        return Err(CliError::Usage("nothing to diagnose: give --request FILE, or --body/--body-file and --payload".into()));
+        return Err(CliError::Usage(
+            "nothing to diagnose: give --request FILE, or --body/--body-file and --payload".into(),
+        ));
     }
     let secret = ctx.credentials.api_secret.as_ref();
     let now = whitebit_client::unix_ms();
@@ -124,7 +137,11 @@ pub(crate) fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
             }
         }
     }
-    if problems > 0 { Err(CliError::Problems(problems)) } else { Ok(()) }
+    if problems > 0 {
+        Err(CliError::Problems(problems))
+    } else {
+        Ok(())
+    }
 }
 
 /// Wraps text at word boundaries to `width` columns (long words stay whole).
@@ -165,7 +182,10 @@ mod tests {
         assert_eq!(parsed.signature.as_deref(), Some("abc"));
         assert_eq!(parsed.body, b"{}");
         let lf = parse_raw(b"POST http://h:1/p HTTP/1.1\nA: b\n\nbody").expect("parses");
-        assert_eq!((lf.path.as_deref(), lf.body.as_slice()), (Some("/p"), &b"body"[..]));
+        assert_eq!(
+            (lf.path.as_deref(), lf.body.as_slice()),
+            (Some("/p"), &b"body"[..])
+        );
         assert!(parse_raw(b"").is_err());
     }
 }

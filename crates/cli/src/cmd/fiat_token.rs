@@ -38,10 +38,16 @@ pub(crate) fn run(args: &FiatTokenArgs, ctx: &Context) -> Result<(), CliError> {
         ));
     };
     if !args.url.starts_with('/') {
-        return Err(CliError::Usage("--url is the endpoint path, e.g. /api/v1/fiat/deposit".into()));
+        return Err(CliError::Usage(
+            "--url is the endpoint path, e.g. /api/v1/fiat/deposit".into(),
+        ));
     }
     let creds = FiatCredentials::new(auth_key.clone(), enc_key);
-    let order = OrderFields { currency: &args.currency, amount: &args.amount, order_id: &args.order_id };
+    let order = OrderFields {
+        currency: &args.currency,
+        amount: &args.amount,
+        order_id: &args.order_id,
+    };
     let token = creds.token(&args.url, &order);
     if args.token_only {
         println!("{}", token.token.expose_secret());

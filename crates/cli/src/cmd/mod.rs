@@ -23,7 +23,11 @@ pub(crate) struct Context {
 
 impl Context {
     /// A client for the configured server and key.
-    pub(crate) fn client(&self, strict: bool, retries: u32) -> Result<whitebit_client::Client, CliError> {
+    pub(crate) fn client(
+        &self,
+        strict: bool,
+        retries: u32,
+    ) -> Result<whitebit_client::Client, CliError> {
         let (key, secret) = self.credentials.require_api()?;
         let mut builder = whitebit_client::Client::builder()
             .credentials(key, secret)
@@ -67,10 +71,16 @@ pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|source| CliError::Io { path: "standard input".into(), source })?;
+            .map_err(|source| CliError::Io {
+                path: "standard input".into(),
+                source,
+            })?;
         return Ok(buf);
     }
-    std::fs::read(path).map_err(|source| CliError::Io { path: shown, source })
+    std::fs::read(path).map_err(|source| CliError::Io {
+        path: shown,
+        source,
+    })
 }
 
 /// Prints JSON: pretty on a terminal, compact otherwise.

@@ -25,13 +25,15 @@ fn shell_quote(s: &str) -> String {
 
 /// Runs the command.
 pub(crate) fn run(args: &SignArgs, ctx: &Context) -> Result<(), CliError> {
-    let body = args
-        .body
-        .read()?
-        .ok_or_else(|| CliError::Usage("give the body with --body JSON or --body-file PATH".into()))?;
+    let body = args.body.read()?.ok_or_else(|| {
+        CliError::Usage("give the body with --body JSON or --body-file PATH".into())
+    })?;
     let client = ctx.client(false, 0)?;
     // Warn about bodies the server would refuse (the signature itself is fine: we make it).
-    for finding in diagnose(&Capture { body: Some(&body), ..Capture::default() }) {
+    for finding in diagnose(&Capture {
+        body: Some(&body),
+        ..Capture::default()
+    }) {
         if finding.severity == Severity::Problem {
             eprintln!("warning: {}", finding.message);
         }
@@ -46,7 +48,11 @@ pub(crate) fn run(args: &SignArgs, ctx: &Context) -> Result<(), CliError> {
     let path = match json::parse(&signed.body) {
         Ok(JsonValue::Object(obj)) => match obj.get("request") {
             Some(JsonValue::String(p)) => p.to_string(),
-            _ => return Err(CliError::Usage("--curl needs a \"request\" string in the body to know the URL".into())),
+            _ => {
+                return Err(CliError::Usage(
+                    "--curl needs a \"request\" string in the body to know the URL".into(),
+                ));
+            }
         },
         _ => return Err(CliError::Usage("--curl needs a JSON object body".into())),
     };

@@ -1,0 +1,583 @@
+//! Gateway configuration: one TOML file (`decisions.md` 26), every setting with a default,
+//! each overridable by `WBAUTH_GATEWAY__SECTION__KEY` environment variables, validated once at
+//! start-up with errors that name the file, the key and the reason (and the line when the
+//! TOML parser gives it).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use whitebit_auth::BodyMatch;
+use whitebit_auth::path::normalize_path;
+
+use crate::ip::IpRule;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    /// The file (or environment variable) the problem is in.
+    pub source_name: String,
+    /// What is wrong, with the key path and line when known.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            source_name: source_name.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The public API listener.
+    pub listen: ListenConfig,
+    /// The admin listener (admin API, metrics, health).
+    pub admin: AdminConfig,
+    /// Data directory and store backends.
+    pub store: StoreConfig,
+    /// Request verification.
+    pub verify: VerifyConfig,
+    /// Trusted proxies and client IP headers.
+    pub proxy: ProxyConfig,
+    /// Path prefix → upstream.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// Key kinds: endpoint groups a key of that kind may use.
+    #[serde(rename = "kind")]
+    pub kinds: Vec<KindConfig>,
+    /// Per-kind rate limits (off unless configured).
+    pub rate_limit: RateLimitConfig,
+    /// Key lifecycle.
+    pub keys: KeysConfig,
+}
+
+/// `[listen]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Address of the public API.
+    pub addr: SocketAddr,
+    /// Time allowed to receive the request headers.
+    pub header_timeout_ms: u64,
+    /// Time allowed to receive the body.
+    pub body_timeout_ms: u64,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener (loopback by default).
+    pub addr: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
+}
+
+/// How durable "durable" is (`decisions.md` 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityConfig {
+    /// Survive a crash of the gateway process (`kill -9`).
+    #[default]
+    ProcessCrash,
+    /// Also survive power loss (fdatasync per commit group).
+    PowerLoss,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Where the embedded stores and the generated master key live.
+    pub data_dir: PathBuf,
+    /// Key store: `"sqlite"` (embedded, default).
+    pub keys: String,
+    /// Nonce store: `"embedded"` (default).
+    pub nonces: String,
+    /// Durability of accepted nonces.
+    pub durability: DurabilityConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("wbauth-data"),
+            keys: "sqlite".to_owned(),
+            nonces: "embedded".to_owned(),
+            durability: DurabilityConfig::ProcessCrash,
+        }
+    }
+}
+
+/// Body-match policy, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyMatchConfig {
+    /// Byte for byte.
+    #[default]
+    Exact,
+    /// The same JSON value.
+    Json,
+}
+
+impl From<BodyMatchConfig> for BodyMatch {
+    fn from(value: BodyMatchConfig) -> Self {
+        match value {
+            BodyMatchConfig::Exact => BodyMatch::Exact,
+            BodyMatchConfig::Json => BodyMatch::Json,
+        }
+    }
+}
+
+/// `[verify]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// `"exact"` (default) or `"json"`.
+    pub body_match: BodyMatchConfig,
+    /// Largest accepted request body (row 2).
+    pub max_body_bytes: usize,
+    /// Largest upstream response passed back.
+    pub max_response_bytes: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            body_match: BodyMatchConfig::Exact,
+            max_body_bytes: 64 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which header carries the client address behind trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For` (default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
+/// `[proxy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses or CIDR blocks of trusted reverse proxies.
+    pub trusted: Vec<String>,
+    /// The header to read the client address from when the peer is trusted.
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched by whole segments.
+    pub prefix: String,
+    /// Upstream base URL (`http://host:port`).
+    pub upstream: String,
+    /// Upstream timeout.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_upstream_timeout() -> u64 {
+    30_000
+}
+
+/// `[[kind]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindConfig {
+    /// Name (`trade`, `main`, …).
+    pub name: String,
+    /// Exact paths and `/prefix/*` patterns this kind opens.
+    pub paths: Vec<String>,
+}
+
+/// One kind's limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// Window length.
+    pub window_ms: u64,
+}
+
+/// `[rate_limit]`: kind name → limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RateLimitConfig {
+    /// Limits by kind.
+    pub kinds: BTreeMap<String, RateLimit>,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Deactivate keys unused for this many days.
+    pub idle_days: u64,
+    /// Most trusted IP entries per key.
+    pub max_ips: usize,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            idle_days: 14,
+            max_ips: 50,
+        }
+    }
+}
+
+/// The environment variable prefix of overrides.
+pub const ENV_PREFIX: &str = "WBAUTH_GATEWAY__";
+
+impl Config {
+    /// Reads a file, applies environment overrides, validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        match path {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
+                Self::from_toml(&text, &name, &vars)
+            }
+            None => Self::from_toml("", "(defaults)", &vars),
+        }
+    }
+
+    /// Parses TOML text named `source_name`, applies `overrides` (`WBAUTH_GATEWAY__…` pairs),
+    /// validates.
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        // First from the text alone, so errors carry the file's line numbers.
+        let parsed: Config =
+            toml::from_str(text).map_err(|e| ConfigError::new(source_name, toml_message(&e)))?;
+        let config = if overrides.is_empty() {
+            parsed
+        } else {
+            let mut table: toml::Table = toml::from_str(text)
+                .map_err(|e| ConfigError::new(source_name, toml_message(&e)))?;
+            for (var, value) in overrides {
+                apply_override(&mut table, var, value)?;
+            }
+            let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+            Config::deserialize(toml::Value::Table(table))
+                .map_err(|e| ConfigError::new(names.join(", "), toml_message(&e)))?
+        };
+        config
+            .validate()
+            .map_err(|message| ConfigError::new(source_name, message))?;
+        Ok(config)
+    }
+
+    /// Semantic checks; the message names the key path.
+    fn validate(&self) -> Result<(), String> {
+        if self.verify.max_body_bytes == 0 {
+            return Err("verify.max_body_bytes: must be at least 1".into());
+        }
+        if self.keys.max_ips == 0 {
+            return Err("keys.max_ips: must be at least 1".into());
+        }
+        for (i, trusted) in self.proxy.trusted.iter().enumerate() {
+            IpRule::parse(trusted).map_err(|e| format!("proxy.trusted[{i}]: {e}"))?;
+        }
+        match self.store.keys.as_str() {
+            "sqlite" => {}
+            other => {
+                return Err(format!(
+                    "store.keys: unsupported key store {other:?} (expected \"sqlite\")"
+                ));
+            }
+        }
+        match self.store.nonces.as_str() {
+            "embedded" => {}
+            other => {
+                return Err(format!(
+                    "store.nonces: unsupported nonce store {other:?} (expected \"embedded\")"
+                ));
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            check_prefix(&route.prefix).map_err(|e| format!("route[{i}].prefix: {e}"))?;
+            check_upstream(&route.upstream).map_err(|e| format!("route[{i}].upstream: {e}"))?;
+            if route.timeout_ms == 0 {
+                return Err(format!("route[{i}].timeout_ms: must be at least 1"));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, kind) in self.kinds.iter().enumerate() {
+            if kind.name.is_empty()
+                || !kind
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "kind[{i}].name: {:?} must be letters, digits, '-' or '_'",
+                    kind.name
+                ));
+            }
+            if !names.insert(kind.name.as_str()) {
+                return Err(format!(
+                    "kind[{i}].name: kind {:?} is defined twice",
+                    kind.name
+                ));
+            }
+            for (j, pattern) in kind.paths.iter().enumerate() {
+                check_pattern(pattern).map_err(|e| format!("kind[{i}].paths[{j}]: {e}"))?;
+            }
+        }
+        for (name, limit) in &self.rate_limit.kinds {
+            if !names.contains(name.as_str()) {
+                return Err(format!("rate_limit.{name}: no kind named {name:?}"));
+            }
+            if limit.requests == 0 || limit.window_ms == 0 {
+                return Err(format!(
+                    "rate_limit.{name}: requests and window_ms must be at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn toml_message(e: &toml::de::Error) -> String {
+    e.to_string().trim_end().replace('\n', "\n  ")
+}
+
+/// Sets `a.b.c` from `WBAUTH_GATEWAY__A__B__C=value`; the value is read as TOML when it
+/// parses as a TOML value (numbers, booleans, arrays), else as a string.
+fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::new(
+            var,
+            "expected WBAUTH_GATEWAY__SECTION__KEY",
+        ));
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, sections) = path
+        .split_last()
+        .ok_or_else(|| ConfigError::new(var, "empty key"))?;
+    let mut current = table;
+    for section in sections {
+        let entry = current
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::new(var, format!("{section} is not a section")))?;
+    }
+    current.insert(last.clone(), parsed);
+    Ok(())
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    match normalize_path(prefix) {
+        Ok(n) if n == prefix => Ok(()),
+        Ok(n) => Err(format!("{prefix:?} is not normalised (write {n:?})")),
+        Err(e) => Err(format!("{prefix:?}: {e}")),
+    }
+}
+
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    let path = pattern.strip_suffix("/*").unwrap_or(pattern);
+    if path.is_empty() {
+        return Ok(()); // "/*": everything
+    }
+    check_prefix(path).map_err(|e| format!("{e} (patterns are exact paths or /prefix/*)"))?;
+    if path.contains('*') {
+        return Err(format!(
+            "{pattern:?}: '*' is only allowed as a final /* segment"
+        ));
+    }
+    Ok(())
+}
+
+fn check_upstream(url: &str) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("{url:?}: expected http://host:port (TLS to upstreams is terminated elsewhere)")
+    })?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("{url:?}: expected http://host:port with no path"));
+    }
+    Ok(())
+}
+
+/// Does `path` (normalised) match a kind pattern (exact path, or `/prefix/*` for everything
+/// strictly below `/prefix`; `/*` for every path)?
+#[must_use]
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix("/*") {
+        Some(prefix) => {
+            path.len() > prefix.len() + 1
+                && path.starts_with(prefix)
+                && path.as_bytes()[prefix.len()] == b'/'
+        }
+        None => pattern == path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "gateway.toml", &[])
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = load("").expect("defaults");
+        assert_eq!(c.listen.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.verify.max_body_bytes, 65_536);
+        assert_eq!(c.keys.idle_days, 14);
+        assert_eq!(c.keys.max_ips, 50);
+        assert_eq!(c.verify.body_match, BodyMatchConfig::Exact);
+    }
+
+    #[test]
+    fn full_file() {
+        let c = load(
+            r#"
+[listen]
+addr = "0.0.0.0:9000"
+[verify]
+body_match = "json"
+[proxy]
+trusted = ["10.0.0.0/8", "::1"]
+[[route]]
+prefix = "/api/v4"
+upstream = "http://127.0.0.1:7000"
+[[kind]]
+name = "trade"
+paths = ["/api/v4/trade-account/*", "/api/v4/order/new"]
+[rate_limit]
+trade = { requests = 10, window_ms = 1000 }
+"#,
+        )
+        .expect("valid");
+        assert_eq!(c.routes[0].timeout_ms, 30_000);
+        assert_eq!(c.kinds[0].paths.len(), 2);
+        assert_eq!(c.rate_limit.kinds["trade"].requests, 10);
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_reason() {
+        let e = load("[verify]\nbody_match = \"fuzzy\"\n").expect_err("bad enum");
+        let text = e.to_string();
+        assert!(text.starts_with("gateway.toml: "), "{text}");
+        assert!(text.contains("line 2") && text.contains("fuzzy"), "{text}");
+        let e = load("[verify]\nbodymatch = \"json\"\n").expect_err("unknown key");
+        assert!(e.to_string().contains("bodymatch"), "{e}");
+        let e = load("[[route]]\nprefix = \"/api//v4\"\nupstream = \"http://x:1\"\n")
+            .expect_err("not normalised");
+        assert!(e.to_string().contains("route[0].prefix"), "{e}");
+        let e = load("[[route]]\nprefix = \"/api\"\nupstream = \"https://x\"\n").expect_err("tls");
+        assert!(e.to_string().contains("route[0].upstream"), "{e}");
+        let e = load("[proxy]\ntrusted = [\"10.0.0.0/33\"]\n").expect_err("cidr");
+        assert!(e.to_string().contains("proxy.trusted[0]"), "{e}");
+        let e = load("[[kind]]\nname = \"t\"\npaths = [\"/a/*/b\"]\n").expect_err("pattern");
+        assert!(e.to_string().contains("kind[0].paths[0]"), "{e}");
+        let e = load("[rate_limit]\nnope = { requests = 1, window_ms = 1 }\n")
+            .expect_err("unknown kind");
+        assert!(e.to_string().contains("rate_limit.nope"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let vars = vec![
+            (
+                "WBAUTH_GATEWAY__VERIFY__BODY_MATCH".to_owned(),
+                "json".to_owned(),
+            ),
+            (
+                "WBAUTH_GATEWAY__VERIFY__MAX_BODY_BYTES".to_owned(),
+                "1024".to_owned(),
+            ),
+            (
+                "WBAUTH_GATEWAY__LISTEN__ADDR".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+        ];
+        let c = Config::from_toml("[verify]\nbody_match = \"exact\"\n", "f.toml", &vars)
+            .expect("valid");
+        assert_eq!(c.verify.body_match, BodyMatchConfig::Json);
+        assert_eq!(c.verify.max_body_bytes, 1024);
+        assert_eq!(c.listen.addr.port(), 0);
+        let bad = vec![(
+            "WBAUTH_GATEWAY__VERIFY__MAX_BODY_BYTES".to_owned(),
+            "lots".to_owned(),
+        )];
+        let e = Config::from_toml("", "f.toml", &bad).expect_err("bad value");
+        assert!(
+            e.to_string()
+                .contains("WBAUTH_GATEWAY__VERIFY__MAX_BODY_BYTES"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches(
+            "/api/v4/trade-account/*",
+            "/api/v4/trade-account/balance"
+        ));
+        assert!(!pattern_matches(
+            "/api/v4/trade-account/*",
+            "/api/v4/trade-account"
+        ));
+        assert!(!pattern_matches(
+            "/api/v4/trade/*",
+            "/api/v4/trade-account/balance"
+        ));
+        assert!(pattern_matches("/api/v4/jwt", "/api/v4/jwt"));
+        assert!(!pattern_matches("/api/v4/jwt", "/api/v4/jwt/x"));
+        assert!(pattern_matches("/*", "/anything/at/all"));
+    }
+}

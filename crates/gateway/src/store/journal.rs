@@ -1,0 +1,1 @@
+//! Embedded durable nonce journal (in progress).
