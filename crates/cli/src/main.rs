@@ -1,5 +1,8 @@
 //! `wbauth`: the command-line tool of the WhiteBIT-style private API authentication scheme.
 
+// Doc comments in this binary are clap's `--help` text, written for a terminal, not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+
 mod cmd;
 mod credentials;
 mod error;
@@ -43,9 +46,18 @@ enum Command {
     FiatToken(cmd::fiat_token::FiatTokenArgs),
     /// Fetch a short-lived token from POST /api/v4/jwt.
     Jwt(cmd::jwt::JwtArgs),
+    /// Run the gateway from a configuration file.
+    Serve(cmd::serve::ServeArgs),
+    /// Run the offline sandbox (one demo key, built-in answers).
+    Sandbox(cmd::sandbox::SandboxArgs),
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Serve(args) => return cmd::serve::run_serve(args).await,
+        Command::Sandbox(args) => return cmd::sandbox::run_sandbox(args).await,
+        _ => {}
+    }
     let credentials = credentials::load(cli.credentials.as_deref(), cli.base_url.as_deref())?;
     let ctx = Context { credentials };
     match &cli.command {
@@ -54,6 +66,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Doctor(args) => cmd::doctor::run(args, &ctx),
         Command::FiatToken(args) => cmd::fiat_token::run(args, &ctx),
         Command::Jwt(args) => cmd::jwt::run(args, &ctx).await,
+        Command::Serve(_) | Command::Sandbox(_) => Ok(()),
     }
 }
 

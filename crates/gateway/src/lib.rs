@@ -1,9 +1,22 @@
 //! # whitebit-gateway
 //!
 //! The authenticating gateway: it sits in front of upstream services and lets through only
-//! private requests that pass every check of `spec/errors.md`, in order.
+//! private requests that pass every check of `spec/errors.md`, in order, forwarding exactly
+//! the signed bytes. `wbauth serve` and `wbauth sandbox` run it.
 
+pub mod app;
+pub mod builtin;
 pub mod clock;
 pub mod config;
+pub mod forward;
 pub mod ip;
+pub mod keys;
+pub mod pipeline;
+pub mod rate;
+pub mod sandbox;
+pub mod server;
 pub mod store;
+pub mod totp;
+pub mod touch;
+
+pub use app::GatewayError;

@@ -5,6 +5,8 @@ pub(crate) mod call;
 pub(crate) mod doctor;
 pub(crate) mod fiat_token;
 pub(crate) mod jwt;
+pub(crate) mod sandbox;
+pub(crate) mod serve;
 pub(crate) mod sign;
 
 use std::io::Read as _;
@@ -92,4 +94,27 @@ pub(crate) fn print_json(value: &serde_json::Value) {
         serde_json::to_string(value)
     };
     println!("{}", text.unwrap_or_else(|_| value.to_string()));
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -2,6 +2,7 @@
 //! module; the embedded defaults need nothing installed.
 
 pub mod journal;
+pub mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,12 @@ pub enum StoreError {
     /// The store's data is not what this version understands.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
+    /// A unique name or key already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The master key cannot decrypt the stored secrets.
+    #[error("wrong master key: {0}")]
+    WrongMasterKey(String),
 }
 
 /// The identity of an API key inside the stores (never the public key string, never reused).
@@ -53,4 +60,185 @@ pub trait NonceStore: Send + Sync + 'static {
 
     /// Makes everything accepted so far durable (called on shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// Secret bytes that are wiped from memory when dropped and never printed.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// Wraps bytes.
+    #[must_use]
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes (keep the borrow short; never log them).
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
+
+/// An account (a key holder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Store id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Created at (Unix ms).
+    pub created_ms: u64,
+    /// TOTP state, when 2FA is enrolled or being enrolled.
+    pub totp: Option<TotpRecord>,
+    /// Consecutive wrong codes / sign-ins.
+    pub failed_attempts: u32,
+    /// Locked until (Unix ms), after too many failures.
+    pub locked_until_ms: Option<u64>,
+}
+
+/// An account's TOTP state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The shared secret (encrypted at rest).
+    pub secret: SecretBytesEq,
+    /// Confirmed with a code: 2FA is on.
+    pub confirmed: bool,
+    /// The last time step a code was accepted for (codes are single use).
+    pub last_step: Option<u64>,
+}
+
+/// [`SecretBytes`] with constant-time equality, for records that are compared in tests.
+#[derive(Clone, Debug)]
+pub struct SecretBytesEq(pub SecretBytes);
+
+impl PartialEq for SecretBytesEq {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.expose().ct_eq(other.0.expose()).into()
+    }
+}
+
+impl Eq for SecretBytesEq {}
+
+/// An API key as stored (secret decrypted in memory only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Store id (also the nonce store's key id; never reused).
+    pub id: KeyId,
+    /// The public key (`X-TXC-APIKEY`).
+    pub public_key: String,
+    /// Owner.
+    pub account_id: i64,
+    /// Owner's name.
+    pub account_name: String,
+    /// Key kind (a configured endpoint group).
+    pub kind: String,
+    /// The API secret (HMAC key), encrypted at rest.
+    pub secret: SecretBytesEq,
+    /// Not disabled by an operator.
+    pub enabled: bool,
+    /// Deactivated after the idle period (stored, `decisions.md` 16).
+    pub idle_deactivated: bool,
+    /// Trusted IPs / CIDR blocks (empty: any address).
+    pub ips: Vec<String>,
+    /// Endpoint allow-list (empty: every endpoint of the kind).
+    pub endpoints: Vec<String>,
+    /// Created at (Unix ms).
+    pub created_ms: u64,
+    /// When the idle clock (re)started: creation or the last `enable` (Unix ms).
+    pub idle_anchor_ms: u64,
+    /// Last accepted request (Unix ms).
+    pub last_used_ms: Option<u64>,
+}
+
+/// A key to create (the store assigns the id).
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The public key.
+    pub public_key: String,
+    /// Owner.
+    pub account_id: i64,
+    /// Kind.
+    pub kind: String,
+    /// The API secret.
+    pub secret: SecretBytes,
+    /// Trusted IPs.
+    pub ips: Vec<String>,
+    /// Endpoint allow-list.
+    pub endpoints: Vec<String>,
+    /// Now (Unix ms).
+    pub created_ms: u64,
+}
+
+/// A change to a key's rules; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    /// Enabled flag.
+    pub enabled: Option<bool>,
+    /// Idle-deactivated flag.
+    pub idle_deactivated: Option<bool>,
+    /// Restart the idle clock at this time.
+    pub idle_anchor_ms: Option<u64>,
+    /// New trusted IPs.
+    pub ips: Option<Vec<String>>,
+    /// New endpoint allow-list.
+    pub endpoints: Option<Vec<String>>,
+    /// New secret (rotation).
+    pub secret: Option<SecretBytes>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When (Unix ms).
+    pub at_ms: u64,
+    /// Who (operator, console user, `cli`).
+    pub actor: String,
+    /// What (`key.create`, `key.disable`, `account.2fa.enrol`, …).
+    pub action: String,
+    /// On what and how (never a secret).
+    pub detail: String,
+}
+
+/// Accounts, keys and the audit log. Every key is loaded into memory at start
+/// (`decisions.md` 13); the store is the durable copy and the source for other instances.
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every key, secrets decrypted.
+    fn load_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>>;
+    /// One key by id.
+    fn get_key(&self, id: KeyId) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>>;
+    /// Creates a key; fails with `Conflict` when the public key exists.
+    fn insert_key(&self, key: NewKey) -> BoxFuture<'_, Result<KeyId, StoreError>>;
+    /// Changes a key; `Ok(false)` when it does not exist.
+    fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Deletes a key; `Ok(false)` when it does not exist.
+    fn delete_key(&self, id: KeyId) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Records last-used times (batched by the caller).
+    fn touch_keys(&self, used: Vec<(KeyId, u64)>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Creates an account; fails with `Conflict` when the name exists.
+    fn insert_account(
+        &self,
+        name: String,
+        created_ms: u64,
+    ) -> BoxFuture<'_, Result<AccountRecord, StoreError>>;
+    /// An account by name.
+    fn get_account(&self, name: String)
+    -> BoxFuture<'_, Result<Option<AccountRecord>, StoreError>>;
+    /// Every account.
+    fn list_accounts(&self) -> BoxFuture<'_, Result<Vec<AccountRecord>, StoreError>>;
+    /// Replaces an account's TOTP state, failure counter and lock.
+    fn update_account(&self, account: AccountRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Appends to the audit log.
+    fn audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The most recent audit entries, newest first.
+    fn recent_audit(&self, limit: u32) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>>;
 }

@@ -1,0 +1,624 @@
+//! The real `wbauth sandbox` on a loopback port: every row of `spec/errors.md` that the
+//! sandbox can reach, every variant of `spec/interop.md`, a rejected request changing
+//! nothing, 200 concurrent copies of one request, the client end to end, graceful shutdown.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+
+use common::{Answer, Sandbox, now_ms, post, signed};
+use whitebit_auth::encoding::base64_encode;
+
+const BALANCE: &str = "/api/v4/trade-account/balance";
+const TRADE_BALANCE: &str =
+    r#"{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}"#;
+
+fn assert_answer(a: &Answer, status: u16, body: &str) {
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (status, body),
+        "full answer: {a:?}"
+    );
+    assert_eq!(
+        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{a:?}"
+    );
+}
+
+fn body(path: &str, nonce: u64, extra: &str) -> String {
+    format!(r#"{{"request":"{path}","nonce":{nonce}{extra}}}"#)
+}
+
+/// Sends raw bytes, returns the status code of the answer (0 if the connection closed).
+fn raw(sandbox: &Sandbox, request: &[u8]) -> (u16, String) {
+    let addr = sandbox.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn rows_1_2_and_415() {
+    let sb = Sandbox::start();
+    let client = reqwest::Client::new();
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let r = client
+            .request(method.clone(), sb.url(BALANCE))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status().as_u16(), 405, "{method}");
+        assert_eq!(
+            r.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some("POST")
+        );
+        assert_eq!(
+            r.text().await.expect("body"),
+            r#"{"code":0,"message":"Method not allowed."}"#
+        );
+    }
+    let big = format!(
+        r#"{{"request":"{BALANCE}","nonce":1,"x":"{}"}}"#,
+        "a".repeat(70_000)
+    );
+    let a = post(
+        &sb.url(BALANCE),
+        &[("content-type", b"application/json")],
+        big.clone(),
+    )
+    .await;
+    assert_answer(&a, 413, r#"{"code":0,"message":"Payload too large."}"#);
+    // Chunked, no Content-Length: the limit applies to the bytes received.
+    let chunk = "a".repeat(70_000);
+    let request = format!(
+        "POST {BALANCE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let (status, text) = raw(&sb, request.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(
+        text.ends_with(r#"{"code":0,"message":"Payload too large."}"#),
+        "{text}"
+    );
+
+    let b = body(BALANCE, now_ms(), "");
+    let s = sb.sign(&b);
+    let headers: [(&str, &[u8]); 4] = [
+        ("content-type", b"text/plain"),
+        ("x-txc-apikey", sb.key.as_bytes()),
+        ("x-txc-payload", s.payload.as_bytes()),
+        ("x-txc-signature", s.signature.as_bytes()),
+    ];
+    let a = post(&sb.url(BALANCE), &headers, b.clone()).await;
+    assert_answer(
+        &a,
+        415,
+        r#"{"code":0,"message":"Content-Type must be application/json."}"#,
+    );
+    // The refused request consumed nothing: the same nonce is then accepted.
+    let a = signed(&sb, BALANCE, &b).await;
+    assert_answer(&a, 200, TRADE_BALANCE);
+}
+
+#[tokio::test]
+async fn rows_3_to_12_in_order_and_nothing_changes() {
+    let sb = Sandbox::start();
+    let nonce = now_ms();
+    let good = body(BALANCE, nonce, "");
+    let s = sb.sign(&good);
+    let key = sb.key.as_bytes();
+    let (p, sig) = (s.payload.as_bytes(), s.signature.as_bytes());
+    let ct: (&str, &[u8]) = ("content-type", b"application/json");
+
+    type Case<'a> = (Vec<(&'a str, &'a [u8])>, String, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            vec![ct, ("x-txc-payload", p), ("x-txc-signature", sig)],
+            good.clone(),
+            401,
+            r#"{"code":0,"message":"API key not provided."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", b""),
+                ("x-txc-payload", p),
+                ("x-txc-signature", sig),
+            ],
+            good.clone(),
+            401,
+            r#"{"code":0,"message":"API key not provided."}"#,
+        ),
+        (
+            vec![ct, ("x-txc-apikey", key), ("x-txc-signature", sig)],
+            good.clone(),
+            401,
+            r#"{"code":0,"message":"Payload not provided."}"#,
+        ),
+        (
+            vec![ct, ("x-txc-apikey", key), ("x-txc-payload", p)],
+            good.clone(),
+            401,
+            r#"{"code":0,"message":"Signature not provided."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-payload", b"not base64!"),
+                ("x-txc-signature", sig),
+            ],
+            good.clone(),
+            400,
+            r#"{"code":9,"message":"Invalid payload."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-payload", p),
+                ("x-txc-payload", p),
+                ("x-txc-signature", sig),
+            ],
+            good.clone(),
+            400,
+            r#"{"code":9,"message":"Invalid payload."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-payload", p),
+                ("x-txc-signature", sig),
+            ],
+            format!("{good} "),
+            400,
+            r#"{"code":9,"message":"Invalid payload."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", b"nobody"),
+                ("x-txc-payload", p),
+                ("x-txc-signature", sig),
+            ],
+            good.clone(),
+            401,
+            r#"{"code":10,"message":"Unauthorized request."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-apikey", key),
+                ("x-txc-payload", p),
+                ("x-txc-signature", sig),
+            ],
+            good.clone(),
+            401,
+            r#"{"code":10,"message":"Unauthorized request."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-payload", p),
+                ("x-txc-signature", &sig[..64]),
+            ],
+            good.clone(),
+            401,
+            r#"{"code":10,"message":"Unauthorized request."}"#,
+        ),
+        (
+            vec![
+                ct,
+                ("x-txc-apikey", key),
+                ("x-txc-payload", p),
+                ("x-txc-signature", "é".as_bytes()),
+            ],
+            good.clone(),
+            401,
+            r#"{"code":10,"message":"Unauthorized request."}"#,
+        ),
+    ];
+    for (headers, b, status, expected) in &cases {
+        let a = post(&sb.url(BALANCE), headers, b.clone()).await;
+        assert_answer(&a, *status, expected);
+    }
+    // Signed with another secret.
+    let other = whitebit_auth::sign::sign_body(
+        good.clone().into_bytes(),
+        &whitebit_auth::HmacSha512Key::new(b"other"),
+    );
+    let a = post(
+        &sb.url(BALANCE),
+        &[
+            ct,
+            ("x-txc-apikey", key),
+            ("x-txc-payload", other.payload.as_bytes()),
+            ("x-txc-signature", other.signature.as_bytes()),
+        ],
+        good.clone(),
+    )
+    .await;
+    assert_answer(&a, 401, r#"{"code":10,"message":"Unauthorized request."}"#);
+
+    // Rows 6–11 through correctly signed bodies.
+    let rows: [(String, &str, u16, &str); 9] = [
+        (
+            format!(r#"[{nonce}]"#),
+            BALANCE,
+            400,
+            r#"{"code":9,"message":"Invalid payload."}"#,
+        ),
+        (
+            format!(r#"{{"request":"{BALANCE}","nonce":{nonce},"nonce":{nonce}}}"#),
+            BALANCE,
+            400,
+            r#"{"code":9,"message":"Invalid payload."}"#,
+        ),
+        (
+            format!(r#"{{"nonce":{nonce}}}"#),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Request not provided."}"#,
+        ),
+        (
+            body("/api/v4/main-account/balance", nonce, ""),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Request does not match the endpoint path."}"#,
+        ),
+        (
+            body(BALANCE, nonce, ""),
+            "/api/v4/trade-account/balance?x=1",
+            400,
+            r#"{"code":0,"message":"Request does not match the endpoint path."}"#,
+        ),
+        (
+            format!(r#"{{"request":"{BALANCE}"}}"#),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Nonce not provided."}"#,
+        ),
+        (
+            format!(r#"{{"request":"{BALANCE}","nonce":{nonce}.0}}"#),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Invalid nonce."}"#,
+        ),
+        (
+            format!(r#"{{"request":"{BALANCE}","nonce":"-{nonce}"}}"#),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Invalid nonce."}"#,
+        ),
+        (
+            body(BALANCE, nonce, r#","nonceWindow":"true""#),
+            BALANCE,
+            400,
+            r#"{"code":0,"message":"Invalid nonceWindow."}"#,
+        ),
+    ];
+    for (b, path, status, expected) in &rows {
+        let a = signed(&sb, path, b).await;
+        assert_answer(&a, *status, expected);
+    }
+
+    // Every refusal above carried `nonce`; none consumed it.
+    let a = signed(&sb, BALANCE, &good).await;
+    assert_answer(&a, 200, TRADE_BALANCE);
+    let a = signed(&sb, BALANCE, &good).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+}
+
+#[tokio::test]
+async fn row_16_nonce_rules() {
+    let sb = Sandbox::start();
+    let now = now_ms();
+    let w = r#","nonceWindow":true"#;
+    let a = signed(&sb, BALANCE, &body(BALANCE, now - 60_000, w)).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"message":"Your nonce is more than 5 seconds lesser than the current nonce."}"#,
+    );
+    let a = signed(&sb, BALANCE, &body(BALANCE, now + 60_000, w)).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"message":"Your nonce is more than 5 seconds greater than the current nonce."}"#,
+    );
+    // Window mode: any order, each once.
+    for n in [now + 3, now + 1, now + 2] {
+        assert_answer(
+            &signed(&sb, BALANCE, &body(BALANCE, n, w)).await,
+            200,
+            TRADE_BALANCE,
+        );
+    }
+    let a = signed(&sb, BALANCE, &body(BALANCE, now + 1, w)).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+    // Strict after window: above the high-water mark (now + 3).
+    let a = signed(&sb, BALANCE, &body(BALANCE, now + 3, "")).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+    assert_answer(
+        &signed(
+            &sb,
+            BALANCE,
+            &body(BALANCE, now + 4, r#","nonceWindow":false"#),
+        )
+        .await,
+        200,
+        TRADE_BALANCE,
+    );
+}
+
+#[tokio::test]
+async fn small_counters_in_strict_mode() {
+    let sb = Sandbox::start();
+    for n in [0u64, 1, 2, 3] {
+        assert_answer(
+            &signed(&sb, BALANCE, &body(BALANCE, n, "")).await,
+            200,
+            TRADE_BALANCE,
+        );
+    }
+    let a = signed(&sb, BALANCE, &body(BALANCE, 2, "")).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+}
+
+#[tokio::test]
+async fn interop_variants_are_accepted() {
+    let sb = Sandbox::start();
+    let n = now_ms();
+    let bodies = [
+        format!(r#"{{"nonce":{n},"request":"{BALANCE}"}}"#),
+        format!(r#"{{"request":"{BALANCE}","nonce":"{}"}}"#, n + 1),
+        format!(
+            r#"{{"ticker":"BTC","nonceWindow":true,"nonce":{},"request":"{BALANCE}"}}"#,
+            n + 2
+        ),
+        format!(
+            "{{\n  \"request\": \"{BALANCE}\",\n  \"nonce\": {},\n  \"nonceWindow\": false\n}}",
+            n + 3
+        ),
+        format!(
+            r#"{{"request": "\/api\/v4\/trade-account\/balance", "nonce": {}, "note": "\u041e"}}"#,
+            n + 4
+        ),
+    ];
+    for b in &bodies {
+        assert_answer(&signed(&sb, BALANCE, b).await, 200, TRADE_BALANCE);
+    }
+    // Unpadded payload (signed as sent), uppercase hex, header-name case, content types.
+    let b = body(BALANCE, n + 5, ",\"x\":1");
+    let payload = base64_encode(b.as_bytes());
+    let unpadded = payload.trim_end_matches('=');
+    assert_ne!(unpadded, payload, "the case needs padding to remove");
+    let sig =
+        whitebit_auth::mac::sign_payload(sb.secret.as_bytes(), unpadded.as_bytes()).to_uppercase();
+    let a = post(
+        &sb.url(BALANCE),
+        &[
+            ("Content-Type", b"application/json; charset=utf-8"),
+            ("X-Txc-ApiKey", sb.key.as_bytes()),
+            ("x-TXC-payload", unpadded.as_bytes()),
+            ("X-TXC-SIGNATURE", sig.as_bytes()),
+        ],
+        b,
+    )
+    .await;
+    assert_answer(&a, 200, TRADE_BALANCE);
+    // No Content-Type at all, and repeated slashes in the URL path.
+    let b = body(BALANCE, n + 6, "");
+    let s = sb.sign(&b);
+    let a = post(
+        &sb.url("//api/v4//trade-account/balance"),
+        &[
+            ("x-txc-apikey", sb.key.as_bytes()),
+            ("x-txc-payload", s.payload.as_bytes()),
+            ("x-txc-signature", s.signature.as_bytes()),
+        ],
+        b,
+    )
+    .await;
+    assert_answer(&a, 200, TRADE_BALANCE);
+}
+
+#[tokio::test]
+async fn built_in_answers_and_echo() {
+    let sb = Sandbox::start();
+    let n = now_ms();
+    let a = signed(
+        &sb,
+        "/api/v4/main-account/balance",
+        &body("/api/v4/main-account/balance", n, ""),
+    )
+    .await;
+    assert_answer(
+        &a,
+        200,
+        r#"{"BTC":{"main_balance":"1.25"},"USDT":{"main_balance":"5000"}}"#,
+    );
+    let b = format!(
+        r#"{{"request":"/api/v4/order/new","nonce":{},"nonceWindow":true,"market":"BTC_USDT","amount":"0.01","price":1.50,"flags":[true,null]}}"#,
+        n + 1
+    );
+    let a = signed(&sb, "/api/v4/order/new", &b).await;
+    assert_answer(
+        &a,
+        200,
+        &format!(
+            r#"{{"request":"/api/v4/order/new","params":{{"market":"BTC_USDT","amount":"0.01","price":1.50,"flags":[true,null]}},"key":"{}"}}"#,
+            sb.key
+        ),
+    );
+    let text = reqwest::get(sb.url("/api/v4/public/time"))
+        .await
+        .expect("time")
+        .text()
+        .await
+        .expect("body");
+    let time: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let secs = time["time"].as_u64().expect("seconds");
+    assert!(secs.abs_diff(n / 1000) <= 60, "server time {secs}");
+}
+
+#[tokio::test]
+async fn jwt_endpoint_keeps_its_documented_shapes() {
+    let sb = Sandbox::start();
+    let a = signed(&sb, "/api/v4/jwt", "{}").await;
+    assert_answer(
+        &a,
+        400,
+        r#"{"code":0,"message":"Validation failed","errors":{"request":["The request field is required."],"nonce":["The nonce field is required."]}}"#,
+    );
+    let a = signed(&sb, "/api/v4/jwt", r#"{"request":"/api/v4/jwt"}"#).await;
+    assert_answer(
+        &a,
+        400,
+        r#"{"code":0,"message":"Validation failed","errors":{"nonce":["The nonce field is required."]}}"#,
+    );
+    let b = body("/api/v4/jwt", now_ms(), "");
+    let s = sb.sign(&b);
+    let a = post(
+        &sb.url("/api/v4/jwt"),
+        &[
+            ("x-txc-apikey", b"nobody"),
+            ("x-txc-payload", s.payload.as_bytes()),
+            ("x-txc-signature", s.signature.as_bytes()),
+        ],
+        b,
+    )
+    .await;
+    assert_answer(
+        &a,
+        401,
+        r#"{"code":0,"message":"Invalid API key, signature, or nonce"}"#,
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_copies_one_accepted() {
+    let sb = Sandbox::start();
+    for extra in ["", r#","nonceWindow":true"#] {
+        let b = body(BALANCE, now_ms(), extra);
+        let s = sb.sign(&b);
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let request = client
+                .post(sb.url(BALANCE))
+                .header("content-type", "application/json")
+                .header("x-txc-apikey", &sb.key)
+                .header("x-txc-payload", &s.payload)
+                .header("x-txc-signature", &s.signature)
+                .body(b.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = request.send().await.expect("sent");
+                (r.status().as_u16(), r.text().await.expect("body"))
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            let (status, text) = t.await.expect("task");
+            match status {
+                200 => ok += 1,
+                429 => assert_eq!(
+                    text,
+                    r#"{"code":0,"errors":{},"message":"Too many requests."}"#
+                ),
+                other => panic!("unexpected {other}: {text}"),
+            }
+        }
+        assert_eq!(ok, 1, "exactly one accepted ({extra:?})");
+    }
+}
+
+#[tokio::test]
+async fn the_client_library_works_end_to_end() {
+    let sb = Sandbox::start();
+    let client = whitebit_client::Client::builder()
+        .credentials(sb.key.clone(), sb.secret.clone())
+        .base_url(sb.base.as_str())
+        .build()
+        .expect("client");
+    let balance = client.post(BALANCE, ()).await.expect("balance");
+    assert_eq!(balance["USDT"]["available"], "1000");
+    let echo = client
+        .post("/api/v4/anything", serde_json::json!({"a": [1, 2]}))
+        .await
+        .expect("echo");
+    assert_eq!(echo["params"]["a"], serde_json::json!([1, 2]));
+    let strict = whitebit_client::Client::builder()
+        .credentials(sb.key.clone(), sb.secret.clone())
+        .base_url(sb.base.as_str())
+        .strict_nonces()
+        .build()
+        .expect("client");
+    strict.post(BALANCE, ()).await.expect("strict");
+    let wrong = whitebit_client::Client::builder()
+        .credentials(sb.key.clone(), "wrong")
+        .base_url(sb.base.as_str())
+        .build()
+        .expect("client");
+    let err = wrong.post(BALANCE, ()).await.expect_err("refused");
+    assert_eq!(err.kind(), Some(whitebit_client::ErrorKind::Unauthorized));
+    // The CLI against the sandbox.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(["call", BALANCE, "--base-url", &sb.base])
+        .env("WBAUTH_API_KEY", &sb.key)
+        .env("WBAUTH_API_SECRET", &sb.secret)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("wbauth call");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), TRADE_BALANCE);
+}
+
+#[tokio::test]
+async fn random_credentials_and_graceful_shutdown() {
+    let sb = Sandbox::start_with(&[]);
+    assert_eq!(sb.key.len(), 32);
+    assert_eq!(sb.secret.len(), 64);
+    assert_answer(
+        &signed(&sb, BALANCE, &body(BALANCE, now_ms(), "")).await,
+        200,
+        TRADE_BALANCE,
+    );
+    let status = sb.terminate().expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,227 @@
+//! Assembling a gateway from its configuration: stores, caches, background tasks, listeners.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, ConfigError, DurabilityConfig};
+use crate::ip::IpRule;
+use crate::keys::KeyCache;
+use crate::pipeline::{Gateway, Target};
+use crate::rate::RateLimiter;
+use crate::server::{HttpSettings, public_router, serve};
+use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
+use crate::store::sqlite::{SqliteKeyStore, load_or_create_master_key};
+use crate::store::{KeyStore, NonceStore, StoreError};
+use crate::touch::TouchQueue;
+
+/// The gateway crate's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A store failed to open or to work.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound or served.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An operation was refused (bad input, unknown account, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The opened stores.
+pub struct Stores {
+    /// Keys and accounts.
+    pub keys: Arc<SqliteKeyStore>,
+    /// Nonces.
+    pub nonces: Arc<JournalNonceStore>,
+}
+
+/// Opens the embedded stores in `data_dir`.
+pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, GatewayError> {
+    let dir = &config.store.data_dir;
+    create_private_dir(dir)?;
+    let env_key = std::env::var("WBAUTH_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let master = load_or_create_master_key(dir, env_key.as_deref())?;
+    let keys = SqliteKeyStore::open(&dir.join("keys.sqlite"), master).await?;
+    let nonces = JournalNonceStore::open(
+        JournalConfig {
+            dir: dir.join("nonces"),
+            durability: match config.store.durability {
+                DurabilityConfig::ProcessCrash => Durability::ProcessCrash,
+                DurabilityConfig::PowerLoss => Durability::PowerLoss,
+            },
+            ..JournalConfig::default()
+        },
+        now_ms,
+    )?;
+    Ok(Stores {
+        keys: Arc::new(keys),
+        nonces: Arc::new(nonces),
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
+    let io = |source| GatewayError::Io {
+        context: format!("creating the data directory {}", dir.display()),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Builds the shared gateway state. `builtin` routes every path to the sandbox's built-in
+/// answers instead of the configured upstreams.
+pub async fn build_gateway(
+    config: Config,
+    stores: &Stores,
+    clock: SharedClock,
+    builtin: bool,
+) -> Result<Arc<Gateway>, GatewayError> {
+    let records = stores.keys.load_keys().await?;
+    let trusted_proxies = config
+        .proxy
+        .trusted
+        .iter()
+        .map(|t| IpRule::parse(t).map_err(GatewayError::Invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kinds: HashMap<String, Vec<String>> = config
+        .kinds
+        .iter()
+        .map(|k| (k.name.clone(), k.paths.clone()))
+        .collect();
+    let routes = if builtin {
+        vec![("/".to_owned(), Target::Builtin)]
+    } else {
+        Gateway::routes_from(&config)
+    };
+    Ok(Arc::new(Gateway {
+        body_match: config.verify.body_match.into(),
+        rate: RateLimiter::new(config.rate_limit.kinds.clone()),
+        keys: Arc::new(KeyCache::from_records(&records)),
+        key_store: stores.keys.clone(),
+        nonces: stores.nonces.clone(),
+        clock,
+        kinds,
+        trusted_proxies,
+        routes,
+        touch: TouchQueue::default(),
+        config: Arc::new(config),
+    }))
+}
+
+/// Binds a listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Io {
+            context: format!("binding the {what} listener on {addr}"),
+            source,
+        })
+}
+
+/// Runs the public listener until `shutdown`, with the background tasks (nonce sweep,
+/// batched last-used writes); on shutdown drains requests and flushes the stores.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    stores: &Stores,
+    listener: TcpListener,
+    sandbox: bool,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    let settings = HttpSettings::for_limits(
+        gateway.config.verify.max_body_bytes,
+        gateway.config.listen.header_timeout_ms,
+    );
+    let router = public_router(gateway.clone(), sandbox);
+
+    let sweeper = {
+        let nonces = stores.nonces.clone();
+        let clock = gateway.clock.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                nonces.sweep(clock.now_ms());
+            }
+        })
+    };
+    let toucher = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                // A failed write is retried with the next batch (the cache stays right).
+                let _ = gateway.touch.flush(gateway.key_store.as_ref()).await;
+            }
+        })
+    };
+
+    let served = serve(listener, router, settings, shutdown).await;
+    sweeper.abort();
+    toucher.abort();
+    let nonce_flush = stores.nonces.flush().await;
+    let touch_flush = gateway.touch.flush(gateway.key_store.as_ref()).await;
+    served.map_err(|source| GatewayError::Io {
+        context: "serving the public API".into(),
+        source,
+    })?;
+    nonce_flush?;
+    touch_flush?;
+    Ok(())
+}
+
+/// A temporary directory removed when dropped (the sandbox's data dir).
+#[derive(Debug)]
+pub struct TempDataDir {
+    path: PathBuf,
+}
+
+impl TempDataDir {
+    /// Creates `wbauth-sandbox-<random>` under the system temp dir.
+    pub fn create() -> Result<Self, GatewayError> {
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix)
+            .map_err(|e| GatewayError::Invalid(format!("no randomness: {e}")))?;
+        let path = std::env::temp_dir().join(format!(
+            "wbauth-sandbox-{}",
+            whitebit_auth::encoding::hex_encode(&suffix)
+        ));
+        create_private_dir(&path)?;
+        Ok(Self { path })
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,121 @@
+//! Forwarding a verified request upstream (`decisions.md` 10): the method, the normalised
+//! path, the decoded payload as the body, the client's headers minus hop-by-hop and every
+//! `X-TXC-*` / `X-Auth-*` header, plus the gateway's own identity headers. The response is
+//! streamed back.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use whitebit_auth::ApiError;
+
+use crate::pipeline::Verified;
+
+/// A pooled HTTP/1.1 client for upstreams.
+pub type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
+
+/// Builds the upstream client.
+#[must_use]
+pub fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+];
+
+fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
+    let n = name.as_str();
+    HOP_BY_HOP.contains(&n) || connection_listed.iter().any(|c| c == n)
+}
+
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The headers sent upstream.
+#[must_use]
+pub fn upstream_headers(client: &HeaderMap, verified: &Verified) -> HeaderMap {
+    let listed = connection_listed(client);
+    let mut out = HeaderMap::with_capacity(client.len() + 3);
+    for (name, value) in client {
+        let n = name.as_str();
+        if is_hop_by_hop(name, &listed)
+            || n.starts_with("x-txc-")
+            || n.starts_with("x-auth-")
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&verified.key.public_key) {
+        out.insert(HeaderName::from_static("x-auth-key"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&verified.key.account_name) {
+        out.insert(HeaderName::from_static("x-auth-account"), v);
+    }
+    out.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(verified.payload.len()),
+    );
+    out
+}
+
+/// Sends the request upstream and streams the answer back; 502 when the upstream cannot be
+/// reached, 504 when it does not answer in time.
+pub async fn forward(
+    client: &UpstreamClient,
+    base: &str,
+    timeout: Duration,
+    max_response_bytes: usize,
+    client_headers: &HeaderMap,
+    verified: Verified,
+) -> Result<Response<Body>, ApiError> {
+    let uri = format!("{base}{}", verified.path);
+    let mut request = Request::post(uri)
+        .body(Full::new(verified.payload.clone()))
+        .map_err(|_| ApiError::BadGateway)?;
+    *request.headers_mut() = upstream_headers(client_headers, &verified);
+    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => return Err(ApiError::GatewayTimeout),
+        Ok(Err(_)) => return Err(ApiError::BadGateway),
+        Ok(Ok(response)) => response,
+    };
+    let (mut parts, body) = response.into_parts();
+    let listed = connection_listed(&parts.headers);
+    let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
+    for name in names {
+        if is_hop_by_hop(&name, &listed) {
+            parts.headers.remove(&name);
+        }
+    }
+    let limited = http_body_util::Limited::new(body, max_response_bytes);
+    let body = Body::new(limited.map_err(axum::Error::new));
+    Ok(Response::from_parts(parts, body))
+}

@@ -1,0 +1,280 @@
+//! The request's way through the gateway: one straight line of named stages, each returning
+//! the next stage's input or a row of `spec/errors.md`. Nothing downstream re-reads the raw
+//! request: the result is a [`Verified`] request whose body is the decoded payload.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method};
+use bytes::Bytes;
+use whitebit_auth::verify::{HeaderValue, Rejection, RequestParts, check_request};
+use whitebit_auth::{ApiError, BodyMatch, PayloadMac};
+
+use crate::clock::SharedClock;
+use crate::config::{Config, pattern_matches};
+use crate::ip::{IpRule, client_ip};
+use crate::keys::{ActiveKey, KeyCache};
+use crate::rate::RateLimiter;
+use crate::store::{KeyStore, NonceStore};
+use crate::touch::TouchQueue;
+
+/// Where a verified request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Forward to `http://host:port`.
+    Upstream {
+        /// Base URL.
+        base: String,
+        /// Timeout in ms.
+        timeout_ms: u64,
+    },
+    /// Answer inside the gateway (the sandbox's built-in responses).
+    Builtin,
+}
+
+/// A request that passed every check and whose nonce is recorded.
+#[derive(Debug)]
+pub struct Verified {
+    /// The key that signed it.
+    pub key: Arc<ActiveKey>,
+    /// The normalised path.
+    pub path: String,
+    /// The decoded payload: exactly the signed bytes, the only body forwarded.
+    pub payload: Bytes,
+    /// The nonce.
+    pub nonce: u64,
+    /// Where it goes.
+    pub target: Target,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A row of the catalogue.
+    Api(ApiError),
+    /// Rate limited; wait this many seconds.
+    RateLimited(u64),
+    /// Token endpoint: missing fields (`decisions.md` 20).
+    MissingFields {
+        /// `request` missing.
+        request: bool,
+        /// `nonce` missing.
+        nonce: bool,
+    },
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
+    }
+}
+
+/// Everything the pipeline consults. Shared by every connection.
+pub struct Gateway {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Every key, in memory.
+    pub keys: Arc<KeyCache>,
+    /// The durable key store.
+    pub key_store: Arc<dyn KeyStore>,
+    /// The nonce store.
+    pub nonces: Arc<dyn NonceStore>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Body-match policy.
+    pub body_match: BodyMatch,
+    /// Kind → path patterns.
+    pub kinds: HashMap<String, Vec<String>>,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpRule>,
+    /// Route table, longest prefix first.
+    pub routes: Vec<(String, Target)>,
+    /// Rate limits.
+    pub rate: RateLimiter,
+    /// Batched last-used updates.
+    pub touch: TouchQueue,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the pipeline reads from an HTTP request.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// Path and query as received.
+    pub path_and_query: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The body (already limited to the size limit).
+    pub body: &'a Bytes,
+    /// The TCP peer.
+    pub peer: IpAddr,
+}
+
+/// Row 1.
+pub fn check_method(method: &Method) -> Result<(), ApiError> {
+    if method == Method::POST {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+/// The 415 check: no Content-Type, or `application/json` with any parameters.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(axum::http::header::CONTENT_TYPE) {
+        let media = value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    Ok(())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> HeaderValue<'a> {
+    HeaderValue::from_values(
+        headers
+            .get_all(name)
+            .iter()
+            .map(axum::http::HeaderValue::as_bytes),
+    )
+}
+
+impl Gateway {
+    /// Builds the route table from the configuration.
+    #[must_use]
+    pub fn routes_from(config: &Config) -> Vec<(String, Target)> {
+        let mut routes: Vec<(String, Target)> = config
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.prefix.clone(),
+                    Target::Upstream {
+                        base: r.upstream.trim_end_matches('/').to_owned(),
+                        timeout_ms: r.timeout_ms,
+                    },
+                )
+            })
+            .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+        routes
+    }
+
+    fn route(&self, path: &str) -> Option<&Target> {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| whitebit_auth::path::path_has_prefix(path, prefix))
+            .map(|(_, target)| target)
+    }
+
+    /// The client address (`decisions.md` 11).
+    #[must_use]
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trusted_proxies.is_empty() {
+            return crate::ip::canonical(peer);
+        }
+        let name = match self.config.proxy.client_ip_header {
+            crate::config::ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            crate::config::ClientIpHeader::Forwarded => "forwarded",
+        };
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        client_ip(peer, &self.trusted_proxies, &values)
+    }
+
+    /// Rows 3–16 for a request that passed rows 1, 2 and the 415 check.
+    pub async fn verify(&self, req: &Incoming<'_>) -> Result<Verified, Refusal> {
+        // Rows 3–11 (pure).
+        let parts = RequestParts {
+            api_key: header(req.headers, "x-txc-apikey"),
+            payload: header(req.headers, "x-txc-payload"),
+            signature: header(req.headers, "x-txc-signature"),
+            body: req.body,
+            path: req.path_and_query,
+        };
+        let checked = check_request(&parts, self.body_match).map_err(|r| match r {
+            Rejection::Api(e) => Refusal::Api(e),
+            Rejection::MissingFields { request, nonce } => {
+                Refusal::MissingFields { request, nonce }
+            }
+        })?;
+
+        // Row 12: key lookup (memory only) and signature, same work for unknown keys.
+        let key = checked.api_key().and_then(|k| self.keys.get(k));
+        checked.verify_signature(key.as_deref().map(|k| &k.mac as &dyn PayloadMac))?;
+        let key = key.ok_or(ApiError::Unauthorized)?;
+
+        // Row 13: enabled, not idle, address allowed.
+        let now = self.clock.now_ms();
+        if !key.enabled || key.is_idle(now, self.config.keys.idle_days) {
+            return Err(ApiError::KeyDisabled.into());
+        }
+        if !key.allows_ip(self.client_ip(req.peer, req.headers)) {
+            return Err(ApiError::KeyDisabled.into());
+        }
+
+        // 404 after rows 1–13.
+        let path = checked.path().to_owned();
+        let target = self
+            .route(&path)
+            .cloned()
+            .ok_or(ApiError::EndpointNotFound)?;
+
+        // Row 14: the kind and the key's endpoint allow-list.
+        let kind_opens = self
+            .kinds
+            .get(&key.kind)
+            .is_some_and(|patterns| patterns.iter().any(|p| pattern_matches(p, &path)));
+        if !kind_opens || !key.allows_endpoint(&path) {
+            return Err(ApiError::EndpointForbidden.into());
+        }
+
+        let (nonce, mode) = (checked.nonce(), checked.nonce_mode());
+        let store_down = |_| Refusal::Api(ApiError::ServiceUnavailable);
+
+        // Row 15: count only requests whose nonce would be accepted.
+        if self.rate.is_enabled() {
+            self.nonces
+                .check(key.id, nonce, mode, now)
+                .await
+                .map_err(store_down)??;
+            self.rate
+                .admit(key.id, &key.kind, now)
+                .map_err(Refusal::RateLimited)?;
+        }
+
+        // Row 16: consume durably.
+        self.nonces
+            .consume(key.id, nonce, mode, now)
+            .await
+            .map_err(store_down)??;
+
+        key.mark_used(now);
+        self.touch.record(key.id, now);
+        Ok(Verified {
+            key,
+            path,
+            payload: Bytes::from(checked.into_decoded_payload()),
+            nonce,
+            target,
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! `wbauth sandbox`: a zero-config offline double of the real service (`decisions.md` 25).
+
+use std::net::SocketAddr;
+
+use whitebit_auth::encoding::hex_encode;
+
+use crate::app::{GatewayError, Stores};
+use crate::config::{Config, KindConfig};
+use crate::store::{KeyStore as _, NewKey, SecretBytes};
+
+/// The kind of the demo key: every path.
+pub const SANDBOX_KIND: &str = "sandbox";
+
+/// What the sandbox needs to know.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Listen address (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// A fixed demo key instead of a random one.
+    pub demo_key: Option<String>,
+    /// A fixed demo secret instead of a random one.
+    pub demo_secret: Option<String>,
+}
+
+/// The sandbox's configuration: defaults, a temporary data dir, one kind opening every path.
+#[must_use]
+pub fn sandbox_config(options: &SandboxOptions, data_dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.listen.addr = options.listen;
+    config.store.data_dir = data_dir.to_path_buf();
+    config.kinds = vec![KindConfig {
+        name: SANDBOX_KIND.to_owned(),
+        paths: vec!["/*".to_owned()],
+    }];
+    config
+}
+
+/// Random lowercase hex of `bytes` random bytes.
+pub fn random_hex(bytes: usize) -> Result<String, GatewayError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| GatewayError::Invalid(format!("no randomness: {e}")))?;
+    Ok(hex_encode(&buf))
+}
+
+/// Creates the demo account and key; returns (public key, secret).
+pub async fn seed_demo_key(
+    stores: &Stores,
+    options: &SandboxOptions,
+    now_ms: u64,
+) -> Result<(String, String), GatewayError> {
+    let public_key = match &options.demo_key {
+        Some(k) => k.clone(),
+        None => random_hex(16)?,
+    };
+    let secret = match &options.demo_secret {
+        Some(s) => s.clone(),
+        None => random_hex(32)?,
+    };
+    if public_key.is_empty() || public_key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(GatewayError::Invalid(
+            "--demo-key must be visible ASCII without spaces".into(),
+        ));
+    }
+    if secret.is_empty() {
+        return Err(GatewayError::Invalid(
+            "--demo-secret must not be empty".into(),
+        ));
+    }
+    let account = stores
+        .keys
+        .insert_account("demo".to_owned(), now_ms)
+        .await?;
+    stores
+        .keys
+        .insert_key(NewKey {
+            public_key: public_key.clone(),
+            account_id: account.id,
+            kind: SANDBOX_KIND.to_owned(),
+            secret: SecretBytes::new(secret.clone().into_bytes()),
+            ips: Vec::new(),
+            endpoints: Vec::new(),
+            created_ms: now_ms,
+        })
+        .await?;
+    Ok((public_key, secret))
+}

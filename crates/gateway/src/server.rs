@@ -1,0 +1,266 @@
+//! The public listener: HTTP/1.1 with header and body timeouts, header limits derived from
+//! the body limit, graceful shutdown. The server takes an already-bound listener and a
+//! shutdown future, so tests bind port 0 and stop cleanly.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+use whitebit_auth::verify::JWT_ENDPOINT_PATH;
+use whitebit_auth::{ApiError, JwtEndpointError};
+
+use crate::forward::{UpstreamClient, forward, upstream_client};
+use crate::pipeline::{Gateway, Incoming, Refusal, Target, check_content_type, check_method};
+
+/// The TCP peer of a request (inserted per connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Shared state of the public router.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The upstream client.
+    pub upstream: UpstreamClient,
+    /// Serve the sandbox's public routes (`GET /api/v4/public/time`).
+    pub sandbox: bool,
+}
+
+/// The public API as an axum router (one fallback handler: every path is a private
+/// endpoint unless it is one of the few public GET routes).
+pub fn public_router(gateway: Arc<Gateway>, sandbox: bool) -> Router {
+    let state = AppState {
+        gateway,
+        upstream: upstream_client(),
+        sandbox,
+    };
+    Router::new().fallback(handle).with_state(state)
+}
+
+fn json(status: u16, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The response for a catalogue error, with `Allow` / `Retry-After` where the row says so.
+#[must_use]
+pub fn error_response(error: ApiError) -> Response {
+    let mut response = json(error.status(), error.body());
+    if error == ApiError::MethodNotAllowed {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    if error.has_retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn refusal_response(refusal: Refusal, jwt_endpoint: bool) -> Response {
+    match refusal {
+        // Row 15 keeps its own answer on every endpoint.
+        Refusal::RateLimited(seconds) => {
+            let mut response = error_response(ApiError::RateLimited);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+        // Produced only on the token endpoint (`decisions.md` 20).
+        Refusal::MissingFields { request, nonce } => {
+            let e = JwtEndpointError::ValidationFailed {
+                request_missing: request,
+                nonce_missing: nonce,
+            };
+            json(e.status(), e.body())
+        }
+        Refusal::Api(e) if jwt_endpoint => match e.for_jwt_endpoint() {
+            JwtEndpointError::Api(e) => error_response(e),
+            other => json(other.status(), other.body()),
+        },
+        Refusal::Api(e) => error_response(e),
+    }
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    request: Request,
+) -> Response {
+    let gw = &state.gateway;
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let jwt_endpoint =
+        whitebit_auth::path::normalize_path(parts.uri.path()).is_ok_and(|p| p == JWT_ENDPOINT_PATH);
+
+    // Public GET routes.
+    if parts.method == Method::GET && state.sandbox && parts.uri.path() == "/api/v4/public/time" {
+        return json(200, format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000));
+    }
+
+    // Row 1.
+    if let Err(e) = check_method(&parts.method) {
+        return error_response(e);
+    }
+    // Row 2: declared length first, then the bytes actually sent.
+    let limit = gw.config.verify.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return error_response(ApiError::PayloadTooLarge);
+    }
+    let timeout = Duration::from_millis(gw.config.listen.body_timeout_ms);
+    let body =
+        match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect())
+            .await
+        {
+            Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+            Ok(Err(e)) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return error_response(ApiError::PayloadTooLarge);
+                }
+                return StatusCode::BAD_REQUEST.into_response();
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+    // The 415 check.
+    if let Err(e) = check_content_type(&parts.headers) {
+        return error_response(e);
+    }
+
+    let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
+        addr.ip()
+    });
+    let incoming = Incoming {
+        method: &parts.method,
+        path_and_query: &path_and_query,
+        headers: &parts.headers,
+        body: &body,
+        peer: peer_ip,
+    };
+    let verified = match gw.verify(&incoming).await {
+        Ok(v) => v,
+        Err(refusal) => return refusal_response(refusal, jwt_endpoint),
+    };
+    match verified.target.clone() {
+        Target::Builtin => json(200, crate::builtin::answer(&verified)),
+        Target::Upstream { base, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            let max = gw.config.verify.max_response_bytes;
+            match forward(
+                &state.upstream,
+                &base,
+                timeout,
+                max,
+                &parts.headers,
+                verified,
+            )
+            .await
+            {
+                Ok(response) => response,
+                Err(e) => error_response(e),
+            }
+        }
+    }
+}
+
+/// HTTP settings of a listener.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Time allowed for the request headers.
+    pub header_timeout: Duration,
+    /// Largest header block (derived from the body limit: the payload header is 4/3 of the
+    /// body, plus room for the others).
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl HttpSettings {
+    /// Settings for a body limit and header timeout.
+    #[must_use]
+    pub fn for_limits(max_body_bytes: usize, header_timeout_ms: u64) -> Self {
+        Self {
+            header_timeout: Duration::from_millis(header_timeout_ms),
+            max_header_bytes: (max_body_bytes / 3 * 4 + 4 + 16 * 1024).max(8 * 1024),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
+/// drains in-flight requests (up to the drain timeout).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(settings.max_header_bytes)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                // Out of file descriptors and the like: keep serving what we have.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Peer(addr));
+                router.clone().oneshot(request.map(Body::new))
+            },
+        );
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(settings.drain_timeout, graceful.shutdown()).await;
+    Ok(())
+}
