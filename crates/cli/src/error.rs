@@ -25,13 +25,23 @@ pub(crate) enum CliError {
     /// The doctor found problems (exit code 1; the findings were printed).
     #[error("{0} problem(s) found")]
     Problems(usize),
+    /// The gateway's admin API refused the request or could not be reached (exit code 1).
+    #[error("{message}")]
+    Admin {
+        /// The HTTP status (0: no answer).
+        status: u16,
+        /// The gateway's message.
+        message: String,
+    },
 }
 
 impl CliError {
     /// The process exit code.
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Client(_) | CliError::Problems(_) => ExitCode::from(1),
+            CliError::Client(_) | CliError::Problems(_) | CliError::Admin { .. } => {
+                ExitCode::from(1)
+            }
             CliError::Usage(_) | CliError::Config(_) | CliError::Io { .. } => ExitCode::from(2),
         }
     }

@@ -7,6 +7,7 @@ mod cmd;
 mod credentials;
 mod error;
 mod items;
+mod logging;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,12 +51,24 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Run the offline sandbox (one demo key, built-in answers).
     Sandbox(cmd::sandbox::SandboxArgs),
+    /// Manage accounts and their 2FA on a running gateway (through its admin API).
+    Accounts(cmd::accounts::AccountsArgs),
+    /// Manage API keys on a running gateway (through its admin API).
+    Keys(cmd::keys::KeysArgs),
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Serve(args) => return cmd::serve::run_serve(args).await,
-        Command::Sandbox(args) => return cmd::sandbox::run_sandbox(args).await,
+        Command::Serve(args) => {
+            logging::init();
+            return cmd::serve::run_serve(args).await;
+        }
+        Command::Sandbox(args) => {
+            logging::init();
+            return cmd::sandbox::run_sandbox(args).await;
+        }
+        Command::Accounts(args) => return cmd::accounts::run(args).await,
+        Command::Keys(args) => return cmd::keys::run(args).await,
         _ => {}
     }
     let credentials = credentials::load(cli.credentials.as_deref(), cli.base_url.as_deref())?;
@@ -66,7 +79,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Doctor(args) => cmd::doctor::run(args, &ctx),
         Command::FiatToken(args) => cmd::fiat_token::run(args, &ctx),
         Command::Jwt(args) => cmd::jwt::run(args, &ctx).await,
-        Command::Serve(_) | Command::Sandbox(_) => Ok(()),
+        Command::Serve(_) | Command::Sandbox(_) | Command::Accounts(_) | Command::Keys(_) => Ok(()),
     }
 }
 

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::admin::{AdminOptions, AdminToken, admin_router};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, DurabilityConfig};
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
+use crate::manage::KeyService;
 use crate::pipeline::{Gateway, Target};
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
@@ -127,6 +129,7 @@ pub async fn build_gateway(
         trusted_proxies,
         routes,
         touch: TouchQueue::default(),
+        metrics: crate::metrics::Metrics::default(),
         config: Arc::new(config),
     }))
 }
@@ -224,4 +227,144 @@ impl Drop for TempDataDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `wbauth serve`: the admin listener (management API, health, metrics) next to the public one
+// ---------------------------------------------------------------------------------------------
+
+/// The clock `wbauth serve` runs on: the system clock, or — in builds with the `test-clock`
+/// feature — a `TestClock` (`crate::clock`) that `POST /test/clock` on the admin listener
+/// moves (`decisions.md` 29).
+#[derive(Clone)]
+pub struct ServeClock {
+    /// The clock every component reads.
+    pub clock: SharedClock,
+    /// The same clock, movable (test builds only).
+    #[cfg(feature = "test-clock")]
+    pub test: Arc<crate::clock::TestClock>,
+}
+
+impl std::fmt::Debug for ServeClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeClock")
+            .field("now_ms", &self.clock.now_ms())
+            .finish()
+    }
+}
+
+impl Default for ServeClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServeClock {
+    /// The system clock (a test clock following it, in `test-clock` builds).
+    #[must_use]
+    pub fn new() -> Self {
+        #[cfg(feature = "test-clock")]
+        {
+            let test = Arc::new(crate::clock::TestClock::default());
+            Self {
+                clock: test.clone(),
+                test,
+            }
+        }
+        #[cfg(not(feature = "test-clock"))]
+        {
+            Self {
+                clock: Arc::new(crate::clock::SystemClock),
+            }
+        }
+    }
+}
+
+/// The admin listener and what it serves.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// The bound listener (`[admin] addr`).
+    pub listener: TcpListener,
+    /// The router ([`admin_router_for`]).
+    pub router: axum::Router,
+}
+
+/// The admin router of a gateway: the management API over `service` (built with
+/// [`KeyService::for_gateway`], so it shares the gateway's store, cache, configuration and
+/// clock), `/healthz`, `/readyz` over both stores, and `POST /test/clock` in test builds.
+/// `extra` is merged in without authentication: mount `/metrics` there.
+pub fn admin_router_for(
+    service: Arc<KeyService>,
+    stores: &Stores,
+    token: AdminToken,
+    clock: &ServeClock,
+    extra: Option<axum::Router>,
+) -> axum::Router {
+    let nonces: Arc<dyn NonceStore> = stores.nonces.clone();
+    #[cfg(not(feature = "test-clock"))]
+    let _ = clock;
+    admin_router(
+        service,
+        token,
+        AdminOptions {
+            extra: extra.unwrap_or_default(),
+            nonces: Some(nonces),
+            #[cfg(feature = "test-clock")]
+            test_clock: Some(clock.test.clone()),
+        },
+    )
+}
+
+/// How often keys found idle are persisted as idle-deactivated.
+pub const IDLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs the public listener exactly as [`run`] does and, with the same shutdown, the admin
+/// listener and the idle sweep ([`KeyService::sweep_idle`]).
+pub async fn run_with_admin(
+    gateway: Arc<Gateway>,
+    stores: &Stores,
+    listener: TcpListener,
+    admin: AdminServer,
+    service: Arc<KeyService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let settings = HttpSettings::for_limits(
+        gateway.config.verify.max_body_bytes,
+        gateway.config.listen.header_timeout_ms,
+    );
+    let admin_task = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(serve(admin.listener, admin.router, settings, async move {
+            // A closed channel (the public side ended) stops the admin side too.
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    };
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(IDLE_SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.sweep_idle().await {
+                eprintln!("wbauth: persisting idle keys failed (retried later): {e}");
+            }
+        }
+    });
+    let public = run(gateway, stores, listener, false, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
+    sweeper.abort();
+    drop(stopped);
+    let admin = match admin_task.await {
+        Ok(served) => served.map_err(|source| GatewayError::Io {
+            context: "serving the admin API".into(),
+            source,
+        }),
+        Err(e) => Err(GatewayError::Invalid(format!(
+            "the admin listener failed: {e}"
+        ))),
+    };
+    public?;
+    admin
 }

@@ -97,7 +97,9 @@ impl TestClock {
 impl Clock for TestClock {
     fn now_ms(&self) -> u64 {
         match self.frozen_ms.load(Ordering::SeqCst) {
-            0 => SystemClock.now_ms().saturating_add_signed(self.offset_ms.load(Ordering::SeqCst)),
+            0 => SystemClock
+                .now_ms()
+                .saturating_add_signed(self.offset_ms.load(Ordering::SeqCst)),
             frozen => frozen,
         }
     }

@@ -103,8 +103,14 @@ pub async fn forward(
         .map_err(|_| ApiError::BadGateway)?;
     *request.headers_mut() = upstream_headers(client_headers, &verified);
     let response = match tokio::time::timeout(timeout, client.request(request)).await {
-        Err(_) => return Err(ApiError::GatewayTimeout),
-        Ok(Err(_)) => return Err(ApiError::BadGateway),
+        Err(_) => {
+            tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
+            return Err(ApiError::GatewayTimeout);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: "wbauth::upstream", upstream = base, error = %e, "upstream unreachable");
+            return Err(ApiError::BadGateway);
+        }
         Ok(Ok(response)) => response,
     };
     let (mut parts, body) = response.into_parts();

@@ -173,6 +173,16 @@ impl KeyCache {
         map.remove(public_key);
     }
 
+    /// Every key, as of now (the management service's idle sweep walks it).
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<Arc<ActiveKey>> {
+        let map = self
+            .by_public
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values().cloned().collect()
+    }
+
     /// Number of keys.
     #[must_use]
     pub fn len(&self) -> usize {

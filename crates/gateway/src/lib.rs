@@ -4,6 +4,7 @@
 //! private requests that pass every check of `spec/errors.md`, in order, forwarding exactly
 //! the signed bytes. `wbauth serve` and `wbauth sandbox` run it.
 
+pub mod admin;
 pub mod app;
 pub mod builtin;
 pub mod clock;
@@ -11,6 +12,8 @@ pub mod config;
 pub mod forward;
 pub mod ip;
 pub mod keys;
+pub mod manage;
+pub mod metrics;
 pub mod pipeline;
 pub mod rate;
 pub mod sandbox;

@@ -94,6 +94,8 @@ pub struct Gateway {
     pub rate: RateLimiter,
     /// Batched last-used updates.
     pub touch: TouchQueue,
+    /// Request counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -155,6 +157,18 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> HeaderValue<'a> {
 }
 
 impl Gateway {
+    /// The `/metrics` text: request counters plus key-cache and nonce-store figures.
+    #[must_use]
+    pub fn render_metrics(&self) -> String {
+        let mut gauges = vec![(
+            "wbauth_keys",
+            "API keys held in memory.",
+            u64::try_from(self.keys.len()).unwrap_or(u64::MAX),
+        )];
+        gauges.extend(self.nonces.metrics());
+        self.metrics.render(&gauges)
+    }
+
     /// Builds the route table from the configuration.
     #[must_use]
     pub fn routes_from(config: &Config) -> Vec<(String, Target)> {

@@ -21,6 +21,7 @@ use whitebit_auth::verify::JWT_ENDPOINT_PATH;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
 use crate::forward::{UpstreamClient, forward, upstream_client};
+use crate::metrics::Outcome;
 use crate::pipeline::{Gateway, Incoming, Refusal, Target, check_content_type, check_method};
 
 /// The TCP peer of a request (inserted per connection).
@@ -108,6 +109,42 @@ async fn handle(
     peer: Option<Extension<Peer>>,
     request: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let (response, outcome) = handle_inner(&state, peer, request).await;
+    let elapsed = started.elapsed();
+    state.gateway.metrics.record(outcome, elapsed);
+    // Never the payload, the signature or a secret: only what routing and outcome need.
+    tracing::debug!(
+        target: "wbauth::request",
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        outcome = ?outcome,
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+    );
+    response
+}
+
+fn refused(refusal: Refusal, jwt_endpoint: bool) -> (Response, Outcome) {
+    let outcome = match refusal {
+        Refusal::Api(e) => Outcome::Refused(e),
+        Refusal::RateLimited(_) => Outcome::Refused(ApiError::RateLimited),
+        Refusal::MissingFields { .. } => Outcome::MissingFields,
+    };
+    (refusal_response(refusal, jwt_endpoint), outcome)
+}
+
+fn failed(e: ApiError) -> (Response, Outcome) {
+    (error_response(e), Outcome::Refused(e))
+}
+
+async fn handle_inner(
+    state: &AppState,
+    peer: Option<Extension<Peer>>,
+    request: Request,
+) -> (Response, Outcome) {
     let gw = &state.gateway;
     let (parts, body) = request.into_parts();
     let path_and_query = parts
@@ -120,12 +157,15 @@ async fn handle(
 
     // Public GET routes.
     if parts.method == Method::GET && state.sandbox && parts.uri.path() == "/api/v4/public/time" {
-        return json(200, format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000));
+        return (
+            json(200, format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000)),
+            Outcome::Public,
+        );
     }
 
     // Row 1.
     if let Err(e) = check_method(&parts.method) {
-        return error_response(e);
+        return failed(e);
     }
     // Row 2: declared length first, then the bytes actually sent.
     let limit = gw.config.verify.max_body_bytes;
@@ -135,27 +175,32 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return error_response(ApiError::PayloadTooLarge);
+        return failed(ApiError::PayloadTooLarge);
     }
     let timeout = Duration::from_millis(gw.config.listen.body_timeout_ms);
     let body =
         match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect())
             .await
         {
-            Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+            Err(_) => {
+                return (
+                    StatusCode::REQUEST_TIMEOUT.into_response(),
+                    Outcome::Transport,
+                );
+            }
             Ok(Err(e)) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return error_response(ApiError::PayloadTooLarge);
+                    return failed(ApiError::PayloadTooLarge);
                 }
-                return StatusCode::BAD_REQUEST.into_response();
+                return (StatusCode::BAD_REQUEST.into_response(), Outcome::Transport);
             }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
     // The 415 check.
     if let Err(e) = check_content_type(&parts.headers) {
-        return error_response(e);
+        return failed(e);
     }
 
     let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
@@ -170,10 +215,13 @@ async fn handle(
     };
     let verified = match gw.verify(&incoming).await {
         Ok(v) => v,
-        Err(refusal) => return refusal_response(refusal, jwt_endpoint),
+        Err(refusal) => return refused(refusal, jwt_endpoint),
     };
     match verified.target.clone() {
-        Target::Builtin => json(200, crate::builtin::answer(&verified)),
+        Target::Builtin => (
+            json(200, crate::builtin::answer(&verified)),
+            Outcome::Accepted,
+        ),
         Target::Upstream { base, timeout_ms } => {
             let timeout = Duration::from_millis(timeout_ms);
             let max = gw.config.verify.max_response_bytes;
@@ -187,8 +235,9 @@ async fn handle(
             )
             .await
             {
-                Ok(response) => response,
-                Err(e) => error_response(e),
+                Ok(response) => (response, Outcome::Accepted),
+                // The nonce is consumed (the request was accepted); the upstream failed.
+                Err(e) => failed(e),
             }
         }
     }

@@ -1,10 +1,13 @@
 //! One module per command, all the same shape: an `Args` struct (clap) and
 //! `run(args, &Context) -> Result<(), CliError>`.
 
+pub(crate) mod accounts;
+pub(crate) mod admin_api;
 pub(crate) mod call;
 pub(crate) mod doctor;
 pub(crate) mod fiat_token;
 pub(crate) mod jwt;
+pub(crate) mod keys;
 pub(crate) mod sandbox;
 pub(crate) mod serve;
 pub(crate) mod sign;

@@ -2,10 +2,16 @@
 
 use std::path::PathBuf;
 
+use std::io::Write as _;
+use std::sync::Arc;
+
 use clap::Args;
-use whitebit_gateway::app::{bind, build_gateway, open_stores, run};
-use whitebit_gateway::clock::{SharedClock, SystemClock};
+use whitebit_gateway::admin::{ADMIN_TOKEN_ENV, AdminToken};
+use whitebit_gateway::app::{
+    AdminServer, ServeClock, admin_router_for, bind, build_gateway, open_stores, run_with_admin,
+};
 use whitebit_gateway::config::Config;
+use whitebit_gateway::manage::KeyService;
 
 use crate::error::CliError;
 
@@ -19,30 +25,63 @@ pub(crate) struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-/// Runs the command.
+/// Runs the command. Prints `listening=http://…` and `admin=http://…` on stdout once both
+/// listeners are bound (like the sandbox's contract; port 0 picks a free port).
 pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Config(e.to_string()))?;
-    let clock: SharedClock = std::sync::Arc::new(SystemClock);
+    let serve_clock = ServeClock::new();
+    let clock = serve_clock.clock.clone();
     let stores = open_stores(&config, clock.now_ms())
         .await
         .map_err(gateway_error)?;
+    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok();
+    let token = AdminToken::load_or_create(&config.store.data_dir, env_token.as_deref())
+        .map_err(gateway_error)?;
     let listener = bind(config.listen.addr, "public")
+        .await
+        .map_err(gateway_error)?;
+    let admin_listener = bind(config.admin.addr, "admin")
         .await
         .map_err(gateway_error)?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Config(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| CliError::Config(e.to_string()))?;
     let gateway = build_gateway(config, &stores, clock, false)
         .await
         .map_err(gateway_error)?;
+    let service = Arc::new(KeyService::for_gateway(&gateway));
+    let token_origin = token.origin().to_owned();
+    // Unauthenticated operational routes of the admin listener.
+    let extra = Some(whitebit_gateway::metrics::metrics_router(gateway.clone()));
+    let router = admin_router_for(service.clone(), &stores, token, &serve_clock, extra);
     eprintln!(
-        "wbauth gateway listening on http://{addr} ({} keys)",
+        "wbauth gateway listening on http://{addr} ({} keys); admin API on http://{admin_addr} \
+         (admin token: {token_origin})",
         gateway.keys.len()
     );
-    run(gateway, &stores, listener, false, super::shutdown_signal())
-        .await
-        .map_err(gateway_error)
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening=http://{addr}");
+        let _ = writeln!(out, "admin=http://{admin_addr}");
+        let _ = out.flush();
+    }
+    run_with_admin(
+        gateway,
+        &stores,
+        listener,
+        AdminServer {
+            listener: admin_listener,
+            router,
+        },
+        service,
+        super::shutdown_signal(),
+    )
+    .await
+    .map_err(gateway_error)
 }
 
 /// Start-up failures are configuration problems (exit code 2).

@@ -769,6 +769,43 @@ impl Drop for JournalNonceStore {
 }
 
 impl NonceStore for JournalNonceStore {
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let stats = self.stats();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        vec![
+            (
+                "wbauth_nonce_keys",
+                "Keys with nonce state in the embedded store.",
+                count(stats.keys),
+            ),
+            (
+                "wbauth_nonce_window_entries",
+                "Live window-mode uniqueness entries.",
+                count(stats.window_entries),
+            ),
+            (
+                "wbauth_nonce_journal_bytes",
+                "Size of the current nonce journal file.",
+                stats.journal_bytes,
+            ),
+            (
+                "wbauth_nonce_commit_groups_total",
+                "Commit groups written to the journal.",
+                stats.batches_written,
+            ),
+            (
+                "wbauth_nonce_records_total",
+                "Nonce records written to the journal.",
+                stats.records_written,
+            ),
+            (
+                "wbauth_nonce_write_errors_total",
+                "Commit groups that failed (answered 503).",
+                stats.write_errors,
+            ),
+        ]
+    }
+
     fn check(
         &self,
         key: KeyId,

@@ -60,6 +60,11 @@ pub trait NonceStore: Send + Sync + 'static {
 
     /// Makes everything accepted so far durable (called on shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Figures for `/metrics`: `(name, help, value)`.
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Secret bytes that are wiped from memory when dropped and never printed.

@@ -1,0 +1,288 @@
+//! `wbauth accounts`: accounts and their two-factor authentication, on a running gateway
+//! through its admin API.
+
+use std::io::Write as _;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
+use super::print_json;
+use crate::error::CliError;
+
+/// Manages accounts (key holders) and their TOTP two-factor authentication on a running
+/// gateway. A key can be created only for an account whose 2FA is on.
+#[derive(Debug, Args)]
+pub(crate) struct AccountsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(subcommand)]
+    command: AccountsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Create an account (2FA off until `wbauth accounts 2fa NAME`).
+    Create {
+        /// Letters, digits, '.', '_', '-', '@' (up to 64).
+        name: String,
+    },
+    /// List the accounts.
+    List,
+    /// Show one account.
+    Show {
+        /// The account.
+        name: String,
+    },
+    /// Enrol TOTP 2FA: print the otpauth:// URI and a QR code, then confirm with a code
+    /// from the app (asked on standard input, or later with --code).
+    #[command(name = "2fa")]
+    TwoFactor(TwoFactorArgs),
+}
+
+/// `wbauth accounts 2fa`.
+#[derive(Debug, Args)]
+struct TwoFactorArgs {
+    /// The account.
+    name: String,
+    /// Confirm a pending enrolment with this code from the app (no new secret).
+    #[arg(long, value_name = "CODE", conflicts_with_all = ["current_code", "force", "no_confirm"])]
+    code: Option<String>,
+    /// Re-enrolling an account whose 2FA is on needs a current code of the old secret.
+    #[arg(long, value_name = "CODE", conflicts_with = "force")]
+    current_code: Option<String>,
+    /// Re-enrol without a current code (operator override; audited).
+    #[arg(long)]
+    force: bool,
+    /// Only enrol and print; confirm later with --code.
+    #[arg(long)]
+    no_confirm: bool,
+}
+
+/// Runs the command.
+pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.admin)?;
+    let json = args.admin.json;
+    match &args.command {
+        AccountsCommand::Create { name } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &AdminClient::path(&["accounts"]),
+                    Some(&json!({"name": name})),
+                )
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                println!(
+                    "Created account {name}. Enable two-factor authentication before creating keys: \
+                     wbauth accounts 2fa {name}"
+                );
+            }
+        }
+        AccountsCommand::List => {
+            let answer = client
+                .call(Method::GET, &AdminClient::path(&["accounts"]), None)
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                let accounts = answer
+                    .get("accounts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let rows: Vec<Vec<String>> = accounts
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            text(a, "name").to_owned(),
+                            text(a, "two_factor").to_owned(),
+                            a.get("keys")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(0)
+                                .to_string(),
+                            a.get("locked_until_ms")
+                                .and_then(Value::as_u64)
+                                .map_or_else(|| "-".to_owned(), format_time),
+                            a.get("created_ms")
+                                .and_then(Value::as_u64)
+                                .map_or_else(String::new, format_time),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "2FA", "KEYS", "LOCKED UNTIL", "CREATED"], &rows);
+            }
+        }
+        AccountsCommand::Show { name } => {
+            let answer = client
+                .call(Method::GET, &AdminClient::path(&["accounts", name]), None)
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print_account(answer.get("account").unwrap_or(&Value::Null));
+            }
+        }
+        AccountsCommand::TwoFactor(two) => two_factor(&client, two, json).await?,
+    }
+    Ok(())
+}
+
+fn print_account(a: &Value) {
+    println!("account:         {}", text(a, "name"));
+    println!("2FA:             {}", text(a, "two_factor"));
+    println!(
+        "keys:            {}",
+        a.get("keys").and_then(Value::as_u64).unwrap_or(0)
+    );
+    println!(
+        "wrong codes:     {}",
+        a.get("failed_attempts")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    );
+    if let Some(until) = a.get("locked_until_ms").and_then(Value::as_u64) {
+        println!("locked until:    {}", format_time(until));
+    }
+    if let Some(created) = a.get("created_ms").and_then(Value::as_u64) {
+        println!("created:         {}", format_time(created));
+    }
+}
+
+/// The QR code of `data` in Unicode half blocks (two modules per character cell), for a
+/// terminal with a dark background.
+fn qr_code(data: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+async fn confirm(client: &AdminClient, name: &str, code: &str, json: bool) -> Result<(), CliError> {
+    let answer = client
+        .call(
+            Method::POST,
+            &AdminClient::path(&["accounts", name, "2fa", "confirm"]),
+            Some(&json!({"code": code.trim()})),
+        )
+        .await?;
+    if json {
+        print_json(&answer);
+    } else {
+        println!("Two-factor authentication is on for account {name}.");
+    }
+    Ok(())
+}
+
+/// Reads one line from standard input (`None` at its end).
+async fn read_code() -> Result<Option<String>, CliError> {
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(line.trim().to_owned())),
+            Err(source) => Err(CliError::Io {
+                path: "standard input".into(),
+                source,
+            }),
+        }
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("reading standard input failed: {e}")))?
+}
+
+async fn two_factor(
+    client: &AdminClient,
+    args: &TwoFactorArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let name = args.name.as_str();
+    if let Some(code) = &args.code {
+        return confirm(client, name, code, json).await;
+    }
+    let mut body = json!({"force": args.force});
+    if let Some(code) = &args.current_code {
+        body["code"] = Value::String(code.trim().to_owned());
+    }
+    let answer = client
+        .call(
+            Method::POST,
+            &AdminClient::path(&["accounts", name, "2fa", "enrol"]),
+            Some(&body),
+        )
+        .await?;
+    let uri = Zeroizing::new(text(&answer, "otpauth_uri").to_owned());
+    let secret = Zeroizing::new(text(&answer, "secret").to_owned());
+    drop(answer);
+    {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let line = Zeroizing::new(
+                json!({"account": name, "otpauth_uri": uri.as_str(), "secret": secret.as_str()})
+                    .to_string(),
+            );
+            let _ = writeln!(out, "{}", line.as_str());
+        } else {
+            let _ = writeln!(
+                out,
+                "Scan this QR code with an authenticator app (or type the secret in by hand):"
+            );
+            if let Some(qr) = qr_code(&uri) {
+                let _ = writeln!(out, "\n{qr}\n");
+            }
+            let _ = writeln!(out, "otpauth URI: {}", uri.as_str());
+            let _ = writeln!(out, "secret:      {}", secret.as_str());
+        }
+        let _ = out.flush();
+    }
+    if args.no_confirm {
+        if !json {
+            println!("Then confirm with: wbauth accounts 2fa {name} --code CODE");
+        }
+        return Ok(());
+    }
+    use std::io::IsTerminal as _;
+    let interactive = std::io::stdin().is_terminal();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        eprint!("Code from the app: ");
+        let _ = std::io::stderr().flush();
+        let Some(code) = read_code().await? else {
+            return Err(CliError::Usage(format!(
+                "no code given; confirm later with: wbauth accounts 2fa {name} --code CODE"
+            )));
+        };
+        match confirm(client, name, &code, json).await {
+            Err(CliError::Admin {
+                status: 403,
+                message,
+            }) if interactive && tries < 3 => {
+                eprintln!("{message}");
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_codes_render_in_half_blocks() {
+        let qr = qr_code("otpauth://totp/wbauth:alice?secret=GEZDGNBVGY3TQOJQ&issuer=wbauth")
+            .expect("qr");
+        assert!(qr.lines().count() > 10);
+        assert!(qr.contains('▀') || qr.contains('▄') || qr.contains('█'));
+    }
+}

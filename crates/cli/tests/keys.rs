@@ -1,0 +1,1022 @@
+//! Accounts, 2FA and key management end to end: the real `wbauth serve` (test clock) in front
+//! of a recording upstream on 127.0.0.1, managed through the real `wbauth accounts` / `wbauth
+//! keys` commands (the admin API), and signed requests through the gateway. The test clock is
+//! frozen and moved (30 s between TOTP actions, 15 days for idleness): nothing sleeps.
+
+#![cfg(feature = "test-clock")]
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{Answer, post};
+use serde_json::{Value, json};
+use whitebit_auth::mac::HmacSha512Key;
+use whitebit_auth::sign::sign_body;
+use whitebit_gateway::totp::{code_at_step, step_of};
+
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
+const BALANCE: &str = "/api/v4/trade-account/balance";
+const ORDER: &str = "/api/v4/order/new";
+const MAIN_BALANCE: &str = "/api/v4/main-account/balance";
+const UPSTREAM_ANSWER: &str = r#"{"ok":true}"#;
+const KEY_DISABLED: &str =
+    r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
+const UNAUTHORIZED: &str = r#"{"code":10,"message":"Unauthorized request."}"#;
+const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A start time on a step boundary (plus 1 s), so ±skew never matters.
+const T0: u64 = 1_750_000_020_000;
+
+// ---------------------------------------------------------------------------------------------
+// A recording upstream
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+struct Upstream {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    async fn start() -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let record = record.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+                record.lock().expect("lock").push(Seen {
+                    path: parts.uri.path().to_owned(),
+                    headers: parts.headers,
+                    body: body.to_vec(),
+                });
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    UPSTREAM_ANSWER,
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, seen }
+    }
+
+    fn last(&self) -> Seen {
+        self.seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("the upstream got a request")
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway process
+// ---------------------------------------------------------------------------------------------
+
+struct Gateway {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    base: String,
+    admin: String,
+    data_dir: PathBuf,
+    stderr: PathBuf,
+    _dir_guard: Option<tempfile::TempDir>,
+}
+
+fn write_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
+    let data = dir.join("data");
+    let config = format!(
+        r#"[listen]
+addr = "127.0.0.1:0"
+
+[admin]
+addr = "127.0.0.1:0"
+
+[store]
+data_dir = "{}"
+
+[[route]]
+prefix = "/api/v4"
+upstream = "http://{upstream}"
+
+[[kind]]
+name = "trade"
+paths = ["/api/v4/trade-account/*", "/api/v4/order/*"]
+
+[[kind]]
+name = "main"
+paths = ["/api/v4/main-account/*"]
+"#,
+        data.display()
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config).expect("config written");
+    path
+}
+
+/// Starts `wbauth serve` (data dir `DIR/data`); `Err((status, stderr))` when it exits before
+/// printing its addresses.
+fn spawn_serve(
+    dir: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+    stderr_name: &str,
+) -> Result<Gateway, (std::process::ExitStatus, String)> {
+    let stderr_path = dir.join(stderr_name);
+    let stderr = File::create(&stderr_path).expect("stderr file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wbauth"));
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_remove("WBAUTH_ADMIN_TOKEN")
+        .env_remove("WBAUTH_MASTER_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("wbauth serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut base, mut admin) = (None, None);
+    while admin.is_none() {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read stdout") == 0 {
+            let status = child.wait().expect("exit status");
+            let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err((status, text));
+        }
+        let line = line.trim_end();
+        if let Some(v) = line.strip_prefix("listening=") {
+            base = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("admin=") {
+            admin = Some(v.to_owned());
+        }
+    }
+    Ok(Gateway {
+        child,
+        _stdout: stdout,
+        base: base.expect("listening= line before admin="),
+        admin: admin.expect("admin= line"),
+        data_dir: dir.join("data"),
+        stderr: stderr_path,
+        _dir_guard: None,
+    })
+}
+
+impl Gateway {
+    async fn start(upstream: &Upstream) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(dir.path(), upstream.addr);
+        let mut gateway = spawn_serve(
+            dir.path(),
+            &config,
+            &[("WBAUTH_ADMIN_TOKEN", TOKEN)],
+            "stderr.log",
+        )
+        .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
+        gateway._dir_guard = Some(dir);
+        gateway.clock(json!({"set_ms": T0})).await;
+        gateway
+    }
+
+    /// Runs `wbauth ARGS --admin-url ADMIN` with the admin token in the environment.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_wbauth"))
+            .args(args)
+            .args(["--admin-url", &self.admin])
+            .env("WBAUTH_ADMIN_TOKEN", TOKEN)
+            .env_remove("WBAUTH_ADMIN_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("wbauth runs")
+    }
+
+    /// Runs the CLI and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "wbauth {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// Runs the CLI with `--json` and expects success; returns the JSON.
+    fn ok_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(self.ok(&all).trim()).expect("JSON output")
+    }
+
+    /// Runs the CLI and expects exit code 1 with exactly `error: MESSAGE` on stderr.
+    fn refused(&self, args: &[&str], message: &str) {
+        let out = self.cli(args);
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(1), format!("error: {message}\n").as_str()),
+            "wbauth {args:?}; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(out.stdout.is_empty(), "nothing on stdout");
+    }
+
+    /// Moves the test clock; returns the new time.
+    async fn clock(&self, body: Value) -> u64 {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/test/clock", self.admin))
+            .bearer_auth(TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("clock request");
+        assert_eq!(answer.status().as_u16(), 200);
+        let value: Value = serde_json::from_str(&answer.text().await.expect("body")).expect("json");
+        value["now_ms"].as_u64().expect("now_ms")
+    }
+
+    async fn advance(&self, ms: u64) -> u64 {
+        self.clock(json!({"advance_ms": ms})).await
+    }
+
+    /// A strictly increasing nonce for every request of the test.
+    fn nonce() -> u64 {
+        static NONCE: AtomicU64 = AtomicU64::new(1);
+        NONCE.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a correctly signed request for `path` with `key`/`secret`.
+    async fn signed(&self, key: &str, secret: &str, path: &str) -> Answer {
+        self.signed_body(key, secret, path).await.0
+    }
+
+    /// Like [`Self::signed`]; also returns the exact body sent.
+    async fn signed_body(&self, key: &str, secret: &str, path: &str) -> (Answer, String) {
+        let body = format!(
+            r#"{{"request":"{path}","nonce":{},"ticker":"BTC"}}"#,
+            Self::nonce()
+        );
+        let signed = sign_body(
+            body.clone().into_bytes(),
+            &HmacSha512Key::new(secret.as_bytes()),
+        );
+        let answer = post(
+            &format!("{}{path}", self.base),
+            &[
+                ("content-type", b"application/json"),
+                ("x-txc-apikey", key.as_bytes()),
+                ("x-txc-payload", signed.payload.as_bytes()),
+                ("x-txc-signature", signed.signature.as_bytes()),
+            ],
+            body.clone(),
+        )
+        .await;
+        (answer, body)
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..400 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("wbauth serve did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn assert_answer(a: &Answer, status: u16, body: &str) {
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (status, body),
+        "full answer: {a:?}"
+    );
+    assert_eq!(
+        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{a:?}"
+    );
+}
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.trim().bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text:?}"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).expect("byte"));
+        }
+    }
+    out
+}
+
+fn code(secret: &[u8], now_ms: u64) -> String {
+    format!("{:06}", code_at_step(secret, step_of(now_ms)))
+}
+
+/// A code that is wrong for every step the gateway accepts at `now_ms`.
+fn wrong_code(secret: &[u8], now_ms: u64) -> String {
+    let step = step_of(now_ms);
+    let valid: Vec<u32> = (step - 1..=step + 1)
+        .map(|s| code_at_step(secret, s))
+        .collect();
+    let mut candidate = (valid[1] + 500_000) % 1_000_000;
+    while valid.contains(&candidate) {
+        candidate = (candidate + 1) % 1_000_000;
+    }
+    format!("{candidate:06}")
+}
+
+/// `wbauth accounts 2fa NAME` interactively: reads the printed secret, answers the prompt with
+/// the current code. Returns the TOTP secret.
+fn enrol_interactively(gateway: &Gateway, name: &str, now_ms: u64) -> Vec<u8> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(["accounts", "2fa", name, "--admin-url", &gateway.admin])
+        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wbauth accounts 2fa starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = String::new();
+    let secret = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).expect("read") > 0,
+            "the secret was printed: {printed}"
+        );
+        printed.push_str(&line);
+        if let Some(secret) = line.strip_prefix("secret:") {
+            break base32_decode(secret);
+        }
+    };
+    assert!(
+        printed.contains(&format!(
+            "otpauth URI: otpauth://totp/wbauth:{name}?secret="
+        )),
+        "{printed}"
+    );
+    assert!(
+        printed.contains('▀') || printed.contains('▄'),
+        "a QR code: {printed}"
+    );
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", code(&secret, now_ms)).expect("code written");
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest of stdout");
+    let out = child.wait_with_output().expect("exit");
+    assert!(
+        out.status.success(),
+        "2fa failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rest,
+        format!("Two-factor authentication is on for account {name}.\n")
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Code from the app: ");
+    secret
+}
+
+fn no_txc_headers(seen: &Seen) {
+    for name in seen.headers.keys() {
+        assert!(
+            !name.as_str().starts_with("x-txc-"),
+            "{name} was forwarded upstream"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_lifecycle_through_the_cli_and_the_gateway() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let mut now = T0;
+
+    // Health on the admin listener; the admin API wants the token.
+    let health = reqwest::get(format!("{}/healthz", gw.admin))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.text().await.expect("body"), r#"{"status":"ok"}"#);
+    let ready = reqwest::get(format!("{}/readyz", gw.admin))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(ready.text().await.expect("body"), r#"{"status":"ready"}"#);
+    let anonymous = reqwest::get(format!("{}/admin/accounts", gw.admin))
+        .await
+        .expect("accounts");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(
+        anonymous.text().await.expect("body"),
+        r#"{"code":0,"message":"Admin token missing or wrong (Authorization: Bearer <token>)."}"#
+    );
+    let wrong_token = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(["accounts", "list", "--admin-url", &gw.admin])
+        .env("WBAUTH_ADMIN_TOKEN", "not-the-admin-token-at-all")
+        .output()
+        .expect("runs");
+    assert_eq!(wrong_token.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&wrong_token.stderr),
+        "error: Admin token missing or wrong (Authorization: Bearer <token>).\n"
+    );
+
+    // An account; no key without 2FA.
+    assert_eq!(
+        gw.ok(&["accounts", "create", "alice"]),
+        "Created account alice. Enable two-factor authentication before creating keys: wbauth accounts 2fa alice\n"
+    );
+    gw.refused(
+        &["accounts", "create", "alice"],
+        "an account named \"alice\" already exists",
+    );
+    gw.refused(
+        &["keys", "create", "--account", "alice", "--kind", "trade", "--code", "123456"],
+        "Account alice has no two-factor authentication; enable it first (wbauth accounts 2fa alice).",
+    );
+
+    // 2FA: URI, QR code, confirmed with a code typed at the prompt.
+    let totp = enrol_interactively(&gw, "alice", now);
+    let confirm_code = code(&totp, now);
+    let account = gw.ok_json(&["accounts", "show", "alice"]);
+    assert_eq!(account["account"]["two_factor"], "on");
+
+    // The confirmation code was used; a wrong code is refused; inputs are checked first.
+    gw.refused(
+        &["keys", "create", "--account", "alice", "--kind", "trade", "--code", &confirm_code],
+        "This TOTP code was already used; wait for the next one. 4 attempts left before the account is locked.",
+    );
+    gw.refused(
+        &[
+            "keys",
+            "create",
+            "--account",
+            "alice",
+            "--kind",
+            "trade",
+            "--code",
+            &wrong_code(&totp, now),
+        ],
+        "Wrong TOTP code. 3 attempts left before the account is locked.",
+    );
+    gw.refused(
+        &[
+            "keys",
+            "create",
+            "--account",
+            "alice",
+            "--kind",
+            "nope",
+            "--code",
+            "000000",
+        ],
+        "unknown key kind \"nope\" (configured kinds: trade, main)",
+    );
+    gw.refused(
+        &[
+            "keys", "create", "--account", "alice", "--kind", "trade", "--code", "000000",
+            "--endpoint", MAIN_BALANCE,
+        ],
+        "endpoint \"/api/v4/main-account/balance\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
+    );
+    gw.refused(
+        &[
+            "keys",
+            "create",
+            "--account",
+            "alice",
+            "--kind",
+            "trade",
+            "--code",
+            "000000",
+            "--ip",
+            "10.0.0.1/8",
+        ],
+        "trusted IP #1: \"10.0.0.1/8\": host bits are set below the /8 prefix (write 10.0.0.0/8)",
+    );
+    let fifty_one: Vec<String> = (0..51).map(|i| format!("10.{i}.0.0/16")).collect();
+    let mut args = vec![
+        "keys",
+        "create",
+        "--account",
+        "alice",
+        "--kind",
+        "trade",
+        "--code",
+        "000000",
+    ];
+    for ip in &fifty_one {
+        args.extend(["--ip", ip.as_str()]);
+    }
+    gw.refused(
+        &args,
+        "too many trusted IPs: 51 given, a key holds at most 50 (keys.max_ips; a CIDR block counts as one entry)",
+    );
+
+    // A trade key for 127.0.0.1, with the next code.
+    now = gw.advance(30_000).await;
+    let created = gw.ok_json(&[
+        "keys",
+        "create",
+        "--account",
+        "alice",
+        "--kind",
+        "trade",
+        "--code",
+        &code(&totp, now),
+        "--ip",
+        "127.0.0.1",
+    ]);
+    let key = created["key"]["public_key"]
+        .as_str()
+        .expect("public key")
+        .to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    assert_eq!((key.len(), secret.len()), (32, 64));
+    assert_eq!(created["key"]["ips"], json!(["127.0.0.1"]));
+    assert_eq!(created["key"]["state"], "active");
+    assert_eq!(created["key"]["account"], "alice");
+    // Never shown again.
+    let shown = gw.ok(&["keys", "show", &key]);
+    assert!(!shown.contains(&secret), "{shown}");
+    assert!(
+        shown.starts_with(&format!("public key:   {key}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("trusted IPs:  127.0.0.1\n"), "{shown}");
+
+    // Accepted and forwarded: the decoded payload as the body, the gateway's identity headers.
+    let (a, sent) = gw.signed_body(&key, &secret, BALANCE).await;
+    assert_answer(&a, 200, UPSTREAM_ANSWER);
+    let seen = upstream.last();
+    assert_eq!(seen.path, BALANCE);
+    let body = String::from_utf8(seen.body.clone()).expect("utf8");
+    assert_eq!(body, sent, "the decoded payload is the upstream's body");
+    assert_eq!(seen.headers["x-auth-key"], key.as_str());
+    assert_eq!(seen.headers["x-auth-account"], "alice");
+    assert_eq!(
+        seen.headers["content-length"],
+        body.len().to_string().as_str()
+    );
+    no_txc_headers(&seen);
+    let forwarded = upstream.count();
+
+    // Disabled: refused on the very next request; enabled: accepted.
+    assert!(
+        gw.ok(&["keys", "disable", &key])
+            .starts_with(&format!("Disabled API key {key}.\n"))
+    );
+    assert_answer(&gw.signed(&key, &secret, BALANCE).await, 401, KEY_DISABLED);
+    assert_eq!(
+        upstream.count(),
+        forwarded,
+        "a refused request reaches no upstream"
+    );
+    assert_eq!(
+        gw.ok_json(&["keys", "show", &key])["key"]["state"],
+        "disabled"
+    );
+    assert!(
+        gw.ok(&["keys", "enable", &key])
+            .starts_with(&format!("Enabled API key {key}.\n"))
+    );
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+
+    // Another trusted address: refused; back to loopback (v4 and v6): accepted.
+    gw.ok(&["keys", "set-ips", &key, "192.0.2.7"]);
+    assert_answer(&gw.signed(&key, &secret, BALANCE).await, 401, KEY_DISABLED);
+    let ips = gw.ok_json(&["keys", "set-ips", &key, "127.0.0.0/8", "::1"]);
+    assert_eq!(ips["key"]["ips"], json!(["127.0.0.0/8", "::1"]));
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    let out = gw.cli(&["keys", "set-ips", &key]);
+    assert_eq!(out.status.code(), Some(2), "no addresses without --clear");
+
+    // Narrowed endpoints: the rest of the kind is forbidden; outside the kind too.
+    gw.ok(&["keys", "set-endpoints", &key, ORDER]);
+    assert_answer(&gw.signed(&key, &secret, BALANCE).await, 403, FORBIDDEN);
+    assert_answer(&gw.signed(&key, &secret, ORDER).await, 200, UPSTREAM_ANSWER);
+    assert_eq!(upstream.last().path, ORDER);
+    assert_answer(
+        &gw.signed(&key, &secret, MAIN_BALANCE).await,
+        403,
+        FORBIDDEN,
+    );
+    gw.refused(
+        &["keys", "set-endpoints", &key, MAIN_BALANCE],
+        "endpoint \"/api/v4/main-account/balance\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
+    );
+    gw.ok(&["keys", "set-endpoints", &key, "--clear"]);
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+
+    // Idle for 15 days: deactivated; enable restarts the idle clock.
+    now = gw.advance(15 * DAY_MS).await;
+    assert_answer(&gw.signed(&key, &secret, BALANCE).await, 401, KEY_DISABLED);
+    let idle = gw.ok_json(&["keys", "show", &key]);
+    assert_eq!(idle["key"]["state"], "idle");
+    assert_eq!(idle["key"]["idle_deactivated"], true);
+    let enabled = gw.ok_json(&["keys", "enable", &key]);
+    assert_eq!(enabled["key"]["state"], "active");
+    assert_eq!(enabled["key"]["idle_anchor_ms"], now);
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+
+    // 50 trusted IPs is the limit.
+    let mut fifty: Vec<String> = (0..49).map(|i| format!("2001:db8:{i:x}::/48")).collect();
+    fifty.push("127.0.0.1".to_owned());
+    let mut args = vec!["keys", "set-ips", key.as_str()];
+    args.extend(fifty.iter().map(String::as_str));
+    assert_eq!(
+        gw.ok_json(&args)["key"]["ips"]
+            .as_array()
+            .expect("ips")
+            .len(),
+        50
+    );
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    let mut args = vec!["keys", "set-ips", key.as_str()];
+    args.extend(fifty_one.iter().map(String::as_str));
+    gw.refused(
+        &args,
+        "too many trusted IPs: 51 given, a key holds at most 50 (keys.max_ips; a CIDR block counts as one entry)",
+    );
+    assert_answer(
+        &gw.signed(&key, &secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+
+    // Rotation: a new secret shown once; the old one refused from then on.
+    now = gw.advance(30_000).await;
+    let rotated = gw.ok(&["keys", "rotate-secret", &key, "--code", &code(&totp, now)]);
+    let new_secret = rotated
+        .lines()
+        .find_map(|l| l.strip_prefix("api_secret="))
+        .expect("api_secret= line")
+        .to_owned();
+    assert!(rotated.contains(&format!("api_key={key}\n")), "{rotated}");
+    assert!(
+        rotated.contains("Store the secret now: it is never shown again."),
+        "{rotated}"
+    );
+    assert_ne!(new_secret, secret);
+    assert_answer(&gw.signed(&key, &secret, BALANCE).await, 401, UNAUTHORIZED);
+    assert_answer(
+        &gw.signed(&key, &new_secret, BALANCE).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    gw.refused(
+        &["keys", "rotate-secret", &key, "--code", &code(&totp, now)],
+        "This TOTP code was already used; wait for the next one. 4 attempts left before the account is locked.",
+    );
+
+    // Listing.
+    let listed = gw.ok_json(&["keys", "list", "--account", "alice"]);
+    assert_eq!(listed["keys"].as_array().expect("keys").len(), 1);
+    assert_eq!(listed["keys"][0]["public_key"], key.as_str());
+    let table = gw.ok(&["keys", "list"]);
+    assert!(table.starts_with("PUBLIC KEY"), "{table}");
+    assert!(table.contains(&key), "{table}");
+    gw.refused(
+        &["keys", "list", "--account", "nobody"],
+        "No account named \"nobody\".",
+    );
+
+    // Deleted: unknown from the next request on.
+    assert_eq!(
+        gw.ok(&["keys", "delete", &key]),
+        format!("Deleted API key {key}.\n")
+    );
+    assert_answer(
+        &gw.signed(&key, &new_secret, BALANCE).await,
+        401,
+        UNAUTHORIZED,
+    );
+    gw.refused(&["keys", "show", &key], &format!("No API key \"{key}\"."));
+
+    // The audit log: every change, no secret, also on the gateway's stderr.
+    let audit = gw.ok_json(&["keys", "audit", "--limit", "1000"]);
+    let entries = audit["entries"].as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    for action in [
+        "account.create",
+        "account.2fa.enrol",
+        "account.2fa.confirm",
+        "account.code_rejected",
+        "key.create",
+        "key.disable",
+        "key.enable",
+        "key.set_ips",
+        "key.set_endpoints",
+        "key.rotate_secret",
+        "key.delete",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    // Operators by address; the idle deactivation found by the gateway itself by `system`.
+    for e in entries {
+        let actor = e["actor"].as_str().expect("actor");
+        if e["action"] == "key.idle_deactivate" {
+            assert_eq!(actor, "system");
+            assert_eq!(e["detail"]["public_key"], key.as_str());
+        } else {
+            assert!(actor.ends_with("@127.0.0.1"), "{e}");
+        }
+    }
+    assert!(actions.contains(&"key.idle_deactivate"), "{actions:?}");
+    let audit_text = audit.to_string();
+    let stderr = gw.stderr_text();
+    let totp_base32 = whitebit_gateway::totp::base32_encode(&totp);
+    for secret in [secret.as_str(), new_secret.as_str(), totp_base32.as_str()] {
+        assert!(!audit_text.contains(secret), "a secret in the audit log");
+        assert!(!stderr.contains(secret), "a secret on the gateway's stderr");
+    }
+    let audit_lines = stderr
+        .lines()
+        .filter(|l| l.contains(r#"{"audit":"#))
+        .count();
+    assert!(audit_lines >= entries.len(), "{stderr}");
+    let table = gw.ok(&["keys", "audit"]);
+    assert!(table.starts_with("AT"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_codes_lock_the_account_and_reenrolment_needs_a_code() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let mut now = T0;
+    gw.ok(&["accounts", "create", "bob"]);
+    // Enrol without confirming, then confirm with --code.
+    let enrolment = gw.ok_json(&["accounts", "2fa", "bob", "--no-confirm"]);
+    let totp = base32_decode(enrolment["secret"].as_str().expect("secret"));
+    assert!(
+        enrolment["otpauth_uri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/wbauth:bob?secret=")
+    );
+    assert_eq!(
+        gw.ok_json(&["accounts", "show", "bob"])["account"]["two_factor"],
+        "pending"
+    );
+    assert_eq!(
+        gw.ok(&["accounts", "2fa", "bob", "--code", &code(&totp, now)]),
+        "Two-factor authentication is on for account bob.\n"
+    );
+    now = gw.advance(30_000).await;
+
+    let create = |code: String| {
+        vec![
+            "keys".to_owned(),
+            "create".into(),
+            "--account".into(),
+            "bob".into(),
+            "--kind".into(),
+            "main".into(),
+            "--code".into(),
+            code,
+        ]
+    };
+    for left in ["4 attempts", "3 attempts", "2 attempts", "1 attempt"] {
+        let args = create(wrong_code(&totp, now));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gw.refused(
+            &args,
+            &format!("Wrong TOTP code. {left} left before the account is locked."),
+        );
+    }
+    let locked = "Account bob is locked after too many wrong codes; try again in 15 min.";
+    let args = create(wrong_code(&totp, now));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gw.refused(&args, locked);
+    // Locked: even the right code is refused, and the admin API says for how long.
+    let args = create(code(&totp, now));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gw.refused(&args, locked);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/keys", gw.admin))
+        .bearer_auth(TOKEN)
+        .body(json!({"account": "bob", "kind": "main", "code": code(&totp, now)}).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status().as_u16(), 429);
+    assert_eq!(
+        answer
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("900")
+    );
+    assert_eq!(
+        answer.text().await.expect("body"),
+        json!({"code": 0, "message": locked}).to_string()
+    );
+    let shown = gw.ok_json(&["accounts", "show", "bob"]);
+    assert_eq!(shown["account"]["locked_until_ms"], now + 15 * 60 * 1000);
+
+    // After 15 minutes the right code works.
+    now = gw.advance(15 * 60 * 1000).await;
+    let args = create(code(&totp, now));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let created = gw.ok(&args);
+    assert!(created.contains("api_secret="), "{created}");
+    assert!(created.contains("kind:         main\n"), "{created}");
+
+    // Re-enrolling needs a current code, or --force (audited).
+    gw.refused(
+        &["accounts", "2fa", "bob", "--no-confirm"],
+        "Two-factor authentication is already on for account bob: re-enrolling needs a current code (--current-code) or --force.",
+    );
+    now = gw.advance(30_000).await;
+    let again = gw.ok_json(&[
+        "accounts",
+        "2fa",
+        "bob",
+        "--no-confirm",
+        "--current-code",
+        &code(&totp, now),
+    ]);
+    assert_ne!(again["secret"], enrolment["secret"]);
+    gw.ok(&["accounts", "2fa", "bob", "--no-confirm", "--force"]);
+    let audit = gw.ok_json(&["keys", "audit"]);
+    let forced = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "account.2fa.enrol" && e["detail"]["forced"] == true)
+        .expect("the forced enrolment is audited");
+    assert_eq!(forced["detail"]["account"], "bob");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "account.lock")
+    );
+    let accounts = gw.ok(&["accounts", "list"]);
+    assert!(accounts.starts_with("NAME"), "{accounts}");
+    assert!(accounts.contains("bob"), "{accounts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_file_and_a_wrong_master_key() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), upstream.addr);
+
+    // No WBAUTH_ADMIN_TOKEN: a token file is generated (0600) and the CLI reads it.
+    let gw = spawn_serve(dir.path(), &config, &[], "first.log")
+        .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
+    let token_file = gw.data_dir.join("admin.token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        gw.stderr_text().contains(&format!(
+            "admin token: generated into {}",
+            token_file.display()
+        )),
+        "{}",
+        gw.stderr_text()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args([
+            "accounts",
+            "create",
+            "carol",
+            "--admin-url",
+            &gw.admin,
+            "--data-dir",
+        ])
+        .arg(&gw.data_dir)
+        .env_remove("WBAUTH_ADMIN_TOKEN")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(["accounts", "list", "--admin-url", &gw.admin])
+        .current_dir(dir.path())
+        .env_remove("WBAUTH_ADMIN_TOKEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "no token, no ./wbauth-data");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: no admin token: set WBAUTH_ADMIN_TOKEN, or pass --data-dir with the gateway's data directory (it holds admin.token)\n"
+    );
+    assert!(gw.terminate().success());
+
+    // A master key that is not the one the store was created with: a clear start-up error.
+    let wrong = "00".repeat(32);
+    let (status, stderr) = spawn_serve(
+        dir.path(),
+        &config,
+        &[("WBAUTH_MASTER_KEY", wrong.as_str())],
+        "second.log",
+    )
+    .map(|_| ())
+    .expect_err("refused to start");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: wrong master key: "), "{stderr}");
+    assert!(
+        stderr.contains("master key does not match this data directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&wrong), "the key itself is never printed");
+}

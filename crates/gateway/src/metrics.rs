@@ -1,0 +1,215 @@
+//! Prometheus metrics (text exposition format), served on the admin listener only
+//! (`decisions.md` 8). No per-key labels: cardinality stays bounded by the catalogue.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use whitebit_auth::ApiError;
+
+/// `GET /metrics` for the admin listener (no authentication: it carries no per-key data).
+pub fn metrics_router(gateway: std::sync::Arc<crate::pipeline::Gateway>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let gateway = gateway.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    gateway.render_metrics(),
+                )
+            }
+        }),
+    )
+}
+
+/// How a request ended, for the outcome counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified and answered (built-in) or forwarded.
+    Accepted,
+    /// Refused with a catalogue row.
+    Refused(ApiError),
+    /// Token endpoint: missing fields.
+    MissingFields,
+    /// A public GET route.
+    Public,
+    /// Refused by the HTTP layer (timeouts, malformed bodies).
+    Transport,
+}
+
+/// Latency bucket bounds, in seconds.
+const BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+/// The gateway's counters.
+#[derive(Debug)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    refused: Vec<AtomicU64>,
+    missing_fields: AtomicU64,
+    public: AtomicU64,
+    transport: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_ns: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            accepted: AtomicU64::new(0),
+            refused: ApiError::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            missing_fields: AtomicU64::new(0),
+            public: AtomicU64::new(0),
+            transport: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_count: AtomicU64::new(0),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn record(&self, outcome: Outcome, elapsed: Duration) {
+        let counter = match outcome {
+            Outcome::Accepted => &self.accepted,
+            Outcome::Refused(e) => match ApiError::ALL.iter().position(|x| *x == e) {
+                Some(i) => &self.refused[i],
+                None => &self.transport,
+            },
+            Outcome::MissingFields => &self.missing_fields,
+            Outcome::Public => &self.public,
+            Outcome::Transport => &self.transport,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Requests accepted so far.
+    #[must_use]
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Renders the exposition text; `gauges` are extra `(name, help, value)` figures (key
+    /// cache, nonce store).
+    #[must_use]
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str(
+            "# HELP wbauth_requests_total Private API requests by outcome and errors.md row.\n",
+        );
+        out.push_str("# TYPE wbauth_requests_total counter\n");
+        let mut line = |outcome: &str, row: &str, code: u16, value: u64| {
+            let _ = writeln!(
+                out,
+                "wbauth_requests_total{{outcome=\"{outcome}\",row=\"{row}\",status=\"{code}\"}} {value}"
+            );
+        };
+        line("accepted", "", 200, self.accepted.load(Ordering::Relaxed));
+        for (e, counter) in ApiError::ALL.iter().zip(&self.refused) {
+            line(
+                "refused",
+                e.row(),
+                e.status(),
+                counter.load(Ordering::Relaxed),
+            );
+        }
+        line(
+            "refused",
+            "7+9",
+            400,
+            self.missing_fields.load(Ordering::Relaxed),
+        );
+        line("public", "", 200, self.public.load(Ordering::Relaxed));
+        line("transport", "", 0, self.transport.load(Ordering::Relaxed));
+
+        out.push_str(
+            "# HELP wbauth_request_duration_seconds Time from request head to response head.\n",
+        );
+        out.push_str("# TYPE wbauth_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "wbauth_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "wbauth_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "wbauth_request_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "wbauth_request_duration_seconds_count {count}");
+
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_gauges() {
+        let m = Metrics::default();
+        m.record(Outcome::Accepted, Duration::from_micros(80));
+        m.record(
+            Outcome::Refused(ApiError::NonceReused),
+            Duration::from_millis(3),
+        );
+        m.record(
+            Outcome::Refused(ApiError::NonceReused),
+            Duration::from_secs(20),
+        );
+        let text = m.render(&[("wbauth_keys", "Keys in memory.", 7)]);
+        assert!(
+            text.contains(
+                "wbauth_requests_total{outcome=\"accepted\",row=\"\",status=\"200\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wbauth_requests_total{outcome=\"refused\",row=\"16b\",status=\"429\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("wbauth_request_duration_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wbauth_request_duration_seconds_bucket{le=\"0.005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wbauth_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("wbauth_keys 7\n"), "{text}");
+        assert_eq!(m.accepted(), 1);
+    }
+}
