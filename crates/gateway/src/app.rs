@@ -260,12 +260,20 @@ impl Default for ServeClock {
 }
 
 impl ServeClock {
-    /// The system clock (a test clock following it, in `test-clock` builds).
+    /// The system clock (a test clock following it, in `test-clock` builds; there
+    /// `WBAUTH_TEST_CLOCK_MS` freezes it at start, so a restarted gateway resumes at the time
+    /// a test had set).
     #[must_use]
     pub fn new() -> Self {
         #[cfg(feature = "test-clock")]
         {
             let test = Arc::new(crate::clock::TestClock::default());
+            if let Some(ms) = std::env::var("WBAUTH_TEST_CLOCK_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                test.set(ms);
+            }
             Self {
                 clock: test.clone(),
                 test,
