@@ -1,0 +1,300 @@
+//! `wbauth serve` in front of real upstreams on 127.0.0.1: rate limits (row 15), unrouted
+//! paths (404), unreachable and slow upstreams (502/504), the client IP behind trusted proxies,
+//! `body_match = "json"`, what the upstream receives, and the admin listener's `/metrics`,
+//! `/healthz`, `/readyz`.
+
+#![cfg(feature = "test-clock")]
+
+mod common;
+
+use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
+use common::{Answer, post};
+use whitebit_auth::mac::HmacSha512Key;
+use whitebit_auth::sign::sign_body;
+
+const ORDER: &str = "/api/v4/order/new";
+
+fn assert_answer(a: &Answer, status: u16, body: &str) {
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (status, body),
+        "full answer: {a:?}"
+    );
+}
+
+/// Sends `sent_body` signed as `payload_body` (the same unless testing body matching).
+async fn send(
+    gw: &Gateway,
+    key: &str,
+    secret: &str,
+    path: &str,
+    payload_body: &str,
+    sent_body: &str,
+    extra: &[(&str, &[u8])],
+) -> Answer {
+    let signed = sign_body(
+        payload_body.as_bytes().to_vec(),
+        &HmacSha512Key::new(secret.as_bytes()),
+    );
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        ("content-type", b"application/json"),
+        ("x-txc-apikey", key.as_bytes()),
+        ("x-txc-payload", signed.payload.as_bytes()),
+        ("x-txc-signature", signed.signature.as_bytes()),
+    ];
+    headers.extend_from_slice(extra);
+    post(
+        &format!("{}{path}", gw.base),
+        &headers,
+        sent_body.to_owned(),
+    )
+    .await
+}
+
+fn body(path: &str, nonce: u64) -> String {
+    format!(r#"{{"request":"{path}","nonce":{nonce}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_counts_only_acceptable_nonces() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start_with(
+        &upstream,
+        "[rate_limit]\ntrade = { requests = 3, window_ms = 60000 }\n",
+    )
+    .await;
+    let (key, secret) = gw.provision_key("rl", "trade", &[]).await;
+    for nonce in 1..=3 {
+        let b = body(ORDER, nonce);
+        assert_answer(
+            &send(&gw, &key, &secret, ORDER, &b, &b, &[]).await,
+            200,
+            UPSTREAM_ANSWER,
+        );
+    }
+    // A replayed request is refused for its nonce and does not count against the limit...
+    let replay = body(ORDER, 3);
+    let a = send(&gw, &key, &secret, ORDER, &replay, &replay, &[]).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+    // ...but a fourth fresh request in the window is over the limit.
+    let b = body(ORDER, 4);
+    let a = send(&gw, &key, &secret, ORDER, &b, &b, &[]).await;
+    assert_answer(&a, 429, r#"{"code":0,"message":"Rate limit exceeded."}"#);
+    let retry_after: u64 = a
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(upstream.count(), 3);
+    // The limited request consumed nothing: after the window, the same nonce is accepted.
+    gw.advance(60_000).await;
+    assert_answer(
+        &send(&gw, &key, &secret, ORDER, &b, &b, &[]).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_paths_and_failing_upstreams() {
+    let upstream = Upstream::start().await;
+    // A slow upstream: accepts, never answers.
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let slow_addr = slow.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(std::future::pending::<&'static str>);
+        let _ = axum::serve(slow, app).await;
+    });
+    // A closed port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr");
+    drop(dead);
+    let extra = format!(
+        "[[route]]\nprefix = \"/api/v4/dead\"\nupstream = \"http://{dead_addr}\"\n\n\
+         [[route]]\nprefix = \"/api/v4/slow\"\nupstream = \"http://{slow_addr}\"\ntimeout_ms = 300\n\n\
+         [[kind]]\nname = \"ops\"\npaths = [\"/*\"]\n"
+    );
+    let gw = Gateway::start_with(&upstream, &extra).await;
+    let (key, secret) = gw.provision_key("ops", "ops", &[]).await;
+
+    let b = body("/elsewhere/x", 10);
+    let a = send(&gw, &key, &secret, "/elsewhere/x", &b, &b, &[]).await;
+    assert_answer(&a, 404, r#"{"code":0,"message":"Endpoint not found."}"#);
+    // The 404 consumed nothing: nonce 10 is still free.
+    let b = body("/api/v4/dead/x", 10);
+    let a = send(&gw, &key, &secret, "/api/v4/dead/x", &b, &b, &[]).await;
+    assert_answer(&a, 502, r#"{"code":0,"message":"Bad gateway."}"#);
+    let b = body("/api/v4/slow/x", 11);
+    let a = send(&gw, &key, &secret, "/api/v4/slow/x", &b, &b, &[]).await;
+    assert_answer(&a, 504, r#"{"code":0,"message":"Gateway timeout."}"#);
+    // Accepted requests whose upstream failed keep their nonce consumed.
+    let a = send(&gw, &key, &secret, "/api/v4/slow/x", &b, &b, &[]).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+    // The gateway is healthy afterwards.
+    let b = body(ORDER, 12);
+    assert_answer(
+        &send(&gw, &key, &secret, ORDER, &b, &b, &[]).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the last request reached the recording upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ip_behind_trusted_proxies() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start_with(&upstream, "[proxy]\ntrusted = [\"127.0.0.0/8\"]\n").await;
+    let (key, secret) = gw.provision_key("px", "trade", &["203.0.113.7"]).await;
+    let disabled =
+        r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(Headers<'_>, u16); 5] = [
+        (&[("x-forwarded-for", b"203.0.113.7")], 200),
+        (
+            &[("x-forwarded-for", b"198.51.100.1, 203.0.113.7, 127.0.0.2")],
+            200,
+        ),
+        (&[("x-forwarded-for", b"203.0.113.7, 198.51.100.1")], 401),
+        (
+            &[
+                ("x-forwarded-for", b"203.0.113.7"),
+                ("x-forwarded-for", b"198.51.100.9"),
+            ],
+            401,
+        ),
+        (&[], 401),
+    ];
+    for (i, (headers, status)) in cases.iter().enumerate() {
+        let b = body(ORDER, 100 + i as u64);
+        let a = send(&gw, &key, &secret, ORDER, &b, &b, headers).await;
+        if *status == 200 {
+            assert_answer(&a, 200, UPSTREAM_ANSWER);
+        } else {
+            assert_answer(&a, 401, disabled);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_body_match_and_what_the_upstream_receives() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start_with(&upstream, "[verify]\nbody_match = \"json\"\n").await;
+    let (key, secret) = gw.provision_key("js", "trade", &[]).await;
+    let payload = r#"{"request":"/api/v4/order/new","nonce":7,"amount":"0.01","price":40000}"#;
+    let reserialised =
+        r#"{"price": 40000, "amount": "0.01", "nonce": 7, "request": "\/api\/v4\/order\/new"}"#;
+    let a = send(
+        &gw,
+        &key,
+        &secret,
+        ORDER,
+        payload,
+        reserialised,
+        &[
+            ("x-auth-account", b"someone-else"),
+            ("x-auth-key", b"forged"),
+            ("connection", b"keep-alive, x-hop"),
+            ("x-hop", b"1"),
+            ("x-request-id", b"abc"),
+        ],
+    )
+    .await;
+    assert_answer(&a, 200, UPSTREAM_ANSWER);
+    let seen = upstream.last();
+    assert_eq!(seen.path, ORDER);
+    assert_eq!(
+        seen.body,
+        payload.as_bytes(),
+        "the signed bytes, not the body sent"
+    );
+    let header = |name: &str| -> Vec<String> {
+        seen.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    assert_eq!(header("x-auth-key"), std::slice::from_ref(&key));
+    assert_eq!(header("x-auth-account"), ["js"]);
+    assert_eq!(header("content-length"), [payload.len().to_string()]);
+    assert_eq!(header("x-request-id"), ["abc"], "end-to-end headers pass");
+    assert!(
+        header("x-hop").is_empty(),
+        "Connection-listed headers are hop-by-hop"
+    );
+    for name in seen.headers.keys() {
+        assert!(!name.as_str().starts_with("x-txc-"), "{name} forwarded");
+    }
+    // A body that is a different JSON value is still refused.
+    let different =
+        r#"{"price": 40001, "amount": "0.01", "nonce": 8, "request": "/api/v4/order/new"}"#;
+    let p8 = r#"{"request":"/api/v4/order/new","nonce":8,"amount":"0.01","price":40000}"#;
+    let a = send(&gw, &key, &secret, ORDER, p8, different, &[]).await;
+    assert_answer(&a, 400, r#"{"code":9,"message":"Invalid payload."}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_on_the_admin_listener() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let (key, secret) = gw.provision_key("mx", "trade", &[]).await;
+    let b = body(ORDER, 1);
+    assert_answer(
+        &send(&gw, &key, &secret, ORDER, &b, &b, &[]).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    assert_eq!(
+        send(&gw, &key, &secret, ORDER, &b, &b, &[]).await.status,
+        429
+    );
+    let get = |path: &str| {
+        let url = format!("{}{path}", gw.admin);
+        async move {
+            let r = reqwest::get(url).await.expect("admin GET");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    let (status, text) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("wbauth_requests_total{outcome=\"accepted\",row=\"\",status=\"200\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wbauth_requests_total{outcome=\"refused\",row=\"16c\",status=\"429\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("wbauth_keys 1\n"), "{text}");
+    assert!(text.contains("wbauth_nonce_records_total 1\n"), "{text}");
+    assert!(
+        !text.contains(&key) && !text.contains(&secret),
+        "no per-key data in metrics"
+    );
+    assert_eq!(
+        get("/healthz").await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    assert_eq!(get("/readyz").await.0, 200);
+    // The public listener has no operational routes.
+    let public = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .expect("GET");
+    assert_eq!(public.status().as_u16(), 405);
+}
