@@ -378,3 +378,43 @@ fn credentials_file_must_be_private() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_bad_gateway_config_is_refused_with_file_line_and_reason() {
+    let dir = std::env::temp_dir().join(format!("wbauth-bad-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("gateway.toml");
+    std::fs::write(
+        &file,
+        "[listen]\naddr = \"127.0.0.1:0\"\n\n[verify]\nbody_match = \"fuzzy\"\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(wbauth().args(["serve", "--config"]).arg(&file));
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("gateway.toml") && err.contains("line 5") && err.contains("fuzzy"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &file,
+        "[[route]]\nprefix = \"/api\"\nupstream = \"ftp://x\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(wbauth().args(["serve", "--config"]).arg(&file));
+    assert_eq!(code, 2);
+    assert!(err.contains("route[0].upstream"), "{err}");
+
+    // Environment overrides are validated the same way and named.
+    std::fs::write(&file, "").expect("write");
+    let (code, _, err) = run(wbauth()
+        .env("WBAUTH_GATEWAY__VERIFY__MAX_BODY_BYTES", "lots")
+        .args(["serve", "--config"])
+        .arg(&file));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("WBAUTH_GATEWAY__VERIFY__MAX_BODY_BYTES"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -298,3 +298,68 @@ async fn metrics_and_health_on_the_admin_listener() {
         .expect("GET");
     assert_eq!(public.status().as_u16(), 405);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_change_nothing_and_logs_hold_no_secrets() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let (key, secret) = gw.provision_key("nc", "trade", &[]).await;
+    let accepted_at = gw.advance(1_000).await;
+    let b = body(ORDER, 5);
+    assert_answer(
+        &send(&gw, &key, &secret, ORDER, &b, &b, &[]).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+    let last_used =
+        |gw: &Gateway| gw.ok_json(&["keys", "show", &key])["key"]["last_used_ms"].as_u64();
+    assert_eq!(last_used(&gw), Some(accepted_at));
+    gw.advance(10_000).await;
+
+    // Refused for its signature, its path (another kind), its nonce: nothing changes.
+    let b6 = body(ORDER, 6);
+    let a = send(&gw, &key, "wrong-secret", ORDER, &b6, &b6, &[]).await;
+    assert_answer(&a, 401, r#"{"code":10,"message":"Unauthorized request."}"#);
+    let main = "/api/v4/main-account/balance";
+    let bm = body(main, 6);
+    let a = send(&gw, &key, &secret, main, &bm, &bm, &[]).await;
+    assert_answer(
+        &a,
+        403,
+        r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#,
+    );
+    let a = send(&gw, &key, &secret, ORDER, &b, &b, &[]).await;
+    assert_answer(
+        &a,
+        429,
+        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
+    );
+    assert_eq!(
+        upstream.count(),
+        1,
+        "no refused request reached the upstream"
+    );
+    assert_eq!(last_used(&gw), Some(accepted_at), "last used unchanged");
+    // Nonce 6 was never consumed.
+    assert_answer(
+        &send(&gw, &key, &secret, ORDER, &b6, &b6, &[]).await,
+        200,
+        UPSTREAM_ANSWER,
+    );
+
+    // Debug logs have a line per request, and never a payload, a signature or a secret.
+    let signed = sign_body(
+        b6.as_bytes().to_vec(),
+        &HmacSha512Key::new(secret.as_bytes()),
+    );
+    let logs = gw.stderr_text();
+    assert!(logs.contains("wbauth::request"), "{logs}");
+    for forbidden in [
+        secret.as_str(),
+        signed.payload.as_str(),
+        signed.signature.as_str(),
+        &b6,
+    ] {
+        assert!(!logs.contains(forbidden), "the log holds {forbidden:?}");
+    }
+}

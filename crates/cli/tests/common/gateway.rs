@@ -192,7 +192,7 @@ impl Gateway {
         let mut gateway = spawn_serve(
             dir.path(),
             &config,
-            &[("WBAUTH_ADMIN_TOKEN", TOKEN)],
+            &[("WBAUTH_ADMIN_TOKEN", TOKEN), ("WBAUTH_LOG", "debug")],
             "stderr.log",
         )
         .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
