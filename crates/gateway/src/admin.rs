@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
@@ -346,8 +346,23 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ManageE
 
 /// The caller: `admin@IP`, or `NAME@IP` when the client names the operator in
 /// `X-Wbauth-Actor` (letters, digits and `.`, `_`, `-`, `:`, up to 64).
-fn caller(peer: Option<Extension<Peer>>, headers: &HeaderMap) -> Caller {
-    let ip: Option<IpAddr> = peer.map(|Extension(Peer(addr))| crate::ip::canonical(addr.ip()));
+/// Who is calling: the optional actor header and the peer address.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(caller(
+            parts.extensions.get::<Peer>().copied(),
+            &parts.headers,
+        ))
+    }
+}
+
+fn caller(peer: Option<Peer>, headers: &HeaderMap) -> Caller {
+    let ip: Option<IpAddr> = peer.map(|Peer(addr)| crate::ip::canonical(addr.ip()));
     let name = headers
         .get(ACTOR_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -476,13 +491,7 @@ struct NewAccount {
     name: String,
 }
 
-async fn create_account(
-    State(state): State<AdminState>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let who = caller(peer, &headers);
+async fn create_account(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
     let result = async {
         let request: NewAccount = parse(&body)?;
         let account = state.service.create_account(&request.name, &who).await?;
@@ -522,11 +531,9 @@ struct EnrolRequest {
 async fn enrol_2fa(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let request: EnrolRequest = parse(&body)?;
         state
@@ -565,11 +572,9 @@ struct CodeRequest {
 async fn confirm_2fa(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let request: CodeRequest = parse(&body)?;
         let account = state
@@ -586,13 +591,7 @@ async fn confirm_2fa(
 // Keys
 // ---------------------------------------------------------------------------------------------
 
-async fn create_key(
-    State(state): State<AdminState>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let who = caller(peer, &headers);
+async fn create_key(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
     let result = async {
         let request: CreateKey = parse(&body)?;
         state.service.create_key(&request, &who).await
@@ -623,10 +622,8 @@ async fn show_key(State(state): State<AdminState>, Path(public_key): Path<String
 async fn delete_key(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         state.service.delete_key(&public_key, &who).await?;
         Ok(json!({"deleted": public_key}))
@@ -638,10 +635,8 @@ async fn delete_key(
 async fn enable_key(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let key = state.service.enable_key(&public_key, &who).await?;
         Ok(json!({"key": to_value(&key)?}))
@@ -653,10 +648,8 @@ async fn enable_key(
 async fn disable_key(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let key = state.service.disable_key(&public_key, &who).await?;
         Ok(json!({"key": to_value(&key)?}))
@@ -668,11 +661,9 @@ async fn disable_key(
 async fn rotate_secret(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let request: CodeRequest = parse(&body)?;
         state
@@ -693,11 +684,9 @@ struct IpsRequest {
 async fn set_ips(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let request: IpsRequest = parse(&body)?;
         let key = state
@@ -719,11 +708,9 @@ struct EndpointsRequest {
 async fn set_endpoints(
     State(state): State<AdminState>,
     Path(public_key): Path<String>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
 ) -> Response {
-    let who = caller(peer, &headers);
     let result = async {
         let request: EndpointsRequest = parse(&body)?;
         let key = state
