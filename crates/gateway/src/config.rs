@@ -56,6 +56,44 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Key lifecycle.
     pub keys: KeysConfig,
+    /// Tokens issued by `POST /api/v4/jwt`.
+    pub tokens: TokensConfig,
+}
+
+/// One token-signing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenKeyConfig {
+    /// PKCS#8 PEM file with the private key.
+    pub pem: PathBuf,
+    /// Key id in the token header and the JWKS (default: the key's RFC 7638 thumbprint).
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Signing keys, oldest first: new tokens use the last one, all of them verify.
+    pub keys: Vec<TokenKeyConfig>,
+    /// The `iss` claim.
+    pub issuer: String,
+    /// The `aud` claim.
+    pub audience: String,
+    /// Token lifetime.
+    pub lifetime_ms: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            issuer: "wbauth".to_owned(),
+            audience: "fiat-gateway".to_owned(),
+            lifetime_ms: 60_000,
+        }
+    }
 }
 
 /// `[listen]`
@@ -314,6 +352,20 @@ impl Config {
         }
         if self.keys.max_ips == 0 {
             return Err("keys.max_ips: must be at least 1".into());
+        }
+        if !(1_000..=86_400_000).contains(&self.tokens.lifetime_ms) {
+            return Err(
+                "tokens.lifetime_ms: must be between 1000 (1 s) and 86400000 (1 day)".into(),
+            );
+        }
+        for (i, key) in self.tokens.keys.iter().enumerate() {
+            if key
+                .kid
+                .as_deref()
+                .is_some_and(|kid| kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(format!("tokens.keys[{i}].kid: must be visible ASCII"));
+            }
         }
         for (i, trusted) in self.proxy.trusted.iter().enumerate() {
             IpRule::parse(trusted).map_err(|e| format!("proxy.trusted[{i}]: {e}"))?;

@@ -19,6 +19,7 @@ pub mod rate;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod totp;
 pub mod touch;
 

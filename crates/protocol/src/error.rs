@@ -256,6 +256,9 @@ pub enum TokenRejection {
     /// `now >= exp`.
     #[error("Token expired.")]
     Expired,
+    /// A gateway-issued token's `aud` does not name this audience.
+    #[error("Invalid token audience.")]
+    InvalidAudience,
     /// The request body lacks an order field.
     #[error("Order fields missing.")]
     OrderFieldsMissing,

@@ -244,13 +244,17 @@ pub struct PartnerTokenRequest<'a> {
     pub iat_leeway_ms: u64,
 }
 
-/// Strips an optional `Bearer ` prefix; `None` unless exactly one token remains.
+/// Strips an optional `Bearer ` prefix; `None` unless exactly one token remains (a bare
+/// `Bearer` is no token).
 #[must_use]
 pub fn bearer_token<'a>(authorization: &[&'a str]) -> Option<&'a str> {
     let [value] = authorization else {
         return None;
     };
     let value = value.trim();
+    if value.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
     let token = match value.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim_start(),
         _ => value,

@@ -219,6 +219,7 @@ fn token_rejections_are_exact() {
             "Token issued in the future.",
         ),
         (TokenRejection::Expired, "Token expired."),
+        (TokenRejection::InvalidAudience, "Invalid token audience."),
         (TokenRejection::OrderFieldsMissing, "Order fields missing."),
         (
             TokenRejection::OrderSignatureMismatch,

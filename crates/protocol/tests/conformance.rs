@@ -236,3 +236,22 @@ fn key_claim_must_equal_header() {
         Err(TokenRejection::KeyMismatch)
     );
 }
+
+#[test]
+fn bearer_prefix_handling() {
+    use whitebit_auth::fiat::bearer_token;
+    assert_eq!(bearer_token(&["Bearer a.b.c"]), Some("a.b.c"));
+    assert_eq!(bearer_token(&["bearer   a.b.c"]), Some("a.b.c"));
+    assert_eq!(bearer_token(&["a.b.c"]), Some("a.b.c"));
+    for missing in [
+        &["Bearer "][..],
+        &["Bearer"],
+        &[""],
+        &["  "],
+        &["Bearer a b"],
+        &["a", "b"],
+        &[],
+    ] {
+        assert_eq!(bearer_token(missing), None, "{missing:?}");
+    }
+}
