@@ -622,3 +622,95 @@ async fn random_credentials_and_graceful_shutdown() {
     let status = sb.terminate().expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+/// Decodes unpadded base64url.
+fn b64url(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
+}
+
+#[tokio::test]
+async fn jwt_endpoint_issues_tokens_that_verify_from_the_jwks() {
+    let sb = Sandbox::start();
+    let b = body("/api/v4/jwt", now_ms(), r#","nonceWindow":false"#);
+    let a = signed(&sb, "/api/v4/jwt", &b).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let answer: serde_json::Value = serde_json::from_str(&a.body).expect("JSON");
+    let token = answer["data"]["token"].as_str().expect("token");
+    let expires_at = answer["data"]["expires_at"].as_u64().expect("expires_at");
+    assert!(
+        expires_at.abs_diff(now_ms() / 1000 + 60) <= 5,
+        "{expires_at}"
+    );
+
+    // Verify with nothing but the published JWKS document.
+    let jwks: serde_json::Value = serde_json::from_str(
+        &reqwest::get(sb.url("/.well-known/jwks.json"))
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("body"),
+    )
+    .expect("JWKS JSON");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: serde_json::Value = serde_json::from_slice(&b64url(parts[0])).expect("header");
+    assert_eq!(header["alg"], "RS256");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the token's kid is published");
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["alg"].as_str()),
+        (Some("RSA"), Some("RS256"))
+    );
+    let public = aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: b64url(jwk["n"].as_str().expect("n")),
+        e: b64url(jwk["e"].as_str().expect("e")),
+    };
+    let signing_input = format!("{}.{}", parts[0], parts[1]);
+    public
+        .verify(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            signing_input.as_bytes(),
+            &b64url(parts[2]),
+        )
+        .expect("the RS256 signature verifies with the JWKS key");
+    let claims: serde_json::Value = serde_json::from_slice(&b64url(parts[1])).expect("claims");
+    assert_eq!(claims["sub"], "demo");
+    assert_eq!(claims["exp"].as_u64(), Some(expires_at));
+    assert!(claims["iss"].is_string() && claims["aud"].is_string() && claims["jti"].is_string());
+
+    // The client library and the CLI fetch tokens too.
+    let client = whitebit_client::Client::builder()
+        .credentials(sb.key.clone(), sb.secret.clone())
+        .base_url(sb.base.as_str())
+        .build()
+        .expect("client");
+    let issued = client.issue_jwt().await.expect("issue_jwt");
+    assert!(issued.expires_at >= expires_at);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(["jwt", "--token-only", "--base-url", &sb.base])
+        .env("WBAUTH_API_KEY", &sb.key)
+        .env("WBAUTH_API_SECRET", &sb.secret)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("wbauth jwt");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+}

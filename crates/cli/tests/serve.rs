@@ -363,3 +363,36 @@ async fn refused_requests_change_nothing_and_logs_hold_no_secrets() {
         assert!(!logs.contains(forbidden), "the log holds {forbidden:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_without_a_signing_key_is_a_configuration_issue() {
+    let upstream = Upstream::start().await;
+    let missing = std::env::temp_dir().join("wbauth-no-such-key.pem");
+    let extra = format!(
+        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n[tokens]\nkeys = [{{ pem = \"{}\" }}]\n",
+        missing.display()
+    );
+    let gw = Gateway::start_with(&upstream, &extra).await;
+    let (key, secret) = gw.provision_key("tk", "fiat", &[]).await;
+    let jwt = "/api/v4/jwt";
+    let b = body(jwt, 1);
+    let a = send(&gw, &key, &secret, jwt, &b, &b, &[]).await;
+    assert_answer(
+        &a,
+        500,
+        r#"{"code":0,"message":"Server configuration issues"}"#,
+    );
+    // Other failures keep the endpoint's own shapes.
+    let a = send(&gw, &key, "wrong", jwt, &b, &b, &[]).await;
+    assert_answer(
+        &a,
+        401,
+        r#"{"code":0,"message":"Invalid API key, signature, or nonce"}"#,
+    );
+    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", gw.base))
+        .await
+        .expect("jwks");
+    assert_eq!(jwks.text().await.expect("body"), r#"{"keys":[]}"#);
+    assert!(gw.stderr_text().contains("tokens.keys[0] is not usable"));
+    assert_eq!(upstream.count(), 0);
+}

@@ -113,6 +113,7 @@ pub async fn build_gateway(
         .iter()
         .map(|k| (k.name.clone(), k.paths.clone()))
         .collect();
+    let tokens = token_issuer(&config, builtin)?;
     let routes = if builtin {
         vec![("/".to_owned(), Target::Builtin)]
     } else {
@@ -130,8 +131,41 @@ pub async fn build_gateway(
         routes,
         touch: TouchQueue::default(),
         metrics: crate::metrics::Metrics::default(),
+        tokens: Arc::new(tokens),
         config: Arc::new(config),
     }))
+}
+
+/// The token issuer: the configured PEM keys (a key that cannot be loaded is logged and
+/// skipped, so the endpoint answers 500 "Server configuration issues" rather than the gateway
+/// refusing to start); the sandbox generates an RS256 key when none is configured.
+fn token_issuer(
+    config: &Config,
+    generate: bool,
+) -> Result<crate::tokens::TokenIssuer, GatewayError> {
+    use crate::tokens::{SigningKey, TokenIssuer};
+    let mut keys = Vec::new();
+    for (i, key) in config.tokens.keys.iter().enumerate() {
+        match SigningKey::load_pem_file(&key.pem).and_then(|k| k.with_kid(key.kid.as_deref())) {
+            Ok(k) => keys.push(k),
+            Err(e) => {
+                tracing::error!(target: "wbauth::tokens", "tokens.keys[{i}] is not usable: {e}")
+            }
+        }
+    }
+    if keys.is_empty() && generate {
+        keys.push(
+            SigningKey::generate_rs256()
+                .map_err(|e| GatewayError::Invalid(format!("generating a token key: {e}")))?,
+        );
+    }
+    let issuer = TokenIssuer::new(
+        config.tokens.issuer.clone(),
+        config.tokens.audience.clone(),
+        keys,
+    )
+    .map_err(|e| GatewayError::Invalid(format!("tokens.keys: {e}")))?;
+    Ok(issuer.with_lifetime_ms(config.tokens.lifetime_ms))
 }
 
 /// Binds a listener, naming the address in the error.

@@ -31,6 +31,8 @@ pub enum Target {
     },
     /// Answer inside the gateway (the sandbox's built-in responses).
     Builtin,
+    /// `POST /api/v4/jwt`: issue a token to the key's account.
+    IssueToken,
 }
 
 /// A request that passed every check and whose nonce is recorded.
@@ -96,6 +98,8 @@ pub struct Gateway {
     pub touch: TouchQueue,
     /// Request counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Issues and verifies the gateway's own tokens.
+    pub tokens: Arc<crate::tokens::TokenIssuer>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -190,6 +194,10 @@ impl Gateway {
     }
 
     fn route(&self, path: &str) -> Option<&Target> {
+        // The token endpoint is served by the gateway itself.
+        if path == whitebit_auth::verify::JWT_ENDPOINT_PATH {
+            return Some(&Target::IssueToken);
+        }
         self.routes
             .iter()
             .find(|(prefix, _)| whitebit_auth::path::path_has_prefix(path, prefix))

@@ -156,6 +156,9 @@ async fn handle_inner(
         whitebit_auth::path::normalize_path(parts.uri.path()).is_ok_and(|p| p == JWT_ENDPOINT_PATH);
 
     // Public GET routes.
+    if parts.method == Method::GET && parts.uri.path() == "/.well-known/jwks.json" {
+        return (json(200, gw.tokens.jwks()), Outcome::Public);
+    }
     if parts.method == Method::GET && state.sandbox && parts.uri.path() == "/api/v4/public/time" {
         return (
             json(200, format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000)),
@@ -222,6 +225,23 @@ async fn handle_inner(
             json(200, crate::builtin::answer(&verified)),
             Outcome::Accepted,
         ),
+        Target::IssueToken => match gw
+            .tokens
+            .issue(&verified.key.account_name, gw.clock.now_ms())
+        {
+            Ok(issued) => {
+                let mut response = json(200, issued.response_body());
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                (response, Outcome::Accepted)
+            }
+            Err(e) => {
+                tracing::error!(target: "wbauth::tokens", error = %e, "cannot issue a token");
+                let answer = JwtEndpointError::ServerConfiguration;
+                (json(answer.status(), answer.body()), Outcome::Accepted)
+            }
+        },
         Target::Upstream { base, timeout_ms } => {
             let timeout = Duration::from_millis(timeout_ms);
             let max = gw.config.verify.max_response_bytes;
