@@ -14,6 +14,7 @@ pub mod ip;
 pub mod keys;
 pub mod manage;
 pub mod metrics;
+pub mod partners;
 pub mod pipeline;
 pub mod rate;
 pub mod sandbox;
