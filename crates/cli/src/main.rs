@@ -55,6 +55,9 @@ enum Command {
     Accounts(cmd::accounts::AccountsArgs),
     /// Manage API keys on a running gateway (through its admin API).
     Keys(cmd::keys::KeysArgs),
+    /// Manage Fiat Gateway partners (Auth Key, Enc Key) on a running gateway (through its
+    /// admin API).
+    Partners(cmd::partners::PartnersArgs),
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -69,6 +72,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Accounts(args) => return cmd::accounts::run(args).await,
         Command::Keys(args) => return cmd::keys::run(args).await,
+        Command::Partners(args) => return cmd::partners::run(args).await,
         _ => {}
     }
     let credentials = credentials::load(cli.credentials.as_deref(), cli.base_url.as_deref())?;
@@ -79,7 +83,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Doctor(args) => cmd::doctor::run(args, &ctx),
         Command::FiatToken(args) => cmd::fiat_token::run(args, &ctx),
         Command::Jwt(args) => cmd::jwt::run(args, &ctx).await,
-        Command::Serve(_) | Command::Sandbox(_) | Command::Accounts(_) | Command::Keys(_) => Ok(()),
+        Command::Serve(_)
+        | Command::Sandbox(_)
+        | Command::Accounts(_)
+        | Command::Keys(_)
+        | Command::Partners(_) => Ok(()),
     }
 }
 

@@ -27,7 +27,16 @@
 //! | `POST /admin/keys/{public_key}/rotate-secret` | `{"code"}` | `{"key":{…},"secret"}` |
 //! | `PUT /admin/keys/{public_key}/ips` | `{"ips":[…]}` | `{"key":{…}}` |
 //! | `PUT /admin/keys/{public_key}/endpoints` | `{"endpoints":[…]}` | `{"key":{…}}` |
+//! | `POST /admin/partners` | `{"name"}` | 201 `{"partner":{…},"enc_key"}` |
+//! | `GET /admin/partners` | | `{"partners":[…]}` |
+//! | `GET /admin/partners/{auth_key}` | | `{"partner":{…}}` |
+//! | `DELETE /admin/partners/{auth_key}` | | `{"deleted":"…"}` |
+//! | `POST /admin/partners/{auth_key}/enable` | | `{"partner":{…}}` |
+//! | `POST /admin/partners/{auth_key}/disable` | | `{"partner":{…}}` |
 //! | `GET /admin/audit?limit=N` | | `{"entries":[…]}` |
+//!
+//! Answers that carry a secret (a key's secret, a partner's Enc Key) have
+//! `Cache-Control: no-store`.
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
@@ -257,6 +266,13 @@ pub fn admin_router(service: Arc<KeyService>, token: AdminToken, options: AdminO
         )
         .route("/admin/keys/{public_key}/ips", put(set_ips))
         .route("/admin/keys/{public_key}/endpoints", put(set_endpoints))
+        .route("/admin/partners", post(create_partner).get(list_partners))
+        .route(
+            "/admin/partners/{auth_key}",
+            get(show_partner).delete(delete_partner),
+        )
+        .route("/admin/partners/{auth_key}/enable", post(enable_partner))
+        .route("/admin/partners/{auth_key}/disable", post(disable_partner))
         .route("/admin/audit", get(audit_log));
     #[cfg(feature = "test-clock")]
     let protected = protected.route("/test/clock", post(set_test_clock).get(get_test_clock));
@@ -718,6 +734,99 @@ async fn set_endpoints(
             .set_endpoints(&public_key, &request.endpoints, &who)
             .await?;
         Ok(json!({"key": to_value(&key)?}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiat Gateway partners
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPartnerRequest {
+    name: String,
+}
+
+async fn create_partner(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
+    let result = async {
+        let request: NewPartnerRequest = parse(&body)?;
+        state.service.create_partner(&request.name, &who).await
+    }
+    .await;
+    match result {
+        Ok(created) => {
+            let value = Zeroizing::new(
+                json!({"partner": created.partner, "enc_key": created.expose_enc_key()})
+                    .to_string(),
+            );
+            no_store(json_text(StatusCode::CREATED, value.as_bytes().to_vec()))
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Marks an answer that carries a secret as never to be cached.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn list_partners(State(state): State<AdminState>) -> Response {
+    let result = async {
+        let partners = state.service.list_partners().await?;
+        Ok(json!({"partners": to_value(&partners)?}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
+}
+
+async fn show_partner(State(state): State<AdminState>, Path(auth_key): Path<String>) -> Response {
+    let result = async {
+        let partner = state.service.show_partner(&auth_key).await?;
+        Ok(json!({"partner": to_value(&partner)?}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
+}
+
+async fn delete_partner(
+    State(state): State<AdminState>,
+    Path(auth_key): Path<String>,
+    who: Caller,
+) -> Response {
+    let result = async {
+        state.service.delete_partner(&auth_key, &who).await?;
+        Ok(json!({"deleted": auth_key}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
+}
+
+async fn enable_partner(
+    State(state): State<AdminState>,
+    Path(auth_key): Path<String>,
+    who: Caller,
+) -> Response {
+    let result = async {
+        let partner = state.service.enable_partner(&auth_key, &who).await?;
+        Ok(json!({"partner": to_value(&partner)?}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
+}
+
+async fn disable_partner(
+    State(state): State<AdminState>,
+    Path(auth_key): Path<String>,
+    who: Caller,
+) -> Response {
+    let result = async {
+        let partner = state.service.disable_partner(&auth_key, &who).await?;
+        Ok(json!({"partner": to_value(&partner)?}))
     }
     .await;
     answer(result, StatusCode::OK)

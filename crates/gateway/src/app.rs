@@ -51,6 +51,8 @@ pub struct Stores {
     pub keys: Arc<SqliteKeyStore>,
     /// Nonces.
     pub nonces: Arc<JournalNonceStore>,
+    /// Single use of Fiat Gateway partner tokens.
+    pub replay: Arc<crate::store::replay::ReplayStore>,
 }
 
 /// Opens the embedded stores in `data_dir`.
@@ -73,9 +75,15 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         },
         now_ms,
     )?;
+    let replay = crate::store::replay::ReplayStore::open(
+        &dir.join("tokens"),
+        config.store.durability == DurabilityConfig::PowerLoss,
+        now_ms,
+    )?;
     Ok(Stores {
         keys: Arc::new(keys),
         nonces: Arc::new(nonces),
+        replay: Arc::new(replay),
     })
 }
 
@@ -102,6 +110,7 @@ pub async fn build_gateway(
     builtin: bool,
 ) -> Result<Arc<Gateway>, GatewayError> {
     let records = stores.keys.load_keys().await?;
+    let partners = stores.keys.load_partners().await?;
     let trusted_proxies = config
         .proxy
         .trusted
@@ -123,6 +132,7 @@ pub async fn build_gateway(
         body_match: config.verify.body_match.into(),
         rate: RateLimiter::new(config.rate_limit.kinds.clone()),
         keys: Arc::new(KeyCache::from_records(&records)),
+        partners: Arc::new(crate::manage_partners::partner_cache(&partners)),
         key_store: stores.keys.clone(),
         nonces: stores.nonces.clone(),
         clock,
@@ -132,6 +142,12 @@ pub async fn build_gateway(
         touch: TouchQueue::default(),
         metrics: crate::metrics::Metrics::default(),
         tokens: Arc::new(tokens),
+        replay: stores.replay.clone(),
+        fiat_routes: if builtin {
+            Vec::new()
+        } else {
+            Gateway::fiat_routes_from(&config)
+        },
         config: Arc::new(config),
     }))
 }

@@ -58,6 +58,37 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Tokens issued by `POST /api/v4/jwt`.
     pub tokens: TokensConfig,
+    /// Fiat Gateway routes (Bearer tokens instead of HMAC signatures).
+    pub fiat: FiatConfig,
+}
+
+/// `[fiat]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FiatConfig {
+    /// `[[fiat.route]]`: path prefix → upstream, authenticated by tokens.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// How far in the future a partner token's `iat` may be.
+    pub iat_leeway_ms: u64,
+    /// Body field with the order currency.
+    pub currency_field: String,
+    /// Body field with the order amount.
+    pub amount_field: String,
+    /// Body field with the order id.
+    pub order_id_field: String,
+}
+
+impl Default for FiatConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            iat_leeway_ms: 1_000,
+            currency_field: "currency".to_owned(),
+            amount_field: "amount".to_owned(),
+            order_id_field: "orderId".to_owned(),
+        }
+    }
 }
 
 /// One token-signing key.
@@ -391,6 +422,17 @@ impl Config {
             check_upstream(&route.upstream).map_err(|e| format!("route[{i}].upstream: {e}"))?;
             if route.timeout_ms == 0 {
                 return Err(format!("route[{i}].timeout_ms: must be at least 1"));
+            }
+        }
+        for (i, route) in self.fiat.routes.iter().enumerate() {
+            check_prefix(&route.prefix).map_err(|e| format!("fiat.route[{i}].prefix: {e}"))?;
+            check_upstream(&route.upstream)
+                .map_err(|e| format!("fiat.route[{i}].upstream: {e}"))?;
+            if self.routes.iter().any(|r| r.prefix == route.prefix) {
+                return Err(format!(
+                    "fiat.route[{i}].prefix: {:?} is also a private route",
+                    route.prefix
+                ));
             }
         }
         let mut names = std::collections::BTreeSet::new();

@@ -57,9 +57,16 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The headers sent upstream.
+/// The headers sent upstream: the client's minus hop-by-hop, `Host`, `Content-Length` and
+/// every `X-TXC-*` / `X-Auth-*` header (and `Authorization` when `strip_authorization`), plus
+/// the gateway's `identity` headers and the new `Content-Length`.
 #[must_use]
-pub fn upstream_headers(client: &HeaderMap, verified: &Verified) -> HeaderMap {
+pub fn upstream_headers(
+    client: &HeaderMap,
+    identity: &[(HeaderName, &str)],
+    body_len: usize,
+    strip_authorization: bool,
+) -> HeaderMap {
     let listed = connection_listed(client);
     let mut out = HeaderMap::with_capacity(client.len() + 3);
     for (name, value) in client {
@@ -69,40 +76,51 @@ pub fn upstream_headers(client: &HeaderMap, verified: &Verified) -> HeaderMap {
             || n.starts_with("x-auth-")
             || name == header::HOST
             || name == header::CONTENT_LENGTH
+            || (strip_authorization && name == header::AUTHORIZATION)
         {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
-    if let Ok(v) = HeaderValue::from_str(&verified.key.public_key) {
-        out.insert(HeaderName::from_static("x-auth-key"), v);
+    for (name, value) in identity {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            out.insert(name.clone(), v);
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&verified.key.account_name) {
-        out.insert(HeaderName::from_static("x-auth-account"), v);
-    }
-    out.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(verified.payload.len()),
-    );
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
     out
 }
 
-/// Sends the request upstream and streams the answer back; 502 when the upstream cannot be
+/// A request on its way upstream.
+#[derive(Debug)]
+pub struct Outbound<'a> {
+    /// Upstream base URL.
+    pub base: &'a str,
+    /// Upstream timeout.
+    pub timeout: Duration,
+    /// Largest response body passed back.
+    pub max_response_bytes: usize,
+    /// The normalised path.
+    pub path: &'a str,
+    /// The body to send.
+    pub body: bytes::Bytes,
+    /// The headers to send.
+    pub headers: HeaderMap,
+}
+
+/// Sends a request upstream and streams the answer back; 502 when the upstream cannot be
 /// reached, 504 when it does not answer in time.
-pub async fn forward(
+pub async fn send_upstream(
     client: &UpstreamClient,
-    base: &str,
-    timeout: Duration,
-    max_response_bytes: usize,
-    client_headers: &HeaderMap,
-    verified: Verified,
+    out: Outbound<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let uri = format!("{base}{}", verified.path);
+    let base = out.base;
+    let uri = format!("{base}{}", out.path);
     let mut request = Request::post(uri)
-        .body(Full::new(verified.payload.clone()))
+        .body(Full::new(out.body))
         .map_err(|_| ApiError::BadGateway)?;
-    *request.headers_mut() = upstream_headers(client_headers, &verified);
-    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+    *request.headers_mut() = out.headers;
+    let response = match tokio::time::timeout(out.timeout, client.request(request)).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
             return Err(ApiError::GatewayTimeout);
@@ -121,7 +139,42 @@ pub async fn forward(
             parts.headers.remove(&name);
         }
     }
-    let limited = http_body_util::Limited::new(body, max_response_bytes);
+    let limited = http_body_util::Limited::new(body, out.max_response_bytes);
     let body = Body::new(limited.map_err(axum::Error::new));
     Ok(Response::from_parts(parts, body))
+}
+
+/// Forwards a verified private request: its decoded payload as the body, `X-Auth-Key` and
+/// `X-Auth-Account` as the identity.
+pub async fn forward(
+    client: &UpstreamClient,
+    base: &str,
+    timeout: Duration,
+    max_response_bytes: usize,
+    client_headers: &HeaderMap,
+    verified: Verified,
+) -> Result<Response<Body>, ApiError> {
+    let identity = [
+        (
+            HeaderName::from_static("x-auth-key"),
+            verified.key.public_key.as_str(),
+        ),
+        (
+            HeaderName::from_static("x-auth-account"),
+            verified.key.account_name.as_str(),
+        ),
+    ];
+    let headers = upstream_headers(client_headers, &identity, verified.payload.len(), false);
+    send_upstream(
+        client,
+        Outbound {
+            base,
+            timeout,
+            max_response_bytes,
+            path: &verified.path,
+            body: verified.payload.clone(),
+            headers,
+        },
+    )
+    .await
 }

@@ -31,6 +31,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, pattern_matches};
 use crate::ip::IpRule;
 use crate::keys::{DAY_MS, KeyCache};
+use crate::partners::PartnerCache;
 use crate::pipeline::Gateway;
 use crate::store::{
     AccountRecord, AuditEntry, KeyId, KeyRecord, KeyStore, KeyUpdate, NewKey, SecretBytes,
@@ -400,6 +401,8 @@ struct IpFailures {
 pub struct KeyService {
     store: Arc<dyn KeyStore>,
     cache: Arc<KeyCache>,
+    /// Fiat Gateway partners in memory (kept current by `manage_partners`).
+    partners: Arc<PartnerCache>,
     config: Arc<Config>,
     clock: SharedClock,
     /// Serialises changes (and TOTP checks, so a code cannot be used twice concurrently).
@@ -487,17 +490,20 @@ fn emit_audit_line(line: &serde_json::Value) {
 }
 
 impl KeyService {
-    /// A service over these stores, cache, configuration and clock.
+    /// A service over these stores, caches (keys and Fiat Gateway partners), configuration
+    /// and clock.
     #[must_use]
     pub fn new(
         store: Arc<dyn KeyStore>,
         cache: Arc<KeyCache>,
+        partners: Arc<PartnerCache>,
         config: Arc<Config>,
         clock: SharedClock,
     ) -> Self {
         Self {
             store,
             cache,
+            partners,
             config,
             clock,
             write: tokio::sync::Mutex::new(()),
@@ -506,13 +512,14 @@ impl KeyService {
         }
     }
 
-    /// A service sharing the gateway's store, cache, configuration and clock, so every change
+    /// A service sharing the gateway's store, caches, configuration and clock, so every change
     /// is in force on the gateway's next request.
     #[must_use]
     pub fn for_gateway(gateway: &Gateway) -> Self {
         Self::new(
             gateway.key_store.clone(),
             gateway.keys.clone(),
+            gateway.partners.clone(),
             gateway.config.clone(),
             gateway.clock.clone(),
         )
@@ -522,6 +529,32 @@ impl KeyService {
     #[must_use]
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The Fiat Gateway partners in memory (the same cache the gateway's request path reads).
+    #[must_use]
+    pub fn partners(&self) -> &Arc<PartnerCache> {
+        &self.partners
+    }
+
+    /// The durable store (for the partner operations in `manage_partners`).
+    pub(crate) fn key_store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// Serialises a change with every other change.
+    pub(crate) async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+
+    /// Audits a change (stored and printed on stderr; never a secret in `detail`).
+    pub(crate) async fn audit_change(
+        &self,
+        caller: &Caller,
+        action: &str,
+        detail: serde_json::Value,
+    ) {
+        self.audit(caller, action, detail).await;
     }
 
     /// Whether the key store answers (for `/readyz`).
@@ -1448,6 +1481,7 @@ mod tests {
         let service = KeyService::new(
             store.clone(),
             cache.clone(),
+            Arc::new(PartnerCache::default()),
             Arc::new(config()),
             Arc::new(clock.clone()),
         );

@@ -35,6 +35,8 @@ pub enum Outcome {
     Refused(ApiError),
     /// Token endpoint: missing fields.
     MissingFields,
+    /// Fiat Gateway route: the token was refused.
+    TokenRefused,
     /// A public GET route.
     Public,
     /// Refused by the HTTP layer (timeouts, malformed bodies).
@@ -53,6 +55,7 @@ pub struct Metrics {
     accepted: AtomicU64,
     refused: Vec<AtomicU64>,
     missing_fields: AtomicU64,
+    token_refused: AtomicU64,
     public: AtomicU64,
     transport: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
@@ -66,6 +69,7 @@ impl Default for Metrics {
             accepted: AtomicU64::new(0),
             refused: ApiError::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             missing_fields: AtomicU64::new(0),
+            token_refused: AtomicU64::new(0),
             public: AtomicU64::new(0),
             transport: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -85,6 +89,7 @@ impl Metrics {
                 None => &self.transport,
             },
             Outcome::MissingFields => &self.missing_fields,
+            Outcome::TokenRefused => &self.token_refused,
             Outcome::Public => &self.public,
             Outcome::Transport => &self.transport,
         };

@@ -32,7 +32,10 @@ impl PartnerCache {
     /// A cache holding `partners`.
     #[must_use]
     pub fn new(partners: Vec<ActivePartner>) -> Self {
-        let map = partners.into_iter().map(|p| (p.auth_key.clone(), Arc::new(p))).collect();
+        let map = partners
+            .into_iter()
+            .map(|p| (p.auth_key.clone(), Arc::new(p)))
+            .collect();
         Self {
             by_auth_key: RwLock::new(map),
         }
@@ -41,26 +44,38 @@ impl PartnerCache {
     /// The enabled partner with this Auth Key (disabled partners are treated as unknown).
     #[must_use]
     pub fn get_enabled(&self, auth_key: &str) -> Option<Arc<ActivePartner>> {
-        let map = self.by_auth_key.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .by_auth_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(auth_key).filter(|p| p.enabled).cloned()
     }
 
     /// Inserts or replaces a partner.
     pub fn upsert(&self, partner: ActivePartner) {
-        let mut map = self.by_auth_key.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .by_auth_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.insert(partner.auth_key.clone(), Arc::new(partner));
     }
 
     /// Removes a partner.
     pub fn remove(&self, auth_key: &str) {
-        let mut map = self.by_auth_key.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .by_auth_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(auth_key);
     }
 
     /// Number of partners.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.by_auth_key.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.by_auth_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Whether there are none.

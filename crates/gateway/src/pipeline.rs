@@ -100,6 +100,12 @@ pub struct Gateway {
     pub metrics: crate::metrics::Metrics,
     /// Issues and verifies the gateway's own tokens.
     pub tokens: Arc<crate::tokens::TokenIssuer>,
+    /// Single use of partner tokens.
+    pub replay: Arc<crate::store::replay::ReplayStore>,
+    /// Fiat Gateway routes, longest prefix first.
+    pub fiat_routes: Vec<(String, Target)>,
+    /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
+    pub partners: Arc<crate::partners::PartnerCache>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -173,11 +179,29 @@ impl Gateway {
         self.metrics.render(&gauges)
     }
 
+    /// The Fiat Gateway route serving `path` (normalised), if any.
+    #[must_use]
+    pub fn fiat_route(&self, path: &str) -> Option<&Target> {
+        self.fiat_routes
+            .iter()
+            .find(|(prefix, _)| whitebit_auth::path::path_has_prefix(path, prefix))
+            .map(|(_, target)| target)
+    }
+
     /// Builds the route table from the configuration.
     #[must_use]
     pub fn routes_from(config: &Config) -> Vec<(String, Target)> {
-        let mut routes: Vec<(String, Target)> = config
-            .routes
+        Self::table(&config.routes)
+    }
+
+    /// Builds the Fiat Gateway route table from the configuration.
+    #[must_use]
+    pub fn fiat_routes_from(config: &Config) -> Vec<(String, Target)> {
+        Self::table(&config.fiat.routes)
+    }
+
+    fn table(routes: &[crate::config::RouteConfig]) -> Vec<(String, Target)> {
+        let mut routes: Vec<(String, Target)> = routes
             .iter()
             .map(|r| {
                 (

@@ -206,6 +206,14 @@ async fn handle_inner(
         return failed(e);
     }
 
+    // Fiat Gateway routes: tokens instead of HMAC signatures.
+    if parts.uri.query().is_none()
+        && let Ok(path) = whitebit_auth::path::normalize_path(parts.uri.path())
+        && let Some(Target::Upstream { base, timeout_ms }) = gw.fiat_route(&path).cloned()
+    {
+        return handle_fiat(state, &parts.headers, &path, body, &base, timeout_ms).await;
+    }
+
     let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
         addr.ip()
     });
@@ -260,6 +268,40 @@ async fn handle_inner(
                 Err(e) => failed(e),
             }
         }
+    }
+}
+
+async fn handle_fiat(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+    body: bytes::Bytes,
+    base: &str,
+    timeout_ms: u64,
+) -> (Response, Outcome) {
+    let gw = &state.gateway;
+    let identity = match crate::fiat_route::authorize(gw, headers, path, &body, gw.clock.now_ms()) {
+        Ok(identity) => identity,
+        Err(crate::fiat_route::FiatRefusal::Token(reason)) => {
+            return (json(reason.status(), reason.body()), Outcome::TokenRefused);
+        }
+        Err(crate::fiat_route::FiatRefusal::StoreDown) => {
+            return failed(ApiError::ServiceUnavailable);
+        }
+    };
+    let upstream_headers =
+        crate::forward::upstream_headers(headers, &[identity.header()], body.len(), true);
+    let outbound = crate::forward::Outbound {
+        base,
+        timeout: Duration::from_millis(timeout_ms),
+        max_response_bytes: gw.config.verify.max_response_bytes,
+        path,
+        body,
+        headers: upstream_headers,
+    };
+    match crate::forward::send_upstream(&state.upstream, outbound).await {
+        Ok(response) => (response, Outcome::Accepted),
+        Err(e) => failed(e),
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod doctor;
 pub(crate) mod fiat_token;
 pub(crate) mod jwt;
 pub(crate) mod keys;
+pub(crate) mod partners;
 pub(crate) mod sandbox;
 pub(crate) mod serve;
 pub(crate) mod sign;

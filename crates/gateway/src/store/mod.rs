@@ -2,6 +2,7 @@
 //! module; the embedded defaults need nothing installed.
 
 pub mod journal;
+pub mod replay;
 pub mod sqlite;
 
 use std::future::Future;
@@ -199,6 +200,36 @@ pub struct KeyUpdate {
     pub secret: Option<SecretBytes>,
 }
 
+/// A Fiat Gateway partner as stored (Enc Key decrypted in memory only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerRecord {
+    /// Store id (never reused).
+    pub id: i64,
+    /// Unique name (sent upstream as `X-Auth-Partner`).
+    pub name: String,
+    /// The Auth Key (`x-auth-key`, the `key` claim); unique.
+    pub auth_key: String,
+    /// The Enc Key (the HS256 key), encrypted at rest.
+    pub enc_key: SecretBytesEq,
+    /// Not disabled by an operator.
+    pub enabled: bool,
+    /// Created at (Unix ms).
+    pub created_ms: u64,
+}
+
+/// A partner to create (the store assigns the id; it starts enabled).
+#[derive(Debug, Clone)]
+pub struct NewPartner {
+    /// Unique name.
+    pub name: String,
+    /// The Auth Key.
+    pub auth_key: String,
+    /// The Enc Key.
+    pub enc_key: SecretBytes,
+    /// Now (Unix ms).
+    pub created_ms: u64,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -212,8 +243,9 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// Accounts, keys and the audit log. Every key is loaded into memory at start
-/// (`decisions.md` 13); the store is the durable copy and the source for other instances.
+/// Accounts, keys, Fiat Gateway partners and the audit log. Every key and partner is loaded
+/// into memory at start (`decisions.md` 13); the store is the durable copy and the source for
+/// other instances.
 pub trait KeyStore: Send + Sync + 'static {
     /// Every key, secrets decrypted.
     fn load_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>>;
@@ -241,6 +273,19 @@ pub trait KeyStore: Send + Sync + 'static {
     fn list_accounts(&self) -> BoxFuture<'_, Result<Vec<AccountRecord>, StoreError>>;
     /// Replaces an account's TOTP state, failure counter and lock.
     fn update_account(&self, account: AccountRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Every Fiat Gateway partner, Enc Keys decrypted.
+    fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>>;
+    /// Creates a partner (enabled); fails with `Conflict` when the name or Auth Key exists.
+    fn insert_partner(&self, partner: NewPartner) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Enables or disables a partner; `Ok(false)` when it does not exist.
+    fn update_partner_enabled(
+        &self,
+        id: i64,
+        enabled: bool,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Deletes a partner; `Ok(false)` when it does not exist.
+    fn delete_partner(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// Appends to the audit log.
     fn audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -13,7 +13,7 @@
 //!
 //! Encrypted values (API secrets, TOTP secrets, the key-check value) are stored as
 //! `nonce (24 random bytes) || XChaCha20-Poly1305 ciphertext || tag`; the associated data names
-//! the row (`api_key:<public key>`, `totp:<account name>`), so a value moved to another row no
+//! the row (`api_key:<public key>`, `totp:<account name>`, `partner:<auth key>`), so a value moved to another row no
 //! longer decrypts.
 
 use std::fs;
@@ -32,7 +32,7 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use super::{
     AccountRecord, AuditEntry, BoxFuture, KeyId, KeyRecord, KeyStore, KeyUpdate, NewKey,
-    SecretBytes, SecretBytesEq, StoreError, TotpRecord,
+    NewPartner, PartnerRecord, SecretBytes, SecretBytesEq, StoreError, TotpRecord,
 };
 
 /// The environment variable that holds the master key (64 hex characters).
@@ -850,6 +850,89 @@ impl SqliteKeyStore {
         Ok(done.rows_affected() > 0)
     }
 
+    fn partner_from_row(&self, row: &SqliteRow) -> Result<PartnerRecord, StoreError> {
+        let id: i64 = get(row, "id")?;
+        let auth_key: String = get(row, "auth_key")?;
+        let sealed: Vec<u8> = get(row, "enc_key")?;
+        let enc_key = self
+            .master
+            .open(&partner_aad(&auth_key), &sealed)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the Enc Key of partner id {id} does not decrypt (damaged or moved from another row)"
+                ))
+            })?;
+        Ok(PartnerRecord {
+            id,
+            name: get(row, "name")?,
+            auth_key,
+            enc_key: SecretBytesEq(enc_key),
+            enabled: get(row, "enabled")?,
+            created_ms: from_sql_u64(get(row, "created_ms")?, "partners.created_ms")?,
+        })
+    }
+
+    async fn do_load_partners(&self) -> Result<Vec<PartnerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, auth_key, enc_key, enabled, created_ms FROM partners ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot load the partners", e))?;
+        rows.iter().map(|row| self.partner_from_row(row)).collect()
+    }
+
+    async fn do_insert_partner(&self, partner: NewPartner) -> Result<i64, StoreError> {
+        let sealed = self
+            .master
+            .seal(&partner_aad(&partner.auth_key), partner.enc_key.expose())?;
+        let created = to_sql_i64(partner.created_ms, "created_ms")?;
+        let result = sqlx::query(
+            "INSERT INTO partners (name, auth_key, enc_key, enabled, created_ms) \
+             VALUES (?1, ?2, ?3, 1, ?4)",
+        )
+        .bind(&partner.name)
+        .bind(&partner.auth_key)
+        .bind(sealed)
+        .bind(created)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => Ok(done.last_insert_rowid()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let message = e.message();
+                Err(StoreError::Conflict(if message.contains("partners.name") {
+                    format!("a partner named {:?} already exists", partner.name)
+                } else {
+                    format!(
+                        "a partner with Auth Key {} already exists",
+                        partner.auth_key
+                    )
+                }))
+            }
+            Err(e) => Err(db_error("cannot insert a partner", e)),
+        }
+    }
+
+    async fn do_update_partner_enabled(&self, id: i64, enabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE partners SET enabled = ?1 WHERE id = ?2")
+            .bind(enabled)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot update a partner", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn do_delete_partner(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM partners WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot delete a partner", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn do_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO audit (at_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4)")
             .bind(to_sql_i64(entry.at_ms, "at_ms")?)
@@ -930,6 +1013,26 @@ impl KeyStore for SqliteKeyStore {
         Box::pin(self.do_update_account(account))
     }
 
+    fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>> {
+        Box::pin(self.do_load_partners())
+    }
+
+    fn insert_partner(&self, partner: NewPartner) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(self.do_insert_partner(partner))
+    }
+
+    fn update_partner_enabled(
+        &self,
+        id: i64,
+        enabled: bool,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.do_update_partner_enabled(id, enabled))
+    }
+
+    fn delete_partner(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.do_delete_partner(id))
+    }
+
     fn audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.do_audit(entry))
     }
@@ -956,6 +1059,10 @@ fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
 
 fn api_key_aad(public_key: &str) -> Vec<u8> {
     [b"api_key:".as_slice(), public_key.as_bytes()].concat()
+}
+
+fn partner_aad(auth_key: &str) -> Vec<u8> {
+    [b"partner:".as_slice(), auth_key.as_bytes()].concat()
 }
 
 fn totp_aad(account_name: &str) -> Vec<u8> {
@@ -1049,6 +1156,170 @@ mod tests {
     fn mode(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt as _;
         fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    fn new_partner(name: &str, auth_key: &str, enc_key: &[u8]) -> NewPartner {
+        NewPartner {
+            name: name.to_owned(),
+            auth_key: auth_key.to_owned(),
+            enc_key: SecretBytes::new(enc_key.to_vec()),
+            created_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn partners_round_trip_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), KEY_A).await;
+        assert!(store.load_partners().await.expect("load").is_empty());
+        let a = store
+            .insert_partner(new_partner("acme", "auth-aaaa", b"enc-aaaa"))
+            .await
+            .expect("insert");
+        let b = store
+            .insert_partner(new_partner("bolt", "auth-bbbb", b"enc-bbbb"))
+            .await
+            .expect("insert");
+        assert!(b > a);
+        let loaded = store.load_partners().await.expect("load");
+        assert_eq!(
+            loaded,
+            vec![
+                PartnerRecord {
+                    id: a,
+                    name: "acme".into(),
+                    auth_key: "auth-aaaa".into(),
+                    enc_key: SecretBytesEq(SecretBytes::new(b"enc-aaaa".to_vec())),
+                    enabled: true,
+                    created_ms: 1_700_000_000_000,
+                },
+                PartnerRecord {
+                    id: b,
+                    name: "bolt".into(),
+                    auth_key: "auth-bbbb".into(),
+                    enc_key: SecretBytesEq(SecretBytes::new(b"enc-bbbb".to_vec())),
+                    enabled: true,
+                    created_ms: 1_700_000_000_000,
+                },
+            ]
+        );
+        // The Debug output of a record never shows the Enc Key.
+        assert!(!format!("{loaded:?}").contains("enc-aaaa"));
+
+        assert!(
+            store
+                .update_partner_enabled(a, false)
+                .await
+                .expect("disable")
+        );
+        assert!(
+            !store
+                .update_partner_enabled(9_999, false)
+                .await
+                .expect("missing")
+        );
+        assert!(store.delete_partner(b).await.expect("delete"));
+        assert!(!store.delete_partner(b).await.expect("gone"));
+        store.close().await;
+
+        let store = open(dir.path(), KEY_A).await;
+        let loaded = store.load_partners().await.expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].name, "acme");
+        assert!(!loaded[0].enabled);
+        assert_eq!(loaded[0].enc_key.0.expose(), b"enc-aaaa");
+        assert!(store.update_partner_enabled(a, true).await.expect("enable"));
+        assert!(store.load_partners().await.expect("load")[0].enabled);
+        // Ids are never reused.
+        let c = store
+            .insert_partner(new_partner("bolt", "auth-bbbb", b"enc-cccc"))
+            .await
+            .expect("insert");
+        assert!(c > b, "{b} {c}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn partner_enc_keys_are_not_stored_in_plaintext() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), KEY_A).await;
+        let enc = b"enc-PLAINTEXT-ENC-KEY-0f1e2d3c4b5a";
+        let id = store
+            .insert_partner(new_partner("acme", "auth-plain", enc))
+            .await
+            .expect("insert");
+        let raw: Vec<u8> = sqlx::query_scalar("SELECT enc_key FROM partners WHERE id = ?1")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .expect("raw");
+        assert_eq!(raw.len(), NONCE_LEN + enc.len() + TAG_LEN);
+        assert!(!contains(&raw, enc));
+        for entry in fs::read_dir(dir.path()).expect("dir") {
+            let bytes = fs::read(entry.expect("entry").path()).expect("read");
+            assert!(!contains(&bytes, enc));
+        }
+        store.close().await;
+        let db = fs::read(dir.path().join(DB_FILE_NAME)).expect("read db");
+        assert!(contains(&db, b"auth-plain"), "the file does hold the row");
+        assert!(!contains(&db, enc));
+
+        // Bound to its row: moved to another partner, it no longer decrypts.
+        let store = open(dir.path(), KEY_A).await;
+        let other = store
+            .insert_partner(new_partner("bolt", "auth-other", b"enc-other"))
+            .await
+            .expect("insert");
+        sqlx::query(
+            "UPDATE partners SET enc_key = (SELECT enc_key FROM partners WHERE id = ?1) WHERE id = ?2",
+        )
+        .bind(id)
+        .bind(other)
+        .execute(&store.pool)
+        .await
+        .expect("swap");
+        match store.load_partners().await {
+            Err(StoreError::Corrupt(msg)) => assert!(!msg.contains("PLAINTEXT"), "{msg}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        store.close().await;
+
+        // A different master key is refused before any partner is read.
+        assert!(matches!(
+            SqliteKeyStore::open(&dir.path().join(DB_FILE_NAME), master(KEY_B)).await,
+            Err(StoreError::WrongMasterKey(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn partner_names_and_auth_keys_conflict() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), KEY_A).await;
+        store
+            .insert_partner(new_partner("acme", "auth-1", b"enc-secret-one"))
+            .await
+            .expect("insert");
+        match store
+            .insert_partner(new_partner("acme", "auth-2", b"enc-secret-two"))
+            .await
+        {
+            Err(StoreError::Conflict(msg)) => {
+                assert_eq!(msg, "a partner named \"acme\" already exists");
+            }
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+        match store
+            .insert_partner(new_partner("bolt", "auth-1", b"enc-secret-two"))
+            .await
+        {
+            Err(StoreError::Conflict(msg)) => {
+                assert_eq!(msg, "a partner with Auth Key auth-1 already exists");
+                assert!(!msg.contains("enc-secret"), "{msg}");
+            }
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+        assert_eq!(store.load_partners().await.expect("load").len(), 1);
+        store.close().await;
     }
 
     #[tokio::test]

@@ -1,0 +1,185 @@
+//! `wbauth partners`: Fiat Gateway partners (Auth Key → Enc Key) on a running gateway, through
+//! its admin API. A change is in force on the gateway's very next request.
+
+use std::io::Write as _;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
+use super::print_json;
+use crate::error::CliError;
+
+/// Manages Fiat Gateway partners on a running gateway: create (the Enc Key is shown once),
+/// list, show, enable, disable, delete.
+#[derive(Debug, Args)]
+pub(crate) struct PartnersArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(subcommand)]
+    command: PartnersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnersCommand {
+    /// Create a partner; prints its Auth Key and its Enc Key, which is never shown again.
+    Create {
+        /// A unique name (sent upstream as X-Auth-Partner).
+        name: String,
+    },
+    /// List partners.
+    List,
+    /// Show one partner.
+    Show {
+        /// The Auth Key.
+        auth_key: String,
+    },
+    /// Enable a partner.
+    Enable {
+        /// The Auth Key.
+        auth_key: String,
+    },
+    /// Disable a partner (its tokens are refused).
+    Disable {
+        /// The Auth Key.
+        auth_key: String,
+    },
+    /// Delete a partner.
+    Delete {
+        /// The Auth Key.
+        auth_key: String,
+    },
+}
+
+/// Runs the command.
+pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.admin)?;
+    let json = args.admin.json;
+    match &args.command {
+        PartnersCommand::Create { name } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &AdminClient::path(&["partners"]),
+                    Some(&json!({"name": name})),
+                )
+                .await?;
+            print_enc_key(&answer, json);
+        }
+        PartnersCommand::List => {
+            let answer = client
+                .call(Method::GET, &AdminClient::path(&["partners"]), None)
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                let partners = answer
+                    .get("partners")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let rows: Vec<Vec<String>> = partners
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            text(p, "auth_key").to_owned(),
+                            text(p, "name").to_owned(),
+                            text(p, "state").to_owned(),
+                            p.get("created_ms")
+                                .and_then(Value::as_u64)
+                                .map_or_else(String::new, format_time),
+                        ]
+                    })
+                    .collect();
+                print_table(&["AUTH KEY", "NAME", "STATE", "CREATED"], &rows);
+            }
+        }
+        PartnersCommand::Show { auth_key } => {
+            let answer = client
+                .call(
+                    Method::GET,
+                    &AdminClient::path(&["partners", auth_key]),
+                    None,
+                )
+                .await?;
+            print_partner_answer(&answer, json, None);
+        }
+        PartnersCommand::Enable { auth_key } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &AdminClient::path(&["partners", auth_key, "enable"]),
+                    None,
+                )
+                .await?;
+            print_partner_answer(&answer, json, Some("Enabled"));
+        }
+        PartnersCommand::Disable { auth_key } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &AdminClient::path(&["partners", auth_key, "disable"]),
+                    None,
+                )
+                .await?;
+            print_partner_answer(&answer, json, Some("Disabled"));
+        }
+        PartnersCommand::Delete { auth_key } => {
+            let answer = client
+                .call(
+                    Method::DELETE,
+                    &AdminClient::path(&["partners", auth_key]),
+                    None,
+                )
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                println!("Deleted partner {auth_key}.");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_partner(p: &Value) {
+    println!("auth key:  {}", text(p, "auth_key"));
+    println!("name:      {}", text(p, "name"));
+    println!("state:     {}", text(p, "state"));
+    if let Some(created) = p.get("created_ms").and_then(Value::as_u64) {
+        println!("created:   {}", format_time(created));
+    }
+}
+
+fn print_partner_answer(answer: &Value, json: bool, done: Option<&str>) {
+    if json {
+        print_json(answer);
+        return;
+    }
+    let partner = answer.get("partner").unwrap_or(&Value::Null);
+    if let Some(done) = done {
+        println!("{done} partner {}.", text(partner, "auth_key"));
+    }
+    print_partner(partner);
+}
+
+/// Prints the answer to `create`: `auth_key=`/`enc_key=` lines and a reminder that the Enc Key
+/// is never shown again.
+fn print_enc_key(answer: &Value, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let line = Zeroizing::new(answer.to_string());
+        let _ = writeln!(out, "{}", line.as_str());
+        let _ = out.flush();
+        return;
+    }
+    let partner = answer.get("partner").unwrap_or(&Value::Null);
+    let _ = writeln!(out, "Created partner {}:", text(partner, "name"));
+    let _ = writeln!(out, "auth_key={}", text(partner, "auth_key"));
+    let _ = writeln!(out, "enc_key={}", text(answer, "enc_key"));
+    let _ = writeln!(out, "Store the Enc Key now: it is never shown again.\n");
+    drop(out);
+    print_partner(partner);
+}

@@ -1,0 +1,108 @@
+//! Fiat Gateway routes (`decisions.md` 22–24): a request with `x-auth-key` carries a partner
+//! token (HS256, key chosen by `x-auth-key`, single use); without it, the token must be one
+//! this gateway issued (`POST /api/v4/jwt`, checked against the JWKS keys). Failures answer
+//! 401 `Request authorization failed` with the reason.
+
+use axum::http::{HeaderMap, HeaderName};
+use whitebit_auth::TokenRejection;
+use whitebit_auth::fiat::{
+    OrderFieldNames, PartnerTokenRequest, order_fields_from_body, verify_partner_token,
+};
+
+use crate::pipeline::Gateway;
+use crate::store::replay::Claim;
+
+/// Who a token speaks for (sent upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FiatIdentity {
+    /// A partner (`X-Auth-Partner`: its Auth Key).
+    Partner(String),
+    /// An account holding a token issued by this gateway (`X-Auth-Account`).
+    Account(String),
+}
+
+impl FiatIdentity {
+    /// The identity header for the upstream.
+    #[must_use]
+    pub fn header(&self) -> (HeaderName, &str) {
+        match self {
+            FiatIdentity::Partner(auth_key) => {
+                (HeaderName::from_static("x-auth-partner"), auth_key)
+            }
+            FiatIdentity::Account(account) => (HeaderName::from_static("x-auth-account"), account),
+        }
+    }
+}
+
+/// Why a Fiat Gateway request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FiatRefusal {
+    /// A token check failed (401 with the reason).
+    Token(TokenRejection),
+    /// The replay store could not record the token (503, fail closed).
+    StoreDown,
+}
+
+/// Checks the token of a request to a Fiat Gateway route. `path` is the normalised path.
+pub fn authorize(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<FiatIdentity, FiatRefusal> {
+    let authorization: Vec<&str> = headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    let auth_keys: Vec<&str> = headers
+        .get_all("x-auth-key")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    if auth_keys.is_empty() {
+        // The gateway's own tokens: the JWKS algorithm only.
+        return gw
+            .tokens
+            .verify(&authorization, now_ms)
+            .map(|t| FiatIdentity::Account(t.subject))
+            .map_err(FiatRefusal::Token);
+    }
+    // A partner token: HS256 only, the key chosen by x-auth-key (one value).
+    let x_auth_key = match auth_keys.as_slice() {
+        [one] => *one,
+        _ => "",
+    };
+    let cfg = &gw.config.fiat;
+    let names = OrderFieldNames {
+        currency: cfg.currency_field.clone(),
+        amount: cfg.amount_field.clone(),
+        order_id: cfg.order_id_field.clone(),
+    };
+    let order = order_fields_from_body(body, &names);
+    let partner = gw.partners.get_enabled(x_auth_key);
+    let request = PartnerTokenRequest {
+        authorization: &authorization,
+        x_auth_key,
+        url: path,
+        order: order
+            .as_ref()
+            .map(whitebit_auth::fiat::OwnedOrderFields::as_fields),
+        now_ms,
+        iat_leeway_ms: cfg.iat_leeway_ms,
+    };
+    let verified = verify_partner_token(&request, |_| partner.as_deref().map(|p| &p.enc))
+        .map_err(FiatRefusal::Token)?;
+    match gw
+        .replay
+        .claim(verified.replay_id, verified.expires_at_ms, now_ms)
+    {
+        Ok(Claim::Fresh) => Ok(FiatIdentity::Partner(verified.auth_key)),
+        Ok(Claim::Replayed) => Err(FiatRefusal::Token(TokenRejection::AlreadyUsed)),
+        Err(e) => {
+            tracing::error!(target: "wbauth::fiat", error = %e, "cannot record a partner token");
+            Err(FiatRefusal::StoreDown)
+        }
+    }
+}

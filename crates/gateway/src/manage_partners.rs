@@ -1,0 +1,539 @@
+//! Fiat Gateway partner management: the one implementation of creating, listing, showing,
+//! enabling, disabling and deleting partners (Auth Key → Enc Key), as `impl KeyService`. The
+//! admin API calls it (the CLI's `partners` command goes through the admin API). Like key
+//! changes, every change goes to the durable store first and to the in-memory
+//! [`PartnerCache`] right after, so it is in force on the very next request; every change is
+//! audited, never with the Enc Key in it. The Enc Key is generated here, encrypted at rest by
+//! the store, and shown once (in the answer to `create`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use whitebit_auth::encoding::hex_encode;
+use whitebit_auth::fiat::EncKey;
+use zeroize::Zeroizing;
+
+use crate::manage::{Caller, KeyService, ManageError};
+use crate::partners::{ActivePartner, PartnerCache};
+use crate::store::{NewPartner, PartnerRecord, SecretBytes};
+
+/// The Auth Key's prefix (followed by [`AUTH_KEY_BYTES`] random bytes in hex).
+pub const AUTH_KEY_PREFIX: &str = "auth-";
+/// Random bytes in an Auth Key (20 hex characters).
+pub const AUTH_KEY_BYTES: usize = 10;
+/// The Enc Key's prefix (followed by [`ENC_KEY_BYTES`] random bytes in hex).
+pub const ENC_KEY_PREFIX: &str = "enc-";
+/// Random bytes in an Enc Key (32 hex characters).
+pub const ENC_KEY_BYTES: usize = 16;
+/// Longest partner name.
+pub const MAX_PARTNER_NAME: usize = 64;
+
+/// A partner's state as a person reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartnerState {
+    /// Its tokens are accepted.
+    Active,
+    /// Disabled by an operator: treated as unknown.
+    Disabled,
+}
+
+/// A partner as the admin API shows it (never its Enc Key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerView {
+    /// The Auth Key (`x-auth-key`, the `key` claim).
+    pub auth_key: String,
+    /// Unique name (sent upstream as `X-Auth-Partner`).
+    pub name: String,
+    /// Active or disabled.
+    pub state: PartnerState,
+    /// Not disabled by an operator.
+    pub enabled: bool,
+    /// Created at (Unix ms).
+    pub created_ms: u64,
+}
+
+impl PartnerView {
+    fn of(record: &PartnerRecord) -> Self {
+        Self {
+            auth_key: record.auth_key.clone(),
+            name: record.name.clone(),
+            state: if record.enabled {
+                PartnerState::Active
+            } else {
+                PartnerState::Disabled
+            },
+            enabled: record.enabled,
+            created_ms: record.created_ms,
+        }
+    }
+}
+
+/// A new partner with its Enc Key, shown once. `Debug` hides the Enc Key; it is wiped from
+/// memory when dropped.
+pub struct PartnerWithEncKey {
+    /// The partner.
+    pub partner: PartnerView,
+    enc_key: Zeroizing<String>,
+}
+
+impl PartnerWithEncKey {
+    /// The Enc Key. Show it once; never log it.
+    #[must_use]
+    pub fn expose_enc_key(&self) -> &str {
+        &self.enc_key
+    }
+}
+
+impl std::fmt::Debug for PartnerWithEncKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerWithEncKey")
+            .field("partner", &self.partner)
+            .field("enc_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The in-memory form of a stored partner (the Enc Key becomes a keyed HMAC state).
+#[must_use]
+pub fn active_partner(record: &PartnerRecord) -> ActivePartner {
+    ActivePartner {
+        id: record.id,
+        auth_key: record.auth_key.clone(),
+        name: record.name.clone(),
+        enc: EncKey::new(record.enc_key.0.expose()),
+        enabled: record.enabled,
+    }
+}
+
+/// A cache holding every stored partner (what the gateway builds at start).
+#[must_use]
+pub fn partner_cache(records: &[PartnerRecord]) -> PartnerCache {
+    PartnerCache::new(records.iter().map(active_partner).collect())
+}
+
+/// Checks a partner name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
+pub fn check_partner_name(name: &str) -> Result<(), ManageError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PARTNER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManageError::Invalid(format!(
+            "partner name {name:?}: use 1 to {MAX_PARTNER_NAME} letters, digits, '.', '_', '-' or '@'"
+        )))
+    }
+}
+
+fn not_found_partner(auth_key: &str) -> ManageError {
+    let shown: String = auth_key.chars().take(80).collect();
+    ManageError::NotFound(format!("No partner with Auth Key {shown:?}."))
+}
+
+fn partner_detail(record: &PartnerRecord) -> serde_json::Value {
+    json!({"auth_key": record.auth_key, "name": record.name})
+}
+
+/// `PREFIX` + `bytes` random bytes in hex, wiped when dropped.
+fn random_token(prefix: &str, bytes: usize) -> Result<Zeroizing<String>, ManageError> {
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    getrandom::fill(&mut buf).map_err(|e| ManageError::Internal(format!("no randomness: {e}")))?;
+    let hex = Zeroizing::new(hex_encode(&buf));
+    let mut out = Zeroizing::new(String::with_capacity(prefix.len() + hex.len()));
+    out.push_str(prefix);
+    out.push_str(&hex);
+    Ok(out)
+}
+
+impl KeyService {
+    /// Creates a partner (enabled) with a new Auth Key and Enc Key. The Enc Key is in the
+    /// answer and nowhere else: it is never shown again.
+    pub async fn create_partner(
+        &self,
+        name: &str,
+        caller: &Caller,
+    ) -> Result<PartnerWithEncKey, ManageError> {
+        check_partner_name(name)?;
+        let _write = self.write_lock().await;
+        let now = self.now_ms();
+        let auth_key = random_token(AUTH_KEY_PREFIX, AUTH_KEY_BYTES)?;
+        let enc_key = random_token(ENC_KEY_PREFIX, ENC_KEY_BYTES)?;
+        let id = self
+            .key_store()
+            .insert_partner(NewPartner {
+                name: name.to_owned(),
+                auth_key: auth_key.to_string(),
+                enc_key: SecretBytes::new(enc_key.as_bytes().to_vec()),
+                created_ms: now,
+            })
+            .await?;
+        let record = self.stored_partner(id).await?;
+        self.partners().upsert(active_partner(&record));
+        self.audit_change(caller, "partner.create", partner_detail(&record))
+            .await;
+        Ok(PartnerWithEncKey {
+            partner: PartnerView::of(&record),
+            enc_key,
+        })
+    }
+
+    /// Every partner (never an Enc Key).
+    pub async fn list_partners(&self) -> Result<Vec<PartnerView>, ManageError> {
+        let records = self.key_store().load_partners().await?;
+        Ok(records.iter().map(PartnerView::of).collect())
+    }
+
+    /// One partner by Auth Key.
+    pub async fn show_partner(&self, auth_key: &str) -> Result<PartnerView, ManageError> {
+        Ok(PartnerView::of(&self.find_partner(auth_key).await?))
+    }
+
+    /// Enables a partner: its tokens are accepted from the next request on.
+    pub async fn enable_partner(
+        &self,
+        auth_key: &str,
+        caller: &Caller,
+    ) -> Result<PartnerView, ManageError> {
+        self.set_partner_enabled(auth_key, true, caller).await
+    }
+
+    /// Disables a partner: treated as unknown from the next request on.
+    pub async fn disable_partner(
+        &self,
+        auth_key: &str,
+        caller: &Caller,
+    ) -> Result<PartnerView, ManageError> {
+        self.set_partner_enabled(auth_key, false, caller).await
+    }
+
+    /// Deletes a partner (unknown from the next request on).
+    pub async fn delete_partner(&self, auth_key: &str, caller: &Caller) -> Result<(), ManageError> {
+        let _write = self.write_lock().await;
+        let record = self.find_partner(auth_key).await?;
+        if !self.key_store().delete_partner(record.id).await? {
+            return Err(not_found_partner(auth_key));
+        }
+        self.partners().remove(&record.auth_key);
+        self.audit_change(caller, "partner.delete", partner_detail(&record))
+            .await;
+        Ok(())
+    }
+
+    async fn set_partner_enabled(
+        &self,
+        auth_key: &str,
+        enabled: bool,
+        caller: &Caller,
+    ) -> Result<PartnerView, ManageError> {
+        let _write = self.write_lock().await;
+        let record = self.find_partner(auth_key).await?;
+        if !self
+            .key_store()
+            .update_partner_enabled(record.id, enabled)
+            .await?
+        {
+            return Err(not_found_partner(auth_key));
+        }
+        let record = self.stored_partner(record.id).await?;
+        self.partners().upsert(active_partner(&record));
+        let action = if enabled {
+            "partner.enable"
+        } else {
+            "partner.disable"
+        };
+        self.audit_change(caller, action, partner_detail(&record))
+            .await;
+        Ok(PartnerView::of(&record))
+    }
+
+    /// A partner by Auth Key, from the store (partners are few; the cache holds no names of
+    /// disabled ones for the request path).
+    async fn find_partner(&self, auth_key: &str) -> Result<PartnerRecord, ManageError> {
+        if auth_key.is_empty()
+            || auth_key.len() > 256
+            || auth_key.bytes().any(|b| !(0x21..=0x7e).contains(&b))
+        {
+            return Err(not_found_partner(auth_key));
+        }
+        self.key_store()
+            .load_partners()
+            .await?
+            .into_iter()
+            .find(|p| p.auth_key == auth_key)
+            .ok_or_else(|| not_found_partner(auth_key))
+    }
+
+    async fn stored_partner(&self, id: i64) -> Result<PartnerRecord, ManageError> {
+        self.key_store()
+            .load_partners()
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| {
+                ManageError::Store(crate::store::StoreError::Unavailable(format!(
+                    "partner id {id} vanished during a change"
+                )))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use whitebit_auth::fiat::{OrderFields, PartnerClaims, split_jws};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::keys::KeyCache;
+    use crate::store::KeyStore as _;
+    use crate::store::sqlite::{SqliteKeyStore, load_or_create_master_key};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    struct Fixture {
+        service: KeyService,
+        partners: Arc<PartnerCache>,
+        store: Arc<SqliteKeyStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master =
+            load_or_create_master_key(dir.path(), Some(&"cd".repeat(32))).expect("master key");
+        let store = Arc::new(
+            SqliteKeyStore::open(&dir.path().join("keys.sqlite"), master)
+                .await
+                .expect("store"),
+        );
+        let partners = Arc::new(partner_cache(
+            &store.load_partners().await.expect("partners"),
+        ));
+        let service = KeyService::new(
+            store.clone(),
+            Arc::new(KeyCache::default()),
+            partners.clone(),
+            Arc::new(Config::default()),
+            Arc::new(ManualClock::at(T0)),
+        );
+        Fixture {
+            service,
+            partners,
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn admin() -> Caller {
+        Caller::new("admin@127.0.0.1", Some(IpAddr::from([127, 0, 0, 1])))
+    }
+
+    /// Whether the cached partner verifies a token signed with `enc_key`.
+    fn cached_key_verifies(partners: &PartnerCache, auth_key: &str, enc_key: &str) -> bool {
+        let Some(partner) = partners.get_enabled(auth_key) else {
+            return false;
+        };
+        let order = OrderFields {
+            currency: "BTC",
+            amount: "0.001",
+            order_id: "1",
+        };
+        let token = PartnerClaims::new(auth_key, "/api/v1/x", &order, T0, 60_000)
+            .encode(&EncKey::new(enc_key.as_bytes()));
+        let jws = split_jws(&token).expect("jws");
+        partner
+            .enc
+            .verify(jws.signing_input.as_bytes(), &jws.signature)
+    }
+
+    #[tokio::test]
+    async fn partner_lifecycle_keeps_the_cache_current() {
+        let f = fixture().await;
+        let created = f
+            .service
+            .create_partner("acme", &admin())
+            .await
+            .expect("created");
+        let auth = created.partner.auth_key.clone();
+        let enc = created.expose_enc_key().to_owned();
+        assert_eq!(created.partner.name, "acme");
+        assert_eq!(created.partner.state, PartnerState::Active);
+        assert_eq!(created.partner.created_ms, T0);
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        let auth_hex = auth.strip_prefix("auth-").expect("auth- prefix");
+        assert!(auth_hex.len() == 20 && hex(auth_hex), "{auth}");
+        let enc_hex = enc.strip_prefix("enc-").expect("enc- prefix");
+        assert!(enc_hex.len() == 32 && hex(enc_hex));
+        assert!(!format!("{created:?}").contains(&enc));
+
+        // In force at once: the cache holds the Enc Key's HMAC state.
+        assert!(cached_key_verifies(&f.partners, &auth, &enc));
+        assert!(!cached_key_verifies(&f.partners, &auth, "enc-wrong"));
+        // The store holds the same, encrypted.
+        let stored = f.store.load_partners().await.expect("load");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].enc_key.0.expose(), enc.as_bytes());
+
+        // A second partner gets different keys.
+        let other = f
+            .service
+            .create_partner("bolt", &admin())
+            .await
+            .expect("created");
+        assert_ne!(other.partner.auth_key, auth);
+        assert_ne!(other.expose_enc_key(), enc);
+        assert_eq!(f.partners.len(), 2);
+
+        let view = f
+            .service
+            .disable_partner(&auth, &admin())
+            .await
+            .expect("disable");
+        assert_eq!((view.state, view.enabled), (PartnerState::Disabled, false));
+        assert!(f.partners.get_enabled(&auth).is_none());
+        assert!(!f.store.load_partners().await.expect("load")[0].enabled);
+        assert_eq!(
+            f.service.show_partner(&auth).await.expect("show").state,
+            PartnerState::Disabled
+        );
+
+        let view = f
+            .service
+            .enable_partner(&auth, &admin())
+            .await
+            .expect("enable");
+        assert_eq!(view.state, PartnerState::Active);
+        assert!(cached_key_verifies(&f.partners, &auth, &enc));
+
+        let list = f.service.list_partners().await.expect("list");
+        assert_eq!(
+            list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["acme", "bolt"]
+        );
+
+        f.service
+            .delete_partner(&auth, &admin())
+            .await
+            .expect("delete");
+        assert!(f.partners.get_enabled(&auth).is_none());
+        assert_eq!(f.partners.len(), 1);
+        for e in [
+            f.service
+                .delete_partner(&auth, &admin())
+                .await
+                .expect_err("gone"),
+            f.service
+                .enable_partner(&auth, &admin())
+                .await
+                .expect_err("gone"),
+            f.service
+                .disable_partner(&auth, &admin())
+                .await
+                .expect_err("gone"),
+            f.service.show_partner(&auth).await.expect_err("gone"),
+        ] {
+            assert_eq!(e.status(), 404);
+            assert_eq!(
+                e.to_string(),
+                format!("No partner with Auth Key \"{auth}\".")
+            );
+        }
+        assert_eq!(f.service.list_partners().await.expect("list").len(), 1);
+
+        // Audited, never with an Enc Key.
+        let audit = f.service.audit_log(100).await.expect("audit");
+        let text = serde_json::to_string(&audit).expect("json");
+        assert!(!text.contains(&enc));
+        assert!(!text.contains(other.expose_enc_key()));
+        for action in [
+            "partner.create",
+            "partner.disable",
+            "partner.enable",
+            "partner.delete",
+        ] {
+            let entry = audit
+                .iter()
+                .find(|e| e.action == action)
+                .unwrap_or_else(|| panic!("{action}: {text}"));
+            assert_eq!(entry.actor, "admin@127.0.0.1");
+        }
+        let created_entry = audit
+            .iter()
+            .rev()
+            .find(|e| e.action == "partner.create")
+            .expect("create");
+        assert_eq!(
+            created_entry.detail,
+            serde_json::json!({"auth_key": auth, "name": "acme"})
+        );
+    }
+
+    #[tokio::test]
+    async fn partner_names_are_unique_and_checked() {
+        let f = fixture().await;
+        f.service
+            .create_partner("acme", &admin())
+            .await
+            .expect("created");
+        let e = f
+            .service
+            .create_partner("acme", &admin())
+            .await
+            .expect_err("duplicate");
+        assert_eq!(e.status(), 409);
+        assert_eq!(e.to_string(), "a partner named \"acme\" already exists");
+        for bad in ["", "has space", "x\u{e9}", &"a".repeat(65)] {
+            let e = f
+                .service
+                .create_partner(bad, &admin())
+                .await
+                .expect_err(bad);
+            assert_eq!(e.status(), 400, "{bad:?}");
+        }
+        assert_eq!(f.partners.len(), 1);
+        let e = f.service.show_partner("").await.expect_err("empty");
+        assert_eq!(e.status(), 404);
+        let e = f
+            .service
+            .show_partner(&"x".repeat(300))
+            .await
+            .expect_err("long");
+        assert_eq!(e.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn a_new_cache_from_the_store_matches() {
+        let f = fixture().await;
+        let created = f
+            .service
+            .create_partner("acme", &admin())
+            .await
+            .expect("created");
+        let disabled = f
+            .service
+            .create_partner("bolt", &admin())
+            .await
+            .expect("created");
+        f.service
+            .disable_partner(&disabled.partner.auth_key, &admin())
+            .await
+            .expect("disabled");
+        // What the gateway builds at start.
+        let fresh = partner_cache(&f.store.load_partners().await.expect("load"));
+        assert_eq!(fresh.len(), 2);
+        assert!(cached_key_verifies(
+            &fresh,
+            &created.partner.auth_key,
+            created.expose_enc_key()
+        ));
+        assert!(fresh.get_enabled(&disabled.partner.auth_key).is_none());
+    }
+}
