@@ -133,3 +133,115 @@ async fn issued_tokens_open_fiat_routes() {
         "only the accepted requests reached the upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_tokens_are_single_use_even_across_a_crash() {
+    use whitebit_auth::fiat::OrderFields;
+    use whitebit_client::{FiatCredentials, SecretString};
+
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    );
+    let gw = Gateway::start_with(&upstream, &extra).await;
+    let created = gw.ok(&["partners", "create", "acme"]);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= in {created}"))
+            .to_owned()
+    };
+    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key.clone()));
+    let order = OrderFields {
+        currency: "UAH",
+        amount: "1500.00",
+        order_id: "o-7",
+    };
+    let body = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-7"}"#;
+    let now = gw.advance(0).await;
+
+    let token = creds.token_at(DEPOSIT, &order, now);
+    let bearer = token.authorization();
+    let send = |gw: &Gateway, bearer: String, body: &'static str| {
+        let url = format!("{}{DEPOSIT}", gw.base);
+        let auth_key = auth_key.clone();
+        async move {
+            post(
+                &url,
+                &[
+                    ("content-type", b"application/json"),
+                    ("authorization", bearer.as_bytes()),
+                    ("x-auth-key", auth_key.as_bytes()),
+                ],
+                body.to_owned(),
+            )
+            .await
+        }
+    };
+    let a = send(&gw, bearer.clone(), body).await;
+    assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+    let seen = upstream.last();
+    assert_eq!(
+        seen.headers
+            .get("x-auth-partner")
+            .and_then(|v| v.to_str().ok()),
+        Some(auth_key.as_str())
+    );
+    assert!(
+        seen.headers.get("x-auth-key").is_none() && seen.headers.get("authorization").is_none()
+    );
+    let a = send(&gw, bearer.clone(), body).await;
+    assert_eq!((a.status, a.body), (401, refused("Token already used.")));
+
+    // Remembered across a kill -9.
+    let gw = gw.kill9_and_restart(1, now + 1_000);
+    let a = send(&gw, bearer.clone(), body).await;
+    assert_eq!((a.status, a.body), (401, refused("Token already used.")));
+
+    // Order checks, then expiry, then a disabled partner.
+    let other = creds.token_at(
+        DEPOSIT,
+        &OrderFields {
+            currency: "UAH",
+            amount: "1.00",
+            order_id: "o-7",
+        },
+        now + 1_000,
+    );
+    let a = send(&gw, other.authorization(), body).await;
+    assert_eq!(
+        (a.status, a.body),
+        (401, refused("Order signature mismatch."))
+    );
+    let fresh = creds.token_at(DEPOSIT, &order, now + 1_000);
+    let a = send(
+        &gw,
+        fresh.authorization(),
+        r#"{"currency":"UAH","amount":"1500.00"}"#,
+    )
+    .await;
+    assert_eq!((a.status, a.body), (401, refused("Order fields missing.")));
+    let old = creds.token_at(DEPOSIT, &order, now - 61_000);
+    let a = send(&gw, old.authorization(), body).await;
+    assert_eq!((a.status, a.body), (401, refused("Token expired.")));
+    gw.ok(&["partners", "disable", &auth_key]);
+    let a = send(
+        &gw,
+        creds.token_at(DEPOSIT, &order, now + 1_000).authorization(),
+        body,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body),
+        (401, refused("Invalid token signature."))
+    );
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the first request reached the upstream"
+    );
+    assert!(!gw.stderr_text().contains(&enc_key));
+}
