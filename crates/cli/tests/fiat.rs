@@ -132,6 +132,84 @@ async fn issued_tokens_open_fiat_routes() {
         2,
         "only the accepted requests reached the upstream"
     );
+
+    // Rotation: add a second key; new tokens use it, tokens of the first still verify.
+    let old_token = issue(&gw, &key, &secret, 2).await;
+    assert_eq!(kid_of(&old_token), "k1");
+    let pem2 = keys.path().join("signing-2.pem");
+    whitebit_gateway::tokens::SigningKey::generate_rs256()
+        .expect("key")
+        .write_pkcs8_pem_file(&pem2)
+        .expect("PEM");
+    let dir = gw._dir_guard.as_ref().expect("dir").path().to_path_buf();
+    let now = gw.advance(0).await;
+    let k1 = format!("{{ pem = \"{}\", kid = \"k1\" }}", pem.display());
+    let k2 = format!("{{ pem = \"{}\", kid = \"k2\" }}", pem2.display());
+    common::gateway::write_config(
+        &dir,
+        upstream.addr,
+        &extra.replace(&k1, &format!("{k1}, {k2}")),
+    );
+    let gw = gw.kill9_and_restart(1, now);
+    let new_token = issue(&gw, &key, &secret, 3).await;
+    assert_eq!(kid_of(&new_token), "k2", "new tokens use the newest key");
+    for bearer in [&old_token, &new_token] {
+        let a = fiat(&gw, &[("authorization", bearer.as_bytes())], order).await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (200, UPSTREAM_ANSWER),
+            "both keys verify"
+        );
+    }
+    // Remove the first key: its tokens fail, the second key's still pass.
+    common::gateway::write_config(&dir, upstream.addr, &extra.replace(&k1, &k2));
+    let gw = gw.kill9_and_restart(2, now);
+    let a = fiat(&gw, &[("authorization", old_token.as_bytes())], order).await;
+    assert_eq!(
+        (a.status, a.body),
+        (401, refused("Invalid token signature."))
+    );
+    let a = fiat(&gw, &[("authorization", new_token.as_bytes())], order).await;
+    assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER));
+}
+
+/// Issues a token through `POST /api/v4/jwt`; returns `Bearer <token>`.
+async fn issue(gw: &Gateway, key: &str, secret: &str, nonce: u64) -> String {
+    let body = format!(r#"{{"request":"/api/v4/jwt","nonce":{nonce}}}"#);
+    let signed = sign_body(
+        body.as_bytes().to_vec(),
+        &HmacSha512Key::new(secret.as_bytes()),
+    );
+    let a = post(
+        &format!("{}/api/v4/jwt", gw.base),
+        &[
+            ("x-txc-apikey", key.as_bytes()),
+            ("x-txc-payload", signed.payload.as_bytes()),
+            ("x-txc-signature", signed.signature.as_bytes()),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let v: serde_json::Value = serde_json::from_str(&a.body).expect("JSON");
+    format!("Bearer {}", v["data"]["token"].as_str().expect("token"))
+}
+
+/// The `kid` in a token's header.
+fn kid_of(bearer: &str) -> String {
+    use base64::Engine as _;
+    let header = bearer
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .next()
+        .expect("header");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("b64");
+    serde_json::from_slice::<serde_json::Value>(&json).expect("JSON")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,4 +322,148 @@ async fn partner_tokens_are_single_use_even_across_a_crash() {
         "only the first request reached the upstream"
     );
     assert!(!gw.stderr_text().contains(&enc_key));
+}
+
+/// A gateway with the conformance partner imported through `wbauth partners create --auth-key`.
+async fn start_with_partner(
+    upstream: &Upstream,
+    extra: &str,
+    auth_key: &str,
+    enc_key: &str,
+) -> Gateway {
+    let gw = Gateway::start_with(upstream, extra).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args([
+            "partners",
+            "create",
+            "conformance",
+            "--auth-key",
+            auth_key,
+            "--admin-url",
+            &gw.admin,
+        ])
+        .env("WBAUTH_ADMIN_TOKEN", common::gateway::TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wbauth partners create");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        format!("{enc_key}\n").as_bytes(),
+    )
+    .expect("enc key");
+    let out = child.wait_with_output().expect("exit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw
+}
+
+/// The shared Fiat Gateway vectors (tokens made by the Node `jsonwebtoken` package) through
+/// the running gateway: each case at its own time on the test clock; the two accepted cases
+/// carry the same token, so each runs against a fresh replay store (`decisions.md` 24).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_vectors_through_the_gateway() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/tests/vectors/fiat-jwt.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("JSON");
+    let s =
+        |v: &serde_json::Value, f: &str| v[f].as_str().unwrap_or_else(|| panic!("{f}")).to_owned();
+    let (auth_key, enc_key) = (s(&doc, "auth_key"), s(&doc, "enc_key"));
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    );
+
+    let expected_reason = |name: &str| match name {
+        "valid" | "valid-at-59s" => None,
+        "expired" => Some("Token expired."),
+        "lifetime-over-60s" => Some("Token lifetime over 60 seconds."),
+        "iat-in-future" => Some("Token issued in the future."),
+        "wrong-enc-key" | "auth-key-header-mismatch" => Some("Invalid token signature."),
+        "url-mismatch" => Some("URL mismatch."),
+        "order-signature-mismatch" => Some("Order signature mismatch."),
+        "alg-none" | "alg-hs512" => Some("Algorithm not allowed."),
+        "missing-signature-claim" => Some("Malformed token."),
+        "seconds-not-millis" => Some("Invalid token times."),
+        other => panic!("unknown case {other}"),
+    };
+
+    let gw = start_with_partner(&upstream, &extra, &auth_key, &enc_key).await;
+    let mut ran = 0;
+    for case in doc["tokens"].as_array().expect("tokens") {
+        let name = s(case, "name");
+        if name == "valid-at-59s" {
+            continue; // the same token as "valid": run below on a fresh gateway
+        }
+        gw.clock(serde_json::json!({"set_ms": case["now_ms"].as_u64().expect("now_ms")}))
+            .await;
+        let order = &case["order"];
+        let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
+        let bearer = format!("Bearer {}", s(case, "token"));
+        let x_auth_key = s(case, "x_auth_key");
+        let a = post(
+            &format!("{}{}", gw.base, s(case, "url")),
+            &[
+                ("content-type", b"application/json"),
+                ("authorization", bearer.as_bytes()),
+                ("x-auth-key", x_auth_key.as_bytes()),
+            ],
+            body,
+        )
+        .await;
+        match (s(case, "expect").as_str(), expected_reason(&name)) {
+            ("accept", None) => assert_eq!(
+                (a.status, a.body.as_str()),
+                (200, UPSTREAM_ANSWER),
+                "{name}"
+            ),
+            ("reject", Some(reason)) => {
+                assert_eq!((a.status, a.body), (401, refused(reason)), "{name}")
+            }
+            other => panic!("{name}: inconsistent expectation {other:?}"),
+        }
+        ran += 1;
+    }
+    drop(gw);
+    let gw = start_with_partner(&upstream, &extra, &auth_key, &enc_key).await;
+    let case = doc["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|c| c["name"] == "valid-at-59s")
+        .expect("case");
+    gw.clock(serde_json::json!({"set_ms": case["now_ms"].as_u64().expect("now_ms")}))
+        .await;
+    let order = &case["order"];
+    let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
+    let bearer = format!("Bearer {}", s(case, "token"));
+    let a = post(
+        &format!("{}{}", gw.base, s(case, "url")),
+        &[
+            ("content-type", b"application/json"),
+            ("authorization", bearer.as_bytes()),
+            ("x-auth-key", auth_key.as_bytes()),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (200, UPSTREAM_ANSWER),
+        "valid-at-59s"
+    );
+    assert_eq!(ran + 1, doc["tokens"].as_array().expect("tokens").len());
+    assert_eq!(
+        upstream.count(),
+        2,
+        "exactly the two accepted cases reached the upstream"
+    );
 }

@@ -747,12 +747,30 @@ async fn set_endpoints(
 #[serde(deny_unknown_fields)]
 struct NewPartnerRequest {
     name: String,
+    /// Import: an existing Auth Key (with `enc_key`).
+    #[serde(default)]
+    auth_key: Option<String>,
+    /// Import: an existing Enc Key (with `auth_key`).
+    #[serde(default)]
+    enc_key: Option<String>,
 }
 
 async fn create_partner(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
     let result = async {
         let request: NewPartnerRequest = parse(&body)?;
-        state.service.create_partner(&request.name, &who).await
+        match (request.auth_key, request.enc_key) {
+            (None, None) => state.service.create_partner(&request.name, &who).await,
+            (Some(auth_key), Some(enc_key)) => {
+                let enc_key = Zeroizing::new(enc_key);
+                state
+                    .service
+                    .import_partner(&request.name, &auth_key, enc_key, &who)
+                    .await
+            }
+            _ => Err(ManageError::Invalid(
+                "give both auth_key and enc_key to import a partner, or neither".to_owned(),
+            )),
+        }
     }
     .await;
     match result {

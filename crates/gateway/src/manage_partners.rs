@@ -156,22 +156,68 @@ impl KeyService {
         caller: &Caller,
     ) -> Result<PartnerWithEncKey, ManageError> {
         check_partner_name(name)?;
-        let _write = self.write_lock().await;
-        let now = self.now_ms();
         let auth_key = random_token(AUTH_KEY_PREFIX, AUTH_KEY_BYTES)?;
         let enc_key = random_token(ENC_KEY_PREFIX, ENC_KEY_BYTES)?;
+        self.insert_partner(
+            name,
+            auth_key.to_string(),
+            enc_key,
+            caller,
+            "partner.create",
+        )
+        .await
+    }
+
+    /// Imports a partner whose Auth Key and Enc Key were issued elsewhere (e.g. moved from
+    /// another Fiat Gateway): the same checks, store, cache and audit as
+    /// [`KeyService::create_partner`].
+    pub async fn import_partner(
+        &self,
+        name: &str,
+        auth_key: &str,
+        enc_key: Zeroizing<String>,
+        caller: &Caller,
+    ) -> Result<PartnerWithEncKey, ManageError> {
+        check_partner_name(name)?;
+        if auth_key.is_empty()
+            || auth_key.len() > 128
+            || !auth_key.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ManageError::Invalid(
+                "the Auth Key must be 1 to 128 visible ASCII characters".to_owned(),
+            ));
+        }
+        if enc_key.is_empty() || enc_key.len() > 256 {
+            return Err(ManageError::Invalid(
+                "the Enc Key must be 1 to 256 bytes".to_owned(),
+            ));
+        }
+        self.insert_partner(name, auth_key.to_owned(), enc_key, caller, "partner.import")
+            .await
+    }
+
+    async fn insert_partner(
+        &self,
+        name: &str,
+        auth_key: String,
+        enc_key: Zeroizing<String>,
+        caller: &Caller,
+        action: &str,
+    ) -> Result<PartnerWithEncKey, ManageError> {
+        let _write = self.write_lock().await;
+        let now = self.now_ms();
         let id = self
             .key_store()
             .insert_partner(NewPartner {
                 name: name.to_owned(),
-                auth_key: auth_key.to_string(),
+                auth_key,
                 enc_key: SecretBytes::new(enc_key.as_bytes().to_vec()),
                 created_ms: now,
             })
             .await?;
         let record = self.stored_partner(id).await?;
         self.partners().upsert(active_partner(&record));
-        self.audit_change(caller, "partner.create", partner_detail(&record))
+        self.audit_change(caller, action, partner_detail(&record))
             .await;
         Ok(PartnerWithEncKey {
             partner: PartnerView::of(&record),

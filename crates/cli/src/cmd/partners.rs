@@ -26,8 +26,12 @@ pub(crate) struct PartnersArgs {
 enum PartnersCommand {
     /// Create a partner; prints its Auth Key and its Enc Key, which is never shown again.
     Create {
-        /// A unique name (sent upstream as X-Auth-Partner).
+        /// A unique name.
         name: String,
+        /// Import this existing Auth Key instead of generating one (the Enc Key is then read
+        /// from standard input).
+        #[arg(long, value_name = "KEY")]
+        auth_key: Option<String>,
     },
     /// List partners.
     List,
@@ -58,13 +62,23 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args.admin)?;
     let json = args.admin.json;
     match &args.command {
-        PartnersCommand::Create { name } => {
+        PartnersCommand::Create { name, auth_key } => {
+            let body = match auth_key {
+                None => json!({"name": name}),
+                Some(auth_key) => {
+                    let mut enc_key = zeroize::Zeroizing::new(String::new());
+                    std::io::stdin()
+                        .read_line(&mut enc_key)
+                        .map_err(|source| CliError::Io {
+                            path: "standard input".into(),
+                            source,
+                        })?;
+                    let enc_key = enc_key.trim_end_matches(['\r', '\n']);
+                    json!({"name": name, "auth_key": auth_key, "enc_key": enc_key})
+                }
+            };
             let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["partners"]),
-                    Some(&json!({"name": name})),
-                )
+                .call(Method::POST, &AdminClient::path(&["partners"]), Some(&body))
                 .await?;
             print_enc_key(&answer, json);
         }
