@@ -80,28 +80,15 @@ pub fn base32_encode(bytes: &[u8]) -> String {
     out
 }
 
-/// Percent-encodes a label or issuer for an otpauth URI.
-fn uri_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The `otpauth://totp/…` URI an authenticator app scans.
 #[must_use]
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     format!(
         "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
-        uri_escape(issuer),
-        uri_escape(account),
+        whitebit_auth::encoding::percent_encode(issuer),
+        whitebit_auth::encoding::percent_encode(account),
         base32_encode(secret),
-        uri_escape(issuer)
+        whitebit_auth::encoding::percent_encode(issuer)
     )
 }
 

@@ -83,8 +83,35 @@ pub fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (`A–Z a–z 0–9 - . _ ~`):
+/// safe for a URL path segment, a query value or an otpauth label.
+#[must_use]
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+            out.push(char::from(HEX_UPPER[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percent_encoding() {
+        assert_eq!(
+            super::percent_encode("alice smith@x/y~-_.é"),
+            "alice%20smith%40x%2Fy~-_.%C3%A9"
+        );
+    }
+
     use super::*;
 
     #[test]

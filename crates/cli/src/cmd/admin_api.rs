@@ -76,19 +76,6 @@ fn admin_token(data_dir: Option<&Path>) -> Result<SecretString, CliError> {
     }
 }
 
-/// Percent-encodes one path segment.
-fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl AdminClient {
     /// A client for `--admin-url` with the resolved token.
     pub(crate) fn new(args: &AdminArgs) -> Result<Self, CliError> {
@@ -125,7 +112,7 @@ impl AdminClient {
         let mut out = String::from("/admin");
         for part in parts {
             out.push('/');
-            out.push_str(&segment(part));
+            out.push_str(&whitebit_auth::encoding::percent_encode(part));
         }
         out
     }
@@ -269,7 +256,10 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(
+            whitebit_auth::encoding::percent_encode("a b/c"),
+            "a%20b%2Fc"
+        );
         assert_eq!(AdminClient::path(&["keys", "ab/c"]), "/admin/keys/ab%2Fc");
     }
 }

@@ -133,7 +133,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
         KeysCommand::List { account } => {
             let query = account
                 .as_deref()
-                .map(|a| format!("?account={}", query_value(a)))
+                .map(|a| format!("?account={}", whitebit_auth::encoding::percent_encode(a)))
                 .unwrap_or_default();
             let answer = client
                 .call(
@@ -304,19 +304,6 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// Percent-encodes a query value.
-fn query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn print_key(k: &Value) {
