@@ -925,48 +925,27 @@ impl KeyService {
 
         let secret = Zeroizing::new(hex_encode(&random_bytes(SECRET_BYTES)?));
         // A new row (a new id, so a fresh nonce state: the high-water mark of the old id is
-        // never lowered, `decisions.md` 16) with the same public key and rules. The store has
-        // no "replace" operation, so this is delete then insert; if the insert fails the key
-        // is gone, and the cache follows the store.
-        if !self.store.delete_key(old.id).await? {
-            return Err(not_found_key(public_key));
-        }
-        let inserted = self
+        // never lowered, `decisions.md` 16) with the same public key, rules and state, swapped
+        // in one store transaction.
+        let replaced = self
             .store
-            .insert_key(NewKey {
-                public_key: old.public_key.clone(),
-                account_id: old.account_id,
-                kind: old.kind.clone(),
-                secret: SecretBytes::new(secret.as_bytes().to_vec()),
-                ips: old.ips.clone(),
-                endpoints: old.endpoints.clone(),
-                created_ms: old.created_ms,
-            })
-            .await;
-        let id = match inserted {
-            Ok(id) => id,
-            Err(e) => {
-                self.cache.remove(&old.public_key);
-                self.audit(
-                    caller,
-                    "key.rotate_secret.failed",
-                    json!({"public_key": old.public_key, "account": old.account_name, "deleted": true}),
-                )
-                .await;
-                return Err(e.into());
-            }
-        };
-        self.store
-            .update_key(
-                id,
-                KeyUpdate {
-                    enabled: Some(old.enabled),
-                    idle_deactivated: Some(old.idle_deactivated),
-                    idle_anchor_ms: Some(old.idle_anchor_ms),
-                    ..KeyUpdate::default()
+            .replace_key(
+                old.id,
+                NewKey {
+                    public_key: old.public_key.clone(),
+                    account_id: old.account_id,
+                    kind: old.kind.clone(),
+                    secret: SecretBytes::new(secret.as_bytes().to_vec()),
+                    ips: old.ips.clone(),
+                    endpoints: old.endpoints.clone(),
+                    created_ms: old.created_ms,
                 },
+                (old.enabled, old.idle_deactivated, old.idle_anchor_ms),
             )
             .await?;
+        let Some(id) = replaced else {
+            return Err(not_found_key(public_key));
+        };
         let last_used = old
             .last_used_ms
             .into_iter()

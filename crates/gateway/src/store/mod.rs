@@ -257,6 +257,15 @@ pub trait KeyStore: Send + Sync + 'static {
     fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Deletes a key; `Ok(false)` when it does not exist.
     fn delete_key(&self, id: KeyId) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Replaces key `old` by a new row (a new id, so a fresh nonce state) in one transaction:
+    /// the old row is gone only if the new one is in. `state` is the new row's (enabled,
+    /// idle-deactivated, idle anchor ms). `Ok(None)` when `old` does not exist.
+    fn replace_key(
+        &self,
+        old: KeyId,
+        key: NewKey,
+        state: (bool, bool, u64),
+    ) -> BoxFuture<'_, Result<Option<KeyId>, StoreError>>;
     /// Records last-used times (batched by the caller).
     fn touch_keys(&self, used: Vec<(KeyId, u64)>) -> BoxFuture<'_, Result<(), StoreError>>;
 

@@ -632,23 +632,44 @@ impl SqliteKeyStore {
     }
 
     async fn do_insert_key(&self, key: NewKey) -> Result<KeyId, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("cannot insert an API key", e))?;
+        let anchor = key.created_ms;
+        self.insert_key_row(&mut conn, &key, (true, false, anchor))
+            .await
+    }
+
+    /// One INSERT of an API key row with (enabled, idle_deactivated, idle_anchor_ms).
+    async fn insert_key_row(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        key: &NewKey,
+        (enabled, idle, anchor): (bool, bool, u64),
+    ) -> Result<KeyId, StoreError> {
         let sealed = self
             .master
             .seal(&api_key_aad(&key.public_key), key.secret.expose())?;
         let created = to_sql_i64(key.created_ms, "created_ms")?;
+        let anchor = to_sql_i64(anchor, "idle_anchor_ms")?;
         let result = sqlx::query(
             "INSERT INTO api_keys (public_key, account_id, kind, secret, enabled, \
              idle_deactivated, ips, endpoints, created_ms, idle_anchor_ms, last_used_ms) \
-             VALUES (?1, ?2, ?3, ?4, 1, 0, ?5, ?6, ?7, ?7, NULL)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
         )
         .bind(&key.public_key)
         .bind(key.account_id)
         .bind(&key.kind)
         .bind(sealed)
+        .bind(enabled)
+        .bind(idle)
         .bind(json_text(&key.ips)?)
         .bind(json_text(&key.endpoints)?)
         .bind(created)
-        .execute(&self.pool)
+        .bind(anchor)
+        .execute(&mut *conn)
         .await;
         match result {
             Ok(done) => from_sql_u64(done.last_insert_rowid(), "api_keys.id"),
@@ -663,6 +684,35 @@ impl SqliteKeyStore {
             ),
             Err(e) => Err(db_error("cannot insert an API key", e)),
         }
+    }
+
+    async fn do_replace_key(
+        &self,
+        old: KeyId,
+        key: NewKey,
+        state: (bool, bool, u64),
+    ) -> Result<Option<KeyId>, StoreError> {
+        let Some(old) = key_id_to_sql(old) else {
+            return Ok(None);
+        };
+        let context = "cannot replace an API key";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error(context, e))?;
+        let deleted = sqlx::query("DELETE FROM api_keys WHERE id = ?1")
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error(context, e))?;
+        if deleted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        // Dropping the transaction on an error rolls the delete back.
+        let id = self.insert_key_row(&mut tx, &key, state).await?;
+        tx.commit().await.map_err(|e| db_error(context, e))?;
+        Ok(Some(id))
     }
 
     async fn do_update_key(&self, id: KeyId, update: KeyUpdate) -> Result<bool, StoreError> {
@@ -986,6 +1036,15 @@ impl KeyStore for SqliteKeyStore {
         Box::pin(self.do_delete_key(id))
     }
 
+    fn replace_key(
+        &self,
+        old: KeyId,
+        key: NewKey,
+        state: (bool, bool, u64),
+    ) -> BoxFuture<'_, Result<Option<KeyId>, StoreError>> {
+        Box::pin(self.do_replace_key(old, key, state))
+    }
+
     fn touch_keys(&self, used: Vec<(KeyId, u64)>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.do_touch_keys(used))
     }
@@ -1165,6 +1224,68 @@ mod tests {
             enc_key: SecretBytes::new(enc_key.to_vec()),
             created_ms: 1_700_000_000_000,
         }
+    }
+
+    #[tokio::test]
+    async fn replace_key_is_atomic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), KEY_A).await;
+        let account = store
+            .insert_account("alice".to_owned(), 1)
+            .await
+            .expect("account");
+        let a = store
+            .insert_key(new_key("pk-a", account.id, b"secret-a"))
+            .await
+            .expect("a");
+        store
+            .insert_key(new_key("pk-b", account.id, b"secret-b"))
+            .await
+            .expect("b");
+        store
+            .update_key(
+                a,
+                KeyUpdate {
+                    enabled: Some(false),
+                    ..KeyUpdate::default()
+                },
+            )
+            .await
+            .expect("disable");
+
+        // A replacement that cannot be inserted (its public key is taken) changes nothing.
+        let failed = store
+            .replace_key(a, new_key("pk-b", account.id, b"new"), (false, false, 5))
+            .await;
+        assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+        let kept = store
+            .get_key(a)
+            .await
+            .expect("get")
+            .expect("the old row is still there");
+        assert_eq!(kept.secret.0.expose(), b"secret-a");
+
+        // A good replacement: a new id, the new secret, the state carried over.
+        let b_id = store
+            .replace_key(a, new_key("pk-a", account.id, b"rotated"), (false, true, 7))
+            .await
+            .expect("replace");
+        let id = b_id.expect("replaced");
+        assert_ne!(id, a, "a new id: a fresh nonce state");
+        assert!(store.get_key(a).await.expect("get").is_none());
+        let new = store.get_key(id).await.expect("get").expect("new row");
+        assert_eq!(new.secret.0.expose(), b"rotated");
+        assert_eq!(
+            (new.enabled, new.idle_deactivated, new.idle_anchor_ms),
+            (false, true, 7)
+        );
+        assert_eq!(
+            store
+                .replace_key(a, new_key("pk-x", account.id, b"x"), (true, false, 0))
+                .await
+                .expect("no-op"),
+            None
+        );
     }
 
     #[tokio::test]
