@@ -657,6 +657,18 @@ trade = { requests = 10, window_ms = 1000 }
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gateway.example.toml");
+        let text = std::fs::read_to_string(path).expect("gateway.example.toml");
+        let c = Config::from_toml(&text, "gateway.example.toml", &[]).expect("valid example");
+        assert_eq!(
+            (c.routes.len(), c.kinds.len(), c.fiat.routes.len()),
+            (1, 2, 1)
+        );
+        assert_eq!(c.rate_limit.kinds["trade"].requests, 100);
+    }
+
+    #[test]
     fn patterns() {
         assert!(pattern_matches(
             "/api/v4/trade-account/*",
