@@ -396,3 +396,63 @@ async fn token_endpoint_without_a_signing_key_is_a_configuration_issue() {
     assert!(gw.stderr_text().contains("tokens.keys[0] is not usable"));
     assert_eq!(upstream.count(), 0);
 }
+
+/// Reads until the server answers or closes (bounded); returns what arrived.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_configured_timeouts() {
+    use std::io::Write as _;
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let (key, secret) = gw.provision_key("slow", "trade", &[]).await;
+    // Restart on the same data dir with short timeouts.
+    let dir = gw._dir_guard.as_ref().expect("dir").path().to_path_buf();
+    let config = std::fs::read_to_string(dir.join("gateway.toml")).expect("config");
+    let config = config.replacen(
+        "[listen]\naddr = \"127.0.0.1:0\"\n",
+        "[listen]\naddr = \"127.0.0.1:0\"\nheader_timeout_ms = 300\nbody_timeout_ms = 300\n",
+        1,
+    );
+    assert!(config.contains("header_timeout_ms = 300"), "{config}");
+    std::fs::write(dir.join("gateway.toml"), config).expect("config");
+    let now = gw.advance(0).await;
+    let gw = gw.kill9_and_restart(1, now);
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+
+    // Headers that never finish: the connection is closed (or answered 408).
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .write_all(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let answer = read_until_closed(&mut stream);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+
+    // A body that never finishes: 408, nothing consumed, nothing forwarded.
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .write_all(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"request\"")
+        .expect("write");
+    let answer = read_until_closed(&mut stream);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert_eq!(upstream.count(), 0);
+
+    // Complete requests are still served.
+    let b = body(ORDER, 1);
+    let a = send(&gw, &key, &secret, ORDER, &b, &b, &[]).await;
+    assert_answer(&a, 200, UPSTREAM_ANSWER);
+}
