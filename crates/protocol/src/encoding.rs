@@ -42,11 +42,17 @@ const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 #[must_use]
 pub fn hex_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
+    hex_encode_into(bytes, &mut out);
+    out
+}
+
+/// Appends the lowercase hex of `bytes` to `out` (a caller's buffer: one that is wiped on
+/// drop, for key material).
+pub fn hex_encode_into(bytes: &[u8], out: &mut String) {
     for &b in bytes {
         out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
         out.push(char::from(HEX_LOWER[usize::from(b & 0x0f)]));
     }
-    out
 }
 
 fn hex_nibble(c: u8) -> Option<u8> {
@@ -62,14 +68,25 @@ fn hex_nibble(c: u8) -> Option<u8> {
 /// or a character is not a hex digit.
 #[must_use]
 pub fn hex_decode_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != N * 2 {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *slot = (hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?;
+    hex_decode_into(text, &mut out).then_some(out)
+}
+
+/// Decodes hex of either case into exactly `out.len()` bytes of a caller's buffer (one that
+/// is wiped on drop, for key material); `false` when the length is not `2 * out.len()` or a
+/// character is not a hex digit (`out` may then be partly written).
+#[must_use]
+pub fn hex_decode_into(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != out.len() * 2 {
+        return false;
     }
-    Some(out)
+    for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        match (hex_nibble(pair[0]), hex_nibble(pair[1])) {
+            (Some(hi), Some(lo)) => *slot = (hi << 4) | lo,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Decodes hex of either case into bytes of any even length.
@@ -78,9 +95,8 @@ pub fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
-    text.chunks_exact(2)
-        .map(|pair| Some((hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?))
-        .collect()
+    let mut out = vec![0u8; text.len() / 2];
+    hex_decode_into(text, &mut out).then_some(out)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (`A–Z a–z 0–9 - . _ ~`):

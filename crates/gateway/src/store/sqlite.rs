@@ -304,43 +304,19 @@ fn parse_hex_key(text: &[u8], source: &str) -> Result<Zeroizing<[u8; 32]>, Store
         ));
     }
     let mut key = Zeroizing::new([0u8; 32]);
-    for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
-        let [hi, lo] = pair else {
-            return Err(malformed_key(source, "odd length"));
-        };
-        match (hex_value(*hi), hex_value(*lo)) {
-            (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
-            _ => {
-                return Err(malformed_key(
-                    source,
-                    "found a character that is not a hex digit",
-                ));
-            }
-        }
+    if !whitebit_auth::encoding::hex_decode_into(text, &mut *key) {
+        return Err(malformed_key(
+            source,
+            "found a character that is not a hex digit",
+        ));
     }
     Ok(key)
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Lower-case hex and a newline, in a buffer that is wiped when dropped.
 fn encode_hex(bytes: &[u8; 32]) -> Zeroizing<String> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = Zeroizing::new(String::with_capacity(65));
-    for byte in bytes {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            if let Some(digit) = DIGITS.get(usize::from(nibble)) {
-                out.push(char::from(*digit));
-            }
-        }
-    }
+    whitebit_auth::encoding::hex_encode_into(bytes, &mut out);
     out.push('\n');
     out
 }
