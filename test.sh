@@ -34,6 +34,33 @@ ensure_component fmt rustfmt
 ensure_component clippy clippy
 cargo --version
 
+stage "services"
+# The distributed-store tests start their own throw-away Redis and PostgreSQL servers on free
+# loopback ports (crates/testkit); install the servers when missing.
+missing=()
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    # Packages must not start their own services (the tests start theirs on free ports).
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+        "${sudo_cmd[@]}" chmod 755 "$policy"
+        added_policy=1
+    fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "$added_policy" -eq 0 ] || "${sudo_cmd[@]}" rm -f "$policy"
+fi
+redis-server --version
+ls -d /usr/lib/postgresql/*/bin 2>/dev/null || command -v initdb
+
 stage "fmt"
 cargo fmt --all -- --check
 

@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 
+use common::backends::Backend;
 use common::{Answer, Sandbox, now_ms, post, signed};
 use whitebit_auth::encoding::base64_encode;
 
@@ -49,9 +50,8 @@ fn raw(sandbox: &Sandbox, request: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-#[tokio::test]
-async fn rows_1_2_and_415() {
-    let sb = Sandbox::start();
+async fn rows_1_2_and_415(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let client = reqwest::Client::new();
     for method in [
         reqwest::Method::GET,
@@ -116,9 +116,8 @@ async fn rows_1_2_and_415() {
     assert_answer(&a, 200, TRADE_BALANCE);
 }
 
-#[tokio::test]
-async fn rows_3_to_12_in_order_and_nothing_changes() {
-    let sb = Sandbox::start();
+async fn rows_3_to_12_in_order_and_nothing_changes(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let nonce = now_ms();
     let good = body(BALANCE, nonce, "");
     let s = sb.sign(&good);
@@ -332,9 +331,8 @@ async fn rows_3_to_12_in_order_and_nothing_changes() {
     );
 }
 
-#[tokio::test]
-async fn row_16_nonce_rules() {
-    let sb = Sandbox::start();
+async fn row_16_nonce_rules(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let now = now_ms();
     let w = r#","nonceWindow":true"#;
     let a = signed(&sb, BALANCE, &body(BALANCE, now - 60_000, w)).await;
@@ -382,9 +380,8 @@ async fn row_16_nonce_rules() {
     );
 }
 
-#[tokio::test]
-async fn small_counters_in_strict_mode() {
-    let sb = Sandbox::start();
+async fn small_counters_in_strict_mode(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     for n in [0u64, 1, 2, 3] {
         assert_answer(
             &signed(&sb, BALANCE, &body(BALANCE, n, "")).await,
@@ -400,9 +397,8 @@ async fn small_counters_in_strict_mode() {
     );
 }
 
-#[tokio::test]
-async fn interop_variants_are_accepted() {
-    let sb = Sandbox::start();
+async fn interop_variants_are_accepted(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let n = now_ms();
     let bodies = [
         format!(r#"{{"nonce":{n},"request":"{BALANCE}"}}"#),
@@ -458,9 +454,8 @@ async fn interop_variants_are_accepted() {
     assert_answer(&a, 200, TRADE_BALANCE);
 }
 
-#[tokio::test]
-async fn built_in_answers_and_echo() {
-    let sb = Sandbox::start();
+async fn built_in_answers_and_echo(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let n = now_ms();
     let a = signed(
         &sb,
@@ -497,9 +492,8 @@ async fn built_in_answers_and_echo() {
     assert!(secs.abs_diff(n / 1000) <= 60, "server time {secs}");
 }
 
-#[tokio::test]
-async fn jwt_endpoint_keeps_its_documented_shapes() {
-    let sb = Sandbox::start();
+async fn jwt_endpoint_keeps_its_documented_shapes(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let a = signed(&sb, "/api/v4/jwt", "{}").await;
     assert_answer(
         &a,
@@ -531,9 +525,8 @@ async fn jwt_endpoint_keeps_its_documented_shapes() {
     );
 }
 
-#[tokio::test]
-async fn two_hundred_copies_one_accepted() {
-    let sb = Sandbox::start();
+async fn two_hundred_copies_one_accepted(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     for extra in ["", r#","nonceWindow":true"#] {
         let b = body(BALANCE, now_ms(), extra);
         let s = sb.sign(&b);
@@ -568,9 +561,8 @@ async fn two_hundred_copies_one_accepted() {
     }
 }
 
-#[tokio::test]
-async fn the_client_library_works_end_to_end() {
-    let sb = Sandbox::start();
+async fn the_client_library_works_end_to_end(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let client = whitebit_client::Client::builder()
         .credentials(sb.key.clone(), sb.secret.clone())
         .base_url(sb.base.as_str())
@@ -631,9 +623,8 @@ fn b64url(text: &str) -> Vec<u8> {
         .expect("base64url")
 }
 
-#[tokio::test]
-async fn jwt_endpoint_issues_tokens_that_verify_from_the_jwks() {
-    let sb = Sandbox::start();
+async fn jwt_endpoint_issues_tokens_that_verify_from_the_jwks(backend: Backend) {
+    let sb = Sandbox::start_on(backend);
     let b = body("/api/v4/jwt", now_ms(), r#","nonceWindow":false"#);
     let a = signed(&sb, "/api/v4/jwt", &b).await;
     assert_eq!(a.status, 200, "{a:?}");
@@ -714,3 +705,17 @@ async fn jwt_endpoint_issues_tokens_that_verify_from_the_jwks() {
         3
     );
 }
+
+// The error and interop suite, once per combination of key store and nonce store.
+on_every_backend!(
+    rows_1_2_and_415,
+    rows_3_to_12_in_order_and_nothing_changes,
+    row_16_nonce_rules,
+    small_counters_in_strict_mode,
+    interop_variants_are_accepted,
+    built_in_answers_and_echo,
+    jwt_endpoint_keeps_its_documented_shapes,
+    two_hundred_copies_one_accepted,
+    the_client_library_works_end_to_end,
+    jwt_endpoint_issues_tokens_that_verify_from_the_jwks,
+);

@@ -54,7 +54,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
-use whitebit_auth::NonceMode;
 use zeroize::Zeroizing;
 
 use crate::app::GatewayError;
@@ -476,25 +475,29 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    if let Err(e) = state.service.ready().await {
-        eprintln!("wbauth admin API: readiness: {e}");
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "unavailable", "reason": "the key store does not answer"}),
-        );
-    }
-    if let Some(nonces) = &state.nonces {
-        // A read-only check for a key id that never exists.
-        let now = state.service.now_ms();
-        if let Err(e) = nonces.check(u64::MAX, 0, NonceMode::Strict, now).await {
-            eprintln!("wbauth admin API: readiness: {e}");
-            return json_response(
+    let verdict = match &state.nonces {
+        Some(nonces) => {
+            let now = state.service.now_ms();
+            let health =
+                crate::health::check(state.service.store().as_ref(), nonces.as_ref(), now).await;
+            health.ready()
+        }
+        None => state
+            .service
+            .ready()
+            .await
+            .map_err(|_| crate::health::NotReady::KeyStore),
+    };
+    match verdict {
+        Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Err(reason) => {
+            tracing::warn!(target: "wbauth::admin", "not ready: {reason}");
+            json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "unavailable", "reason": "the nonce store does not answer"}),
-            );
+                &json!({"status": "unavailable", "reason": reason.to_string()}),
+            )
         }
     }
-    json_response(StatusCode::OK, &json!({"status": "ready"}))
 }
 
 // ---------------------------------------------------------------------------------------------

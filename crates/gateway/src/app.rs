@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{AdminOptions, AdminToken, admin_router};
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigError, DurabilityConfig};
+use crate::config::{Config, ConfigError, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
 use crate::manage::KeyService;
@@ -19,8 +19,11 @@ use crate::pipeline::{Gateway, Target};
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
 use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
-use crate::store::sqlite::{SqliteKeyStore, load_or_create_master_key};
-use crate::store::{KeyStore, NonceStore, StoreError};
+use crate::store::postgres::PgKeyStore;
+use crate::store::sqlite::{
+    MASTER_KEY_ENV, MasterKey, MasterKeySource, SqliteKeyStore, load_or_create_master_key,
+};
+use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, StoreError};
 use crate::touch::TouchQueue;
 
 /// The gateway crate's one error type.
@@ -47,42 +50,74 @@ pub enum GatewayError {
 
 /// The opened stores.
 pub struct Stores {
-    /// Keys and accounts.
-    pub keys: Arc<SqliteKeyStore>,
+    /// Keys, accounts and partners.
+    pub keys: Arc<dyn KeyStore>,
     /// Nonces.
-    pub nonces: Arc<JournalNonceStore>,
+    pub nonces: Arc<dyn NonceStore>,
     /// Single use of Fiat Gateway partner tokens.
     pub replay: Arc<crate::store::replay::ReplayStore>,
 }
 
-/// Opens the embedded stores in `data_dir`.
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Opens the stores `[store]` names: the embedded ones in `data_dir` by default, PostgreSQL
+/// and Redis when configured (`WBAUTH_MASTER_KEY` is then required, `decisions.md` 18).
 pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, GatewayError> {
     let dir = &config.store.data_dir;
     create_private_dir(dir)?;
-    let env_key = std::env::var("WBAUTH_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let master = load_or_create_master_key(dir, env_key.as_deref())?;
-    let keys = SqliteKeyStore::open(&dir.join("keys.sqlite"), master).await?;
-    let nonces = JournalNonceStore::open(
-        JournalConfig {
-            dir: dir.join("nonces"),
-            durability: match config.store.durability {
-                DurabilityConfig::ProcessCrash => Durability::ProcessCrash,
-                DurabilityConfig::PowerLoss => Durability::PowerLoss,
+    let env_key = std::env::var(MASTER_KEY_ENV).ok().filter(|v| !v.is_empty());
+    let remote = config.store.remote_options();
+    let keys: Arc<dyn KeyStore> = match config.store.key_backend().map_err(GatewayError::Invalid)? {
+        KeyBackend::Sqlite => {
+            let master = load_or_create_master_key(dir, env_key.as_deref())?;
+            Arc::new(SqliteKeyStore::open(&dir.join("keys.sqlite"), master).await?)
+        }
+        KeyBackend::Postgres(url) => {
+            let Some(hex) = env_key.as_deref() else {
+                return Err(GatewayError::Invalid(format!(
+                    "store.keys: the PostgreSQL key store needs {MASTER_KEY_ENV} (64 hex \
+                     characters, the same on every instance)"
+                )));
+            };
+            let master = MasterKey::from_source(&MasterKeySource::Env(hex.to_owned()))?;
+            Arc::new(PgKeyStore::connect(&url, master, &remote).await?)
+        }
+    };
+    let nonces: Arc<dyn NonceStore> = match config
+        .store
+        .nonce_backend()
+        .map_err(GatewayError::Invalid)?
+    {
+        NonceBackend::Embedded => Arc::new(JournalNonceStore::open(
+            JournalConfig {
+                dir: dir.join("nonces"),
+                durability: match config.store.durability {
+                    DurabilityConfig::ProcessCrash => Durability::ProcessCrash,
+                    DurabilityConfig::PowerLoss => Durability::PowerLoss,
+                },
+                ..JournalConfig::default()
             },
-            ..JournalConfig::default()
-        },
-        now_ms,
-    )?;
+            now_ms,
+        )?),
+        NonceBackend::Redis(url) => {
+            Arc::new(crate::store::redis::RedisNonceStore::connect(&url, &remote).await?)
+        }
+        NonceBackend::Postgres(url) => {
+            Arc::new(crate::store::pg_nonce::PgNonceStore::connect(&url, &remote).await?)
+        }
+    };
     let replay = crate::store::replay::ReplayStore::open(
         &dir.join("tokens"),
         config.store.durability == DurabilityConfig::PowerLoss,
         now_ms,
     )?;
     Ok(Stores {
-        keys: Arc::new(keys),
-        nonces: Arc::new(nonces),
+        keys,
+        nonces,
         replay: Arc::new(replay),
     })
 }
@@ -216,7 +251,10 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                nonces.sweep(clock.now_ms());
+                // A failed sweep is retried on the next tick; expired entries never match.
+                if let Err(e) = nonces.sweep(clock.now_ms()).await {
+                    tracing::warn!(target: "wbauth::store", "nonce sweep failed: {e}");
+                }
             }
         })
     };
@@ -232,9 +270,37 @@ pub async fn run(
         })
     };
 
+    let monitor = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+            loop {
+                tick.tick().await;
+                let health = crate::health::check(
+                    gateway.key_store.as_ref(),
+                    gateway.nonces.as_ref(),
+                    gateway.clock.now_ms(),
+                )
+                .await;
+                gateway
+                    .metrics
+                    .store_health(health.key_store_up, health.nonce_store_up);
+            }
+        })
+    };
+    // A store shared with other instances announces their changes.
+    let syncer = gateway.key_store.changes().map(|feed| {
+        let refresh = Duration::from_millis(gateway.config.store.refresh_interval_ms);
+        tokio::spawn(sync_caches(gateway.clone(), feed, refresh))
+    });
+
     let served = serve(listener, router, settings, shutdown).await;
     sweeper.abort();
     toucher.abort();
+    monitor.abort();
+    if let Some(syncer) = syncer {
+        syncer.abort();
+    }
     let nonce_flush = stores.nonces.flush().await;
     let touch_flush = gateway.touch.flush(gateway.key_store.as_ref()).await;
     served.map_err(|source| GatewayError::Io {
@@ -243,6 +309,70 @@ pub async fn run(
     })?;
     nonce_flush?;
     touch_flush?;
+    Ok(())
+}
+
+/// How often the stores' health is checked for the `wbauth_*_store_up` gauges.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How soon a failed cache reload is tried again.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// Keeps the in-memory keys and partners in step with a key store shared by several instances:
+/// each announced change is read again at once, everything is reloaded after a lost
+/// announcement connection and every `refresh` as a safety net, and a failed reload is retried
+/// every second until it succeeds. Ends when the feed ends.
+pub async fn sync_caches(gateway: Arc<Gateway>, mut feed: ChangeFeed, refresh: Duration) {
+    let mut tick = tokio::time::interval(refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut failed = false;
+    loop {
+        let change = tokio::select! {
+            change = feed.recv() => match change {
+                Some(change) => change,
+                None => return,
+            },
+            _ = tick.tick() => Change::Resync,
+            () = tokio::time::sleep(RELOAD_RETRY), if failed => Change::Resync,
+        };
+        let result = apply_change(&gateway, change).await;
+        gateway.metrics.cache_reload(change, result.is_ok());
+        match result {
+            Ok(()) => failed = failed && change != Change::Resync,
+            Err(e) => {
+                tracing::warn!(target: "wbauth::store", "reloading keys after {change:?} failed (retried every second): {e}");
+                failed = true;
+            }
+        }
+    }
+}
+
+/// Brings the caches up to date with one announced change.
+async fn apply_change(gateway: &Gateway, change: Change) -> Result<(), StoreError> {
+    match change {
+        Change::Key(id) => match gateway.key_store.get_key(id).await? {
+            Some(record) => gateway.keys.upsert(&record),
+            None => gateway.keys.remove_id(id),
+        },
+        Change::Partner(_) => reload_partners(gateway).await?,
+        Change::Resync => {
+            let records = gateway.key_store.load_keys().await?;
+            gateway.keys.replace_all(&records);
+            reload_partners(gateway).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn reload_partners(gateway: &Gateway) -> Result<(), StoreError> {
+    let partners = gateway.key_store.load_partners().await?;
+    gateway.partners.replace_all(
+        partners
+            .iter()
+            .map(crate::manage_partners::active_partner)
+            .collect(),
+    );
     Ok(())
 }
 

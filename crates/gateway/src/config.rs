@@ -182,12 +182,24 @@ pub enum DurabilityConfig {
 pub struct StoreConfig {
     /// Where the embedded stores and the generated master key live.
     pub data_dir: PathBuf,
-    /// Key store: `"sqlite"` (embedded, default).
+    /// Key store: `"sqlite"` (embedded, default) or `"postgres://…"` (shared by instances).
     pub keys: String,
-    /// Nonce store: `"embedded"` (default).
+    /// Nonce store: `"embedded"` (default), `"redis://…"` or `"postgres://…"`.
     pub nonces: String,
-    /// Durability of accepted nonces.
+    /// Durability of accepted nonces (embedded stores).
     pub durability: DurabilityConfig,
+    /// Connections per networked store and instance.
+    pub pool_size: u32,
+    /// Giving up on (re)connecting to a networked store after this long.
+    pub connect_timeout_ms: u64,
+    /// Giving up on one store operation after this long: the request fails closed (503).
+    pub op_timeout_ms: u64,
+    /// Every instance reloads every key this often, as a safety net behind the change
+    /// announcements of the PostgreSQL key store.
+    pub refresh_interval_ms: u64,
+    /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
+    /// (`decisions.md` 19): a restarted Redis may then forget accepted nonces.
+    pub redis_allow_non_durable: bool,
 }
 
 impl Default for StoreConfig {
@@ -197,6 +209,83 @@ impl Default for StoreConfig {
             keys: "sqlite".to_owned(),
             nonces: "embedded".to_owned(),
             durability: DurabilityConfig::ProcessCrash,
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            op_timeout_ms: 1_000,
+            refresh_interval_ms: 30_000,
+            redis_allow_non_durable: false,
+        }
+    }
+}
+
+/// Which key store `[store] keys` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyBackend {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+/// Which nonce store `[store] nonces` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NonceBackend {
+    /// The embedded journal in the data directory.
+    Embedded,
+    /// Redis at this URL.
+    Redis(String),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl StoreConfig {
+    /// The key store named by `keys`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn key_backend(&self) -> Result<KeyBackend, String> {
+        match self.keys.as_str() {
+            "sqlite" => Ok(KeyBackend::Sqlite),
+            url if is_postgres_url(url) => Ok(KeyBackend::Postgres(url.to_owned())),
+            other => Err(format!(
+                "store.keys: unsupported key store {:?} (expected \"sqlite\" or a \
+                 postgres://… URL)",
+                crate::store::redact_url(other)
+            )),
+        }
+    }
+
+    /// The nonce store named by `nonces`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn nonce_backend(&self) -> Result<NonceBackend, String> {
+        match self.nonces.as_str() {
+            "embedded" => Ok(NonceBackend::Embedded),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(NonceBackend::Redis(url.to_owned()))
+            }
+            url if is_postgres_url(url) => Ok(NonceBackend::Postgres(url.to_owned())),
+            other => Err(format!(
+                "store.nonces: unsupported nonce store {:?} (expected \"embedded\", a \
+                 redis://… or a postgres://… URL)",
+                crate::store::redact_url(other)
+            )),
+        }
+    }
+
+    /// Pool size and timeouts of the networked stores.
+    #[must_use]
+    pub fn remote_options(&self) -> crate::store::RemoteOptions {
+        crate::store::RemoteOptions {
+            pool_size: self.pool_size,
+            connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
+            op_timeout: std::time::Duration::from_millis(self.op_timeout_ms),
+            allow_non_durable: self.redis_allow_non_durable,
         }
     }
 }
@@ -401,20 +490,18 @@ impl Config {
         for (i, trusted) in self.proxy.trusted.iter().enumerate() {
             IpRule::parse(trusted).map_err(|e| format!("proxy.trusted[{i}]: {e}"))?;
         }
-        match self.store.keys.as_str() {
-            "sqlite" => {}
-            other => {
-                return Err(format!(
-                    "store.keys: unsupported key store {other:?} (expected \"sqlite\")"
-                ));
-            }
+        self.store.key_backend()?;
+        self.store.nonce_backend()?;
+        if self.store.pool_size == 0 || self.store.pool_size > 1_000 {
+            return Err("store.pool_size: must be between 1 and 1000".to_owned());
         }
-        match self.store.nonces.as_str() {
-            "embedded" => {}
-            other => {
-                return Err(format!(
-                    "store.nonces: unsupported nonce store {other:?} (expected \"embedded\")"
-                ));
+        for (name, value) in [
+            ("connect_timeout_ms", self.store.connect_timeout_ms),
+            ("op_timeout_ms", self.store.op_timeout_ms),
+            ("refresh_interval_ms", self.store.refresh_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("store.{name}: must be at least 1"));
             }
         }
         for (i, route) in self.routes.iter().enumerate() {

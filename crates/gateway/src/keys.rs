@@ -164,6 +164,38 @@ impl KeyCache {
         map.insert(record.public_key.clone(), Arc::new(fresh));
     }
 
+    /// Replaces every key at once (a reload from the store), carrying over last-used times
+    /// seen here and not yet stored.
+    pub fn replace_all(&self, records: &[KeyRecord]) {
+        let fresh: HashMap<String, Arc<ActiveKey>> = records
+            .iter()
+            .map(|r| (r.public_key.clone(), Arc::new(ActiveKey::from_record(r))))
+            .collect();
+        let mut map = self
+            .by_public
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (public_key, key) in &fresh {
+            if let Some(old) = map.get(public_key)
+                && old.id == key.id
+                && let Some(used) = old.last_used_ms()
+            {
+                key.mark_used(used);
+            }
+        }
+        *map = fresh;
+    }
+
+    /// Removes the key with store id `id`, if it is still held (a key rotated meanwhile keeps
+    /// its public key under a new id and stays).
+    pub fn remove_id(&self, id: KeyId) {
+        let mut map = self
+            .by_public
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, key| key.id != id);
+    }
+
     /// Removes a key.
     pub fn remove(&self, public_key: &str) {
         let mut map = self

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod fiat_route;
 pub mod forward;
+pub mod health;
 pub mod ip;
 pub mod keys;
 pub mod manage;

@@ -559,8 +559,14 @@ impl KeyService {
 
     /// Whether the key store answers (for `/readyz`).
     pub async fn ready(&self) -> Result<(), ManageError> {
-        self.store.recent_audit(1).await?;
+        self.store.health().await?;
         Ok(())
+    }
+
+    /// The key store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
     }
 
     // -----------------------------------------------------------------------------------------

@@ -61,6 +61,16 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_ns: AtomicU64,
+    /// Announced key/partner changes applied to the caches.
+    cache_changes: AtomicU64,
+    /// Full reloads of the caches.
+    cache_resyncs: AtomicU64,
+    /// Cache reloads that failed (retried).
+    cache_reload_failures: AtomicU64,
+    /// 1 when the last health check of the key store succeeded (starts at 1).
+    key_store_up: AtomicU64,
+    /// 1 when the last health check of the nonce store succeeded (starts at 1).
+    nonce_store_up: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -75,6 +85,11 @@ impl Default for Metrics {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_count: AtomicU64::new(0),
             latency_sum_ns: AtomicU64::new(0),
+            cache_changes: AtomicU64::new(0),
+            cache_resyncs: AtomicU64::new(0),
+            cache_reload_failures: AtomicU64::new(0),
+            key_store_up: AtomicU64::new(1),
+            nonce_store_up: AtomicU64::new(1),
         }
     }
 }
@@ -101,6 +116,57 @@ impl Metrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Records one cache update from the key store's announcements.
+    pub fn cache_reload(&self, change: crate::store::Change, ok: bool) {
+        let counter = match (ok, change) {
+            (false, _) => &self.cache_reload_failures,
+            (true, crate::store::Change::Resync) => &self.cache_resyncs,
+            (true, _) => &self.cache_changes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the result of a store health check.
+    pub fn store_health(&self, key_store_up: bool, nonce_store_up: bool) {
+        self.key_store_up
+            .store(u64::from(key_store_up), Ordering::Relaxed);
+        self.nonce_store_up
+            .store(u64::from(nonce_store_up), Ordering::Relaxed);
+    }
+
+    /// Store and cache figures for [`render`](Self::render).
+    #[must_use]
+    pub fn store_gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            (
+                "wbauth_key_store_up",
+                "1 when the key store answered its last health check.",
+                load(&self.key_store_up),
+            ),
+            (
+                "wbauth_nonce_store_up",
+                "1 when the nonce store answered its last health check.",
+                load(&self.nonce_store_up),
+            ),
+            (
+                "wbauth_key_cache_changes_total",
+                "Announced key and partner changes applied to the in-memory caches.",
+                load(&self.cache_changes),
+            ),
+            (
+                "wbauth_key_cache_resyncs_total",
+                "Full reloads of the in-memory caches from the key store.",
+                load(&self.cache_resyncs),
+            ),
+            (
+                "wbauth_key_cache_reload_failures_total",
+                "Cache reloads that failed and were retried.",
+                load(&self.cache_reload_failures),
+            ),
+        ]
     }
 
     /// Requests accepted so far.

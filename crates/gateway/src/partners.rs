@@ -60,6 +60,18 @@ impl PartnerCache {
         map.insert(partner.auth_key.clone(), Arc::new(partner));
     }
 
+    /// Replaces every partner at once (a reload from the store).
+    pub fn replace_all(&self, partners: Vec<ActivePartner>) {
+        let map = partners
+            .into_iter()
+            .map(|p| (p.auth_key.clone(), Arc::new(p)))
+            .collect();
+        *self
+            .by_auth_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+    }
+
     /// Removes a partner.
     pub fn remove(&self, auth_key: &str) {
         let mut map = self

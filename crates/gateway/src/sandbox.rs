@@ -6,7 +6,7 @@ use whitebit_auth::encoding::hex_encode;
 
 use crate::app::{GatewayError, Stores};
 use crate::config::{Config, KindConfig};
-use crate::store::{KeyStore as _, NewKey, SecretBytes};
+use crate::store::{NewKey, SecretBytes};
 
 /// The kind of the demo key: every path.
 pub const SANDBOX_KIND: &str = "sandbox";
@@ -23,16 +23,30 @@ pub struct SandboxOptions {
 }
 
 /// The sandbox's configuration: defaults, a temporary data dir, one kind opening every path.
-#[must_use]
-pub fn sandbox_config(options: &SandboxOptions, data_dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
+/// `store_overrides` (the `WBAUTH_GATEWAY__STORE__…` variables, and only those) may point it at
+/// PostgreSQL or Redis instead of the embedded stores; the data dir stays the temporary one.
+///
+/// # Errors
+/// When an override is not valid.
+pub fn sandbox_config(
+    options: &SandboxOptions,
+    data_dir: &std::path::Path,
+    store_overrides: &[(String, String)],
+) -> Result<Config, GatewayError> {
+    let prefix = format!("{}STORE__", crate::config::ENV_PREFIX);
+    let store: Vec<(String, String)> = store_overrides
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .cloned()
+        .collect();
+    let mut config = Config::from_toml("", "(sandbox)", &store)?;
     config.listen.addr = options.listen;
     config.store.data_dir = data_dir.to_path_buf();
     config.kinds = vec![KindConfig {
         name: SANDBOX_KIND.to_owned(),
         paths: vec!["/*".to_owned()],
     }];
-    config
+    Ok(config)
 }
 
 /// Random lowercase hex of `bytes` random bytes.
@@ -66,10 +80,16 @@ pub async fn seed_demo_key(
             "--demo-secret must not be empty".into(),
         ));
     }
-    let account = stores
-        .keys
-        .insert_account("demo".to_owned(), now_ms)
-        .await?;
+    // A shared key store may hold the demo account from an earlier run.
+    let account = match stores.keys.get_account("demo".to_owned()).await? {
+        Some(account) => account,
+        None => {
+            stores
+                .keys
+                .insert_account("demo".to_owned(), now_ms)
+                .await?
+        }
+    };
     stores
         .keys
         .insert_key(NewKey {

@@ -35,7 +35,8 @@ pub(crate) async fn run_sandbox(args: &SandboxArgs) -> Result<(), CliError> {
         demo_secret: args.demo_secret.clone(),
     };
     let dir = TempDataDir::create().map_err(gateway_error)?;
-    let config = sandbox_config(&options, dir.path());
+    let overrides: Vec<(String, String)> = std::env::vars().collect();
+    let config = sandbox_config(&options, dir.path(), &overrides).map_err(gateway_error)?;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
     let stores = open_stores(&config, clock.now_ms())
         .await

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod backends;
 pub mod gateway;
 
 use std::io::{BufRead as _, BufReader};
@@ -29,11 +30,26 @@ impl Sandbox {
         Self::start_with(&["--demo-key", DEMO_KEY, "--demo-secret", DEMO_SECRET])
     }
 
+    /// Starts a sandbox with the fixed demo credentials on fresh stores of `backend`.
+    pub fn start_on(backend: backends::Backend) -> Self {
+        Self::start_env(
+            &["--demo-key", DEMO_KEY, "--demo-secret", DEMO_SECRET],
+            &backend.stores().env(),
+        )
+    }
+
     /// Starts a sandbox with extra arguments.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// Starts a sandbox with extra arguments and environment variables.
+    pub fn start_env(args: &[&str], env: &[(String, String)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
             .args(["sandbox", "--listen", "127.0.0.1:0"])
             .args(args)
+            .env_remove("WBAUTH_MASTER_KEY")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

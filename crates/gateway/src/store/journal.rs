@@ -830,6 +830,11 @@ impl NonceStore for JournalNonceStore {
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.flush_inner())
     }
+
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let removed = JournalNonceStore::sweep(self, now_ms);
+        Box::pin(async move { Ok(u64::try_from(removed).unwrap_or(u64::MAX)) })
+    }
 }
 
 /// The journal writer: one thread, commit groups.

@@ -2,7 +2,12 @@
 //! module; the embedded defaults need nothing installed.
 
 pub mod journal;
+pub mod pg;
+pub mod pg_nonce;
+pub mod postgres;
+pub mod redis;
 pub mod replay;
+mod rows;
 pub mod sqlite;
 
 use std::future::Future;
@@ -31,6 +36,10 @@ pub enum StoreError {
     /// The master key cannot decrypt the stored secrets.
     #[error("wrong master key: {0}")]
     WrongMasterKey(String),
+    /// The store answers but is not set up as the gateway requires (e.g. a Redis without
+    /// `appendonly yes` and `appendfsync always`, `decisions.md` 19).
+    #[error("store refused: {0}")]
+    Refused(String),
 }
 
 /// The identity of an API key inside the stores (never the public key string, never reused).
@@ -62,9 +71,85 @@ pub trait NonceStore: Send + Sync + 'static {
     /// Makes everything accepted so far durable (called on shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Forgets window-mode entries that expired before `now_ms` (called every second; stores
+    /// whose entries expire by themselves do nothing). The number forgotten.
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = now_ms;
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Whether the store answers, and its clock when it has one of its own (`/readyz`
+    /// compares it with the gateway's, `decisions.md` 15). `Err` when it cannot be reached.
+    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
+        Box::pin(async { Ok(StoreHealth::default()) })
+    }
+
     /// Figures for `/metrics`: `(name, help, value)`.
     fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
         Vec::new()
+    }
+}
+
+/// What a store says about itself when asked for its health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The store's own clock (Unix ms), for stores on another machine.
+    pub clock_ms: Option<u64>,
+}
+
+/// Settings of the networked stores (`[store]`): pool size and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOptions {
+    /// Connections per store and instance.
+    pub pool_size: u32,
+    /// Giving up on (re)connecting after this long.
+    pub connect_timeout: std::time::Duration,
+    /// Giving up on one operation after this long: the request fails closed (503).
+    pub op_timeout: std::time::Duration,
+    /// Accept a Redis without `appendonly yes` + `appendfsync always` (`decisions.md` 19).
+    pub allow_non_durable: bool,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            connect_timeout: std::time::Duration::from_secs(2),
+            op_timeout: std::time::Duration::from_secs(1),
+            allow_non_durable: false,
+        }
+    }
+}
+
+/// A change made to the key store by any instance, as announced to every instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// This key was created, changed or deleted: read it again.
+    Key(KeyId),
+    /// A partner was created, changed or deleted: read the partners again.
+    Partner(i64),
+    /// Announcements may have been missed (a lost connection): read everything again.
+    Resync,
+}
+
+/// Announcements of changes, for the in-memory caches.
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<Change>;
+
+/// Hides the password of a store URL (`postgres://user:secret@host/db` →
+/// `postgres://user:***@host/db`), for logs and errors.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -300,4 +385,16 @@ pub trait KeyStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The most recent audit entries, newest first.
     fn recent_audit(&self, limit: u32) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>>;
+
+    /// Whether the store answers (`/readyz`). `Err` when it cannot be reached.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { self.recent_audit(1).await.map(|_| ()) })
+    }
+
+    /// Announcements of changes made by any instance sharing this store, when the store can
+    /// make them (`None`: only this instance changes it, as with the embedded store). Each
+    /// call opens its own feed; after a lost connection the feed sends [`Change::Resync`].
+    fn changes(&self) -> Option<ChangeFeed> {
+        None
+    }
 }

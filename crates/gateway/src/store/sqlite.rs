@@ -22,17 +22,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chacha20poly1305::{AeadInOut as _, KeyInit as _, Tag, XChaCha20Poly1305, XNonce};
-use sqlx::Row as _;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use zeroize::{Zeroize as _, Zeroizing};
 
+use super::rows::{
+    AccountRow, AuditRow, KeyRow, PartnerRow, account_select, audit_select, convert, key_select,
+    partner_select,
+};
 use super::{
     AccountRecord, AuditEntry, BoxFuture, KeyId, KeyRecord, KeyStore, KeyUpdate, NewKey,
-    NewPartner, PartnerRecord, SecretBytes, SecretBytesEq, StoreError, TotpRecord,
+    NewPartner, PartnerRecord, SecretBytes, StoreError,
 };
 
 /// The environment variable that holds the master key (64 hex characters).
@@ -58,13 +60,13 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
 /// `meta` row that holds the key-check value.
-const KEY_CHECK_NAME: &str = "key_check";
+pub(super) const KEY_CHECK_NAME: &str = "key_check";
 
 /// Associated data of the key-check value.
-const KEY_CHECK_AAD: &[u8] = b"meta:key_check";
+pub(super) const KEY_CHECK_AAD: &[u8] = b"meta:key_check";
 
 /// The constant encrypted as the key-check value.
-const KEY_CHECK_PLAINTEXT: &[u8] = b"wbauth key store master key check v1";
+pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"wbauth key store master key check v1";
 
 /// Versioned schema migrations (`crates/gateway/migrations/sqlite/NNNN_name.sql`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -417,24 +419,6 @@ impl std::fmt::Debug for SqliteKeyStore {
     }
 }
 
-/// The columns of a key with its owner's name; `WHERE`/`ORDER BY` are appended.
-macro_rules! key_select {
-    () => {
-        "SELECT k.id, k.public_key, k.account_id, a.name AS account_name, k.kind, k.secret, \
-         k.enabled, k.idle_deactivated, k.ips, k.endpoints, k.created_ms, k.idle_anchor_ms, \
-         k.last_used_ms \
-         FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-    };
-}
-
-/// The columns of an account; `WHERE`/`ORDER BY` are appended.
-macro_rules! account_select {
-    () => {
-        "SELECT id, name, created_ms, totp_secret, totp_confirmed, totp_last_step, \
-         failed_attempts, locked_until_ms FROM accounts"
-    };
-}
-
 impl SqliteKeyStore {
     /// Opens (creating when missing, mode 0600, parent directory 0700) the store at `path`,
     /// brings its schema up to date and checks `master` against the stored key-check value
@@ -521,90 +505,24 @@ impl SqliteKeyStore {
         Ok(())
     }
 
-    fn key_from_row(&self, row: &SqliteRow) -> Result<KeyRecord, StoreError> {
-        let id: i64 = get(row, "id")?;
-        let public_key: String = get(row, "public_key")?;
-        let sealed: Vec<u8> = get(row, "secret")?;
-        let secret = self
-            .master
-            .open(&api_key_aad(&public_key), &sealed)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the secret of API key id {id} does not decrypt (damaged or moved from another row)"
-                ))
-            })?;
-        Ok(KeyRecord {
-            id: from_sql_u64(id, "api_keys.id")?,
-            public_key,
-            account_id: get(row, "account_id")?,
-            account_name: get(row, "account_name")?,
-            kind: get(row, "kind")?,
-            secret: SecretBytesEq(secret),
-            enabled: get(row, "enabled")?,
-            idle_deactivated: get(row, "idle_deactivated")?,
-            ips: json_list(&get::<String>(row, "ips")?, id, "ips")?,
-            endpoints: json_list(&get::<String>(row, "endpoints")?, id, "endpoints")?,
-            created_ms: from_sql_u64(get(row, "created_ms")?, "api_keys.created_ms")?,
-            idle_anchor_ms: from_sql_u64(get(row, "idle_anchor_ms")?, "api_keys.idle_anchor_ms")?,
-            last_used_ms: get::<Option<i64>>(row, "last_used_ms")?
-                .map(|v| from_sql_u64(v, "api_keys.last_used_ms"))
-                .transpose()?,
-        })
-    }
-
-    fn account_from_row(&self, row: &SqliteRow) -> Result<AccountRecord, StoreError> {
-        let id: i64 = get(row, "id")?;
-        let name: String = get(row, "name")?;
-        let totp = match get::<Option<Vec<u8>>>(row, "totp_secret")? {
-            None => None,
-            Some(sealed) => {
-                let secret = self.master.open(&totp_aad(&name), &sealed).ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "the TOTP secret of account id {id} does not decrypt (damaged or moved from another row)"
-                    ))
-                })?;
-                Some(TotpRecord {
-                    secret: SecretBytesEq(secret),
-                    confirmed: get(row, "totp_confirmed")?,
-                    last_step: get::<Option<i64>>(row, "totp_last_step")?
-                        .map(|v| from_sql_u64(v, "accounts.totp_last_step"))
-                        .transpose()?,
-                })
-            }
-        };
-        let failed: i64 = get(row, "failed_attempts")?;
-        Ok(AccountRecord {
-            id,
-            name,
-            created_ms: from_sql_u64(get(row, "created_ms")?, "accounts.created_ms")?,
-            totp,
-            failed_attempts: u32::try_from(failed).map_err(|_| {
-                StoreError::Corrupt(format!("accounts.failed_attempts out of range: {failed}"))
-            })?,
-            locked_until_ms: get::<Option<i64>>(row, "locked_until_ms")?
-                .map(|v| from_sql_u64(v, "accounts.locked_until_ms"))
-                .transpose()?,
-        })
-    }
-
     async fn do_load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(concat!(key_select!(), " ORDER BY k.id"))
+        let rows: Vec<KeyRow> = sqlx::query_as(concat!(key_select!(), " ORDER BY k.id"))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("cannot load the API keys", e))?;
-        rows.iter().map(|row| self.key_from_row(row)).collect()
+        convert(rows, |row| row.into_record(&self.master))
     }
 
     async fn do_get_key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let Some(id) = key_id_to_sql(id) else {
             return Ok(None);
         };
-        let row = sqlx::query(concat!(key_select!(), " WHERE k.id = ?1"))
+        let row: Option<KeyRow> = sqlx::query_as(concat!(key_select!(), " WHERE k.id = ?1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| db_error("cannot read an API key", e))?;
-        row.map(|row| self.key_from_row(&row)).transpose()
+        row.map(|row| row.into_record(&self.master)).transpose()
     }
 
     async fn do_insert_key(&self, key: NewKey) -> Result<KeyId, StoreError> {
@@ -823,20 +741,21 @@ impl SqliteKeyStore {
     }
 
     async fn do_get_account(&self, name: String) -> Result<Option<AccountRecord>, StoreError> {
-        let row = sqlx::query(concat!(account_select!(), " WHERE name = ?1"))
-            .bind(&name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("cannot read an account", e))?;
-        row.map(|row| self.account_from_row(&row)).transpose()
+        let row: Option<AccountRow> =
+            sqlx::query_as(concat!(account_select!(), " WHERE name = ?1"))
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error("cannot read an account", e))?;
+        row.map(|row| row.into_record(&self.master)).transpose()
     }
 
     async fn do_list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        let rows = sqlx::query(concat!(account_select!(), " ORDER BY id"))
+        let rows: Vec<AccountRow> = sqlx::query_as(concat!(account_select!(), " ORDER BY id"))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("cannot list the accounts", e))?;
-        rows.iter().map(|row| self.account_from_row(row)).collect()
+        convert(rows, |row| row.into_record(&self.master))
     }
 
     async fn do_update_account(&self, account: AccountRecord) -> Result<bool, StoreError> {
@@ -876,36 +795,12 @@ impl SqliteKeyStore {
         Ok(done.rows_affected() > 0)
     }
 
-    fn partner_from_row(&self, row: &SqliteRow) -> Result<PartnerRecord, StoreError> {
-        let id: i64 = get(row, "id")?;
-        let auth_key: String = get(row, "auth_key")?;
-        let sealed: Vec<u8> = get(row, "enc_key")?;
-        let enc_key = self
-            .master
-            .open(&partner_aad(&auth_key), &sealed)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the Enc Key of partner id {id} does not decrypt (damaged or moved from another row)"
-                ))
-            })?;
-        Ok(PartnerRecord {
-            id,
-            name: get(row, "name")?,
-            auth_key,
-            enc_key: SecretBytesEq(enc_key),
-            enabled: get(row, "enabled")?,
-            created_ms: from_sql_u64(get(row, "created_ms")?, "partners.created_ms")?,
-        })
-    }
-
     async fn do_load_partners(&self) -> Result<Vec<PartnerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, auth_key, enc_key, enabled, created_ms FROM partners ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("cannot load the partners", e))?;
-        rows.iter().map(|row| self.partner_from_row(row)).collect()
+        let rows: Vec<PartnerRow> = sqlx::query_as(concat!(partner_select!(), " ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot load the partners", e))?;
+        convert(rows, |row| row.into_record(&self.master))
     }
 
     async fn do_insert_partner(&self, partner: NewPartner) -> Result<i64, StoreError> {
@@ -972,22 +867,13 @@ impl SqliteKeyStore {
     }
 
     async fn do_recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT at_ms, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1")
+        let rows: Vec<AuditRow> =
+            sqlx::query_as(concat!(audit_select!(), " ORDER BY id DESC LIMIT ?1"))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| db_error("cannot read the audit log", e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    at_ms: from_sql_u64(get(row, "at_ms")?, "audit.at_ms")?,
-                    actor: get(row, "actor")?,
-                    action: get(row, "action")?,
-                    detail: get(row, "detail")?,
-                })
-            })
-            .collect()
+        convert(rows, AuditRow::into_entry)
     }
 }
 
@@ -1092,47 +978,38 @@ fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn api_key_aad(public_key: &str) -> Vec<u8> {
+pub(super) fn api_key_aad(public_key: &str) -> Vec<u8> {
     [b"api_key:".as_slice(), public_key.as_bytes()].concat()
 }
 
-fn partner_aad(auth_key: &str) -> Vec<u8> {
+pub(super) fn partner_aad(auth_key: &str) -> Vec<u8> {
     [b"partner:".as_slice(), auth_key.as_bytes()].concat()
 }
 
-fn totp_aad(account_name: &str) -> Vec<u8> {
+pub(super) fn totp_aad(account_name: &str) -> Vec<u8> {
     [b"totp:".as_slice(), account_name.as_bytes()].concat()
 }
 
-/// A column by name; decoding failures are corruption.
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column)
-        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
-}
-
 /// Key ids beyond `i64::MAX` cannot exist in the table.
-fn key_id_to_sql(id: KeyId) -> Option<i64> {
+pub(super) fn key_id_to_sql(id: KeyId) -> Option<i64> {
     i64::try_from(id).ok()
 }
 
-fn to_sql_i64(value: u64, field: &str) -> Result<i64, StoreError> {
+pub(super) fn to_sql_i64(value: u64, field: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} out of range: {value}")))
 }
 
-fn from_sql_u64(value: i64, field: &str) -> Result<u64, StoreError> {
+pub(super) fn from_sql_u64(value: i64, field: &str) -> Result<u64, StoreError> {
     u64::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("{field} is negative in the store: {value}")))
 }
 
-fn json_text(list: &[String]) -> Result<String, StoreError> {
+pub(super) fn json_text(list: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(list)
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a list: {e}")))
 }
 
-fn json_list(text: &str, id: i64, column: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn json_list(text: &str, id: i64, column: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::Corrupt(format!(
             "api_keys.{column} of key id {id} is not a JSON array of strings: {e}"
@@ -1156,6 +1033,7 @@ fn db_error(context: &str, e: sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{SecretBytesEq, TotpRecord};
     use super::*;
 
     const KEY_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";

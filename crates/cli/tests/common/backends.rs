@@ -1,0 +1,132 @@
+//! Every combination of key store and nonce store, for suites that run once per backend.
+//!
+//! One Redis and one PostgreSQL server per test binary (started on first use, on free
+//! loopback ports, stopped with the binary); each gateway gets a fresh PostgreSQL database
+//! and a fresh Redis database, so tests sharing a server keep apart.
+
+use std::sync::LazyLock;
+
+use wbauth_testkit::{PostgresServer, RedisServer};
+
+/// The master key the tests give gateways on the PostgreSQL key store (it needs one).
+pub const MASTER_KEY: &str = "8f3c2a1b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
+
+static REDIS: LazyLock<RedisServer> =
+    LazyLock::new(|| RedisServer::start().expect("redis-server starts (./test.sh installs it)"));
+static POSTGRES: LazyLock<PostgresServer> =
+    LazyLock::new(|| PostgresServer::start().expect("PostgreSQL starts (./test.sh installs it)"));
+
+/// The shared Redis server of this test binary.
+pub fn redis() -> &'static RedisServer {
+    &REDIS
+}
+
+/// The shared PostgreSQL server of this test binary.
+pub fn postgres() -> &'static PostgresServer {
+    &POSTGRES
+}
+
+/// Which stores a gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite keys, journal nonces (the default).
+    Embedded,
+    /// SQLite keys, Redis nonces.
+    SqliteRedis,
+    /// SQLite keys, PostgreSQL nonces.
+    SqlitePostgres,
+    /// PostgreSQL keys, journal nonces.
+    PostgresEmbedded,
+    /// PostgreSQL keys, Redis nonces.
+    PostgresRedis,
+    /// PostgreSQL keys and nonces.
+    PostgresPostgres,
+}
+
+/// `[store]` values for one gateway (or several sharing the same stores).
+#[derive(Debug, Clone)]
+pub struct StoreUrls {
+    /// `store.keys`.
+    pub keys: String,
+    /// `store.nonces`.
+    pub nonces: String,
+}
+
+impl StoreUrls {
+    /// The `WBAUTH_GATEWAY__STORE__…` and `WBAUTH_MASTER_KEY` variables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("WBAUTH_GATEWAY__STORE__KEYS".into(), self.keys.clone()),
+            ("WBAUTH_GATEWAY__STORE__NONCES".into(), self.nonces.clone()),
+            ("WBAUTH_MASTER_KEY".into(), MASTER_KEY.into()),
+        ]
+    }
+
+    /// The same as TOML lines of a `[store]` section (without the header).
+    pub fn toml(&self) -> String {
+        format!("keys = {:?}\nnonces = {:?}\n", self.keys, self.nonces)
+    }
+}
+
+impl Backend {
+    /// Fresh, empty stores of this combination (servers started on first use).
+    pub fn stores(self) -> StoreUrls {
+        let pg = || postgres().fresh_database().expect("a fresh database");
+        let redis = || redis().fresh_database_url();
+        let (keys, nonces) = match self {
+            Backend::Embedded => ("sqlite".to_owned(), "embedded".to_owned()),
+            Backend::SqliteRedis => ("sqlite".to_owned(), redis()),
+            Backend::SqlitePostgres => ("sqlite".to_owned(), pg()),
+            Backend::PostgresEmbedded => (pg(), "embedded".to_owned()),
+            Backend::PostgresRedis => (pg(), redis()),
+            Backend::PostgresPostgres => {
+                let url = pg();
+                (url.clone(), url)
+            }
+        };
+        StoreUrls { keys, nonces }
+    }
+}
+
+/// Generates one test per backend for each named `async fn NAME(backend: Backend)`:
+/// `mod NAME { embedded, sqlite_redis, … }`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use super::common::backends::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    super::$name(Backend::Embedded).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_redis() {
+                    super::$name(Backend::SqliteRedis).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_postgres() {
+                    super::$name(Backend::SqlitePostgres).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_embedded() {
+                    super::$name(Backend::PostgresEmbedded).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_redis() {
+                    super::$name(Backend::PostgresRedis).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_postgres() {
+                    super::$name(Backend::PostgresPostgres).await;
+                }
+            }
+        )+
+    };
+}

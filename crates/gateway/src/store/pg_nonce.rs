@@ -1,0 +1,363 @@
+//! The PostgreSQL nonce store: nonce state shared by every gateway instance through one
+//! PostgreSQL database (tables `nonce_high_water` and `nonce_window`, migration
+//! `0003_nonces.sql`).
+//!
+//! # Encoding
+//!
+//! Nonces are `u64`, stored order-preserving in signed BIGINTs as `(n XOR 2^63) as i64`
+//! ([`super::pg::u64_to_ordered_i64`], `decisions.md` 6), so SQL's `<` is `<` on the nonces
+//! and nothing goes through floating point. Key ids are the key store's positive BIGINT ids,
+//! stored as they are; an id above `i64::MAX` cannot come from a key store and is refused
+//! with [`StoreError::Corrupt`]. `expires_ms` is a plain Unix time in ms
+//! (`nonce + 5000 + margin`, `decisions.md` 15), saturated at `i64::MAX`.
+//!
+//! # Atomicity and answers
+//!
+//! Each accepted nonce is one autocommitted statement, so `Ok(Ok(()))` means it is committed
+//! (durable as the server's `synchronous_commit` makes it):
+//!
+//! - strict mode: a conditional upsert of the high-water mark
+//!   (`… ON CONFLICT (key_id) DO UPDATE … WHERE last_nonce < EXCLUDED.last_nonce`), accepted
+//!   iff it changed a row; concurrent duplicates serialise on the row lock and all but one
+//!   change nothing;
+//! - window mode: after the time check (`|nonce − now_ms| ≤ 5000`, in Rust with the gateway's
+//!   clock), one statement inserts the uniqueness row (`ON CONFLICT DO NOTHING`) and, only when
+//!   it was inserted, raises the mark in a second data-modifying CTE.
+//!
+//! [`NonceStore::check`] reads the mark and the uniqueness row and applies the same rules
+//! (`whitebit_auth::nonce::decide`) without writing. Every statement is bounded by
+//! [`RemoteOptions::op_timeout`]; a failure or timeout is [`StoreError::Unavailable`] (a
+//! statement that timed out may still commit: the nonce is then burned, never accepted twice).
+//!
+//! Expired window rows are deleted by [`NonceStore::sweep`] in batches of
+//! [`SWEEP_BATCH`] rows, at most [`SWEEP_MAX_BATCHES`] batches per call.
+//!
+//! # Failover
+//!
+//! With asynchronous streaming replication a failover can lose the last commits, rolling a
+//! high-water mark back. There is no replay window across failovers only with synchronous
+//! replication (`synchronous_standby_names`, `decisions.md` 36).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
+use whitebit_auth::{ApiError, NonceMode};
+
+use super::pg::{db_error, ordered_i64_to_u64, u64_to_ordered_i64};
+use super::{BoxFuture, KeyId, NonceStore, RemoteOptions, StoreError, StoreHealth, redact_url};
+
+/// Rows deleted by one sweep statement.
+pub const SWEEP_BATCH: i64 = 1_000;
+/// Sweep statements per [`NonceStore::sweep`] call (the rest waits for the next call).
+pub const SWEEP_MAX_BATCHES: u32 = 20;
+
+const STRICT_SQL: &str = "\
+INSERT INTO nonce_high_water (key_id, last_nonce) VALUES ($1, $2)
+ON CONFLICT (key_id) DO UPDATE SET last_nonce = EXCLUDED.last_nonce
+WHERE nonce_high_water.last_nonce < EXCLUDED.last_nonce";
+
+const WINDOW_SQL: &str = "\
+WITH entry AS (
+    INSERT INTO nonce_window (key_id, nonce, expires_ms) VALUES ($1, $2, $3)
+    ON CONFLICT (key_id, nonce) DO NOTHING
+    RETURNING key_id, nonce
+), mark AS (
+    INSERT INTO nonce_high_water (key_id, last_nonce)
+    SELECT key_id, nonce FROM entry
+    ON CONFLICT (key_id) DO UPDATE SET last_nonce = EXCLUDED.last_nonce
+    WHERE nonce_high_water.last_nonce < EXCLUDED.last_nonce
+)
+SELECT count(*) FROM entry";
+
+const CHECK_SQL: &str = "\
+SELECT (SELECT last_nonce FROM nonce_high_water WHERE key_id = $1),
+       EXISTS (SELECT 1 FROM nonce_window WHERE key_id = $1 AND nonce = $2)";
+
+const SWEEP_SQL: &str = "\
+DELETE FROM nonce_window WHERE ctid IN (
+    SELECT ctid FROM nonce_window WHERE expires_ms <= $1 LIMIT $2
+)";
+
+const CLOCK_SQL: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// Counters for `/metrics` (none of them per key).
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    swept: AtomicU64,
+}
+
+/// The PostgreSQL nonce store (see the module documentation).
+pub struct PgNonceStore {
+    pool: PgPool,
+    /// The URL without its password, for messages.
+    shown: String,
+    op_timeout: Duration,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for PgNonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgNonceStore")
+            .field("url", &self.shown)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgNonceStore {
+    /// Connects a pool to the PostgreSQL database at `url` and applies the migrations
+    /// ([`super::pg::connect`]).
+    ///
+    /// # Errors
+    /// As [`super::pg::connect`]: [`StoreError::Unavailable`] when the server cannot be
+    /// reached in time, [`StoreError::Corrupt`] when the schema cannot be migrated. No
+    /// message contains the URL's password.
+    pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
+        let pool = super::pg::connect(url, options).await?;
+        Ok(Self {
+            pool,
+            shown: redact_url(url),
+            op_timeout: options.op_timeout,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Runs one statement within the operation timeout.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        statement: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, statement).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Err(db_error(
+                    &format!("PostgreSQL nonce store at {}: {what}", self.shown),
+                    e,
+                ))
+            }
+            Err(_) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Unavailable(format!(
+                    "PostgreSQL nonce store at {}: {what} timed out after {:?}",
+                    self.shown, self.op_timeout
+                )))
+            }
+        }
+    }
+
+    fn key_id(&self, key: KeyId) -> Result<i64, StoreError> {
+        i64::try_from(key).map_err(|_| {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            StoreError::Corrupt(format!(
+                "key id {key} is out of range for the PostgreSQL nonce store"
+            ))
+        })
+    }
+
+    fn count(&self, answer: &Result<(), ApiError>) {
+        let counter = if answer.is_ok() {
+            &self.counters.accepted
+        } else {
+            &self.counters.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn check_inner(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        if mode == NonceMode::Window
+            && let Err(row) = check_window_time(nonce, now_ms)
+        {
+            return Ok(Err(row));
+        }
+        let key_id = self.key_id(key)?;
+        let (mark, seen): (Option<i64>, bool) = self
+            .bounded(
+                "check",
+                sqlx::query_as(CHECK_SQL)
+                    .bind(key_id)
+                    .bind(u64_to_ordered_i64(nonce))
+                    .fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(decide(
+            mark.map(ordered_i64_to_u64),
+            seen,
+            nonce,
+            mode,
+            now_ms,
+        ))
+    }
+
+    async fn consume_inner(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        let key_id = self.key_id(key)?;
+        let answer = match mode {
+            NonceMode::Strict => {
+                let done = self
+                    .bounded(
+                        "consume (strict)",
+                        sqlx::query(STRICT_SQL)
+                            .bind(key_id)
+                            .bind(u64_to_ordered_i64(nonce))
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                if done.rows_affected() == 1 {
+                    Ok(())
+                } else {
+                    Err(ApiError::NonceNotIncreasing)
+                }
+            }
+            NonceMode::Window => match check_window_time(nonce, now_ms) {
+                Err(row) => Err(row),
+                Ok(()) => {
+                    let expires_ms =
+                        i64::try_from(window_entry_expires_at(nonce)).unwrap_or(i64::MAX);
+                    let (inserted,): (i64,) = self
+                        .bounded(
+                            "consume (window)",
+                            sqlx::query_as(WINDOW_SQL)
+                                .bind(key_id)
+                                .bind(u64_to_ordered_i64(nonce))
+                                .bind(expires_ms)
+                                .fetch_one(&self.pool),
+                        )
+                        .await?;
+                    if inserted == 1 {
+                        Ok(())
+                    } else {
+                        Err(ApiError::NonceReused)
+                    }
+                }
+            },
+        };
+        self.count(&answer);
+        Ok(answer)
+    }
+
+    async fn sweep_inner(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        let mut removed = 0u64;
+        for _ in 0..SWEEP_MAX_BATCHES {
+            let done = self
+                .bounded(
+                    "sweep",
+                    sqlx::query(SWEEP_SQL)
+                        .bind(now)
+                        .bind(SWEEP_BATCH)
+                        .execute(&self.pool),
+                )
+                .await?;
+            removed = removed.saturating_add(done.rows_affected());
+            self.counters
+                .swept
+                .fetch_add(done.rows_affected(), Ordering::Relaxed);
+            if done.rows_affected() < SWEEP_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn health_inner(&self) -> Result<StoreHealth, StoreError> {
+        let (clock,): (i64,) = self
+            .bounded("clock", sqlx::query_as(CLOCK_SQL).fetch_one(&self.pool))
+            .await?;
+        let clock_ms = u64::try_from(clock).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "PostgreSQL nonce store at {}: server clock before 1970 ({clock} ms)",
+                self.shown
+            ))
+        })?;
+        Ok(StoreHealth {
+            clock_ms: Some(clock_ms),
+        })
+    }
+}
+
+impl NonceStore for PgNonceStore {
+    fn check(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(self.check_inner(key, nonce, mode, now_ms))
+    }
+
+    fn consume(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(self.consume_inner(key, nonce, mode, now_ms))
+    }
+
+    /// Nothing to do: every accepted nonce was committed before it was answered.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.sweep_inner(now_ms))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
+        Box::pin(self.health_inner())
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            (
+                "wbauth_nonce_store_accepted_total",
+                "Nonces accepted by the PostgreSQL nonce store.",
+                load(&self.counters.accepted),
+            ),
+            (
+                "wbauth_nonce_store_rejected_total",
+                "Nonces refused by the PostgreSQL nonce store's rules.",
+                load(&self.counters.rejected),
+            ),
+            (
+                "wbauth_nonce_store_errors_total",
+                "PostgreSQL nonce store operations that failed (answered 503).",
+                load(&self.counters.errors),
+            ),
+            (
+                "wbauth_nonce_store_timeouts_total",
+                "PostgreSQL nonce store operations that timed out.",
+                load(&self.counters.timeouts),
+            ),
+            (
+                "wbauth_nonce_store_swept_total",
+                "Expired window-mode rows deleted by the PostgreSQL nonce store.",
+                load(&self.counters.swept),
+            ),
+        ]
+    }
+}

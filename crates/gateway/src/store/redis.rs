@@ -1,0 +1,557 @@
+//! The Redis nonce store: nonce state shared by every gateway instance through one Redis.
+//!
+//! # Data
+//!
+//! All keys of one API key share the hash tag `{k<id>}`, so they live in one slot and the
+//! script below also runs on Redis Cluster:
+//!
+//! - `wbauth:{k<id>}:hw` — the key's high-water mark (the largest nonce it ever had accepted,
+//!   in either mode), as **exactly 16 lowercase hexadecimal digits** (`format!("{:016x}")`).
+//!   It never expires.
+//! - `wbauth:{k<id>}:w:<nonce in decimal>` — a window-mode uniqueness entry, value `1`, set
+//!   with `PXAT nonce + 5000 + margin` (an absolute expiry, `decisions.md` 15), so entries
+//!   expire by themselves ([`NonceStore::sweep`] does nothing).
+//!
+//! # No floating point
+//!
+//! Lua numbers are doubles, exact only up to 2^53: a nonce never becomes a Lua number. Nonces
+//! travel to the script as 16-hex-digit strings and the mark is stored in the same form; two
+//! such strings of equal length compare like the numbers they encode, and the script compares
+//! them byte by byte with `string.byte` (small integers, exact) rather than with Lua's `<` on
+//! strings, which follows the server's collation locale. A stored mark that is not 16 lowercase
+//! hex digits is reported as [`StoreError::Corrupt`], never guessed at. The window entry's
+//! expiry is computed in Rust and passed as a decimal string that only Redis parses (as a
+//! 64-bit integer).
+//!
+//! # Atomicity and answers
+//!
+//! [`NonceStore::consume`] runs one Lua script (`EVALSHA`, falling back to `EVAL` when the
+//! server does not have it cached): strict mode is a compare-and-set of the mark; window mode
+//! is `SET entry 1 NX PXAT …` and, when the entry was set, a raise of the mark. The window
+//! time check (`|nonce − now_ms| ≤ 5000`) is done in Rust with the gateway's clock before the
+//! store is asked. [`NonceStore::check`] reads the mark and the entry and applies the same
+//! rules (`whitebit_auth::nonce::decide`) without writing.
+//!
+//! Every operation is bounded by [`RemoteOptions::op_timeout`]; a failure or a timeout is
+//! [`StoreError::Unavailable`] (the request fails closed). An operation that timed out may
+//! still have been applied by the server: the nonce is then burned, never accepted twice.
+//! The connection (a multiplexed [`ConnectionManager`]) reconnects by itself.
+//!
+//! # Durability (`decisions.md` 19)
+//!
+//! `Ok(Ok(()))` means Redis executed the script. Only with `appendonly yes` and
+//! `appendfsync always` is that write in the append-only file, fsynced, before the answer;
+//! without persistence a restarted Redis forgets every high-water mark and every accepted
+//! nonce can be replayed. [`RedisNonceStore::connect`] therefore checks both settings with
+//! `CONFIG GET` and refuses to start otherwise ([`StoreError::Refused`]) unless
+//! `store.redis_allow_non_durable = true` ([`RemoteOptions::allow_non_durable`]). Redis must
+//! also never evict these keys: run it with `maxmemory-policy noeviction` (not checked here).
+//! `PXAT` needs Redis 6.2 or later.
+//!
+//! # Failover caveat
+//!
+//! Redis replication is asynchronous: a failover to a replica can lose the last writes
+//! acknowledged by the old primary, rolling a strict-mode high-water mark back (and
+//! forgetting window entries), so a nonce accepted just before the failover can be accepted
+//! again after it. Operators who need no replay window across failovers use the PostgreSQL
+//! nonce store ([`super::pg_nonce`]) with synchronous replication
+//! (`synchronous_standby_names`, `decisions.md` 36).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
+use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
+use whitebit_auth::{ApiError, NonceMode};
+
+use super::{BoxFuture, KeyId, NonceStore, RemoteOptions, StoreError, StoreHealth, redact_url};
+
+/// The consume script. `KEYS[1]`: the mark; `KEYS[2]`: the window entry (window mode only).
+/// `ARGV[1]`: `s` (strict) or `w` (window); `ARGV[2]`: the nonce as 16 lowercase hex digits;
+/// `ARGV[3]` (window mode): the entry's absolute expiry, Unix ms in decimal.
+/// Answers 0 accepted, 1 not increasing, 2 reused, 3 stored mark unreadable (nothing written).
+const CONSUME_LUA: &str = r"
+local function valid(s)
+  return type(s) == 'string' and #s == 16 and string.find(s, '^[0-9a-f]+$') ~= nil
+end
+local function greater(a, b)
+  for i = 1, 16 do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local nonce = ARGV[2]
+if not valid(nonce) then return redis.error_reply('wbauth: malformed nonce argument') end
+local mark = redis.call('GET', KEYS[1])
+if mark and not valid(mark) then return 3 end
+if ARGV[1] == 's' then
+  if mark and not greater(nonce, mark) then return 1 end
+  redis.call('SET', KEYS[1], nonce)
+  return 0
+end
+if ARGV[1] ~= 'w' then return redis.error_reply('wbauth: unknown mode') end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PXAT', ARGV[3]) then return 2 end
+if not mark or greater(nonce, mark) then redis.call('SET', KEYS[1], nonce) end
+return 0
+";
+
+const ACCEPTED: i64 = 0;
+const NOT_INCREASING: i64 = 1;
+const REUSED: i64 = 2;
+const MARK_UNREADABLE: i64 = 3;
+
+/// The override named in every durability refusal.
+const OVERRIDE: &str = "store.redis_allow_non_durable = true";
+
+/// Counters for `/metrics` (none of them per key).
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// The Redis nonce store (see the module documentation).
+pub struct RedisNonceStore {
+    manager: ConnectionManager,
+    script: Script,
+    /// The URL without its password, for messages.
+    shown: String,
+    /// The URL's password as written, scrubbed from any message that might echo it.
+    password: Option<String>,
+    op_timeout: Duration,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for RedisNonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisNonceStore")
+            .field("url", &self.shown)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mark_key(key: KeyId) -> String {
+    format!("wbauth:{{k{key}}}:hw")
+}
+
+fn entry_key(key: KeyId, nonce: u64) -> String {
+    format!("wbauth:{{k{key}}}:w:{nonce}")
+}
+
+/// A nonce or mark as stored: exactly 16 lowercase hex digits.
+fn encode_mark(nonce: u64) -> String {
+    format!("{nonce:016x}")
+}
+
+fn decode_mark(text: &str) -> Option<u64> {
+    let canonical = text.len() == 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !canonical {
+        return None;
+    }
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// The password part of `scheme://user:password@host…`, if any.
+fn url_password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_owned())
+}
+
+impl RedisNonceStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`) and checks
+    /// that it is durable (`appendonly yes`, `appendfsync always`), unless
+    /// [`RemoteOptions::allow_non_durable`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached within
+    /// [`RemoteOptions::connect_timeout`]; [`StoreError::Refused`] when it is not durable or
+    /// does not let its configuration be read. No message contains the URL's password.
+    pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let password = url_password(url);
+        let scrub = |text: String| match &password {
+            Some(secret) => text.replace(secret.as_str(), "***"),
+            None => text,
+        };
+        let client = Client::open(url).map_err(|e| {
+            StoreError::Unavailable(scrub(format!("{shown} is not a usable Redis URL: {e}")))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.op_timeout))
+            .set_number_of_retries(4)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = match tokio::time::timeout(
+            options.connect_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
+            Ok(Ok(manager)) => manager,
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(scrub(format!(
+                    "cannot connect to Redis at {shown}: {e}"
+                ))));
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to Redis at {shown}: no connection within {:?}",
+                    options.connect_timeout
+                )));
+            }
+        };
+        let store = Self {
+            manager,
+            script: Script::new(CONSUME_LUA),
+            shown,
+            password,
+            op_timeout: options.op_timeout,
+            counters: Counters::default(),
+        };
+        if options.allow_non_durable {
+            tracing::warn!(
+                target: "wbauth::store",
+                redis = %store.shown,
+                "the Redis nonce store's durability is not checked ({OVERRIDE}): a Redis \
+                 without appendonly yes and appendfsync always forgets accepted nonces when \
+                 it restarts, and they can be replayed"
+            );
+        } else {
+            store.check_durability().await?;
+        }
+        Ok(store)
+    }
+
+    /// `appendonly yes` and `appendfsync always`, read with `CONFIG GET`.
+    async fn check_durability(&self) -> Result<(), StoreError> {
+        let mut con = self.manager.clone();
+        let answer = tokio::time::timeout(self.op_timeout, async {
+            let appendonly: HashMap<String, String> = ::redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("appendonly")
+                .query_async(&mut con)
+                .await?;
+            let appendfsync: HashMap<String, String> = ::redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("appendfsync")
+                .query_async(&mut con)
+                .await?;
+            RedisResult::Ok((
+                appendonly.get("appendonly").cloned(),
+                appendfsync.get("appendfsync").cloned(),
+            ))
+        })
+        .await;
+        let (appendonly, appendfsync) = match answer {
+            Ok(Ok(settings)) => settings,
+            Ok(Err(e)) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                return Err(StoreError::Refused(self.scrub(format!(
+                    "Redis at {} does not permit CONFIG GET ({e}), so the gateway cannot check \
+                     that it runs with appendonly yes and appendfsync always (decisions.md 19). \
+                     If it does (or you accept that a Redis restart may let accepted nonces be \
+                     replayed), set {OVERRIDE}",
+                    self.shown
+                ))));
+            }
+            Ok(Err(e)) => return Err(self.failure("CONFIG GET", &e)),
+            Err(_) => return Err(self.timed_out("CONFIG GET")),
+        };
+        let shown_setting =
+            |value: &Option<String>| value.clone().unwrap_or_else(|| "(not reported)".into());
+        let durable = appendonly
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
+            && appendfsync
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case("always"));
+        if durable {
+            Ok(())
+        } else {
+            Err(StoreError::Refused(format!(
+                "Redis at {} runs with appendonly {} and appendfsync {}: the nonce store needs \
+                 appendonly yes and appendfsync always, or a Redis restart forgets accepted \
+                 nonces and they can be replayed (decisions.md 19). Fix the Redis \
+                 configuration, or set {OVERRIDE} to accept that risk",
+                self.shown,
+                shown_setting(&appendonly),
+                shown_setting(&appendfsync),
+            )))
+        }
+    }
+
+    fn scrub(&self, text: String) -> String {
+        match &self.password {
+            Some(secret) => text.replace(secret.as_str(), "***"),
+            None => text,
+        }
+    }
+
+    fn failure(&self, what: &str, e: &RedisError) -> StoreError {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        StoreError::Unavailable(self.scrub(format!("Redis at {}: {what}: {e}", self.shown)))
+    }
+
+    fn timed_out(&self, what: &str) -> StoreError {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        StoreError::Unavailable(format!(
+            "Redis at {}: {what} timed out after {:?}",
+            self.shown, self.op_timeout
+        ))
+    }
+
+    /// Runs one operation within the operation timeout.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        operation: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.failure(what, &e)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    fn corrupt_mark(&self, key: KeyId) -> StoreError {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        StoreError::Corrupt(format!(
+            "Redis at {}: the high-water mark {} is not 16 lowercase hex digits",
+            self.shown,
+            mark_key(key)
+        ))
+    }
+
+    fn count(&self, answer: &Result<(), ApiError>) {
+        let counter = if answer.is_ok() {
+            &self.counters.accepted
+        } else {
+            &self.counters.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn check_inner(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        if mode == NonceMode::Window
+            && let Err(row) = check_window_time(nonce, now_ms)
+        {
+            return Ok(Err(row));
+        }
+        let mut con = self.manager.clone();
+        let (mark, seen): (Option<String>, bool) = self
+            .bounded("check", async {
+                ::redis::pipe()
+                    .cmd("GET")
+                    .arg(mark_key(key))
+                    .cmd("EXISTS")
+                    .arg(entry_key(key, nonce))
+                    .query_async(&mut con)
+                    .await
+            })
+            .await?;
+        let mark = match mark {
+            Some(text) => Some(decode_mark(&text).ok_or_else(|| self.corrupt_mark(key))?),
+            None => None,
+        };
+        Ok(decide(mark, seen, nonce, mode, now_ms))
+    }
+
+    async fn consume_inner(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        let mut invocation = self.script.key(mark_key(key));
+        match mode {
+            NonceMode::Strict => {
+                invocation.arg("s").arg(encode_mark(nonce));
+            }
+            NonceMode::Window => {
+                if let Err(row) = check_window_time(nonce, now_ms) {
+                    self.count(&Err(row));
+                    return Ok(Err(row));
+                }
+                invocation
+                    .key(entry_key(key, nonce))
+                    .arg("w")
+                    .arg(encode_mark(nonce))
+                    .arg(window_entry_expires_at(nonce).to_string());
+            }
+        }
+        let mut con = self.manager.clone();
+        let code: i64 = self
+            .bounded("consume", invocation.invoke_async(&mut con))
+            .await?;
+        let answer = match code {
+            ACCEPTED => Ok(()),
+            NOT_INCREASING => Err(ApiError::NonceNotIncreasing),
+            REUSED => Err(ApiError::NonceReused),
+            MARK_UNREADABLE => return Err(self.corrupt_mark(key)),
+            other => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Corrupt(format!(
+                    "Redis at {}: the nonce script answered {other}",
+                    self.shown
+                )));
+            }
+        };
+        self.count(&answer);
+        Ok(answer)
+    }
+
+    async fn health_inner(&self) -> Result<StoreHealth, StoreError> {
+        let mut con = self.manager.clone();
+        let (_pong, (seconds, micros)): (String, (u64, u64)) = self
+            .bounded("PING and TIME", async {
+                ::redis::pipe()
+                    .cmd("PING")
+                    .cmd("TIME")
+                    .query_async(&mut con)
+                    .await
+            })
+            .await?;
+        let clock_ms = seconds
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(micros / 1000))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("Redis at {}: TIME out of range", self.shown))
+            })?;
+        Ok(StoreHealth {
+            clock_ms: Some(clock_ms),
+        })
+    }
+}
+
+impl NonceStore for RedisNonceStore {
+    fn check(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(self.check_inner(key, nonce, mode, now_ms))
+    }
+
+    fn consume(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(self.consume_inner(key, nonce, mode, now_ms))
+    }
+
+    /// Nothing to do: every accepted nonce was written (and, with `appendfsync always`,
+    /// fsynced) before it was answered.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
+        Box::pin(self.health_inner())
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            (
+                "wbauth_nonce_store_accepted_total",
+                "Nonces accepted by the Redis nonce store.",
+                load(&self.counters.accepted),
+            ),
+            (
+                "wbauth_nonce_store_rejected_total",
+                "Nonces refused by the Redis nonce store's rules.",
+                load(&self.counters.rejected),
+            ),
+            (
+                "wbauth_nonce_store_errors_total",
+                "Redis nonce store operations that failed (answered 503).",
+                load(&self.counters.errors),
+            ),
+            (
+                "wbauth_nonce_store_timeouts_total",
+                "Redis nonce store operations that timed out.",
+                load(&self.counters.timeouts),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_fixed_width_and_order_preserving() {
+        let samples = [
+            0,
+            1,
+            (1 << 53) - 1,
+            1 << 53,
+            (1 << 53) + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for pair in samples.windows(2) {
+            let (a, b) = (encode_mark(pair[0]), encode_mark(pair[1]));
+            assert_eq!(a.len(), 16);
+            assert!(a.as_bytes() < b.as_bytes(), "{a} {b}");
+        }
+        for n in samples {
+            assert_eq!(decode_mark(&encode_mark(n)), Some(n));
+        }
+        for bad in [
+            "",
+            "1",
+            "000000000000000G",
+            "000000000000000A",
+            "00000000000000001",
+        ] {
+            assert_eq!(decode_mark(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_share_a_hash_tag() {
+        assert_eq!(mark_key(7), "wbauth:{k7}:hw");
+        assert_eq!(entry_key(7, 42), "wbauth:{k7}:w:42");
+    }
+
+    #[test]
+    fn the_password_is_found_for_scrubbing() {
+        assert_eq!(
+            url_password("redis://user:s3cret@host:6379/0").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            url_password("redis://:s3cret@host").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("redis://host:6379/"), None);
+        assert_eq!(url_password("redis://user@host/"), None);
+    }
+}
