@@ -272,6 +272,92 @@ async fn changes_through_one_instance_are_in_force_on_the_other() {
     eprintln!("deletion in force on B after {took:?}");
 }
 
+/// `GET /readyz` on the admin listener: (status, body).
+async fn readyz(gateway: &Gateway) -> (u16, String) {
+    let answer = reqwest::get(format!("{}/readyz", gateway.admin))
+        .await
+        .expect("readyz answered");
+    let status = answer.status().as_u16();
+    (status, answer.text().await.expect("body"))
+}
+
+/// Waits (bounded) until `/metrics` shows `line` (the health gauges follow a periodic check).
+async fn wait_for_metric(gateway: &Gateway, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(format!("{}/metrics", gateway.admin))
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("body");
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line:?} never appeared:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An instance whose clock is off by more than half the window margin is not ready
+/// (`decisions.md` 15): window entries expire by the store's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_clock_is_off_from_the_store() {
+    let upstream = Upstream::start().await;
+    for nonces in [Nonces::Redis, Nonces::Postgres] {
+        let stores = shared_stores(nonces);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gateway = start_instance(dir.path(), &upstream, &stores, "g");
+        assert_eq!(readyz(&gateway).await.0, 200, "{nonces:?}");
+        gateway.advance(10_000).await;
+        let (status, body) = readyz(&gateway).await;
+        assert_eq!(status, 503, "{nonces:?}: {body}");
+        assert!(
+            body.contains("clock differs from the nonce store's by"),
+            "{body}"
+        );
+    }
+}
+
+/// The PostgreSQL key store needs the master key from the environment, the same on every
+/// instance; a wrong one is refused at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_key_store_needs_the_shared_master_key() {
+    let upstream = Upstream::start().await;
+    let stores = shared_stores(Nonces::Postgres);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), upstream.addr, "");
+    let keys = stores.keys.clone();
+    let without = [
+        ("WBAUTH_ADMIN_TOKEN", TOKEN),
+        ("WBAUTH_GATEWAY__STORE__KEYS", keys.as_str()),
+    ];
+    let Err((status, stderr)) = spawn_serve(dir.path(), &config, &without, "no-key.log") else {
+        panic!("started without a master key");
+    };
+    assert!(!status.success());
+    assert!(stderr.contains("WBAUTH_MASTER_KEY"), "{stderr}");
+
+    let first = start_instance(&dir.path().join("first"), &upstream, &stores, "first");
+    drop(first);
+    let wrong = [
+        ("WBAUTH_ADMIN_TOKEN", TOKEN),
+        ("WBAUTH_GATEWAY__STORE__KEYS", keys.as_str()),
+        (
+            "WBAUTH_MASTER_KEY",
+            "0000000000000000000000000000000000000000000000000000000000000001",
+        ),
+    ];
+    let Err((status, stderr)) = spawn_serve(dir.path(), &config, &wrong, "wrong-key.log") else {
+        panic!("started with a wrong master key");
+    };
+    assert!(!status.success());
+    assert!(stderr.contains("master key does not match"), "{stderr}");
+}
+
 /// Servers of the outage drill's own (killing a shared one would disturb other tests).
 struct OwnServers {
     postgres: PostgresServer,
@@ -389,6 +475,9 @@ async fn outage(nonces: Nonces) {
     };
     pair.wait_until_b(|answer| answer.status == 200).await;
     let bases = [pair.a.base.clone(), pair.b.base.clone()];
+    // B's clock was never moved: it follows the real time, so /readyz judges the stores only.
+    let (status, body) = readyz(&pair.b).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
 
     let mut sent: Vec<Sent> = Vec::new();
     let (mut busy, mut accepted) = (0usize, 0usize);
@@ -420,6 +509,14 @@ async fn outage(nonces: Nonces) {
         }
     }
     assert!(busy > 0, "no request was refused while the store was down");
+    // With PostgreSQL for both, the key store is the first to be found down.
+    let expected = match nonces {
+        Nonces::Redis => r#"{"status":"unavailable","reason":"the nonce store does not answer"}"#,
+        Nonces::Postgres => r#"{"status":"unavailable","reason":"the key store does not answer"}"#,
+    };
+    let (status, body) = readyz(&pair.b).await;
+    assert_eq!((status, body.as_str()), (503, expected));
+    wait_for_metric(&pair.b, "wbauth_nonce_store_up 0").await;
 
     // The store comes back: service resumes without touching the gateways.
     servers.restart_nonce_store();
@@ -441,6 +538,10 @@ async fn outage(nonces: Nonces) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    let (status, _) = readyz(&pair.b).await;
+    assert_eq!(status, 200);
+    wait_for_metric(&pair.b, "wbauth_nonce_store_up 1").await;
 
     // A restarted instance keeps every guarantee: replay everything through both.
     let Pair {

@@ -744,6 +744,53 @@ trade = { requests = 10, window_ms = 1000 }
     }
 
     #[test]
+    fn store_backends_are_chosen_by_url() {
+        let config = |keys: &str, nonces: &str| {
+            Config::from_toml(
+                &format!("[store]\nkeys = {keys:?}\nnonces = {nonces:?}\n"),
+                "g.toml",
+                &[],
+            )
+        };
+        let c = config("postgres://wb:pw@db/keys", "redis://cache:6379/2").expect("valid");
+        assert_eq!(
+            c.store.key_backend(),
+            Ok(KeyBackend::Postgres("postgres://wb:pw@db/keys".into()))
+        );
+        assert_eq!(
+            c.store.nonce_backend(),
+            Ok(NonceBackend::Redis("redis://cache:6379/2".into()))
+        );
+        let c = config("sqlite", "postgresql://db/nonces").expect("valid");
+        assert_eq!(c.store.key_backend(), Ok(KeyBackend::Sqlite));
+        assert_eq!(
+            c.store.nonce_backend(),
+            Ok(NonceBackend::Postgres("postgresql://db/nonces".into()))
+        );
+        // Unknown stores are refused, and the message never shows a password.
+        let e = config("mysql://root:hunter2@db/keys", "embedded")
+            .expect_err("mysql refused")
+            .to_string();
+        assert!(
+            e.contains("store.keys") && e.contains("mysql://root:***@db/keys"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = config("sqlite", "memcached://x")
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("store.nonces"), "{e}");
+        let e = Config::from_toml("[store]\npool_size = 0\n", "g.toml", &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("store.pool_size"), "{e}");
+        let e = Config::from_toml("[store]\nop_timeout_ms = 0\n", "g.toml", &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("store.op_timeout_ms"), "{e}");
+    }
+
+    #[test]
     fn the_example_file_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gateway.example.toml");
         let text = std::fs::read_to_string(path).expect("gateway.example.toml");

@@ -398,3 +398,25 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgres://wb:s3cret@db:5432/keys?sslmode=require"),
+            "postgres://wb:***@db:5432/keys?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("redis://:s3cret@cache/0"),
+            "redis://:***@cache/0"
+        );
+        assert_eq!(redact_url("redis://user@cache/0"), "redis://user@cache/0");
+        assert_eq!(redact_url("redis://cache:6379/0"), "redis://cache:6379/0");
+        // An `@` in the path is not userinfo.
+        assert_eq!(redact_url("postgres://db/a@b"), "postgres://db/a@b");
+        assert_eq!(redact_url("sqlite"), "sqlite");
+    }
+}
