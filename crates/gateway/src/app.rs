@@ -23,7 +23,7 @@ use crate::store::postgres::PgKeyStore;
 use crate::store::sqlite::{
     MASTER_KEY_ENV, MasterKey, MasterKeySource, SqliteKeyStore, load_or_create_master_key,
 };
-use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, StoreError};
+use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, ReplayGuard, StoreError};
 use crate::touch::TouchQueue;
 
 /// The gateway crate's one error type.
@@ -54,8 +54,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Nonces.
     pub nonces: Arc<dyn NonceStore>,
-    /// Single use of Fiat Gateway partner tokens.
-    pub replay: Arc<crate::store::replay::ReplayStore>,
+    /// Single use of Fiat Gateway partner tokens (on the nonce store's backend).
+    pub replay: Arc<dyn ReplayGuard>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -87,38 +87,45 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
             Arc::new(PgKeyStore::connect(&url, master, &remote).await?)
         }
     };
-    let nonces: Arc<dyn NonceStore> = match config
+    let (nonces, replay): (Arc<dyn NonceStore>, Arc<dyn ReplayGuard>) = match config
         .store
         .nonce_backend()
         .map_err(GatewayError::Invalid)?
     {
-        NonceBackend::Embedded => Arc::new(JournalNonceStore::open(
-            JournalConfig {
-                dir: dir.join("nonces"),
-                durability: match config.store.durability {
-                    DurabilityConfig::ProcessCrash => Durability::ProcessCrash,
-                    DurabilityConfig::PowerLoss => Durability::PowerLoss,
+        NonceBackend::Embedded => {
+            let journal = JournalNonceStore::open(
+                JournalConfig {
+                    dir: dir.join("nonces"),
+                    durability: match config.store.durability {
+                        DurabilityConfig::ProcessCrash => Durability::ProcessCrash,
+                        DurabilityConfig::PowerLoss => Durability::PowerLoss,
+                    },
+                    ..JournalConfig::default()
                 },
-                ..JournalConfig::default()
-            },
-            now_ms,
-        )?),
+                now_ms,
+            )?;
+            let replay = crate::store::replay::ReplayStore::open(
+                &dir.join("tokens"),
+                config.store.durability == DurabilityConfig::PowerLoss,
+                now_ms,
+            )?;
+            (Arc::new(journal), Arc::new(replay))
+        }
         NonceBackend::Redis(url) => {
-            Arc::new(crate::store::redis::RedisNonceStore::connect(&url, &remote).await?)
+            let store =
+                Arc::new(crate::store::redis::RedisNonceStore::connect(&url, &remote).await?);
+            (store.clone(), store)
         }
         NonceBackend::Postgres(url) => {
-            Arc::new(crate::store::pg_nonce::PgNonceStore::connect(&url, &remote).await?)
+            let store =
+                Arc::new(crate::store::pg_nonce::PgNonceStore::connect(&url, &remote).await?);
+            (store.clone(), store)
         }
     };
-    let replay = crate::store::replay::ReplayStore::open(
-        &dir.join("tokens"),
-        config.store.durability == DurabilityConfig::PowerLoss,
-        now_ms,
-    )?;
     Ok(Stores {
         keys,
         nonces,
-        replay: Arc::new(replay),
+        replay,
     })
 }
 

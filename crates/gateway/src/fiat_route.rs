@@ -44,7 +44,7 @@ pub enum FiatRefusal {
 }
 
 /// Checks the token of a request to a Fiat Gateway route. `path` is the normalised path.
-pub fn authorize(
+pub async fn authorize(
     gw: &Gateway,
     headers: &HeaderMap,
     path: &str,
@@ -97,6 +97,7 @@ pub fn authorize(
     match gw
         .replay
         .claim(verified.replay_id, verified.expires_at_ms, now_ms)
+        .await
     {
         Ok(Claim::Fresh) => Ok(FiatIdentity::Partner(verified.auth_key)),
         Ok(Claim::Replayed) => Err(FiatRefusal::Token(TokenRejection::AlreadyUsed)),

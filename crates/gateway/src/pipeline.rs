@@ -101,7 +101,7 @@ pub struct Gateway {
     /// Issues and verifies the gateway's own tokens.
     pub tokens: Arc<crate::tokens::TokenIssuer>,
     /// Single use of partner tokens.
-    pub replay: Arc<crate::store::replay::ReplayStore>,
+    pub replay: Arc<dyn crate::store::ReplayGuard>,
     /// Fiat Gateway routes, longest prefix first.
     pub fiat_routes: Vec<(String, Target)>,
     /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).

@@ -280,15 +280,16 @@ async fn handle_fiat(
     timeout_ms: u64,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
-    let identity = match crate::fiat_route::authorize(gw, headers, path, &body, gw.clock.now_ms()) {
-        Ok(identity) => identity,
-        Err(crate::fiat_route::FiatRefusal::Token(reason)) => {
-            return (json(reason.status(), reason.body()), Outcome::TokenRefused);
-        }
-        Err(crate::fiat_route::FiatRefusal::StoreDown) => {
-            return failed(ApiError::ServiceUnavailable);
-        }
-    };
+    let identity =
+        match crate::fiat_route::authorize(gw, headers, path, &body, gw.clock.now_ms()).await {
+            Ok(identity) => identity,
+            Err(crate::fiat_route::FiatRefusal::Token(reason)) => {
+                return (json(reason.status(), reason.body()), Outcome::TokenRefused);
+            }
+            Err(crate::fiat_route::FiatRefusal::StoreDown) => {
+                return failed(ApiError::ServiceUnavailable);
+            }
+        };
     let upstream_headers =
         crate::forward::upstream_headers(headers, &[identity.header()], body.len(), true);
     let outbound = crate::forward::Outbound {

@@ -792,3 +792,93 @@ async fn postgres_refuses_key_ids_beyond_bigint() {
     let answer = store.check(u64::MAX, 1, NonceMode::Strict, now).await;
     assert!(matches!(answer, Err(StoreError::Corrupt(_))), "{answer:?}");
 }
+
+/// Partner tokens are single use across instances sharing a Redis or PostgreSQL nonce store;
+/// a claim lives until the token expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_claims_are_single_use_across_instances() {
+    use whitebit_gateway::store::ReplayGuard;
+    use whitebit_gateway::store::replay::Claim;
+
+    let redis_url = tokio::task::spawn_blocking(|| REDIS.url())
+        .await
+        .expect("redis started");
+    let pg_url = tokio::task::spawn_blocking(|| {
+        POSTGRES
+            .create_database("token_claims")
+            .expect("create database")
+    })
+    .await
+    .expect("postgres started");
+    let mut pairs: Vec<(&str, [Arc<dyn ReplayGuard>; 2])> = Vec::new();
+    let (r1, r2) = (
+        RedisNonceStore::connect(&redis_url, &options())
+            .await
+            .expect("redis"),
+        RedisNonceStore::connect(&redis_url, &options())
+            .await
+            .expect("redis"),
+    );
+    pairs.push(("redis", [Arc::new(r1), Arc::new(r2)]));
+    let (p1, p2) = (
+        PgNonceStore::connect(&pg_url, &options())
+            .await
+            .expect("postgres"),
+        PgNonceStore::connect(&pg_url, &options())
+            .await
+            .expect("postgres"),
+    );
+    pairs.push(("postgres", [Arc::new(p1), Arc::new(p2)]));
+
+    for (name, [first, second]) in pairs {
+        let now = now_ms();
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&now.to_be_bytes());
+        id[8] = name.len() as u8;
+        // 100 concurrent claims of one token over two instances: one is fresh.
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let store = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                store.claim(id, now + 60_000, now).await
+            }));
+        }
+        let mut fresh = 0;
+        for task in tasks {
+            match task.await.expect("task").expect("claim") {
+                Claim::Fresh => fresh += 1,
+                Claim::Replayed => {}
+            }
+        }
+        assert_eq!(fresh, 1, "{name}");
+        // Another token is independent.
+        let mut other = id;
+        other[31] = 1;
+        assert_eq!(
+            second.claim(other, now + 60_000, now).await.expect("claim"),
+            Claim::Fresh,
+            "{name}"
+        );
+        // An expired claim no longer counts (the token itself is refused as expired by then).
+        let mut short = id;
+        short[30] = 2;
+        assert_eq!(
+            first.claim(short, now - 1, now).await.expect("claim"),
+            Claim::Fresh
+        );
+        assert_eq!(
+            second.claim(short, now + 60_000, now).await.expect("claim"),
+            Claim::Fresh,
+            "{name}: an expired claim blocked a new one"
+        );
+        assert_eq!(
+            first.claim(short, now + 60_000, now).await.expect("claim"),
+            Claim::Replayed,
+            "{name}"
+        );
+    }
+}

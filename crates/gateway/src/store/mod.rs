@@ -90,6 +90,20 @@ pub trait NonceStore: Send + Sync + 'static {
     }
 }
 
+/// Remembers Fiat Gateway partner tokens until they expire, so each is used once
+/// (`decisions.md` 23). Backed by the nonce store's backend, so instances sharing a nonce store
+/// share it too.
+pub trait ReplayGuard: Send + Sync + 'static {
+    /// Claims token `id` (valid until `expires_at_ms`): `Fresh` once recorded durably,
+    /// `Replayed` when claimed before and not yet expired; `Err` fails closed.
+    fn claim(
+        &self,
+        id: [u8; 32],
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<replay::Claim, StoreError>>;
+}
+
 /// What a store says about itself when asked for its health.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreHealth {

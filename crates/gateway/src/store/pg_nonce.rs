@@ -81,6 +81,19 @@ DELETE FROM nonce_window WHERE ctid IN (
     SELECT ctid FROM nonce_window WHERE expires_ms <= $1 LIMIT $2
 )";
 
+/// A token claim: inserted, or taking over an expired row not yet swept; a row comes back
+/// only when this claim is the first live one.
+const CLAIM_SQL: &str = "\
+INSERT INTO token_claims (id, expires_ms) VALUES ($1, $2) \
+ON CONFLICT (id) DO UPDATE SET expires_ms = EXCLUDED.expires_ms \
+WHERE token_claims.expires_ms <= $3 \
+RETURNING 1::BIGINT";
+
+/// Expired token claims, one batch.
+const SWEEP_CLAIMS_SQL: &str = "\
+DELETE FROM token_claims WHERE id IN \
+(SELECT id FROM token_claims WHERE expires_ms <= $1 LIMIT $2)";
+
 const CLOCK_SQL: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// Counters for `/metrics` (none of them per key).
@@ -277,6 +290,21 @@ impl PgNonceStore {
                 break;
             }
         }
+        for _ in 0..SWEEP_MAX_BATCHES {
+            let done = self
+                .bounded(
+                    "sweep (token claims)",
+                    sqlx::query(SWEEP_CLAIMS_SQL)
+                        .bind(now)
+                        .bind(SWEEP_BATCH)
+                        .execute(&self.pool),
+                )
+                .await?;
+            removed = removed.saturating_add(done.rows_affected());
+            if done.rows_affected() < SWEEP_BATCH.unsigned_abs() {
+                break;
+            }
+        }
         Ok(removed)
     }
 
@@ -359,5 +387,31 @@ impl NonceStore for PgNonceStore {
                 load(&self.counters.swept),
             ),
         ]
+    }
+}
+impl super::ReplayGuard for PgNonceStore {
+    fn claim(
+        &self,
+        id: [u8; 32],
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<super::replay::Claim, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(i64,)> = self
+                .bounded(
+                    "token claim",
+                    sqlx::query_as(CLAIM_SQL)
+                        .bind(id.as_slice())
+                        .bind(i64::try_from(expires_at_ms).unwrap_or(i64::MAX))
+                        .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+            Ok(if row.is_some() {
+                super::replay::Claim::Fresh
+            } else {
+                super::replay::Claim::Replayed
+            })
+        })
     }
 }

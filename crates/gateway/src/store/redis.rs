@@ -501,6 +501,41 @@ impl NonceStore for RedisNonceStore {
     }
 }
 
+fn token_key(id: &[u8; 32]) -> String {
+    format!("wbauth:tok:{}", whitebit_auth::encoding::hex_encode(id))
+}
+
+impl super::ReplayGuard for RedisNonceStore {
+    /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use.
+    fn claim(
+        &self,
+        id: [u8; 32],
+        expires_at_ms: u64,
+        _now_ms: u64,
+    ) -> BoxFuture<'_, Result<super::replay::Claim, StoreError>> {
+        Box::pin(async move {
+            let mut con = self.manager.clone();
+            let set: Option<String> = self
+                .bounded(
+                    "token claim",
+                    ::redis::cmd("SET")
+                        .arg(token_key(&id))
+                        .arg("1")
+                        .arg("NX")
+                        .arg("PXAT")
+                        .arg(expires_at_ms.to_string())
+                        .query_async(&mut con),
+                )
+                .await?;
+            Ok(if set.is_some() {
+                super::replay::Claim::Fresh
+            } else {
+                super::replay::Claim::Replayed
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,18 @@ impl ReplayStore {
     }
 }
 
+impl super::ReplayGuard for ReplayStore {
+    fn claim(
+        &self,
+        id: [u8; 32],
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> super::BoxFuture<'_, Result<Claim, StoreError>> {
+        let claimed = ReplayStore::claim(self, id, expires_at_ms, now_ms);
+        Box::pin(async move { claimed })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
