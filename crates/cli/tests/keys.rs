@@ -597,3 +597,73 @@ async fn admin_token_file_and_a_wrong_master_key() {
     );
     assert!(!stderr.contains(&wrong), "the key itself is never printed");
 }
+
+/// Many keys with one code (`keys create --count N --out FILE`): one transaction, secrets only
+/// in a private file, every key usable at once; the count is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_keys_with_one_code() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    gw.ok(&["accounts", "create", "bots"]);
+    let now = gw.advance(0).await;
+    let totp = enrol_interactively(&gw, "bots", now);
+    let now = gw.advance(30_000).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("keys.csv");
+    let out_text = out.to_str().expect("utf8 path");
+    for count in ["0", "10001"] {
+        gw.refused(
+            &[
+                "keys",
+                "create",
+                "--account",
+                "bots",
+                "--kind",
+                "trade",
+                "--code",
+                &code(&totp, now),
+                "--count",
+                count,
+                "--out",
+                out_text,
+            ],
+            "count must be between 1 and 10000",
+        );
+    }
+    let printed = gw.ok(&[
+        "keys",
+        "create",
+        "--account",
+        "bots",
+        "--kind",
+        "trade",
+        "--code",
+        &code(&totp, now),
+        "--count",
+        "25",
+        "--out",
+        out_text,
+    ]);
+    assert!(printed.starts_with("Created 25 API keys;"), "{printed}");
+    let text = std::fs::read_to_string(&out).expect("keys file");
+    assert!(!printed.contains(text.lines().nth(1).expect("a key line")));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let pairs: Vec<(&str, &str)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_once(',').expect("key,secret"))
+        .collect();
+    assert_eq!(pairs.len(), 25);
+    for (key, secret) in &pairs {
+        let answer = gw.signed(key, secret, "/api/v4/order/new").await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let listed = gw.ok_json(&["keys", "list", "--account", "bots"]);
+    assert_eq!(listed["keys"].as_array().map(Vec::len), Some(25));
+    let audit = gw.ok(&["keys", "audit"]);
+    assert!(audit.contains("\"count\":25"), "{audit}");
+}

@@ -9,6 +9,8 @@ use std::io::{Read as _, Write as _};
 use common::backends::Backend;
 use common::{Answer, Sandbox, now_ms, post, signed};
 use whitebit_auth::encoding::base64_encode;
+use whitebit_auth::mac::HmacSha512Key;
+use whitebit_auth::sign::sign_body;
 
 const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRADE_BALANCE: &str =
@@ -719,3 +721,52 @@ on_every_backend!(
     the_client_library_works_end_to_end,
     jwt_endpoint_issues_tokens_that_verify_from_the_jwks,
 );
+
+/// `--extra-keys N --keys-out FILE`: more demo keys for load tests, every one usable, listed
+/// (with the demo key first) in a private file.
+#[tokio::test]
+async fn extra_demo_keys_for_load_tests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("keys.csv");
+    let sb = Sandbox::start_with(&[
+        "--extra-keys",
+        "40",
+        "--keys-out",
+        out.to_str().expect("utf8 path"),
+    ]);
+    let text = std::fs::read_to_string(&out).expect("keys file");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let pairs: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, s) = l.split_once(',').expect("key,secret");
+            (k.to_owned(), s.to_owned())
+        })
+        .collect();
+    assert_eq!(pairs.len(), 41);
+    assert_eq!(pairs[0], (sb.key.clone(), sb.secret.clone()));
+    for (key, secret) in &pairs {
+        let body = body(BALANCE, now_ms(), r#","nonceWindow":true"#);
+        let signed = sign_body(
+            body.clone().into_bytes(),
+            &HmacSha512Key::new(secret.as_bytes()),
+        );
+        let answer = post(
+            &sb.url(BALANCE),
+            &[
+                ("content-type", b"application/json"),
+                ("x-txc-apikey", key.as_bytes()),
+                ("x-txc-payload", signed.payload.as_bytes()),
+                ("x-txc-signature", signed.signature.as_bytes()),
+            ],
+            body,
+        )
+        .await;
+        assert_answer(&answer, 200, TRADE_BALANCE);
+    }
+}

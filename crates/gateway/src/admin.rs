@@ -256,6 +256,7 @@ pub fn admin_router(service: Arc<KeyService>, token: AdminToken, options: AdminO
         .route("/admin/accounts/{name}/2fa/enrol", post(enrol_2fa))
         .route("/admin/accounts/{name}/2fa/confirm", post(confirm_2fa))
         .route("/admin/keys", post(create_key).get(list_keys))
+        .route("/admin/keys/batch", post(create_keys))
         .route("/admin/keys/{public_key}", get(show_key).delete(delete_key))
         .route("/admin/keys/{public_key}/enable", post(enable_key))
         .route("/admin/keys/{public_key}/disable", post(disable_key))
@@ -617,6 +618,38 @@ async fn create_key(State(state): State<AdminState>, who: Caller, body: Bytes) -
     }
     .await;
     secret_answer(result, StatusCode::CREATED)
+}
+
+/// `POST /admin/keys/batch`: `{account, kind, code, ips, endpoints, count}` → `{"keys":
+/// [{"key": …, "secret": …}, …]}` (secrets shown once; `Cache-Control: no-store`).
+async fn create_keys(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
+    let result = async {
+        let mut key: serde_json::Map<String, serde_json::Value> = parse(&body)?;
+        let count = key
+            .remove("count")
+            .and_then(|c| c.as_u64())
+            .and_then(|c| usize::try_from(c).ok())
+            .ok_or_else(|| ManageError::Invalid("count: a positive integer is required".into()))?;
+        let request: CreateKey = serde_json::from_value(serde_json::Value::Object(key))
+            .map_err(|e| ManageError::Invalid(format!("invalid JSON body: {e}")))?;
+        state.service.create_keys(&request, count, &who).await
+    }
+    .await;
+    match result {
+        Ok(created) => {
+            let keys: Vec<serde_json::Value> = created
+                .iter()
+                .map(|k| json!({"key": k.key, "secret": k.expose_secret()}))
+                .collect();
+            let value = Zeroizing::new(json!({ "keys": keys }).to_string());
+            let mut response = json_text(StatusCode::CREATED, value.as_bytes().to_vec());
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn list_keys(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {

@@ -104,3 +104,52 @@ pub async fn seed_demo_key(
         .await?;
     Ok((public_key, secret))
 }
+
+/// Most extra demo keys a sandbox will create.
+pub const MAX_EXTRA_KEYS: usize = 1_000_000;
+
+/// Creates `count` more demo keys (random keys and secrets, every private path) in one batch,
+/// for load tests that need many keys (window mode allows about 1,000 requests per second per
+/// key); returns `(public key, secret)` pairs.
+///
+/// # Errors
+/// When `count` is over [`MAX_EXTRA_KEYS`] or the store fails.
+pub async fn seed_extra_keys(
+    stores: &Stores,
+    count: usize,
+    now_ms: u64,
+) -> Result<Vec<(String, String)>, GatewayError> {
+    if count > MAX_EXTRA_KEYS {
+        return Err(GatewayError::Invalid(format!(
+            "--extra-keys: at most {MAX_EXTRA_KEYS}"
+        )));
+    }
+    let Some(account) = stores.keys.get_account("demo".to_owned()).await? else {
+        return Err(GatewayError::Invalid(
+            "the demo account does not exist (seed the demo key first)".into(),
+        ));
+    };
+    let mut pairs = Vec::with_capacity(count);
+    let mut keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (public_key, secret) = (random_hex(16)?, random_hex(32)?);
+        keys.push(NewKey {
+            public_key: public_key.clone(),
+            account_id: account.id,
+            kind: SANDBOX_KIND.to_owned(),
+            secret: SecretBytes::new(secret.clone().into_bytes()),
+            ips: Vec::new(),
+            endpoints: Vec::new(),
+            created_ms: now_ms,
+        });
+        pairs.push((public_key, secret));
+    }
+    // Batches keep each transaction (and its memory) moderate.
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(10_000));
+        stores.keys.insert_keys(rest).await?;
+        rest = tail;
+    }
+    Ok(pairs)
+}

@@ -110,6 +110,13 @@ struct CreateArgs {
     /// An endpoint the key may use, inside its kind (repeat; none: the whole kind).
     #[arg(long = "endpoint", value_name = "PATH")]
     endpoints: Vec<String>,
+    /// Create this many keys alike with the one code (at most 10,000), for many bots or a
+    /// load test; their secrets go to --out, never to the terminal.
+    #[arg(long, value_name = "N", requires = "out")]
+    count: Option<usize>,
+    /// With --count: write `public_key,secret` lines to this new file (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "count")]
+    out: Option<std::path::PathBuf>,
 }
 
 /// Runs the command.
@@ -125,6 +132,45 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 "ips": create.ips,
                 "endpoints": create.endpoints,
             });
+            if let (Some(count), Some(out)) = (create.count, &create.out) {
+                let mut body = body;
+                body["count"] = json!(count);
+                let answer = client
+                    .call(
+                        Method::POST,
+                        &AdminClient::path(&["keys", "batch"]),
+                        Some(&body),
+                    )
+                    .await?;
+                let pairs: Vec<(String, String)> = answer
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .map(|keys| {
+                        keys.iter()
+                            .map(|k| {
+                                (
+                                    k["key"]["public_key"]
+                                        .as_str()
+                                        .unwrap_or_default()
+                                        .to_owned(),
+                                    k["secret"].as_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                super::write_keys_file(out, "wbauth keys create --count", &pairs)?;
+                if json {
+                    print_json(&json!({"created": pairs.len(), "file": out.display().to_string()}));
+                } else {
+                    println!(
+                        "Created {} API keys; public keys and secrets are in {} (mode 0600).",
+                        pairs.len(),
+                        out.display()
+                    );
+                }
+                return Ok(());
+            }
             let answer = client
                 .call(Method::POST, &AdminClient::path(&["keys"]), Some(&body))
                 .await?;

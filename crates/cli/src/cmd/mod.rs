@@ -122,3 +122,33 @@ pub(crate) async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Writes `public_key,secret` lines (after a `# public_key,secret (what)` comment) to a new
+/// private file (mode 0600; an existing file is replaced). `wbauth bench --keys` reads it.
+pub(crate) fn write_keys_file(
+    path: &std::path::Path,
+    what: &str,
+    pairs: &[(String, String)],
+) -> Result<(), crate::error::CliError> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| crate::error::CliError::Config(format!("{}: {e}", path.display()));
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options.open(path).map_err(io)?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "# public_key,secret ({what})").map_err(io)?;
+    for (key, secret) in pairs {
+        writeln!(out, "{key},{secret}").map_err(io)?;
+    }
+    out.flush().map_err(io)
+}

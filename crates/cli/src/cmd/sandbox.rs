@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use clap::Args;
 use whitebit_gateway::app::{TempDataDir, bind, build_gateway, open_stores, run};
 use whitebit_gateway::clock::{SharedClock, SystemClock};
-use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key};
+use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
 
 use super::serve::gateway_error;
 use crate::error::CliError;
@@ -25,6 +25,14 @@ pub(crate) struct SandboxArgs {
     /// Use this demo API secret instead of a random one.
     #[arg(long, requires = "demo_key")]
     demo_secret: Option<String>,
+    /// Create this many more demo keys (random) for load tests: window mode allows about
+    /// 1,000 requests per second per key.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    extra_keys: usize,
+    /// Write every demo key as `public_key,secret` lines to this file (mode 0600), the demo
+    /// key first; `wbauth bench --keys FILE` reads it.
+    #[arg(long, value_name = "FILE")]
+    keys_out: Option<std::path::PathBuf>,
 }
 
 /// Runs the command.
@@ -44,6 +52,15 @@ pub(crate) async fn run_sandbox(args: &SandboxArgs) -> Result<(), CliError> {
     let (api_key, api_secret) = seed_demo_key(&stores, &options, clock.now_ms())
         .await
         .map_err(gateway_error)?;
+    let extra = seed_extra_keys(&stores, args.extra_keys, clock.now_ms())
+        .await
+        .map_err(gateway_error)?;
+    if let Some(path) = &args.keys_out {
+        let all: Vec<(String, String)> = std::iter::once((api_key.clone(), api_secret.clone()))
+            .chain(extra)
+            .collect();
+        super::write_keys_file(path, "wbauth sandbox demo keys", &all)?;
+    }
     let listener = bind(config.listen.addr, "sandbox")
         .await
         .map_err(gateway_error)?;

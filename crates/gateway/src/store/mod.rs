@@ -352,6 +352,17 @@ pub trait KeyStore: Send + Sync + 'static {
     fn get_key(&self, id: KeyId) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>>;
     /// Creates a key; fails with `Conflict` when the public key exists.
     fn insert_key(&self, key: NewKey) -> BoxFuture<'_, Result<KeyId, StoreError>>;
+    /// Creates many keys at once (one transaction where the store has them); fails as a
+    /// whole with `Conflict` when any public key exists.
+    fn insert_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Vec<KeyId>, StoreError>> {
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(keys.len());
+            for key in keys {
+                ids.push(self.insert_key(key).await?);
+            }
+            Ok(ids)
+        })
+    }
     /// Changes a key; `Ok(false)` when it does not exist.
     fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Deletes a key; `Ok(false)` when it does not exist.

@@ -63,6 +63,8 @@ impl std::fmt::Debug for PgKeyStore {
 enum Subject {
     Key(i64),
     Partner(i64),
+    /// Many changes at once: every instance reloads everything.
+    Everything,
 }
 
 impl Subject {
@@ -70,12 +72,16 @@ impl Subject {
         match self {
             Subject::Key(id) => format!("key:{id}"),
             Subject::Partner(id) => format!("partner:{id}"),
+            Subject::Everything => "resync".to_owned(),
         }
     }
 }
 
 /// Parses an announcement's payload.
 fn parse_change(payload: &str) -> Option<Change> {
+    if payload == "resync" {
+        return Some(Change::Resync);
+    }
     let (what, id) = payload.split_once(':')?;
     match what {
         "key" => id.parse().ok().map(Change::Key),
@@ -212,6 +218,22 @@ impl PgKeyStore {
             .await?;
         Self::announce_and_commit(tx, Subject::Key(id), context).await?;
         from_sql_u64(id, "api_keys.id")
+    }
+
+    async fn do_insert_keys(&self, keys: Vec<NewKey>) -> Result<Vec<KeyId>, StoreError> {
+        let context = "cannot insert API keys";
+        let mut tx = self.begin(context).await?;
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            // Dropping the transaction on an error rolls every insert back.
+            let id = self
+                .insert_key_row(&mut tx, key, (true, false, key.created_ms))
+                .await?;
+            ids.push(from_sql_u64(id, "api_keys.id")?);
+        }
+        // One announcement for the batch: every instance reloads.
+        Self::announce_and_commit(tx, Subject::Everything, context).await?;
+        Ok(ids)
     }
 
     /// One INSERT of an API key row with (enabled, idle_deactivated, idle_anchor_ms).
@@ -638,6 +660,11 @@ impl KeyStore for PgKeyStore {
         Box::pin(self.timed("inserting an API key", self.do_insert_key(key)))
     }
 
+    fn insert_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Vec<KeyId>, StoreError>> {
+        // A batch may take longer than one operation: no operation timeout here.
+        Box::pin(self.do_insert_keys(keys))
+    }
+
     fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(self.timed("updating an API key", self.do_update_key(id, update)))
     }
@@ -786,6 +813,8 @@ mod tests {
         assert_eq!(parse_change("key:"), None);
         assert_eq!(parse_change("other:1"), None);
         assert_eq!(parse_change("key17"), None);
+        assert_eq!(parse_change("resync"), Some(Change::Resync));
+        assert_eq!(Subject::Everything.payload(), "resync");
         assert_eq!(Subject::Key(5).payload(), "key:5");
         assert_eq!(Subject::Partner(6).payload(), "partner:6");
     }

@@ -536,6 +536,25 @@ impl SqliteKeyStore {
             .await
     }
 
+    async fn do_insert_keys(&self, keys: Vec<NewKey>) -> Result<Vec<KeyId>, StoreError> {
+        let context = "cannot insert API keys";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error(context, e))?;
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            // Dropping the transaction on an error rolls every insert back.
+            ids.push(
+                self.insert_key_row(&mut tx, key, (true, false, key.created_ms))
+                    .await?,
+            );
+        }
+        tx.commit().await.map_err(|e| db_error(context, e))?;
+        Ok(ids)
+    }
+
     /// One INSERT of an API key row with (enabled, idle_deactivated, idle_anchor_ms).
     async fn insert_key_row(
         &self,
@@ -888,6 +907,10 @@ impl KeyStore for SqliteKeyStore {
 
     fn insert_key(&self, key: NewKey) -> BoxFuture<'_, Result<KeyId, StoreError>> {
         Box::pin(self.do_insert_key(key))
+    }
+
+    fn insert_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Vec<KeyId>, StoreError>> {
+        Box::pin(self.do_insert_keys(keys))
     }
 
     fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>> {
