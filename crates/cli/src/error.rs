@@ -25,6 +25,9 @@ pub(crate) enum CliError {
     /// The doctor found problems (exit code 1; the findings were printed).
     #[error("{0} problem(s) found")]
     Problems(usize),
+    /// `wbauth bench` could not reach its target at all (exit code 1).
+    #[error("{0}")]
+    Unreachable(String),
     /// The gateway's admin API refused the request or could not be reached (exit code 1).
     #[error("{message}")]
     Admin {
@@ -39,9 +42,10 @@ impl CliError {
     /// The process exit code.
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Client(_) | CliError::Problems(_) | CliError::Admin { .. } => {
-                ExitCode::from(1)
-            }
+            CliError::Client(_)
+            | CliError::Problems(_)
+            | CliError::Admin { .. }
+            | CliError::Unreachable(_) => ExitCode::from(1),
             CliError::Usage(_) | CliError::Config(_) | CliError::Io { .. } => ExitCode::from(2),
         }
     }

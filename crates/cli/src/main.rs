@@ -58,6 +58,11 @@ enum Command {
     /// Manage Fiat Gateway partners (Auth Key, Enc Key) on a running gateway (through its
     /// admin API).
     Partners(cmd::partners::PartnersArgs),
+    /// Load-test a server with requests signed during the run; report throughput, latency
+    /// and the generator's own CPU use.
+    Bench(cmd::bench::BenchArgs),
+    /// Run a minimal upstream answering every request 200 {"ok":true} (the echo limit).
+    BenchEcho(cmd::bench_echo::BenchEchoArgs),
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -73,6 +78,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Accounts(args) => return cmd::accounts::run(args).await,
         Command::Keys(args) => return cmd::keys::run(args).await,
         Command::Partners(args) => return cmd::partners::run(args).await,
+        Command::Bench(args) => return cmd::bench::run(args).await,
+        Command::BenchEcho(args) => return cmd::bench_echo::run(args).await,
         _ => {}
     }
     let credentials = credentials::load(cli.credentials.as_deref(), cli.base_url.as_deref())?;
@@ -87,7 +94,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Sandbox(_)
         | Command::Accounts(_)
         | Command::Keys(_)
-        | Command::Partners(_) => Ok(()),
+        | Command::Partners(_)
+        | Command::Bench(_)
+        | Command::BenchEcho(_) => Ok(()),
     }
 }
 

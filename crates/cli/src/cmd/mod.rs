@@ -3,6 +3,8 @@
 
 pub(crate) mod accounts;
 pub(crate) mod admin_api;
+pub(crate) mod bench;
+pub(crate) mod bench_echo;
 pub(crate) mod call;
 pub(crate) mod doctor;
 pub(crate) mod fiat_token;

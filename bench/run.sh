@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks on loopback, all measured in one run at the same concurrency:
+#   1. limit    : a minimal upstream echo server (`wbauth bench-echo`) hit directly
+#   2. builtin  : the gateway answering by itself (sandbox built-in balance), window mode
+#   3. nginx    : nginx as a plain reverse proxy (no authentication) in front of the echo server
+#   4. gateway  : `wbauth serve` authenticating in front of the echo server, window mode, with
+#                 each nonce store: embedded journal, Redis, PostgreSQL
+# then memory: RSS of a gateway holding 100,000 keys, and RSS after two full-rate window-mode
+# runs (window state must stay bounded).
+#
+# Servers are pinned to CPU 0 and the load generator to CPU 1 when there are two or more.
+# Installs nginx (and redis-server / postgresql when missing) with apt-get.
+#
+# Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
+#        BENCH_SKIP_MEMORY=1 skips the memory part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+duration=10s
+connections=32
+keys=256
+memory_run=30s
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration=$2; shift 2 ;;
+        --connections) connections=$2; shift 2 ;;
+        --keys) keys=$2; shift 2 ;;
+        --memory-run) memory_run=$2; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+        "${sudo_cmd[@]}" chmod 755 "$policy"
+        added_policy=1
+    fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "$added_policy" -eq 0 ] || "${sudo_cmd[@]}" rm -f "$policy"
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+echo "==> building release binaries"
+cargo build --release --locked -p wbauth
+wbauth="$root/target/release/wbauth"
+
+cpus=$(nproc)
+if [ "$cpus" -ge 2 ]; then
+    server_cpu=(taskset -c 0)
+    client_cpu=(taskset -c 1)
+    pinning="servers on CPU 0, load generator on CPU 1"
+else
+    server_cpu=()
+    client_cpu=()
+    pinning="not pinned (one CPU)"
+fi
+
+work=$(mktemp -d /tmp/wbauth-bench-XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -n "${pg_data:-}" ] && [ -f "$pg_data/postmaster.pid" ] && kill -INT "$(head -1 "$pg_data/postmaster.pid")" 2>/dev/null || true
+    sleep 0.5
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits (bounded) for a line KEY=… in FILE; prints the value.
+wait_line() {
+    local file=$1 key=$2
+    for _ in $(seq 1 600); do
+        if grep -q "^$key=" "$file" 2>/dev/null; then
+            grep "^$key=" "$file" | head -1 | cut -d= -f2-
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "timed out waiting for $key= in $file" >&2
+    cat "$file" >&2
+    return 1
+}
+
+# Waits (bounded) until a TCP port accepts connections.
+wait_port() {
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2
+    return 1
+}
+
+# RSS in MB of a process.
+rss_mb() {
+    awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
+}
+
+results="$work/results.jsonl"
+: >"$results"
+# bench NAME URL [ARGS…]: one measured run, its JSON appended to the results.
+bench() {
+    local name=$1 url=$2
+    shift 2
+    echo "==> $name"
+    "${client_cpu[@]}" "$wbauth" bench "$url" --connections "$connections" --duration "$duration" \
+        --warmup 2s --quiet --json "$@" >"$work/$name.json"
+    python3 - "$name" "$work/$name.json" >>"$results" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+r = json.load(open(path))
+r["name"] = name
+print(json.dumps(r))
+PY
+}
+
+PATH_BALANCE=/api/v4/trade-account/balance
+
+# ---------------------------------------------------------------------------------------------
+# 1. The limit: the echo server directly
+# ---------------------------------------------------------------------------------------------
+"${server_cpu[@]}" "$wbauth" bench-echo --listen 127.0.0.1:0 >"$work/echo.out" 2>&1 &
+pids+=($!)
+echo_url=$(wait_line "$work/echo.out" listening)
+echo_addr=${echo_url#http://}
+bench limit "$echo_url$PATH_BALANCE" --plain
+
+# ---------------------------------------------------------------------------------------------
+# 2. The gateway answering by itself (sandbox built-in balance), embedded store, window mode
+# ---------------------------------------------------------------------------------------------
+"${server_cpu[@]}" "$wbauth" sandbox --listen 127.0.0.1:0 --extra-keys "$((keys - 1))" \
+    --keys-out "$work/sandbox-keys.csv" >"$work/sandbox.out" 2>&1 &
+sandbox_pid=$!
+pids+=("$sandbox_pid")
+sandbox_url=$(wait_line "$work/sandbox.out" listening)
+bench builtin "$sandbox_url$PATH_BALANCE" --keys "$work/sandbox-keys.csv" --mode window
+kill "$sandbox_pid"
+
+# ---------------------------------------------------------------------------------------------
+# 3. nginx as a plain reverse proxy in front of the echo server (decisions.md 34)
+# ---------------------------------------------------------------------------------------------
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    upstream echo {
+        server $echo_addr;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        keepalive_requests 1000000;
+        location / {
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+"${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+wait_port "$nginx_port"
+bench nginx "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
+kill "$nginx_pid"
+
+# ---------------------------------------------------------------------------------------------
+# 4. The gateway authenticating in front of the echo server, one run per nonce store
+# ---------------------------------------------------------------------------------------------
+redis_port=$(free_port)
+mkdir -p "$work/redis"
+"${server_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" \
+    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis/out.log" 2>&1 &
+pids+=($!)
+wait_port "$redis_port"
+
+pg_port=$(free_port)
+pg_data="$work/pg/data"
+mkdir -p "$work/pg"
+run_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+    id -u wbauth-pg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin wbauth-pg
+    chown wbauth-pg "$work/pg"
+    run_pg=(runuser -u wbauth-pg --)
+fi
+chmod 700 "$work/pg"
+"${run_pg[@]}" "$pg_bin/initdb" -D "$pg_data" --username=postgres --auth=trust --locale=C \
+    --encoding=UTF8 --no-instructions >"$work/pg-initdb.log" 2>&1
+"${server_cpu[@]}" "${run_pg[@]}" "$pg_bin/postgres" -D "$pg_data" -p "$pg_port" \
+    -c listen_addresses=127.0.0.1 -c unix_socket_directories="$work/pg" \
+    -c max_connections=200 >"$work/pg/out.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 600); do
+    "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
+    sleep 0.1
+done
+"$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE wbauth" postgres
+
+totp() { # totp BASE32 OFFSET_STEPS
+    python3 - "$1" "$2" <<'PY'
+import base64, hashlib, hmac, struct, sys, time
+secret = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
+step = int(time.time()) // 30 + int(sys.argv[2])
+mac = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
+PY
+}
+
+export WBAUTH_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
+export WBAUTH_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+
+# serve_gateway NAME NONCES: starts `wbauth serve`, provisions KEYS keys, runs the bench.
+serve_gateway() {
+    local name=$1 nonces=$2
+    local dir="$work/$name"
+    mkdir -p "$dir"
+    cat >"$dir/gateway.toml" <<EOF
+[listen]
+addr = "127.0.0.1:0"
+[admin]
+addr = "127.0.0.1:0"
+[store]
+data_dir = "$dir/data"
+nonces = "$nonces"
+[[route]]
+prefix = "/api/v4"
+upstream = "http://$echo_addr"
+[[kind]]
+name = "trade"
+paths = ["/api/v4/*"]
+EOF
+    "${server_cpu[@]}" "$wbauth" serve --config "$dir/gateway.toml" >"$dir/out.log" 2>"$dir/err.log" &
+    local pid=$!
+    pids+=("$pid")
+    local url admin
+    url=$(wait_line "$dir/out.log" listening)
+    admin=$(wait_line "$dir/out.log" admin)
+    local auth=(-H "Authorization: Bearer $WBAUTH_ADMIN_TOKEN" -H "Content-Type: application/json")
+    curl -fsS "${auth[@]}" -d '{"name":"bench"}' "$admin/admin/accounts" >/dev/null
+    local secret
+    secret=$(curl -fsS "${auth[@]}" -d '{}' "$admin/admin/accounts/bench/2fa/enrol" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+    # Codes are single use: confirm with the previous step's code (±1 step is accepted), then
+    # create the keys with the current one.
+    curl -fsS "${auth[@]}" -d "{\"code\":\"$(totp "$secret" -1)\"}" \
+        "$admin/admin/accounts/bench/2fa/confirm" >/dev/null
+    "$wbauth" keys create --admin-url "$admin" --account bench --kind trade \
+        --code "$(totp "$secret" 0)" --count "$keys" --out "$dir/keys.csv" >/dev/null
+    bench "$name" "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window
+    echo "$pid" >"$dir/pid"
+}
+
+serve_gateway gateway-embedded embedded
+kill "$(cat "$work/gateway-embedded/pid")"
+serve_gateway gateway-redis "redis://127.0.0.1:$redis_port/0"
+kill "$(cat "$work/gateway-redis/pid")"
+serve_gateway gateway-postgres "postgres://postgres@127.0.0.1:$pg_port/wbauth"
+kill "$(cat "$work/gateway-postgres/pid")"
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------------
+memory_lines=""
+if [ -z "${BENCH_SKIP_MEMORY:-}" ]; then
+    echo "==> memory: a gateway holding 100,000 keys"
+    "${server_cpu[@]}" "$wbauth" sandbox --listen 127.0.0.1:0 --extra-keys 99999 \
+        --keys-out "$work/mem-keys.csv" >"$work/mem.out" 2>&1 &
+    mem_pid=$!
+    pids+=("$mem_pid")
+    mem_url=$(wait_line "$work/mem.out" listening)
+    rss_idle=$(rss_mb "$mem_pid")
+    head -n "$((keys + 1))" "$work/mem-keys.csv" >"$work/mem-load-keys.csv"
+    echo "==> memory: two full-rate window-mode runs of $memory_run"
+    "${client_cpu[@]}" "$wbauth" bench "$mem_url$PATH_BALANCE" --keys "$work/mem-load-keys.csv" \
+        --connections "$connections" --duration "$memory_run" --quiet --json >"$work/mem1.json"
+    rss_first=$(rss_mb "$mem_pid")
+    "${client_cpu[@]}" "$wbauth" bench "$mem_url$PATH_BALANCE" --keys "$work/mem-load-keys.csv" \
+        --connections "$connections" --duration "$memory_run" --quiet --json >"$work/mem2.json"
+    rss_second=$(rss_mb "$mem_pid")
+    kill "$mem_pid"
+    memory_lines="100000 keys, idle: ${rss_idle} MB RSS (target <= 150 MB)
+after a first ${memory_run} full-rate window run: ${rss_first} MB RSS
+after a second ${memory_run} full-rate window run: ${rss_second} MB RSS"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+echo
+echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $pinning"
+echo "Load: $connections keep-alive connections, $duration per run (after a 2 s warm-up), $keys keys, window mode"
+python3 - "$results" <<'PY'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows[r["name"]] = r
+baseline = {
+    "limit": None,
+    "builtin": "limit",
+    "nginx": "limit",
+    "gateway-embedded": "nginx",
+    "gateway-redis": "gateway-embedded",
+    "gateway-postgres": "gateway-embedded",
+}
+what = {
+    "limit": "echo server directly (the limit)",
+    "builtin": "gateway answering by itself",
+    "nginx": "nginx reverse proxy, no auth",
+    "gateway-embedded": "gateway -> echo, embedded store",
+    "gateway-redis": "gateway -> echo, Redis store",
+    "gateway-postgres": "gateway -> echo, PostgreSQL store",
+}
+print("| run | req/s | p50 ms | p99 ms | non-2xx | ratio (req/s) | p99 vs baseline | generator CPU |")
+print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+for name, base in baseline.items():
+    r = rows.get(name)
+    if r is None:
+        continue
+    rps = r["rps"]
+    p50 = r["latency_us"]["p50"] / 1000
+    p99 = r["latency_us"]["p99"] / 1000
+    non2xx = sum(v for k, v in r["status"].items() if not k.startswith("2")) + r.get("transport_errors", 0)
+    ratio = delta = "—"
+    if base and base in rows:
+        b = rows[base]
+        ratio = "%.2f × %s" % (rps / b["rps"], base)
+        delta = "%+.2f ms" % (p99 - b["latency_us"]["p99"] / 1000)
+    cpu = "%.0f %%%s" % (100 * r["cpu"]["fraction"], "" if r.get("valid", True) else " INVALID")
+    print("| %s | %.0f | %.2f | %.2f | %d | %s | %s | %s |" % (what[name], rps, p50, p99, non2xx, ratio, delta, cpu))
+PY
+if [ -n "$memory_lines" ]; then
+    echo
+    echo "$memory_lines"
+fi

@@ -1,0 +1,94 @@
+//! `wbauth bench-echo`: the upstream limit of a benchmark. A bare hyper HTTP/1.1 server with
+//! the gateway's listener settings (keep-alive, header read timeout, header buffer limit)
+//! on the same runtime, answering every request `200 {"ok":true}` (`decisions.md` 34).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use whitebit_gateway::config::{ListenConfig, VerifyConfig};
+use whitebit_gateway::server::HttpSettings;
+
+use crate::error::CliError;
+
+/// The fixed answer.
+const ANSWER: &[u8] = br#"{"ok":true}"#;
+
+/// Runs a minimal upstream for benchmarks: every request is read to the end and answered
+/// 200 with `{"ok":true}`. Prints `listening=http://HOST:PORT` on start; stops on SIGINT or
+/// SIGTERM.
+#[derive(Debug, Args)]
+pub(crate) struct BenchEchoArgs {
+    /// Listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+/// Runs the command.
+pub(crate) async fn run(args: &BenchEchoArgs) -> Result<(), CliError> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening=http://{addr}");
+        let _ = out.flush();
+    }
+    // The gateway's defaults: `[verify] max_body_bytes` and `[listen] header_timeout_ms`.
+    let settings = HttpSettings::for_limits(
+        VerifyConfig::default().max_body_bytes,
+        ListenConfig::default().header_timeout_ms,
+    );
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(settings.max_header_bytes)
+        .keep_alive(true);
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), hyper::service::service_fn(answer));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    Ok(())
+}
+
+/// Reads and discards the request body, then answers `200 {"ok":true}`.
+async fn answer(
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        frame?;
+    }
+    let mut response = Response::new(Full::new(Bytes::from_static(ANSWER)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
