@@ -174,19 +174,45 @@ impl PgKeyStore {
         self.pool.begin().await.map_err(|e| db_error(context, e))
     }
 
+    /// Announces `subject` when `tx` commits.
+    async fn announce(tx: &mut Tx, subject: Subject, context: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(subject.payload())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_error(context, e))?;
+        Ok(())
+    }
+
     /// Announces `subject` when `tx` commits, then commits.
     async fn announce_and_commit(
         mut tx: Tx,
         subject: Subject,
         context: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGES_CHANNEL)
-            .bind(subject.payload())
+        Self::announce(&mut tx, subject, context).await?;
+        tx.commit().await.map_err(|e| db_error(context, e))
+    }
+
+    /// Runs one statement in its own transaction and, when it changed a row, announces
+    /// `subject` with the commit; `Ok(false)` (nothing announced) when no row changed.
+    async fn change_one(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        subject: Subject,
+        context: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin(context).await?;
+        let done = statement
             .execute(&mut *tx)
             .await
             .map_err(|e| db_error(context, e))?;
-        tx.commit().await.map_err(|e| db_error(context, e))
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::announce_and_commit(tx, subject, context).await?;
+        Ok(true)
     }
 
     async fn do_load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -299,12 +325,7 @@ impl PgKeyStore {
         }
         // Dropping the transaction on an error rolls the delete back.
         let id = self.insert_key_row(&mut tx, &key, state).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGES_CHANNEL)
-            .bind(Subject::Key(old).payload())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(context, e))?;
+        Self::announce(&mut tx, Subject::Key(old), context).await?;
         Self::announce_and_commit(tx, Subject::Key(id), context).await?;
         Ok(Some(from_sql_u64(id, "api_keys.id")?))
     }
@@ -366,18 +387,12 @@ impl PgKeyStore {
         let Some(id) = key_id_to_sql(id) else {
             return Ok(false);
         };
-        let context = "cannot delete an API key";
-        let mut tx = self.begin(context).await?;
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(context, e))?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        Self::announce_and_commit(tx, Subject::Key(id), context).await?;
-        Ok(true)
+        self.change_one(
+            sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(id),
+            Subject::Key(id),
+            "cannot delete an API key",
+        )
+        .await
     }
 
     async fn do_touch_keys(&self, used: Vec<(KeyId, u64)>) -> Result<(), StoreError> {
@@ -536,34 +551,23 @@ impl PgKeyStore {
     }
 
     async fn do_update_partner_enabled(&self, id: i64, enabled: bool) -> Result<bool, StoreError> {
-        let context = "cannot update a partner";
-        let mut tx = self.begin(context).await?;
-        let done = sqlx::query("UPDATE partners SET enabled = $1 WHERE id = $2")
-            .bind(enabled)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(context, e))?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        Self::announce_and_commit(tx, Subject::Partner(id), context).await?;
-        Ok(true)
+        self.change_one(
+            sqlx::query("UPDATE partners SET enabled = $1 WHERE id = $2")
+                .bind(enabled)
+                .bind(id),
+            Subject::Partner(id),
+            "cannot update a partner",
+        )
+        .await
     }
 
     async fn do_delete_partner(&self, id: i64) -> Result<bool, StoreError> {
-        let context = "cannot delete a partner";
-        let mut tx = self.begin(context).await?;
-        let done = sqlx::query("DELETE FROM partners WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(context, e))?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        Self::announce_and_commit(tx, Subject::Partner(id), context).await?;
-        Ok(true)
+        self.change_one(
+            sqlx::query("DELETE FROM partners WHERE id = $1").bind(id),
+            Subject::Partner(id),
+            "cannot delete a partner",
+        )
+        .await
     }
 
     async fn do_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
