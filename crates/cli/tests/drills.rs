@@ -72,17 +72,38 @@ async fn send_all(base: &str, api_key: &str, requests: &[Prepared]) -> Vec<u64> 
     accepted
 }
 
-/// Waits (bounded) until the upstream has seen at least `n` requests.
+/// Waits (bounded) until the upstream has seen at least `n` requests. `n` must be a count the
+/// load is certain to reach (see `kill_point`), so the wait ends on a condition, not on luck.
 async fn wait_for_deliveries(upstream: &Upstream, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while upstream.count() < n {
         assert!(
             Instant::now() < deadline,
-            "the gateway forwarded only {} requests",
+            "the gateway forwarded only {} of the {n} requests it must forward",
             upstream.count()
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// How many deliveries to wait for before the kill. It must be a count the load is certain to
+/// reach, and one past a full batch, so that at least one batch has been answered before the
+/// kill (batches go one after another; one holds at most CONCURRENCY deliveries). Window mode:
+/// every nonce is unique and inside the frozen window, so all of them are accepted. Strict mode:
+/// requests inside one batch race each other, so only the highest nonce of each batch is sure to
+/// be accepted (it is above everything sent before it): one delivery per batch is guaranteed.
+fn kill_point(window: bool) -> usize {
+    let guaranteed = if window {
+        REQUESTS as usize
+    } else {
+        (REQUESTS as usize).div_ceil(CONCURRENCY)
+    };
+    let point = (guaranteed / 3).max(CONCURRENCY + 1);
+    assert!(
+        point <= guaranteed,
+        "the drill must be able to reach its kill point"
+    );
+    point
 }
 
 fn deliveries_by_nonce(upstream: &Upstream) -> HashMap<u64, usize> {
@@ -126,7 +147,7 @@ async fn drill(window: bool) {
             .collect();
         tokio::spawn(async move { send_all(&base, &key, &requests).await })
     };
-    wait_for_deliveries(&upstream, 120).await;
+    wait_for_deliveries(&upstream, kill_point(window)).await;
     let gateway = gateway.kill9_and_restart(1, frozen);
     let accepted_before = load.await.expect("load task");
     assert!(!accepted_before.is_empty());
