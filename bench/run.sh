@@ -12,7 +12,8 @@
 # Installs nginx (and redis-server / postgresql when missing) with apt-get.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
-#        BENCH_SKIP_MEMORY=1 skips the memory part.
+#                     [--only "limit builtin nginx gateway-embedded gateway-redis gateway-postgres"]
+#        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,12 +22,14 @@ duration=10s
 connections=32
 keys=256
 memory_run=30s
+only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
         --keys) keys=$2; shift 2 ;;
         --memory-run) memory_run=$2; shift 2 ;;
+        --only) only=$2; BENCH_SKIP_MEMORY=1; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -118,6 +121,11 @@ rss_mb() {
 
 results="$work/results.jsonl"
 : >"$results"
+# wanted NAME: whether the run NAME is part of this invocation (--only).
+wanted() {
+    [ -z "$only" ] || [[ " $only " == *" $1 "* ]]
+}
+
 # bench NAME URL [ARGS…]: one measured run, its JSON appended to the results.
 bench() {
     local name=$1 url=$2
@@ -143,18 +151,20 @@ PATH_BALANCE=/api/v4/trade-account/balance
 pids+=($!)
 echo_url=$(wait_line "$work/echo.out" listening)
 echo_addr=${echo_url#http://}
-bench limit "$echo_url$PATH_BALANCE" --plain
+wanted limit && bench limit "$echo_url$PATH_BALANCE" --plain
 
 # ---------------------------------------------------------------------------------------------
 # 2. The gateway answering by itself (sandbox built-in balance), embedded store, window mode
 # ---------------------------------------------------------------------------------------------
-"${server_cpu[@]}" "$wbauth" sandbox --listen 127.0.0.1:0 --extra-keys "$((keys - 1))" \
-    --keys-out "$work/sandbox-keys.csv" >"$work/sandbox.out" 2>&1 &
-sandbox_pid=$!
-pids+=("$sandbox_pid")
-sandbox_url=$(wait_line "$work/sandbox.out" listening)
-bench builtin "$sandbox_url$PATH_BALANCE" --keys "$work/sandbox-keys.csv" --mode window
-kill "$sandbox_pid"
+if wanted builtin; then
+    "${server_cpu[@]}" "$wbauth" sandbox --listen 127.0.0.1:0 --extra-keys "$((keys - 1))" \
+        --keys-out "$work/sandbox-keys.csv" >"$work/sandbox.out" 2>&1 &
+    sandbox_pid=$!
+    pids+=("$sandbox_pid")
+    sandbox_url=$(wait_line "$work/sandbox.out" listening)
+    bench builtin "$sandbox_url$PATH_BALANCE" --keys "$work/sandbox-keys.csv" --mode window
+    kill "$sandbox_pid"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. nginx as a plain reverse proxy in front of the echo server (decisions.md 34)
@@ -189,12 +199,14 @@ http {
     }
 }
 EOF
-"${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
-nginx_pid=$!
-pids+=("$nginx_pid")
-wait_port "$nginx_port"
-bench nginx "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
-kill "$nginx_pid"
+if wanted nginx; then
+    "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+    wait_port "$nginx_port"
+    bench nginx "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
+    kill "$nginx_pid"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 4. The gateway authenticating in front of the echo server, one run per nonce store
@@ -283,12 +295,18 @@ EOF
     echo "$pid" >"$dir/pid"
 }
 
-serve_gateway gateway-embedded embedded
-kill "$(cat "$work/gateway-embedded/pid")"
-serve_gateway gateway-redis "redis://127.0.0.1:$redis_port/0"
-kill "$(cat "$work/gateway-redis/pid")"
-serve_gateway gateway-postgres "postgres://postgres@127.0.0.1:$pg_port/wbauth"
-kill "$(cat "$work/gateway-postgres/pid")"
+if wanted gateway-embedded; then
+    serve_gateway gateway-embedded embedded
+    kill "$(cat "$work/gateway-embedded/pid")"
+fi
+if wanted gateway-redis; then
+    serve_gateway gateway-redis "redis://127.0.0.1:$redis_port/0"
+    kill "$(cat "$work/gateway-redis/pid")"
+fi
+if wanted gateway-postgres; then
+    serve_gateway gateway-postgres "postgres://postgres@127.0.0.1:$pg_port/wbauth"
+    kill "$(cat "$work/gateway-postgres/pid")"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Memory
