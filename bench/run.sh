@@ -60,7 +60,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 echo "==> building release binaries"
-cargo build --release --locked -p wbauth
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked -p wbauth
 wbauth="$root/target/release/wbauth"
 
 cpus=$(nproc)

@@ -572,9 +572,36 @@ struct ConnStats {
     reconnects: u64,
 }
 
-/// Opens one connection: TCP (no Nagle) and an HTTP/1.1 handshake; the connection itself is
-/// driven by its own task.
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+/// One open connection: the request half, and the connection itself, which must be polled for
+/// anything to move. Both are polled in the connection's own task (no second task per
+/// connection, no cross-task wake-up per request: the generator stays cheap).
+struct Link {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Driver,
+}
+
+/// The connection future of a [`Link`], and whether it completed (the connection closed).
+struct Driver {
+    connection: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    closed: bool,
+}
+
+impl Driver {
+    /// Runs `work` (which uses the link's sender) while driving the connection.
+    async fn run<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut self.connection, if !self.closed => self.closed = true,
+                out = &mut work => return out,
+            }
+        }
+    }
+}
+
+/// Opens one connection: TCP (no Nagle) and an HTTP/1.1 handshake.
+async fn connect(addr: SocketAddr) -> Result<Link, String> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
@@ -585,17 +612,22 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+    Ok(Link {
+        sender,
+        driver: Driver {
+            connection: Box::pin(async move {
+                let _ = connection.await;
+            }),
+            closed: false,
+        },
+    })
 }
 
 /// One connection's closed loop.
 async fn connection_loop(
     load: Arc<Load>,
     signer: Option<Arc<Signer>>,
-    mut sender: Option<SendRequest<Full<Bytes>>>,
+    mut sender: Option<Link>,
 ) -> ConnStats {
     let mut stats = ConnStats::default();
     let mut strict_next = load.strict_base;
@@ -603,8 +635,10 @@ async fn connection_loop(
     while let Some(counted) = load.next_ticket() {
         // A live, idle connection, or a new one.
         let alive = match sender.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
+            Some(Link { sender, driver }) if !driver.closed => {
+                driver.run(sender.ready()).await.is_ok()
+            }
+            _ => false,
         };
         if !alive {
             sender = None;
@@ -626,7 +660,9 @@ async fn connection_loop(
                 }
             }
         }
-        let Some(s) = sender.as_mut() else { continue };
+        let Some(Link { sender: s, driver }) = sender.as_mut() else {
+            continue;
+        };
         let request = match load.request(signer.as_deref(), &mut strict_next) {
             Ok(request) => request,
             Err(kind) => {
@@ -638,15 +674,18 @@ async fn connection_loop(
             }
         };
         let started = Instant::now();
-        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            let response = s.send_request(request).await.map_err(|_| "send")?;
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            while let Some(frame) = body.frame().await {
-                frame.map_err(|_| "body")?;
-            }
-            Ok::<u16, &'static str>(status)
-        })
+        let outcome = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            driver.run(async {
+                let response = s.send_request(request).await.map_err(|_| "send")?;
+                let status = response.status().as_u16();
+                let mut body = response.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(|_| "body")?;
+                }
+                Ok::<u16, &'static str>(status)
+            }),
+        )
         .await
         .unwrap_or(Err("timeout"));
         let elapsed = started.elapsed();
@@ -697,7 +736,7 @@ async fn drive(plan: Plan) -> Result<Report, CliError> {
     for index in 0..connections {
         opening.spawn(async move { (index, connect(addr).await) });
     }
-    let mut senders: Vec<Option<SendRequest<Full<Bytes>>>> = Vec::new();
+    let mut senders: Vec<Option<Link>> = Vec::new();
     senders.resize_with(connections, || None);
     let mut last_error = None;
     while let Some(joined) = opening.join_next().await {

@@ -5,7 +5,10 @@
 //!
 //! [`NonceStore::consume`] answers `Ok(Ok(()))` only after the accepted nonce's record was
 //! handed to the kernel with `write(2)` (it survives `kill -9` of the gateway: the data is in
-//! the page cache), or also `fdatasync`ed with [`Durability::PowerLoss`]. A nonce is applied
+//! the page cache), or also `fdatasync`ed with [`Durability::PowerLoss`]. With the default
+//! [`Durability::ProcessCrash`] the caller writes its own record (one short `write(2)` to the
+//! page cache under a mutex, no thread hand-off); with [`Durability::PowerLoss`] records go to
+//! the writer thread, which groups them so that one `fdatasync` covers many requests. A nonce is applied
 //! to memory *before* it is written, so a concurrent duplicate is refused at once; when the
 //! write fails the caller gets a [`StoreError`] and the nonce stays consumed (fail closed:
 //! burned, never accepted twice).
@@ -485,7 +488,8 @@ type Ack = oneshot::Sender<Result<(), WriteFailure>>;
 
 /// Requests to the writer thread.
 enum Msg {
-    /// Write this record, then answer.
+    /// Write this record, then answer (with `Durability::PowerLoss`; the default durability
+    /// appends inline).
     Append { record: [u8; RECORD_LEN], ack: Ack },
     /// Answer once everything before is written and synced.
     Flush { ack: Ack },
@@ -500,6 +504,11 @@ fn writer_stopped() -> StoreError {
 /// The embedded, durable default [`NonceStore`]. See the [module documentation](self).
 pub struct JournalNonceStore {
     shared: Arc<Shared>,
+    /// The journal file and its bookkeeping, used by the writer thread and, with
+    /// [`Durability::ProcessCrash`], by `consume` itself.
+    state: Arc<Mutex<Writer>>,
+    /// Records are written by `consume` itself ([`Durability::ProcessCrash`]).
+    inline: bool,
     tx: mpsc::Sender<Msg>,
     writer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
@@ -608,15 +617,20 @@ impl JournalNonceStore {
             generation,
             good_len,
             dirty: false,
+            closed: false,
             compactor: None,
         };
+        let state = Arc::new(Mutex::new(writer));
         let (tx, rx) = mpsc::channel();
+        let thread_state = Arc::clone(&state);
         let handle = std::thread::Builder::new()
             .name("nonce-journal".into())
-            .spawn(move || writer.run(&rx))?;
+            .spawn(move || Writer::run(&thread_state, &rx))?;
 
         Ok(Self {
             shared,
+            state,
+            inline: config.durability == Durability::ProcessCrash,
             tx,
             writer: Mutex::new(Some(handle)),
             dir,
@@ -734,10 +748,23 @@ impl JournalNonceStore {
                 }
             }
         }
+        let record = encode_record(key, nonce, mode);
+        if self.inline {
+            // Applied to memory and written within the same poll, no thread hand-off: a
+            // `write(2)` of one record to the page cache.
+            let mut writer = self.state.lock().map_err(|_| writer_stopped())?;
+            if writer.closed {
+                return Err(writer_stopped());
+            }
+            let written = writer.commit_group(&record, false);
+            if written.is_ok() {
+                writer.maybe_compact();
+            }
+            return written.map(Ok).map_err(StoreError::from);
+        }
         // Applied to memory and queued within the same poll: if this future is dropped
         // later, the record is still written and the nonce stays consumed.
         let (ack, done) = oneshot::channel();
-        let record = encode_record(key, nonce, mode);
         self.tx
             .send(Msg::Append { record, ack })
             .map_err(|_| writer_stopped())?;
@@ -837,7 +864,8 @@ impl NonceStore for JournalNonceStore {
     }
 }
 
-/// The journal writer: one thread, commit groups.
+/// The journal: its file and bookkeeping. The writer thread commits groups under its mutex;
+/// with [`Durability::ProcessCrash`] `consume` commits its own record under it.
 struct Writer {
     shared: Arc<Shared>,
     dir: PathBuf,
@@ -852,17 +880,22 @@ struct Writer {
     /// The file may extend past `good_len` (a failed write whose truncation failed too):
     /// nothing is appended until it is truncated back.
     dirty: bool,
+    /// Set, under the mutex, once the store shut down: nothing more is appended.
+    closed: bool,
     compactor: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+    /// The writer thread: commit groups of queued records, flushes and the shutdown.
+    fn run(state: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>) {
         let mut buf = Vec::with_capacity(64 * RECORD_LEN);
         let mut acks: Vec<Ack> = Vec::new();
         loop {
             let Ok(first) = rx.recv() else {
                 // Every sender is gone.
-                self.join_compactor();
+                let mut this = state.lock().unwrap_or_else(PoisonError::into_inner);
+                this.closed = true;
+                this.join_compactor();
                 return;
             };
             buf.clear();
@@ -890,29 +923,20 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            let records = buf.len() / RECORD_LEN;
-            sync |= records > 0 && self.durability == Durability::PowerLoss;
-            let reply = match self.commit(&buf, sync) {
-                Ok(()) => {
-                    if records > 0 {
-                        self.shared.batches_written.fetch_add(1, Ordering::Relaxed);
-                        self.shared
-                            .records_written
-                            .fetch_add(as_u64(records), Ordering::Relaxed);
-                    }
-                    Ok(())
-                }
-                Err(error) => {
-                    self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                    Err(WriteFailure::from(&error))
-                }
+            // A writer that panicked under the lock left a journal whose state is unknown:
+            // everything queued fails closed.
+            let Ok(mut this) = state.lock() else {
+                return;
             };
+            sync |= !buf.is_empty() && this.durability == Durability::PowerLoss;
+            let reply = this.commit_group(&buf, sync);
             for ack in acks.drain(..) {
                 // A waiter that went away needs no answer.
                 let _ = ack.send(reply.clone());
             }
             if let Some(ack) = shutdown {
-                self.join_compactor();
+                this.closed = true;
+                this.join_compactor();
                 if let Some(ack) = ack {
                     let _ = ack.send(reply);
                 }
@@ -920,7 +944,27 @@ impl Writer {
                 // "writer stopped", and their nonces stay consumed in memory.
                 return;
             }
-            self.maybe_compact();
+            this.maybe_compact();
+        }
+    }
+
+    /// Commits one group of whole records (and syncs if asked), counting it.
+    fn commit_group(&mut self, buf: &[u8], sync: bool) -> Result<(), WriteFailure> {
+        let records = buf.len() / RECORD_LEN;
+        match self.commit(buf, sync) {
+            Ok(()) => {
+                if records > 0 {
+                    self.shared.batches_written.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .records_written
+                        .fetch_add(as_u64(records), Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+                Err(WriteFailure::from(&error))
+            }
         }
     }
 
