@@ -503,6 +503,11 @@ impl Paused {
         self.pids.len()
     }
 
+    /// Leaves the processes as they are (they were killed: no SIGCONT to reused pids).
+    pub fn forget(mut self) {
+        self.pids.clear();
+    }
+
     /// SIGCONT to every stopped process.
     pub fn resume(mut self) {
         signal(&self.pids, "-CONT");
