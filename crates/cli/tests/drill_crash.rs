@@ -92,7 +92,12 @@ async fn drill(window: bool) {
     let deliveries = drill_support::deliveries(&upstream);
     for (p, r) in first.iter().chain(&replay) {
         if r.accepted() {
-            assert_eq!(deliveries.get(&(p.key.clone(), p.nonce)), Some(&1), "{}", p.body);
+            assert_eq!(
+                deliveries.get(&(p.key.clone(), p.nonce)),
+                Some(&1),
+                "{}",
+                p.body
+            );
         }
     }
     // No 503 and nothing but 200, nonce refusals and dropped connections.

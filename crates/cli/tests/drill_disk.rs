@@ -128,7 +128,13 @@ fn prlimit(gateway: &Gateway, value: &str) {
 /// Starts `wbauth serve` with `config`; its stderr goes to `log` (outside the full disk)
 /// through a pipe. With `ignore_xfsz` it runs with SIGXFSZ ignored (kept across `exec`), so
 /// a write past the file-size limit fails with EFBIG instead of killing it.
-fn spawn(config: &Path, data_dir: &Path, log: &Path, ignore_xfsz: bool, clock_ms: Option<u64>) -> Gateway {
+fn spawn(
+    config: &Path,
+    data_dir: &Path,
+    log: &Path,
+    ignore_xfsz: bool,
+    clock_ms: Option<u64>,
+) -> Gateway {
     let bin = env!("CARGO_BIN_EXE_wbauth");
     let mut command = if ignore_xfsz {
         let mut c = Command::new("sh");
@@ -303,7 +309,11 @@ async fn full_disk_fails_closed_with_503_and_recovers() {
                 "cycle {cycle}: a key-store write on a full disk"
             );
         }
-        assert_eq!(healthz(&gateway).await, 200, "cycle {cycle}: /healthz while full");
+        assert_eq!(
+            healthz(&gateway).await,
+            200,
+            "cycle {cycle}: /healthz while full"
+        );
 
         // Space returns: service resumes by itself (bounded wait on answers).
         disk.free(&gateway);
@@ -313,17 +323,26 @@ async fn full_disk_fails_closed_with_503_and_recovers() {
             let replies = send_batches(&gateway.base, &requests, CONCURRENCY).await;
             let all_ok = replies.iter().all(Reply::accepted);
             for reply in &replies {
-                assert!(reply.accepted() || reply.is_busy(), "cycle {cycle}: {reply:?}");
+                assert!(
+                    reply.accepted() || reply.is_busy(),
+                    "cycle {cycle}: {reply:?}"
+                );
             }
             tally.add_all(&replies);
             first.extend(requests.into_iter().zip(replies));
             if all_ok {
                 break;
             }
-            assert!(Instant::now() < deadline, "cycle {cycle}: service did not resume");
+            assert!(
+                Instant::now() < deadline,
+                "cycle {cycle}: service did not resume"
+            );
         }
         let (status, body) = create_account(&gateway, &format!("after{cycle}")).await;
-        assert!((200..300).contains(&status), "cycle {cycle}: {status} {body}");
+        assert!(
+            (200..300).contains(&status),
+            "cycle {cycle}: {status} {body}"
+        );
     }
 
     // kill -9, restart on the same files (clock still frozen), replay everything.

@@ -105,7 +105,10 @@ fn start_instance(dir: &Path, upstream: &Upstream, stores: &StoreUrls, name: &st
     env.push(("WBAUTH_ADMIN_TOKEN".into(), TOKEN.into()));
     // A short operation timeout keeps the drill quick; the waits do not depend on it.
     env.push(("WBAUTH_GATEWAY__STORE__OP_TIMEOUT_MS".into(), "250".into()));
-    env.push(("WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS".into(), "500".into()));
+    env.push((
+        "WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS".into(),
+        "500".into(),
+    ));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     spawn_serve(dir, &config, &env, &format!("{name}.log"))
         .unwrap_or_else(|(status, err)| panic!("{name} exited {status}: {err}"))
@@ -132,7 +135,7 @@ struct Load {
 impl Load {
     /// One lane per key: strict-mode requests one after another (so in nonce order),
     /// alternating between the instances, until stopped.
-    fn start(bases: [String; 2], keys: &[(String, String)]) -> Self {
+    fn start(bases: [String; 2], keys: Vec<(String, String)>) -> Self {
         let load = Self {
             stop: Arc::default(),
             phase: Arc::default(),
@@ -143,7 +146,7 @@ impl Load {
             lanes: Vec::new(),
         };
         let mut lanes = Vec::new();
-        for (key, secret) in keys.iter().cloned() {
+        for (key, secret) in keys {
             let (stop, phase, ok, busy, seen, inflight, bases) = (
                 load.stop.clone(),
                 load.phase.clone(),
@@ -190,12 +193,16 @@ impl Load {
     async fn settle(&self, left: u32) {
         self.enter(SETTLING);
         let inflight = self.inflight.clone();
-        wait_for("requests of the phase answered", Duration::from_secs(90), move || {
-            // The guard first: once it reads 0, every lane that saw the old phase has
-            // counted its request in it.
-            inflight[GUARD].load(Ordering::SeqCst) == 0
-                && inflight[left as usize].load(Ordering::SeqCst) == 0
-        })
+        wait_for(
+            "requests of the phase answered",
+            Duration::from_secs(90),
+            move || {
+                // The guard first: once it reads 0, every lane that saw the old phase has
+                // counted its request in it.
+                inflight[GUARD].load(Ordering::SeqCst) == 0
+                    && inflight[left as usize].load(Ordering::SeqCst) == 0
+            },
+        )
         .await;
     }
 
@@ -247,7 +254,7 @@ async fn drill(nonces: Nonces) {
         }
     }
     let bases = [a.base.clone(), b.base.clone()];
-    let load = Load::start(bases, &keys);
+    let load = Load::start(bases, keys);
     load.wait("load running", &load.ok, wanted).await;
 
     let mut stopped_processes = 0;
@@ -272,8 +279,12 @@ async fn drill(nonces: Nonces) {
         load.settle(STOPPED).await;
         servers.restart();
         load.enter(RUNNING);
-        load.wait(&format!("200s after the restart ({cycle})"), &load.ok, wanted)
-            .await;
+        load.wait(
+            &format!("200s after the restart ({cycle})"),
+            &load.ok,
+            wanted,
+        )
+        .await;
     }
     let first = load.finish().await;
 

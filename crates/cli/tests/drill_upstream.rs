@@ -103,7 +103,11 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn misbehave(mut stream: TcpStream, fault: Fault, parked: tokio::sync::mpsc::Sender<TcpStream>) {
+async fn misbehave(
+    mut stream: TcpStream,
+    fault: Fault,
+    parked: tokio::sync::mpsc::Sender<TcpStream>,
+) {
     if !read_request(&mut stream).await {
         return;
     }
@@ -199,12 +203,18 @@ async fn upstream_failures_answer_502_or_504_and_the_gateway_stays_healthy() {
         let mut batch: Vec<(Option<Fault>, Prepared)> = Vec::new();
         for fault in FAULTS {
             for _ in 0..per_fault {
-                batch.push((Some(fault), Prepared::new(&key, &secret, &fault.path(), next_nonce, true)));
+                batch.push((
+                    Some(fault),
+                    Prepared::new(&key, &secret, &fault.path(), next_nonce, true),
+                ));
                 next_nonce += 1;
             }
         }
         for _ in 0..good {
-            batch.push((None, Prepared::new(&key, &secret, good_path, next_nonce, true)));
+            batch.push((
+                None,
+                Prepared::new(&key, &secret, good_path, next_nonce, true),
+            ));
             next_nonce += 1;
         }
         for i in (1..batch.len()).rev() {
@@ -216,7 +226,11 @@ async fn upstream_failures_answer_502_or_504_and_the_gateway_stays_healthy() {
         for ((fault, prepared), reply) in batch.into_iter().zip(replies) {
             let (status, body) = fault.map_or((200, UPSTREAM_ANSWER), Fault::expected);
             assert_eq!(
-                (reply.status, reply.body.as_str(), reply.content_type.as_deref()),
+                (
+                    reply.status,
+                    reply.body.as_str(),
+                    reply.content_type.as_deref()
+                ),
                 (Some(status), body, Some("application/json")),
                 "round {round}, {}: {reply:?}",
                 fault.map_or("good", Fault::name)
@@ -237,7 +251,10 @@ async fn upstream_failures_answer_502_or_504_and_the_gateway_stays_healthy() {
     let last = Prepared::new(&key, &secret, good_path, next_nonce, true);
     let reply = send(&gateway.base, &last).await;
     tally.add(&reply);
-    assert_eq!((reply.status, reply.body.as_str()), (Some(200), UPSTREAM_ANSWER));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (Some(200), UPSTREAM_ANSWER)
+    );
     sent.push((last, reply));
 
     // Replay everything: every nonce was consumed, failed forwards included.

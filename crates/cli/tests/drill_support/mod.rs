@@ -488,12 +488,16 @@ impl Paused {
         let pids = tree(root);
         signal(&pids, "-STOP");
         let paused = Self { pids };
-        wait_for("the store's processes stopped", Duration::from_secs(30), || {
-            paused
-                .pids
-                .iter()
-                .all(|pid| stat(*pid).is_none_or(|(state, _)| state == 'T'))
-        })
+        wait_for(
+            "the store's processes stopped",
+            Duration::from_secs(30),
+            || {
+                paused
+                    .pids
+                    .iter()
+                    .all(|pid| stat(*pid).is_none_or(|(state, _)| state == 'T'))
+            },
+        )
         .await;
         paused
     }
