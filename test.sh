@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, lints, all tests, docs, dependency audit.
+# Runs every check of the project: formatting, lints, all tests, fault drills (short form), docs,
+# dependency audit.
 # Installs what the checks need when it is missing. Prints the time of each stage.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -70,6 +71,10 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 stage "test"
 # test-clock (decisions.md 29) is compiled into test builds only, never into releases.
 cargo test --workspace --all-features --locked
+
+stage "drills"
+# The fault drills of drills/ in their short form (the same test binaries: nothing rebuilds).
+drills/run.sh --short
 
 stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

@@ -1,7 +1,8 @@
 //! Forwarding a verified request upstream (`decisions.md` 10): the method, the normalised
 //! path, the decoded payload as the body, the client's headers minus hop-by-hop and every
 //! `X-TXC-*` / `X-Auth-*` header, plus the gateway's own identity headers. The response is
-//! streamed back.
+//! read in full (at most `max_response_bytes`, within the route's timeout) before it is passed
+//! back, so an upstream that fails mid-response still yields a clean 502 or 504.
 
 use std::time::Duration;
 
@@ -108,8 +109,9 @@ pub struct Outbound<'a> {
     pub headers: HeaderMap,
 }
 
-/// Sends a request upstream and streams the answer back; 502 when the upstream cannot be
-/// reached, 504 when it does not answer in time.
+/// Sends a request upstream and passes its answer back once it is complete: 502 when the
+/// upstream cannot be reached, breaks the connection before its answer is complete, or answers
+/// more than `max_response_bytes`; 504 when the whole answer does not arrive in time.
 pub async fn send_upstream(
     client: &UpstreamClient,
     out: Outbound<'_>,
@@ -120,18 +122,33 @@ pub async fn send_upstream(
         .body(Full::new(out.body))
         .map_err(|_| ApiError::BadGateway)?;
     *request.headers_mut() = out.headers;
-    let response = match tokio::time::timeout(out.timeout, client.request(request)).await {
+    let max = out.max_response_bytes;
+    // The head and the body under one timeout: an answer cut or stalled half way must not
+    // reach the client as a 200 with a broken body.
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| format!("upstream unreachable: {e}"))?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| format!("upstream answer broken or too large: {e}"))?
+            .to_bytes();
+        Ok::<_, String>((parts, body))
+    };
+    let (mut parts, body) = match tokio::time::timeout(out.timeout, exchange).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
             return Err(ApiError::GatewayTimeout);
         }
-        Ok(Err(e)) => {
-            tracing::warn!(target: "wbauth::upstream", upstream = base, error = %e, "upstream unreachable");
+        Ok(Err(error)) => {
+            tracing::warn!(target: "wbauth::upstream", upstream = base, error = %error, "upstream failed");
             return Err(ApiError::BadGateway);
         }
-        Ok(Ok(response)) => response,
+        Ok(Ok(answer)) => answer,
     };
-    let (mut parts, body) = response.into_parts();
     let listed = connection_listed(&parts.headers);
     let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
     for name in names {
@@ -139,9 +156,7 @@ pub async fn send_upstream(
             parts.headers.remove(&name);
         }
     }
-    let limited = http_body_util::Limited::new(body, out.max_response_bytes);
-    let body = Body::new(limited.map_err(axum::Error::new));
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 /// Forwards a verified private request: its decoded payload as the body, `X-Auth-Key` and
