@@ -1399,6 +1399,24 @@ fn cases() -> Vec<Case> {
             Transport(400),
         ),
         case(
+            // RFC 9112 6.1: with both framings the request is read by Transfer-Encoding alone
+            // (and the connection closed after): the lying Content-Length of 5 does not cut the
+            // body short, so the whole signed body arrives and nothing is left over to be read
+            // as a second request.
+            "Content-Length and chunked together: chunked wins",
+            |c| {
+                c.valid()
+                    .add("Content-Length", "5")
+                    .framing(Framing::Chunked(16))
+            },
+            Accepted,
+        ),
+        case(
+            "200 extra headers",
+            |c| (0..200).fold(c.valid(), |r, i| r.add(&format!("X-Extra-{i}"), "1")),
+            Transport(431),
+        ),
+        case(
             "invalid chunk size",
             |c| {
                 c.valid()
