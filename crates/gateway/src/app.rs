@@ -248,7 +248,8 @@ pub async fn run(
     let settings = HttpSettings::for_limits(
         gateway.config.verify.max_body_bytes,
         gateway.config.listen.header_timeout_ms,
-    );
+    )
+    .with_max_connections(gateway.config.listen.max_connections);
     let router = public_router(gateway.clone(), sandbox);
 
     let sweeper = {

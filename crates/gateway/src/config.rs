@@ -127,6 +127,9 @@ impl Default for TokensConfig {
     }
 }
 
+/// Default of `[listen] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// `[listen]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -137,6 +140,10 @@ pub struct ListenConfig {
     pub header_timeout_ms: u64,
     /// Time allowed to receive the body.
     pub body_timeout_ms: u64,
+    /// Open connections at most (idle ones included). Beyond it a new connection is closed
+    /// as soon as it is accepted, so the ones being served are unaffected and the kernel's
+    /// accept queue never fills up. Keep it below the process's open-file limit.
+    pub max_connections: usize,
 }
 
 impl Default for ListenConfig {
@@ -145,6 +152,7 @@ impl Default for ListenConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -470,6 +478,9 @@ impl Config {
         if self.verify.max_body_bytes == 0 {
             return Err("verify.max_body_bytes: must be at least 1".into());
         }
+        if self.listen.max_connections == 0 {
+            return Err("listen.max_connections: must be at least 1".into());
+        }
         if self.keys.max_ips == 0 {
             return Err("keys.max_ips: must be at least 1".into());
         }
@@ -657,6 +668,7 @@ mod tests {
         assert_eq!(c.listen.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.admin.addr.to_string(), "127.0.0.1:8081");
         assert_eq!(c.verify.max_body_bytes, 65_536);
+        assert_eq!(c.listen.max_connections, 10_000);
         assert_eq!(c.keys.idle_days, 14);
         assert_eq!(c.keys.max_ips, 50);
         assert_eq!(c.verify.body_match, BodyMatchConfig::Exact);
@@ -780,6 +792,10 @@ trade = { requests = 10, window_ms = 1000 }
             .expect_err("refused")
             .to_string();
         assert!(e.contains("store.nonces"), "{e}");
+        let e = Config::from_toml("[listen]\nmax_connections = 0\n", "g.toml", &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("listen.max_connections"), "{e}");
         let e = Config::from_toml("[store]\npool_size = 0\n", "g.toml", &[])
             .expect_err("refused")
             .to_string();

@@ -316,6 +316,8 @@ pub struct HttpSettings {
     pub max_header_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Open connections at most; beyond it new connections are closed at once.
+    pub max_connections: usize,
 }
 
 impl HttpSettings {
@@ -326,12 +328,25 @@ impl HttpSettings {
             header_timeout: Duration::from_millis(header_timeout_ms),
             max_header_bytes: (max_body_bytes / 3 * 4 + 4 + 16 * 1024).max(8 * 1024),
             drain_timeout: Duration::from_secs(30),
+            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// The same settings with another connection limit (`[listen] max_connections`).
+    #[must_use]
+    pub fn with_max_connections(self, max_connections: usize) -> Self {
+        Self {
+            max_connections: max_connections.max(1),
+            ..self
         }
     }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
-/// drains in-flight requests (up to the drain timeout).
+/// drains in-flight requests (up to the drain timeout). At most `settings.max_connections`
+/// connections are open at once: a connection accepted beyond that is closed straight away
+/// (the client sees the connection closed and may retry), so idle or slow clients can hold
+/// no more than their share and the accept queue keeps moving.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -344,7 +359,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .max_buf_size(settings.max_header_bytes)
+        // A hard limit: the buffer limit alone lets a header block that arrives in one large
+        // read through.
+        .max_header_size(settings.max_header_bytes)
         .keep_alive(true);
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -358,6 +377,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(target: "wbauth::server", %addr, "connection limit reached, closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(
@@ -370,6 +394,7 @@ pub async fn serve(
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = watched.await;
+            drop(slot);
         });
     }
     drop(listener);

@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod gateway;
+pub mod raw;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
