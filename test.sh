@@ -71,6 +71,11 @@ stage "test"
 # test-clock (decisions.md 29) is compiled into test builds only, never into releases.
 cargo test --workspace --all-features --locked
 
+stage "examples"
+# The quick-start examples in seven languages against a real `wbauth sandbox` on a free port
+# (examples/run.sh installs each missing toolchain with apt-get).
+examples/run.sh
+
 stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 

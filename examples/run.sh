@@ -90,10 +90,16 @@ fi
 [ -x "$bin" ] || { echo "no wbauth binary (got '$bin')" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wbauth-examples-XXXXXX")
+# `go run` caches its builds under $HOME; without a home, in the work dir.
+if want go && [ -z "${GOCACHE:-}" ] && [ -z "${HOME:-}" ]; then export GOCACHE=$work/go-cache; fi
 sandbox_pid=
+pids=()
 cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ -n "$sandbox_pid" ]; then
-        kill "$sandbox_pid" 2>/dev/null || true
+        kill "$sandbox_pid" 2>/dev/null || true # SIGTERM: it stops and removes its data dir
+        for _ in $(seq 100); do kill -0 "$sandbox_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$sandbox_pid" 2>/dev/null || true
         wait "$sandbox_pid" 2>/dev/null || true
     fi
     rm -rf "$work"
@@ -162,7 +168,7 @@ for lang in "${selected[@]}"; do
             "$lang" "${file[$lang]}" "$(cat "$bad/rc")" "$ms"
     else
         failed=$((failed + 1))
-        printf '%-7s %-28s FAIL  (%s) %6d ms\n' "$lang" "${file[$lang]}" "$(IFS=';'; echo "${problems[*]}")" "$ms"
+        printf '%-7s %-28s FAIL  (%s) %6d ms\n' "$lang" "${file[$lang]}" "$(printf '%s; ' "${problems[@]}" | sed 's/; $//')" "$ms"
         for run in ok bad; do
             for stream in out err; do
                 sed "s/^/    $run.$stream| /" "$work/$lang/$run/$stream"
@@ -170,5 +176,40 @@ for lang in "${selected[@]}"; do
         done
     fi
 done
+
+# Concurrency: shell and PHP processes started together share one nonce file (flock), so every
+# call must still get its 200; a repeated nonce would answer 429 "Too many requests.".
+if want shell || want php; then
+    dir=$work/concurrent
+    mkdir -p "$dir/tmp"
+    started=$(date +%s%N)
+    pids=()
+    for i in 1 2 3 4; do
+        for lang in shell php; do
+            want "$lang" || continue
+            read -r -a argv <<<"${cmd[$lang]}"
+            env TMPDIR="$dir/tmp" WBAUTH_API_KEY="$key" WBAUTH_API_SECRET="$secret" \
+                WBAUTH_BASE_URL="$base" timeout 300 "${argv[@]}" >"$dir/$lang.$i" 2>&1 </dev/null &
+            pids+=("$!")
+        done
+    done
+    exits=0
+    for pid in "${pids[@]}"; do wait "$pid" || exits=$((exits + 1)); done
+    n=${#pids[@]}
+    pids=()
+    calls=$(cat "$dir"/*.[0-9] | grep -c '^POST /api/v4/[a-z/-]* 200 ' || true)
+    ms=$((($(date +%s%N) - started) / 1000000))
+    label="$n processes at once, one nonce file"
+    if [ "$exits" -eq 0 ] && [ "$calls" -eq $((2 * n)) ]; then
+        passed=$((passed + 1))
+        printf '%-7s %-28s ok    (%s: %s/%s calls 200) %6d ms\n' concur "shell+php" "$label" "$calls" \
+            "$((2 * n))" "$ms"
+    else
+        failed=$((failed + 1))
+        printf '%-7s %-28s FAIL  (%s: %s/%s calls 200, %s non-zero exits) %6d ms\n' concur "shell+php" \
+            "$label" "$calls" "$((2 * n))" "$exits" "$ms"
+        cat "$dir"/*.[0-9] | grep -v ' 200 ' | sed 's/^/    | /'
+    fi
+fi
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,7 +7,7 @@
 // in a file guarded by flock(): unique even when processes share a millisecond.
 function next_nonce(): int
 {
-    $file = fopen(sys_get_temp_dir() . '/wbauth-nonce.' . getmyuid(), 'c+');
+    $file = fopen(sys_get_temp_dir() . '/wbauth-nonce.' . posix_getuid(), 'c+');
     flock($file, LOCK_EX);
     $nonce = max((int) floor(microtime(true) * 1000), (int) stream_get_contents($file) + 1);
     ftruncate($file, 0);

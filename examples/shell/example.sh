@@ -9,6 +9,7 @@ nonce_file=${WBAUTH_NONCE_FILE:-${TMPDIR:-/tmp}/wbauth-nonce.$(id -u)}
 
 # Unix ms, max(now_ms, last + 1). The last nonce lives in a file guarded by flock, so
 # scripts running at the same time (even in the same millisecond) never share a nonce.
+# shellcheck disable=SC2094 # fd 9 only holds the lock; the file is read and rewritten under it
 next_nonce() (
     flock 9
     local now last
@@ -26,7 +27,7 @@ call() { # prints the answer; on failure prints the error message and returns no
     payload=$(printf '%s' "$body" | base64 -w0)
     # openssl takes the key on its command line: fine on your own machine, visible to other users' ps.
     signature=$(printf '%s' "$payload" | openssl dgst -sha512 -hmac "$WBAUTH_API_SECRET" -r | cut -d' ' -f1)
-    if ! answer=$(curl -sS --max-time 10 -w '\n%{http_code}' -X POST "${base_url%/}$path" \
+    if ! answer=$(curl -sS --max-time 10 -w '\n%{http_code}' "${base_url%/}$path" \
         -H 'Content-Type: application/json' -H "X-TXC-APIKEY: $WBAUTH_API_KEY" \
         -H "X-TXC-PAYLOAD: $payload" -H "X-TXC-SIGNATURE: $signature" --data-binary "$body"); then
         echo "POST $path failed (curl's message above)" >&2
