@@ -76,6 +76,14 @@ stage "drills"
 # The fault drills of drills/ in their short form (the same test binaries: nothing rebuilds).
 drills/run.sh --short
 
+stage "examples"
+# The quick-start examples in seven languages against a real `wbauth sandbox` on a free port
+# (examples/run.sh installs each missing toolchain with apt-get). It runs the wbauth binary the
+# test stage built (asking cargo, which rebuilds nothing, for its path): a separate
+# `cargo build -p wbauth` resolves features differently and would compile the gateway again.
+WBAUTH_BIN=$(cargo test --workspace --all-features --locked --no-run --message-format=json-render-diagnostics |
+    sed -n 's/.*"executable":"\([^"]*\/wbauth\)".*/\1/p' | tail -1) examples/run.sh
+
 stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
