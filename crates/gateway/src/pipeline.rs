@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderName, Method};
 use bytes::Bytes;
 use whitebit_auth::verify::{HeaderValue, Rejection, RequestParts, check_request};
 use whitebit_auth::{ApiError, BodyMatch, PayloadMac};
@@ -157,7 +157,13 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> HeaderValue<'a> {
+/// The request's `X-TXC-*` headers, as names built once (looking a header up by `&str`
+/// parses the name on every request).
+static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-txc-apikey");
+static PAYLOAD_HEADER: HeaderName = HeaderName::from_static("x-txc-payload");
+static SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-txc-signature");
+
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
     HeaderValue::from_values(
         headers
             .get_all(name)
@@ -251,9 +257,9 @@ impl Gateway {
     pub async fn verify(&self, req: &Incoming<'_>) -> Result<Verified, Refusal> {
         // Rows 3–11 (pure).
         let parts = RequestParts {
-            api_key: header(req.headers, "x-txc-apikey"),
-            payload: header(req.headers, "x-txc-payload"),
-            signature: header(req.headers, "x-txc-signature"),
+            api_key: header(req.headers, &API_KEY_HEADER),
+            payload: header(req.headers, &PAYLOAD_HEADER),
+            signature: header(req.headers, &SIGNATURE_HEADER),
             body: req.body,
             path: req.path_and_query,
         };

@@ -36,6 +36,12 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathRejection> {
     }
     let mut needs_merge = false;
     let mut prev_slash = false;
+    // One pass: the segment being read (its length, and whether it is dots only) tells dot
+    // segments apart; they are reported only after every character was checked, so the
+    // rejections keep their order.
+    let mut dot_segment = false;
+    let mut segment_len = 0usize;
+    let mut segment_dots = true;
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'?' | b'#' => return Err(PathRejection::QueryOrFragment),
@@ -52,11 +58,17 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathRejection> {
         let slash = b == b'/';
         needs_merge |= slash && prev_slash;
         prev_slash = slash;
+        if slash {
+            dot_segment |= segment_dots && (segment_len == 1 || segment_len == 2);
+            segment_len = 0;
+            segment_dots = true;
+        } else {
+            segment_len += 1;
+            segment_dots &= b == b'.';
+        }
     }
-    if path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
+    dot_segment |= segment_dots && (segment_len == 1 || segment_len == 2);
+    if dot_segment {
         return Err(PathRejection::DotSegment);
     }
     if !needs_merge {
@@ -88,6 +100,43 @@ pub fn path_has_prefix(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The definition, written plainly: every character checked first, then dot segments
+    /// found by splitting, then slashes merged.
+    fn reference(path: &str) -> Result<String, PathRejection> {
+        let bytes = path.as_bytes();
+        if bytes.first() != Some(&b'/') {
+            return Err(PathRejection::NotAbsolute);
+        }
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'?' | b'#' => return Err(PathRejection::QueryOrFragment),
+                b'%' if matches!(bytes.get(i + 1..i + 3), Some(b"2F" | b"2f")) => {
+                    return Err(PathRejection::EncodedSlash);
+                }
+                0x21..=0x7e => {}
+                _ => return Err(PathRejection::InvalidCharacter),
+            }
+        }
+        if path.split('/').any(|s| s == "." || s == "..") {
+            return Err(PathRejection::DotSegment);
+        }
+        let mut out = String::new();
+        for c in path.chars() {
+            if !(c == '/' && out.ends_with('/')) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_matches_the_definition(path in "/[/.a%2Ff?# é]{0,14}") {
+            prop_assert_eq!(normalize_path(&path).map(Cow::into_owned), reference(&path));
+        }
+    }
 
     #[test]
     fn merges_slashes_only() {
