@@ -313,6 +313,42 @@ fn claim_u64(obj: &JsonObject<'_>, name: &str) -> Option<u64> {
     }
 }
 
+/// The signature step of an HS256 token, and nothing else: splits the compact JWS (strict
+/// unpadded base64url), checks the header is a JSON object whose `alg` is `HS256`, and
+/// verifies the signature over `header.claims` under `key` in constant time. `None` (an
+/// unknown or disabled partner) costs the same HMAC against a dummy key and fails. The claims
+/// are returned decoded but unchecked: [`verify_partner_token`] runs this step first
+/// and then checks them (`decisions.md` 23); known-answer tests (RFC 7515 A.1, whose `exp` is
+/// in seconds) run through this step alone.
+///
+/// # Errors
+/// [`TokenRejection::Malformed`], [`TokenRejection::AlgorithmNotAllowed`] or
+/// [`TokenRejection::InvalidSignature`], in that order of checks.
+pub fn verify_hs256_signature<'t>(
+    token: &'t str,
+    key: Option<&EncKey>,
+) -> Result<JwsParts<'t>, TokenRejection> {
+    let jws = split_jws(token).ok_or(TokenRejection::Malformed)?;
+    if header_alg(&jws.header)?.as_deref() != Some("HS256") {
+        return Err(TokenRejection::AlgorithmNotAllowed);
+    }
+    let signature_ok = match key {
+        Some(key) => key.verify(jws.signing_input.as_bytes(), &jws.signature),
+        None => {
+            thread_local! {
+                static DUMMY: EncKey = EncKey::new(b"whitebit-auth dummy partner key");
+            }
+            DUMMY.with(|dummy| dummy.verify(jws.signing_input.as_bytes(), &jws.signature));
+            false
+        }
+    };
+    if signature_ok {
+        Ok(jws)
+    } else {
+        Err(TokenRejection::InvalidSignature)
+    }
+}
+
 /// Verifies a partner token, every check of `decisions.md` 23 except "already used".
 ///
 /// `enc_key_for` maps an Auth Key to its Enc Key (`None` for unknown or disabled partners,
@@ -325,25 +361,7 @@ where
     F: FnOnce(&str) -> Option<&'k EncKey>,
 {
     let token = bearer_token(request.authorization).ok_or(TokenRejection::Missing)?;
-    let jws = split_jws(token).ok_or(TokenRejection::Malformed)?;
-    if header_alg(&jws.header)?.as_deref() != Some("HS256") {
-        return Err(TokenRejection::AlgorithmNotAllowed);
-    }
-
-    let key = enc_key_for(request.x_auth_key);
-    let signature_ok = match key {
-        Some(key) => key.verify(jws.signing_input.as_bytes(), &jws.signature),
-        None => {
-            thread_local! {
-                static DUMMY: EncKey = EncKey::new(b"whitebit-auth dummy partner key");
-            }
-            DUMMY.with(|dummy| dummy.verify(jws.signing_input.as_bytes(), &jws.signature));
-            false
-        }
-    };
-    if !signature_ok {
-        return Err(TokenRejection::InvalidSignature);
-    }
+    let jws = verify_hs256_signature(token, enc_key_for(request.x_auth_key))?;
 
     let Ok(JsonValue::Object(claims)) = json::parse(&jws.claims) else {
         return Err(TokenRejection::Malformed);
