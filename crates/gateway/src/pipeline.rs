@@ -264,10 +264,13 @@ impl Gateway {
             }
         })?;
 
-        // Row 12: key lookup (memory only) and signature, same work for unknown keys.
-        let key = checked.api_key().and_then(|k| self.keys.get(k));
-        checked.verify_signature(key.as_deref().map(|k| &k.mac as &dyn PayloadMac))?;
-        let key = key.ok_or(ApiError::Unauthorized)?;
+        // Row 12: key lookup (memory only) and signature, the same work for unknown keys: they
+        // get a stand-in keyed with a dummy secret, checked the same way, then refused.
+        let (key, known) = self.keys.lookup(checked.api_key().unwrap_or_default());
+        checked.verify_signature(Some(&key.mac as &dyn PayloadMac))?;
+        if !known || checked.api_key().is_none() {
+            return Err(ApiError::Unauthorized.into());
+        }
 
         // Row 13: enabled, not idle, address allowed.
         let now = self.clock.now_ms();
