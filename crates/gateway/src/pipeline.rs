@@ -35,8 +35,8 @@ pub enum Target {
     IssueToken,
 }
 
-/// A request that passed every check and whose nonce is recorded.
-#[derive(Debug)]
+/// A request that passed every check and whose nonce is recorded. `Debug` shows the
+/// payload's length only.
 pub struct Verified {
     /// The key that signed it.
     pub key: Arc<ActiveKey>,
@@ -48,6 +48,18 @@ pub struct Verified {
     pub nonce: u64,
     /// Where it goes.
     pub target: Target,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("key", &self.key.public_key)
+            .field("path", &self.path)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("nonce", &self.nonce)
+            .field("target", &self.target)
+            .finish()
+    }
 }
 
 /// Why a request was refused.
@@ -116,8 +128,8 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// What the pipeline reads from an HTTP request.
-#[derive(Debug)]
+/// What the pipeline reads from an HTTP request. `Debug` shows header names and the body's
+/// length only: no payload, signature or token.
 pub struct Incoming<'a> {
     /// The method.
     pub method: &'a Method,
@@ -129,6 +141,21 @@ pub struct Incoming<'a> {
     pub body: &'a Bytes,
     /// The TCP peer.
     pub peer: IpAddr,
+}
+
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("method", self.method)
+            .field("path_and_query", &self.path_and_query)
+            .field(
+                "headers",
+                &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 /// Row 1.
