@@ -73,14 +73,22 @@ impl Wire {
     /// The one value of `name`, `None` when absent; panics when repeated.
     fn one(&self, name: &str, case: &str) -> Option<&str> {
         let values = self.all(name);
-        assert!(values.len() <= 1, "{case}: {name} sent {} times", values.len());
+        assert!(
+            values.len() <= 1,
+            "{case}: {name} sent {} times",
+            values.len()
+        );
         values.first().copied()
     }
 }
 
 /// Checks every stage of one case; returns the raw request to send.
 fn check_stages(dir: &Path, expected: &Value) -> Vec<u8> {
-    let case = dir.file_name().expect("name").to_string_lossy().into_owned();
+    let case = dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let read = |name: &str| std::fs::read(dir.join(name));
     let body = read("body.json").expect("body.json");
     let payload = String::from_utf8(read("payload.b64").expect("payload.b64")).expect("ASCII");
@@ -99,7 +107,11 @@ fn check_stages(dir: &Path, expected: &Value) -> Vec<u8> {
     // payload (padding optional on the wire).
     let decoded = base64_decode(payload.as_bytes())
         .unwrap_or_else(|| panic!("{case}: payload.b64 is standard base64"));
-    assert_eq!(decoded == body, flag("payload_is_body"), "{case}: payload vs body");
+    assert_eq!(
+        decoded == body,
+        flag("payload_is_body"),
+        "{case}: payload vs body"
+    );
     let signed = sign_body(decoded.clone(), &HmacSha512Key::new(SECRET.as_bytes()));
     assert_eq!(
         signed.payload.trim_end_matches('='),
@@ -116,9 +128,9 @@ fn check_stages(dir: &Path, expected: &Value) -> Vec<u8> {
     }
 
     // payload.b64 → signature.hex: HMAC-SHA512 through the protocol's signing.
-    let valid = signature
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case(&sign_payload(SECRET.as_bytes(), payload.as_bytes())));
+    let valid = signature.as_deref().is_some_and(|s| {
+        s.eq_ignore_ascii_case(&sign_payload(SECRET.as_bytes(), payload.as_bytes()))
+    });
     assert_eq!(valid, flag("signature_valid"), "{case}: signature");
     // Where the client sent the canonical forms, they are exactly what the protocol's signer
     // produces from the signed bytes.
@@ -126,7 +138,11 @@ fn check_stages(dir: &Path, expected: &Value) -> Vec<u8> {
         .as_deref()
         .is_some_and(|s| !s.bytes().any(|b| b.is_ascii_uppercase()));
     if valid && lowercase && payload == signed.payload {
-        assert_eq!(signature.as_deref(), Some(signed.signature.as_str()), "{case}");
+        assert_eq!(
+            signature.as_deref(),
+            Some(signed.signature.as_str()),
+            "{case}"
+        );
     }
 
     // → request.http: exactly those headers and that body.
@@ -206,9 +222,15 @@ async fn exchange(addr: &str, raw: &[u8]) -> (u16, Option<String>, Vec<u8>) {
             let mut body = Vec::new();
             let mut at = 0;
             loop {
-                let end = at + rest[at..].windows(2).position(|w| w == b"\r\n").expect("size");
+                let end = at
+                    + rest[at..]
+                        .windows(2)
+                        .position(|w| w == b"\r\n")
+                        .expect("size");
                 let size = usize::from_str_radix(
-                    std::str::from_utf8(&rest[at..end]).expect("hex size").trim(),
+                    std::str::from_utf8(&rest[at..end])
+                        .expect("hex size")
+                        .trim(),
                     16,
                 )
                 .expect("chunk size");
@@ -271,7 +293,13 @@ async fn every_fixture_stage_by_stage_then_byte_for_byte_against_the_gateway() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 30, "{} fixture cases", cases.len());
-    for shape in ["python-requests", "node-fetch", "php-curl", "window-mode", "params-typed"] {
+    for shape in [
+        "python-requests",
+        "node-fetch",
+        "php-curl",
+        "window-mode",
+        "params-typed",
+    ] {
         assert!(
             cases.iter().any(|c| c.to_string_lossy().contains(shape)),
             "a {shape} case"
@@ -282,7 +310,11 @@ async fn every_fixture_stage_by_stage_then_byte_for_byte_against_the_gateway() {
     let checked: Vec<(String, Value, Vec<u8>)> = cases
         .iter()
         .map(|dir| {
-            let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+            let name = dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             let expected: Value = serde_json::from_slice(
                 &std::fs::read(dir.join("expected.json")).expect("expected.json"),
             )
@@ -338,7 +370,11 @@ async fn every_fixture_stage_by_stage_then_byte_for_byte_against_the_gateway() {
             );
         } else {
             assert_eq!(content_type.as_deref(), Some("application/json"), "{name}");
-            assert_eq!(upstream.count(), before, "{name}: a refusal reaches no upstream");
+            assert_eq!(
+                upstream.count(),
+                before,
+                "{name}: a refusal reaches no upstream"
+            );
         }
     }
     println!(

@@ -23,7 +23,9 @@ use whitebit_auth::mac::{HmacSha512Key, PayloadMac as _};
 use whitebit_auth::sign::sign_body;
 use whitebit_client::{FiatCredentials, SecretString};
 
-use common::gateway::{Gateway, T0, TOKEN, Upstream, base32_decode, code, spawn_serve, write_config};
+use common::gateway::{
+    Gateway, T0, TOKEN, Upstream, base32_decode, code, spawn_serve, write_config,
+};
 use common::{Answer, post};
 
 const BALANCE: &str = "/api/v4/trade-account/balance";
@@ -45,10 +47,16 @@ impl Needles {
         let bytes = value.as_bytes();
         self.add(&format!("{what} (hex)"), &hex_encode(bytes));
         self.add(&format!("{what} (base64)"), &STANDARD_NO_PAD.encode(bytes));
-        self.add(&format!("{what} (base64url)"), &URL_SAFE_NO_PAD.encode(bytes));
+        self.add(
+            &format!("{what} (base64url)"),
+            &URL_SAFE_NO_PAD.encode(bytes),
+        );
         // Hex secrets are also keys in their own right: their decoded bytes, in base64.
         if let Some(raw) = whitebit_auth::encoding::hex_decode(bytes) {
-            self.add(&format!("{what} (decoded, base64)"), &STANDARD_NO_PAD.encode(&raw));
+            self.add(
+                &format!("{what} (decoded, base64)"),
+                &STANDARD_NO_PAD.encode(&raw),
+            );
         }
     }
 
@@ -56,7 +64,10 @@ impl Needles {
     fn request(&mut self, what: &str, payload: &str, signature: &str) {
         self.add(&format!("{what} payload"), payload.trim_end_matches('='));
         self.add(&format!("{what} signature"), signature);
-        self.add(&format!("{what} signature (upper)"), &signature.to_ascii_uppercase());
+        self.add(
+            &format!("{what} signature (upper)"),
+            &signature.to_ascii_uppercase(),
+        );
     }
 
     fn assert_absent(&self, place: &str, text: &str) {
@@ -182,7 +193,14 @@ async fn serve_run(format: &str) {
 
     // An account with 2FA, through the admin API.
     let ok = |a: &Answer, what: &str| assert!((200..300).contains(&a.status), "{what}: {a:?}");
-    let a = admin(&gw, "POST", "/admin/accounts", TOKEN, Some(json!({"name": "alice"}))).await;
+    let a = admin(
+        &gw,
+        "POST",
+        "/admin/accounts",
+        TOKEN,
+        Some(json!({"name": "alice"})),
+    )
+    .await;
     ok(&a, "account");
     let a = admin(&gw, "POST", "/admin/accounts/alice/2fa/enrol", TOKEN, None).await;
     ok(&a, "enrol");
@@ -204,9 +222,22 @@ async fn serve_run(format: &str) {
 
     // Key creation through the CLI: the secret is shown once, on stdout.
     let now = gw.advance(30_000).await;
-    let out = gw.ok(&["keys", "create", "--account", "alice", "--kind", "all", "--code", &code(&totp, now)]);
+    let out = gw.ok(&[
+        "keys",
+        "create",
+        "--account",
+        "alice",
+        "--kind",
+        "all",
+        "--code",
+        &code(&totp, now),
+    ]);
     let (key, secret) = (field(&out, "api_key"), field(&out, "api_secret"));
-    assert_eq!(out.matches(secret.as_str()).count(), 1, "shown exactly once: {out}");
+    assert_eq!(
+        out.matches(secret.as_str()).count(),
+        1,
+        "shown exactly once: {out}"
+    );
     needles.secret("API secret", &secret);
 
     // Signed requests: good, replayed, wrong signature, unknown key, invalid payload.
@@ -215,16 +246,18 @@ async fn serve_run(format: &str) {
         nonce += 1;
         nonce
     };
-    let mut body = |extra: &str| {
-        format!(r#"{{"request":"{BALANCE}","nonce":{}{extra}}}"#, next())
-    };
+    let mut body = |extra: &str| format!(r#"{{"request":"{BALANCE}","nonce":{}{extra}}}"#, next());
     let good = sign(&secret, body(r#","ticker":"BTC""#));
     needles.request("good request", &good.payload, &good.signature);
     assert_eq!(send(&gw.base, BALANCE, &key, &good).await.status, 200);
     seen.refused("replay", &send(&gw.base, BALANCE, &key, &good).await, 429);
     let wrong = sign("not-the-secret", body(""));
     needles.request("wrong-signature request", &wrong.payload, &wrong.signature);
-    seen.refused("wrong signature", &send(&gw.base, BALANCE, &key, &wrong).await, 401);
+    seen.refused(
+        "wrong signature",
+        &send(&gw.base, BALANCE, &key, &wrong).await,
+        401,
+    );
     let unknown = sign(&secret, body(""));
     needles.request("unknown-key request", &unknown.payload, &unknown.signature);
     seen.refused(
@@ -234,8 +267,16 @@ async fn serve_run(format: &str) {
     );
     let mut mismatch = sign(&secret, body(""));
     mismatch.body.push(' ');
-    needles.request("invalid-payload request", &mismatch.payload, &mismatch.signature);
-    seen.refused("invalid payload", &send(&gw.base, BALANCE, &key, &mismatch).await, 400);
+    needles.request(
+        "invalid-payload request",
+        &mismatch.payload,
+        &mismatch.signature,
+    );
+    seen.refused(
+        "invalid payload",
+        &send(&gw.base, BALANCE, &key, &mismatch).await,
+        400,
+    );
 
     // The token endpoint: issued, and refused.
     let jwt = sign(&secret, body("").replace(BALANCE, "/api/v4/jwt"));
@@ -247,10 +288,17 @@ async fn serve_run(format: &str) {
     needles.add("issued JWT", &token);
     let (_, token_signature) = token.rsplit_once('.').expect("JWS");
     needles.add("issued JWT signature", token_signature);
-    seen.refused("jwt replay", &send(&gw.base, "/api/v4/jwt", &key, &jwt).await, 401);
+    seen.refused(
+        "jwt replay",
+        &send(&gw.base, "/api/v4/jwt", &key, &jwt).await,
+        401,
+    );
     let a = post(
         &format!("{}{DEPOSIT}", gw.base),
-        &[("content-type", b"application/json"), ("authorization", format!("Bearer {token}").as_bytes())],
+        &[
+            ("content-type", b"application/json"),
+            ("authorization", format!("Bearer {token}").as_bytes()),
+        ],
         r#"{"currency":"UAH","amount":"1.00","orderId":"o-0"}"#,
     )
     .await;
@@ -292,7 +340,11 @@ async fn serve_run(format: &str) {
     let forged = PartnerClaims::new(&auth_key, DEPOSIT, &order, now, 60_000)
         .encode(&EncKey::new(b"not-the-enc-key-0123456789"));
     needles.add("forged partner token", &forged);
-    seen.refused("forged partner token", &fiat(format!("Bearer {forged}")).await, 401);
+    seen.refused(
+        "forged partner token",
+        &fiat(format!("Bearer {forged}")).await,
+        401,
+    );
 
     // Admin API and CLI: listings, a refused token, a rotation.
     let paths = [
@@ -309,7 +361,14 @@ async fn serve_run(format: &str) {
     }
     seen.refused(
         "admin with a wrong token",
-        &admin(&gw, "GET", "/admin/keys", "wrong-admin-token-0123456789", None).await,
+        &admin(
+            &gw,
+            "GET",
+            "/admin/keys",
+            "wrong-admin-token-0123456789",
+            None,
+        )
+        .await,
         401,
     );
     let bad_code = admin(
@@ -322,7 +381,12 @@ async fn serve_run(format: &str) {
     .await;
     assert!(bad_code.status >= 400, "{bad_code:?}");
     seen.add("rotate with a bad code", bad_code.body);
-    for args in [vec!["keys", "list"], vec!["keys", "show", key.as_str()], vec!["keys", "audit"], vec!["partners", "list"]] {
+    for args in [
+        vec!["keys", "list"],
+        vec!["keys", "show", key.as_str()],
+        vec!["keys", "audit"],
+        vec!["partners", "list"],
+    ] {
         seen.add(format!("wbauth {}", args.join(" ")), gw.ok(&args));
     }
     let now = gw.advance(30_000).await;
@@ -331,7 +395,11 @@ async fn serve_run(format: &str) {
     needles.secret("rotated API secret", &new_secret);
     let old = sign(&secret, body(""));
     needles.request("old-secret request", &old.payload, &old.signature);
-    seen.refused("old secret after rotation", &send(&gw.base, BALANCE, &key, &old).await, 401);
+    seen.refused(
+        "old secret after rotation",
+        &send(&gw.base, BALANCE, &key, &old).await,
+        401,
+    );
     let fresh = sign(&new_secret, body(""));
     needles.request("new-secret request", &fresh.payload, &fresh.signature);
     assert_eq!(send(&gw.base, BALANCE, &key, &fresh).await.status, 200);
@@ -395,7 +463,9 @@ async fn sandbox_shows_its_secret_once_and_never_logs_it() {
         .env_remove("WBAUTH_MASTER_KEY")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).expect("stderr file")))
+        .stderr(Stdio::from(
+            std::fs::File::create(&stderr_path).expect("stderr file"),
+        ))
         .spawn()
         .expect("wbauth sandbox starts");
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
@@ -419,22 +489,42 @@ async fn sandbox_shows_its_secret_once_and_never_logs_it() {
     needles.request("good", &good.payload, &good.signature);
     assert_eq!(send(&base, BALANCE, &key, &good).await.status, 200);
     seen.refused("replay", &send(&base, BALANCE, &key, &good).await, 429);
-    let wrong = sign("wrong-secret-0123456789abcdef", format!(r#"{{"request":"{BALANCE}","nonce":2}}"#));
+    let wrong = sign(
+        "wrong-secret-0123456789abcdef",
+        format!(r#"{{"request":"{BALANCE}","nonce":2}}"#),
+    );
     needles.request("wrong", &wrong.payload, &wrong.signature);
-    seen.refused("wrong signature", &send(&base, BALANCE, &key, &wrong).await, 401);
+    seen.refused(
+        "wrong signature",
+        &send(&base, BALANCE, &key, &wrong).await,
+        401,
+    );
     let jwt = sign(&secret, r#"{"request":"/api/v4/jwt","nonce":3}"#.to_owned());
     needles.request("jwt", &jwt.payload, &jwt.signature);
     let a = send(&base, "/api/v4/jwt", &key, &jwt).await;
     assert_eq!(a.status, 200, "{a:?}");
     let token: Value = serde_json::from_str(&a.body).expect("JSON");
-    needles.add("sandbox JWT", token["data"]["token"].as_str().expect("token"));
-    seen.refused("jwt replay", &send(&base, "/api/v4/jwt", &key, &jwt).await, 401);
+    needles.add(
+        "sandbox JWT",
+        token["data"]["token"].as_str().expect("token"),
+    );
+    seen.refused(
+        "jwt replay",
+        &send(&base, "/api/v4/jwt", &key, &jwt).await,
+        401,
+    );
 
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).expect("rest of stdout");
     assert!(child.wait().expect("sandbox exits").success());
-    assert_eq!(contract.matches(secret.as_str()).count(), 1, "shown once: {contract}");
+    assert_eq!(
+        contract.matches(secret.as_str()).count(),
+        1,
+        "shown once: {contract}"
+    );
     let logs = std::fs::read_to_string(&stderr_path).expect("stderr");
     // `WBAUTH_LOG=trace` is on; the sandbox's own lines are DEBUG (one per request).
     assert!(
@@ -463,7 +553,10 @@ fn debug_output_of_secret_carrying_types() {
     needles.request("signed", &signed.payload, &signed.signature);
     let signature = key.sign(signed.payload.as_bytes());
     let enc = EncKey::new(secret.as_bytes());
-    let creds = FiatCredentials::new("auth-key-0123456789".to_owned(), &SecretString::from(secret.to_owned()));
+    let creds = FiatCredentials::new(
+        "auth-key-0123456789".to_owned(),
+        &SecretString::from(secret.to_owned()),
+    );
     let order = OrderFields {
         currency: "UAH",
         amount: "1.00",
@@ -480,8 +573,9 @@ fn debug_output_of_secret_carrying_types() {
     let secret_string = SecretString::from(secret.to_owned());
     let secret_bytes = whitebit_gateway::store::SecretBytes::new(secret.as_bytes().to_vec());
     let signing_key = whitebit_gateway::tokens::SigningKey::generate_rs256().expect("key");
-    let issuer = whitebit_gateway::tokens::TokenIssuer::new("wbauth", "aud", vec![signing_key.clone()])
-        .expect("issuer");
+    let issuer =
+        whitebit_gateway::tokens::TokenIssuer::new("wbauth", "aud", vec![signing_key.clone()])
+            .expect("issuer");
     let issued = issuer.issue("alice", T0).expect("issued");
     needles.add("issued token", &issued.token);
     let master = whitebit_gateway::store::sqlite::MasterKey::from_source(
@@ -549,8 +643,14 @@ fn debug_output_of_secret_carrying_types() {
     needles.add("fiat token signature", token_signature);
     let sig_bytes = URL_SAFE_NO_PAD.decode(token_signature).expect("base64url");
     // Byte arrays as `Debug` prints them.
-    needles.add("fiat token signature (bytes)", &format!("{:?}", &sig_bytes[..8]).trim_end_matches(']'));
-    needles.add("signature (bytes)", &format!("{:?}", &signature.as_bytes()[..8]).trim_end_matches(']'));
+    needles.add(
+        "fiat token signature (bytes)",
+        format!("{:?}", &sig_bytes[..8]).trim_end_matches(']'),
+    );
+    needles.add(
+        "signature (bytes)",
+        format!("{:?}", &signature.as_bytes()[..8]).trim_end_matches(']'),
+    );
     let outputs = [
         outputs.to_vec(),
         vec![
