@@ -14,7 +14,9 @@
 //! non-zero on FAIL.
 //!
 //! `WBAUTH_TIMING_N` sets the measurements per class (default 1,000,000, the minimum the
-//! decision requires).
+//! decision requires). `WBAUTH_TIMING_CONTROL=1` runs the A/A control instead: the first class
+//! is a second *known* key (same length) with the same wrong signature, which shows how far
+//! two keys that both exist already differ on this machine.
 
 #![allow(missing_docs)]
 
@@ -32,7 +34,7 @@ use whitebit_auth::sign::sign_body;
 use whitebit_gateway::app::{build_gateway, open_stores};
 use whitebit_gateway::clock::{SharedClock, SystemClock};
 use whitebit_gateway::pipeline::{Gateway, Incoming, Refusal};
-use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key};
+use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
 
 const KNOWN_KEY: &str = "4e32e2ba2e3b4b0b9d6f5c1a7e8f9a0b";
 const UNKNOWN_KEY: &str = "b0a9f8e7a1c5f6d9b0b4b3e2ab2e23e4";
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let control = std::env::var("WBAUTH_TIMING_CONTROL").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,6 +115,12 @@ fn main() -> ExitCode {
         seed_demo_key(&stores, &options, clock.now_ms())
             .await
             .expect("demo key");
+        let second = seed_extra_keys(&stores, 1, clock.now_ms())
+            .await
+            .expect("second key")
+            .remove(0)
+            .0;
+        assert_eq!(second.len(), KNOWN_KEY.len());
         let gateway = build_gateway(config, &stores, clock.clone(), true)
             .await
             .expect("gateway");
@@ -128,7 +137,8 @@ fn main() -> ExitCode {
         );
         let body = Bytes::from(body);
         let known = headers(KNOWN_KEY, &wrong.payload, &wrong.signature);
-        let unknown = headers(UNKNOWN_KEY, &wrong.payload, &wrong.signature);
+        let first = if control { second.as_str() } else { UNKNOWN_KEY };
+        let unknown = headers(first, &wrong.payload, &wrong.signature);
         let method = Method::POST;
         let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let incoming = |headers| Incoming {
@@ -169,8 +179,13 @@ fn main() -> ExitCode {
         pooled.sort_by(f64::total_cmp);
         let percentile = |p: f64| pooled[((pooled.len() - 1) as f64 * p) as usize];
         println!(
-            "timing: unknown key vs known key + wrong signature, Gateway::verify in process; \
+            "timing: {} vs known key + wrong signature, Gateway::verify in process; \
              {per_class} measurements per class, interleaved at random, {:.1} s",
+            if control {
+                "A/A control: another known key + wrong signature"
+            } else {
+                "unknown key"
+            },
             took.as_secs_f64()
         );
         println!(
@@ -185,7 +200,7 @@ fn main() -> ExitCode {
             let (t, ma, mb) = welch(a, b);
             worst = worst.max(t.abs());
             println!(
-                "{label:<18} n = {:>8} / {:>8}  mean unknown {ma:>8.1} ns  known {mb:>8.1} ns  \
+                "{label:<18} n = {:>8} / {:>8}  mean first {ma:>8.1} ns  known {mb:>8.1} ns  \
                  t = {t:+.2}",
                 a.len(),
                 b.len()
