@@ -119,11 +119,41 @@ impl ActiveKey {
     }
 }
 
+impl ActiveKey {
+    /// The stand-in for unknown public keys: keyed with the dummy secret nobody holds, so an
+    /// unknown key costs the same work as a known one (`decisions.md` 13). Never accepted.
+    fn unknown() -> Self {
+        Self {
+            id: 0,
+            public_key: String::new(),
+            account_id: 0,
+            account_name: String::new(),
+            kind: String::new(),
+            mac: HmacSha512Key::dummy(),
+            enabled: false,
+            ips: Vec::new(),
+            ips_broken: true,
+            endpoints: Vec::new(),
+            idle_anchor_ms: 0,
+            idle_deactivated: AtomicBool::new(true),
+            last_used_ms: AtomicU64::new(0),
+        }
+    }
+}
+
 /// All keys by public key. Reads are lock-free in practice (an uncontended `RwLock` read);
 /// writes replace one entry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
     by_public: RwLock<HashMap<String, Arc<ActiveKey>>>,
+    /// Handed out for unknown public keys by [`KeyCache::lookup`].
+    unknown: Arc<ActiveKey>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::from_records(&[])
+    }
 }
 
 impl KeyCache {
@@ -136,6 +166,29 @@ impl KeyCache {
             .collect();
         Self {
             by_public: RwLock::new(map),
+            unknown: Arc::new(ActiveKey::unknown()),
+        }
+    }
+
+    /// The request path's lookup (row 12): the key with this public key and `true`, or, for
+    /// an unknown public key, a stand-in keyed with a dummy secret and `false`. Both cases do
+    /// the same work — a map probe, a full comparison of the public key, an `Arc` clone — so
+    /// that, with the HMAC that follows under either key, an unknown key is answered in the
+    /// same time as a known key with a wrong signature (`benches/timing.rs`). The caller must
+    /// refuse the stand-in whatever its signature check says.
+    #[must_use]
+    pub fn lookup(&self, public_key: &str) -> (Arc<ActiveKey>, bool) {
+        let map = self
+            .by_public
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(public_key) {
+            Some(key) => (key.clone(), true),
+            None => {
+                // The comparison a hit makes, over as many bytes.
+                std::hint::black_box(std::hint::black_box(public_key) == public_key);
+                (self.unknown.clone(), false)
+            }
         }
     }
 

@@ -217,7 +217,8 @@ impl PartnerClaims {
 }
 
 /// A partner token that passed every check but the single-use one, which needs a store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out the signature bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedPartnerToken {
     /// The partner's Auth Key.
     pub auth_key: String,
@@ -227,8 +228,17 @@ pub struct VerifiedPartnerToken {
     pub expires_at_ms: u64,
 }
 
-/// What the partner-token verifier is given.
-#[derive(Debug, Clone, Copy)]
+impl fmt::Debug for VerifiedPartnerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedPartnerToken")
+            .field("auth_key", &self.auth_key)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the partner-token verifier is given. `Debug` leaves out the tokens.
+#[derive(Clone, Copy)]
 pub struct PartnerTokenRequest<'a> {
     /// Every `Authorization` header value the request carried.
     pub authorization: &'a [&'a str],
@@ -242,6 +252,22 @@ pub struct PartnerTokenRequest<'a> {
     pub now_ms: u64,
     /// How far in the future `iat` may be, in milliseconds.
     pub iat_leeway_ms: u64,
+}
+
+impl fmt::Debug for PartnerTokenRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerTokenRequest")
+            .field(
+                "authorization",
+                &format_args!("<{} values>", self.authorization.len()),
+            )
+            .field("x_auth_key", &self.x_auth_key)
+            .field("url", &self.url)
+            .field("order", &self.order)
+            .field("now_ms", &self.now_ms)
+            .field("iat_leeway_ms", &self.iat_leeway_ms)
+            .finish()
+    }
 }
 
 /// Strips an optional `Bearer ` prefix; `None` unless exactly one token remains (a bare
@@ -265,8 +291,8 @@ pub fn bearer_token<'a>(authorization: &[&'a str]) -> Option<&'a str> {
     Some(token)
 }
 
-/// A JWS compact serialisation split into its three strict base64url parts.
-#[derive(Debug)]
+/// A JWS compact serialisation split into its three strict base64url parts. `Debug` shows
+/// the header and claims, never the signing input or the signature.
 pub struct JwsParts<'a> {
     /// `header.claims`, the signed bytes.
     pub signing_input: &'a str,
@@ -276,6 +302,15 @@ pub struct JwsParts<'a> {
     pub claims: Vec<u8>,
     /// Decoded signature.
     pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for JwsParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwsParts")
+            .field("header", &String::from_utf8_lossy(&self.header))
+            .field("claims", &String::from_utf8_lossy(&self.claims))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Splits and decodes a compact JWS (unpadded base64url, trailing bits zero).
@@ -313,6 +348,42 @@ fn claim_u64(obj: &JsonObject<'_>, name: &str) -> Option<u64> {
     }
 }
 
+/// The signature step of an HS256 token, and nothing else: splits the compact JWS (strict
+/// unpadded base64url), checks the header is a JSON object whose `alg` is `HS256`, and
+/// verifies the signature over `header.claims` under `key` in constant time. `None` (an
+/// unknown or disabled partner) costs the same HMAC against a dummy key and fails. The claims
+/// are returned decoded but unchecked: [`verify_partner_token`] runs this step first
+/// and then checks them (`decisions.md` 23); known-answer tests (RFC 7515 A.1, whose `exp` is
+/// in seconds) run through this step alone.
+///
+/// # Errors
+/// [`TokenRejection::Malformed`], [`TokenRejection::AlgorithmNotAllowed`] or
+/// [`TokenRejection::InvalidSignature`], in that order of checks.
+pub fn verify_hs256_signature<'t>(
+    token: &'t str,
+    key: Option<&EncKey>,
+) -> Result<JwsParts<'t>, TokenRejection> {
+    let jws = split_jws(token).ok_or(TokenRejection::Malformed)?;
+    if header_alg(&jws.header)?.as_deref() != Some("HS256") {
+        return Err(TokenRejection::AlgorithmNotAllowed);
+    }
+    let signature_ok = match key {
+        Some(key) => key.verify(jws.signing_input.as_bytes(), &jws.signature),
+        None => {
+            thread_local! {
+                static DUMMY: EncKey = EncKey::new(b"whitebit-auth dummy partner key");
+            }
+            DUMMY.with(|dummy| dummy.verify(jws.signing_input.as_bytes(), &jws.signature));
+            false
+        }
+    };
+    if signature_ok {
+        Ok(jws)
+    } else {
+        Err(TokenRejection::InvalidSignature)
+    }
+}
+
 /// Verifies a partner token, every check of `decisions.md` 23 except "already used".
 ///
 /// `enc_key_for` maps an Auth Key to its Enc Key (`None` for unknown or disabled partners,
@@ -325,25 +396,7 @@ where
     F: FnOnce(&str) -> Option<&'k EncKey>,
 {
     let token = bearer_token(request.authorization).ok_or(TokenRejection::Missing)?;
-    let jws = split_jws(token).ok_or(TokenRejection::Malformed)?;
-    if header_alg(&jws.header)?.as_deref() != Some("HS256") {
-        return Err(TokenRejection::AlgorithmNotAllowed);
-    }
-
-    let key = enc_key_for(request.x_auth_key);
-    let signature_ok = match key {
-        Some(key) => key.verify(jws.signing_input.as_bytes(), &jws.signature),
-        None => {
-            thread_local! {
-                static DUMMY: EncKey = EncKey::new(b"whitebit-auth dummy partner key");
-            }
-            DUMMY.with(|dummy| dummy.verify(jws.signing_input.as_bytes(), &jws.signature));
-            false
-        }
-    };
-    if !signature_ok {
-        return Err(TokenRejection::InvalidSignature);
-    }
+    let jws = verify_hs256_signature(token, enc_key_for(request.x_auth_key))?;
 
     let Ok(JsonValue::Object(claims)) = json::parse(&jws.claims) else {
         return Err(TokenRejection::Malformed);

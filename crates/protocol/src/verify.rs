@@ -5,6 +5,8 @@
 //! [`CheckedRequest::verify_signature`], which the caller runs after looking the key up
 //! (and which costs the same for an unknown key). Nothing here does IO.
 
+use core::fmt;
+
 use crate::encoding::base64_decode;
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
@@ -15,8 +17,9 @@ use crate::path::normalize_path;
 /// The path of the token endpoint, whose field checks differ (`decisions.md` 20).
 pub const JWT_ENDPOINT_PATH: &str = "/api/v4/jwt";
 
-/// What an `X-TXC-*` header looked like on the wire (`decisions.md` 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an `X-TXC-*` header looked like on the wire (`decisions.md` 2). Its `Debug` shows
+/// the value's length only: the payload and signature never reach a log through it.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum HeaderValue<'a> {
     /// Absent, or present with an empty value.
     Missing,
@@ -24,6 +27,16 @@ pub enum HeaderValue<'a> {
     Invalid,
     /// One visible-ASCII value.
     Present(&'a str),
+}
+
+impl fmt::Debug for HeaderValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderValue::Missing => f.write_str("Missing"),
+            HeaderValue::Invalid => f.write_str("Invalid"),
+            HeaderValue::Present(value) => write!(f, "Present(<{} bytes>)", value.len()),
+        }
+    }
 }
 
 impl<'a> HeaderValue<'a> {
@@ -66,8 +79,8 @@ pub enum BodyMatch {
     Json,
 }
 
-/// What the verifier is given.
-#[derive(Debug, Clone, Copy)]
+/// What the verifier is given. `Debug` shows no header value and no body byte.
+#[derive(Clone, Copy)]
 pub struct RequestParts<'a> {
     /// `X-TXC-APIKEY`.
     pub api_key: HeaderValue<'a>,
@@ -79,6 +92,18 @@ pub struct RequestParts<'a> {
     pub body: &'a [u8],
     /// The request target's path, with the query string if it had one.
     pub path: &'a str,
+}
+
+impl fmt::Debug for RequestParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestParts")
+            .field("api_key", &self.api_key)
+            .field("payload", &self.payload)
+            .field("signature", &self.signature)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 /// A rejection from the verifier.
@@ -101,8 +126,8 @@ impl From<ApiError> for Rejection {
     }
 }
 
-/// A request that passed rows 3–11: its parts are well-formed and its fields parsed.
-#[derive(Debug)]
+/// A request that passed rows 3–11: its parts are well-formed and its fields parsed. `Debug`
+/// shows neither the payload nor the signature.
 pub struct CheckedRequest<'a> {
     api_key: Option<&'a str>,
     payload: &'a str,
@@ -111,6 +136,19 @@ pub struct CheckedRequest<'a> {
     path: String,
     nonce: u64,
     nonce_window: Option<bool>,
+}
+
+impl fmt::Debug for CheckedRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedRequest")
+            .field("api_key", &self.api_key)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("signature", &self.signature)
+            .field("path", &self.path)
+            .field("nonce", &self.nonce)
+            .field("nonce_window", &self.nonce_window)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs rows 3–11 on a request; see the module docs.

