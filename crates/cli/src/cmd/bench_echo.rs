@@ -12,7 +12,6 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 use whitebit_gateway::config::{ListenConfig, VerifyConfig};
 use whitebit_gateway::server::HttpSettings;
 
@@ -33,9 +32,10 @@ pub(crate) struct BenchEchoArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &BenchEchoArgs) -> Result<(), CliError> {
-    let listener = TcpListener::bind(args.listen)
+    // Bound as the gateway binds its listeners (same backlog).
+    let listener = whitebit_gateway::app::bind(args.listen, "echo")
         .await
-        .map_err(|e| CliError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| CliError::Config(e.to_string()))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Config(e.to_string()))?;
