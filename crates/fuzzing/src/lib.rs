@@ -27,8 +27,8 @@ use tower::ServiceExt as _;
 use whitebit_auth::doctor::{Capture, diagnose};
 use whitebit_auth::encoding::{base64_decode, base64_encode};
 use whitebit_auth::fiat::{
-    EncKey, MAX_LIFETIME_MS, OrderFieldNames, OrderFields, PartnerClaims,
-    PartnerTokenRequest, order_fields_from_body, verify_partner_token,
+    EncKey, MAX_LIFETIME_MS, OrderFieldNames, OrderFields, PartnerClaims, PartnerTokenRequest,
+    order_fields_from_body, verify_partner_token,
 };
 use whitebit_auth::json::{self, JsonValue};
 use whitebit_auth::mac::{HmacSha512Key, sign_payload};
@@ -135,11 +135,7 @@ pub fn request(data: &[u8]) -> Outcome {
     } else {
         BodyMatch::Exact
     };
-    let key_values: &[&[u8]] = if flags & 8 != 0 {
-        &[key, key]
-    } else {
-        &[key]
-    };
+    let key_values: &[&[u8]] = if flags & 8 != 0 { &[key, key] } else { &[key] };
     let path = String::from_utf8_lossy(path_in);
     let parts = RequestParts {
         api_key: HeaderValue::from_values(key_values.iter().copied()),
@@ -187,7 +183,11 @@ pub fn request(data: &[u8]) -> Outcome {
     let decoded = base64_decode(payload_text.as_bytes()).expect("an accepted payload decodes");
     assert_eq!(outcome.decoded_payload(), decoded.as_slice());
     if body_match == BodyMatch::Exact {
-        assert_eq!(decoded.as_slice(), body, "exact match accepted another body");
+        assert_eq!(
+            decoded.as_slice(),
+            body,
+            "exact match accepted another body"
+        );
     }
     assert_eq!(
         base64_encode(&decoded).trim_end_matches('='),
@@ -216,11 +216,13 @@ pub fn request(data: &[u8]) -> Outcome {
     let expected = sign_payload(API_SECRET.as_bytes(), payload_text.as_bytes());
     let resigned = sign_body(decoded.clone(), &secret_key);
     if resigned.payload == payload_text {
-        assert_eq!(resigned.signature, expected, "re-signing changed the signature");
+        assert_eq!(
+            resigned.signature, expected,
+            "re-signing changed the signature"
+        );
     }
     let given = String::from_utf8_lossy(signature).to_ascii_lowercase();
-    let should_verify =
-        given == expected && matches!(parts.api_key, HeaderValue::Present(_));
+    let should_verify = given == expected && matches!(parts.api_key, HeaderValue::Present(_));
     match outcome.verify_signature(Some(&secret_key)) {
         Ok(()) => assert!(should_verify, "verified a signature that is not the HMAC"),
         Err(e) => {
@@ -352,7 +354,8 @@ pub fn jwt(data: &[u8]) -> Outcome {
                 order_id: authorization.to_string(),
             });
             let lifetime = 1 + u64::from(flags >> 2) * 1_000 % MAX_LIFETIME_MS;
-            let claims = PartnerClaims::new(&x_auth_key, &url, &order.as_fields(), now_ms, lifetime);
+            let claims =
+                PartnerClaims::new(&x_auth_key, &url, &order.as_fields(), now_ms, lifetime);
             let token = claims.encode(&enc);
             let values = [token.as_str()];
             let request = PartnerTokenRequest {
@@ -382,7 +385,7 @@ pub fn jwt(data: &[u8]) -> Outcome {
             let issuer = issuer();
             let values: Vec<&str> = authorization.split('\n').collect();
             match issuer.verify(&values, now_ms) {
-                Ok(verified) => assert!(verified.expires_at_s * 1000 > now_ms),
+                Ok(verified) => assert!(verified.expires_at_s.saturating_mul(1000) > now_ms),
                 Err(e) => check_token_rejection(e),
             }
             let issued = issuer.issue(&x_auth_key, now_ms).expect("issuing a token");
@@ -632,7 +635,10 @@ impl ServiceHarness {
         };
         let router = self.router.clone();
         let (status, headers, bytes) = self.runtime.block_on(async move {
-            let response = router.oneshot(request).await.expect("the router is infallible");
+            let response = router
+                .oneshot(request)
+                .await
+                .expect("the router is infallible");
             let (parts, body) = response.into_parts();
             let bytes = axum::body::to_bytes(body, 64 << 20)
                 .await
@@ -709,7 +715,10 @@ fn check_answer(status: u16, headers: &axum::http::HeaderMap, body: &[u8]) -> Ou
         );
     }
     if status == 429 && text.contains("Rate limit") || status == 503 {
-        assert!(headers.contains_key(header::RETRY_AFTER), "{status} without Retry-After");
+        assert!(
+            headers.contains_key(header::RETRY_AFTER),
+            "{status} without Retry-After"
+        );
     }
     assert_eq!(
         headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),

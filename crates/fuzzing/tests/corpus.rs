@@ -23,14 +23,18 @@ fn replay(target: &str, mut harness: impl FnMut(&[u8]) -> Outcome) -> (usize, us
     files.sort();
     let mut accepted = 0;
     for file in &files {
-        let data = std::fs::read(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let data =
+            std::fs::read(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| harness(&data)))
             .unwrap_or_else(|_| panic!("{target}: {} fails", file.display()));
         if outcome == Outcome::Accepted {
             accepted += 1;
         }
     }
-    println!("{target}: replayed {} files, {accepted} accepted", files.len());
+    println!(
+        "{target}: replayed {} files, {accepted} accepted",
+        files.len()
+    );
     (files.len(), accepted)
 }
 
@@ -39,7 +43,10 @@ fn check(target: &str, (replayed, accepted): (usize, usize)) {
     // The seeds include valid requests, tokens and configurations: some must get through every
     // check, or the harness only ever exercises the first rejection.
     assert!(accepted > 0, "{target}: no corpus input was accepted");
-    assert!(accepted < replayed, "{target}: no corpus input was rejected");
+    assert!(
+        accepted < replayed,
+        "{target}: no corpus input was rejected"
+    );
 }
 
 #[test]
