@@ -20,14 +20,15 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    fuzz=(cargo +nightly fuzz)
+    cargo_tc=(cargo +nightly)
     toolchain=nightly
 else
     export RUSTC_BOOTSTRAP=1
-    fuzz=(cargo fuzz)
+    cargo_tc=(cargo)
     toolchain="stable with RUSTC_BOOTSTRAP=1"
 fi
-echo "toolchain: $toolchain ($("${fuzz[0]}" ${fuzz[1]:+"${fuzz[1]}"} --version 2>/dev/null || true)), $seconds s per target"
+fuzz=("${cargo_tc[@]}" fuzz)
+echo "toolchain: $toolchain ($("${cargo_tc[@]}" --version)), $(cargo fuzz --version), $seconds s per target"
 
 # The service target keeps its SQLite and journal stores under TMPDIR: one scratch dir for the
 # whole run, removed at the end.
