@@ -107,7 +107,19 @@ impl Sandbox {
 }
 
 impl Drop for Sandbox {
+    /// SIGTERM first, so the sandbox removes its temporary data dir; SIGKILL if it has not
+    /// exited within a bounded wait.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            for _ in 0..200 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
