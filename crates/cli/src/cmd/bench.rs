@@ -623,14 +623,35 @@ async fn connect(addr: SocketAddr) -> Result<Link, String> {
     })
 }
 
-/// One connection's closed loop.
+/// The keys (indexes into `keys` signers) connection `index` of `connections` takes in turn:
+/// with more keys than connections, `index`, `index + connections`, … (every key used by
+/// exactly one connection); otherwise the one key `index % keys` (none without keys).
+fn keys_of_connection(
+    keys: usize,
+    connections: usize,
+    index: usize,
+) -> impl Iterator<Item = usize> {
+    let (start, step, count) = if keys > connections {
+        (index, connections.max(1), keys)
+    } else if keys == 0 {
+        (0, 1, 0)
+    } else {
+        (index % keys, keys, index % keys + 1)
+    };
+    (start..count).step_by(step)
+}
+
+/// One connection's closed loop. With several `signers` it takes them in turn, one request
+/// each, so that every key given is in use and carries an equal share of the load.
 async fn connection_loop(
     load: Arc<Load>,
-    signer: Option<Arc<Signer>>,
+    signers: Vec<Arc<Signer>>,
     mut sender: Option<Link>,
 ) -> ConnStats {
     let mut stats = ConnStats::default();
-    let mut strict_next = load.strict_base;
+    // Strict mode: each key's next nonce (a key is used by this connection only).
+    let mut strict_next = vec![load.strict_base; signers.len().max(1)];
+    let mut turn = 0usize;
     let mut had_connection = sender.is_some();
     while let Some(counted) = load.next_ticket() {
         // A live, idle connection, or a new one.
@@ -663,7 +684,12 @@ async fn connection_loop(
         let Some(Link { sender: s, driver }) = sender.as_mut() else {
             continue;
         };
-        let request = match load.request(signer.as_deref(), &mut strict_next) {
+        turn = (turn + 1) % strict_next.len();
+        let signer = signers.get(turn).map(Arc::as_ref);
+        let Some(next) = strict_next.get_mut(turn) else {
+            continue;
+        };
+        let request = match load.request(signer, next) {
             Ok(request) => request,
             Err(kind) => {
                 if counted {
@@ -790,11 +816,13 @@ async fn drive(plan: Plan) -> Result<Report, CliError> {
     let mut start = (Instant::now(), cpu_ticks());
     let mut tasks = tokio::task::JoinSet::new();
     for (index, sender) in senders.into_iter().enumerate() {
-        let signer = match load.signers.len() {
-            0 => None,
-            n => load.signers.get(index % n).cloned(),
-        };
-        tasks.spawn(connection_loop(load.clone(), signer, sender));
+        // More keys than connections: connection i takes keys i, i + C, i + 2C, … in turn;
+        // fewer: connections share keys (window mode only; strict mode needs one per
+        // connection, checked when the plan is made).
+        let signers: Vec<Arc<Signer>> = keys_of_connection(load.signers.len(), connections, index)
+            .filter_map(|k| load.signers.get(k).cloned())
+            .collect();
+        tasks.spawn(connection_loop(load.clone(), signers, sender));
     }
     let mut ticker = Ticker::new(progress);
     if !warmup.is_zero() {
@@ -844,7 +872,8 @@ async fn drive(plan: Plan) -> Result<Report, CliError> {
         &load.target.url,
         mode,
         keys_given,
-        keys_given.min(connections),
+        // Every key given is in use (taken in turn when there are more keys than connections).
+        keys_given,
         connections,
         threads,
         warmup,
@@ -1272,6 +1301,43 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_key_is_taken_by_exactly_one_connection() {
+        for (keys, connections) in [
+            (256, 32),
+            (33, 32),
+            (7, 3),
+            (32, 32),
+            (5, 8),
+            (1, 4),
+            (0, 4),
+        ] {
+            let mut seen = vec![0u32; keys];
+            for index in 0..connections {
+                let mine: Vec<usize> = keys_of_connection(keys, connections, index).collect();
+                if keys > 0 {
+                    assert!(!mine.is_empty(), "{keys} keys, {connections} connections");
+                }
+                for k in mine {
+                    seen[k] += 1;
+                }
+            }
+            if keys > connections {
+                assert!(
+                    seen.iter().all(|&n| n == 1),
+                    "{keys}/{connections}: {seen:?}"
+                );
+            } else {
+                // Fewer keys than connections: shared, every key in use.
+                assert!(
+                    seen.iter().all(|&n| n >= 1),
+                    "{keys}/{connections}: {seen:?}"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
