@@ -7,7 +7,12 @@
 //! HTTP server makes for every private request) on a gateway built the way `wbauth sandbox`
 //! builds it (embedded stores, the demo key in the key cache). The two classes are identical
 //! requests — same body, payload and (wrong) signature — except for the `X-TXC-APIKEY` value,
-//! of the same length. Classes are interleaved in a random order, each call is timed with
+//! of the same length. As in dudect, each class is a distribution of inputs, not one input:
+//! every measurement draws its key at random from its class's pool (`WBAUTH_TIMING_KEYS`
+//! known keys, as many random unknown ones), so that what is compared is "a key that exists"
+//! against "a key that does not", not the memory layout of two particular keys (with one fixed
+//! key per class, even two *known* keys differ by a fraction of a nanosecond, which 10^6
+//! measurements resolve). Classes are interleaved in a random order, each call is timed with
 //! `Instant`, and Welch's t is computed on the raw measurements and, dudect-style, on the
 //! measurements below several percentiles of the pooled distribution (cropping the long tail
 //! that a shared machine's interruptions add). PASS when every |t| < 4.5; the process exits
@@ -115,16 +120,39 @@ fn main() -> ExitCode {
         seed_demo_key(&stores, &options, clock.now_ms())
             .await
             .expect("demo key");
-        let second = seed_extra_keys(&stores, 1, clock.now_ms())
+        let pool: usize = std::env::var("WBAUTH_TIMING_KEYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        // Known keys: the pool of the known class, and (A/A control) the other class's pool.
+        let mut seeded: Vec<String> = seed_extra_keys(&stores, 2 * pool, clock.now_ms())
             .await
-            .expect("second key")
-            .remove(0)
-            .0;
-        assert_eq!(second.len(), KNOWN_KEY.len());
+            .expect("known keys")
+            .into_iter()
+            .map(|(public_key, _)| public_key)
+            .collect();
+        let other_known = seeded.split_off(pool);
+        let known_pool = seeded;
         let gateway = build_gateway(config, &stores, clock.clone(), true)
             .await
             .expect("gateway");
         assert!(gateway.keys.get(KNOWN_KEY).is_some() && gateway.keys.get(UNKNOWN_KEY).is_none());
+        // Unknown keys: random, of the same length and alphabet as the known ones.
+        let unknown_pool: Vec<String> = (0..pool)
+            .map(|_| {
+                let mut raw = [0u8; 16];
+                getrandom::fill(&mut raw).expect("randomness");
+                raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            })
+            .collect();
+        for key in known_pool.iter().chain(&other_known) {
+            assert_eq!(key.len(), UNKNOWN_KEY.len());
+            assert!(gateway.keys.get(key).is_some());
+        }
+        for key in &unknown_pool {
+            assert!(gateway.keys.get(key).is_none());
+        }
 
         // One typical request, signed with a secret that is not the key's: a wrong signature.
         let body = format!(
@@ -136,9 +164,14 @@ fn main() -> ExitCode {
             &HmacSha512Key::new(b"not the key's secret"),
         );
         let body = Bytes::from(body);
-        let known = headers(KNOWN_KEY, &wrong.payload, &wrong.signature);
-        let first = if control { second.as_str() } else { UNKNOWN_KEY };
-        let unknown = headers(first, &wrong.payload, &wrong.signature);
+        let first_pool = if control { &other_known } else { &unknown_pool };
+        let header_maps = |keys: &[String]| -> Vec<HeaderMap> {
+            keys.iter()
+                .map(|k| headers(k, &wrong.payload, &wrong.signature))
+                .collect()
+        };
+        let first_headers = header_maps(first_pool);
+        let known_headers = header_maps(&known_pool);
         let method = Method::POST;
         let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let incoming = |headers| Incoming {
@@ -148,12 +181,15 @@ fn main() -> ExitCode {
             body: &body,
             peer,
         };
-        // Class 0: unknown key; class 1: known key, wrong signature.
-        let requests = [incoming(&unknown), incoming(&known)];
+        // Class 0: unknown keys; class 1: known keys, wrong signature.
+        let requests: [Vec<Incoming<'_>>; 2] = [
+            first_headers.iter().map(incoming).collect(),
+            known_headers.iter().map(incoming).collect(),
+        ];
 
         // Warm up caches, branch predictors and the CPU frequency.
         for i in 0..20_000 {
-            time_one(&gateway, &requests[i % 2]).await;
+            time_one(&gateway, &requests[i % 2][(i / 2) % pool]).await;
         }
 
         let mut seed = [0u8; 8];
@@ -169,7 +205,8 @@ fn main() -> ExitCode {
             if samples[class].len() >= per_class {
                 class = 1 - class;
             }
-            let ns = time_one(&gateway, &requests[class]).await;
+            let pick = usize::try_from(rng.next() % pool as u64).unwrap_or(0);
+            let ns = time_one(&gateway, &requests[class][pick]).await;
             samples[class].push(ns as f64);
         }
         let took = started.elapsed();
@@ -179,12 +216,13 @@ fn main() -> ExitCode {
         pooled.sort_by(f64::total_cmp);
         let percentile = |p: f64| pooled[((pooled.len() - 1) as f64 * p) as usize];
         println!(
-            "timing: {} vs known key + wrong signature, Gateway::verify in process; \
-             {per_class} measurements per class, interleaved at random, {:.1} s",
+            "timing: {} vs known keys + wrong signature, Gateway::verify in process; \
+             {per_class} measurements per class, interleaved at random, keys drawn at random \
+             from pools of {pool}, {:.1} s",
             if control {
-                "A/A control: another known key + wrong signature"
+                "A/A control: other known keys + wrong signature"
             } else {
-                "unknown key"
+                "unknown keys"
             },
             took.as_secs_f64()
         );
