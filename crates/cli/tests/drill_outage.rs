@@ -22,18 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::backends::StoreUrls;
+use common::backends::{Nonces, OwnServers, StoreUrls};
 use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
 use drill_support::{Paused, Prepared, Reply, Scale, Tally, accepted_twice, send, wait_for};
-use wbauth_testkit::{PostgresServer, RedisServer};
+use wbauth_testkit::RedisServer;
 
 const PATH: &str = "/api/v4/order/new";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Nonces {
-    Redis,
-    Postgres,
-}
 
 /// The phase a request was sent in.
 const RUNNING: u32 = 0;
@@ -44,33 +38,7 @@ const SETTLING: u32 = 3;
 /// `inflight[GUARD]`: lanes between reading the phase and counting their request in it.
 const GUARD: usize = 4;
 
-/// Servers of this drill's own (pausing a shared one would disturb other tests).
-struct Servers {
-    postgres: PostgresServer,
-    redis: Option<RedisServer>,
-}
-
-impl Servers {
-    fn start(nonces: Nonces) -> (Self, StoreUrls) {
-        let postgres = PostgresServer::start().expect("postgres starts");
-        let keys = postgres.fresh_database().expect("a database");
-        let (redis, nonce_url) = match nonces {
-            Nonces::Redis => {
-                let redis = RedisServer::start().expect("redis starts");
-                let url = redis.url();
-                (Some(redis), url)
-            }
-            Nonces::Postgres => (None, keys.clone()),
-        };
-        (
-            Self { postgres, redis },
-            StoreUrls {
-                keys,
-                nonces: nonce_url,
-            },
-        )
-    }
-
+impl OwnServers {
     fn nonce_port(&self) -> u16 {
         self.redis
             .as_ref()
@@ -232,7 +200,7 @@ async fn drill(nonces: Nonces) {
     let scale = Scale::from_env();
     let (lanes, cycles, wanted) = scale.pick((3, 1, 5), (8, 5, 50));
     let upstream = Upstream::start().await;
-    let (mut servers, stores) = Servers::start(nonces);
+    let (mut servers, stores) = OwnServers::start(nonces);
     let dir = tempfile::tempdir().expect("tempdir");
     let a = start_instance(&dir.path().join("a"), &upstream, &stores, "a");
     let b = start_instance(&dir.path().join("b"), &upstream, &stores, "b");

@@ -18,23 +18,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::backends::{StoreUrls, postgres, redis};
+use common::backends::{Nonces, OwnServers, StoreUrls, postgres, redis};
 use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
 use common::{Answer, now_ms};
 use serde_json::json;
-use wbauth_testkit::{PostgresServer, RedisServer};
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::{SignedRequest, sign_body};
 
 const PATH: &str = "/api/v4/order/new";
 const BUSY: &str = r#"{"code":0,"message":"Service temporarily unavailable."}"#;
-
-/// Which shared nonce store.
-#[derive(Debug, Clone, Copy)]
-enum Nonces {
-    Redis,
-    Postgres,
-}
 
 fn shared_stores(nonces: Nonces) -> StoreUrls {
     let keys = postgres().fresh_database().expect("a fresh database");
@@ -371,33 +363,7 @@ async fn the_postgres_key_store_needs_the_shared_master_key() {
     assert!(stderr.contains("master key does not match"), "{stderr}");
 }
 
-/// Servers of the outage drill's own (killing a shared one would disturb other tests).
-struct OwnServers {
-    postgres: PostgresServer,
-    redis: Option<RedisServer>,
-}
-
 impl OwnServers {
-    fn start(nonces: Nonces) -> (Self, StoreUrls) {
-        let postgres = PostgresServer::start().expect("postgres starts");
-        let keys = postgres.fresh_database().expect("a database");
-        let (redis, nonce_url) = match nonces {
-            Nonces::Redis => {
-                let redis = RedisServer::start().expect("redis starts");
-                let url = redis.url();
-                (Some(redis), url)
-            }
-            Nonces::Postgres => (None, keys.clone()),
-        };
-        (
-            Self { postgres, redis },
-            StoreUrls {
-                keys,
-                nonces: nonce_url,
-            },
-        )
-    }
-
     fn kill_nonce_store(&mut self) {
         match &mut self.redis {
             Some(redis) => redis.kill(),

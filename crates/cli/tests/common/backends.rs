@@ -130,3 +130,44 @@ macro_rules! on_every_backend {
         )+
     };
 }
+
+/// Which nonce store gateways share in a multi-instance test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nonces {
+    /// A Redis server.
+    Redis,
+    /// The PostgreSQL server of the key store.
+    Postgres,
+}
+
+/// Servers of one test's own, for tests that stop, pause or kill them (doing that to the
+/// servers shared by a test binary would disturb the other tests).
+pub struct OwnServers {
+    /// Holds the key store (and the nonces with [`Nonces::Postgres`]).
+    pub postgres: PostgresServer,
+    /// Holds the nonces with [`Nonces::Redis`].
+    pub redis: Option<RedisServer>,
+}
+
+impl OwnServers {
+    /// Starts PostgreSQL (and Redis for [`Nonces::Redis`]) and names the stores on them.
+    pub fn start(nonces: Nonces) -> (Self, StoreUrls) {
+        let postgres = PostgresServer::start().expect("postgres starts");
+        let keys = postgres.fresh_database().expect("a database");
+        let (redis, nonce_url) = match nonces {
+            Nonces::Redis => {
+                let redis = RedisServer::start().expect("redis starts");
+                let url = redis.url();
+                (Some(redis), url)
+            }
+            Nonces::Postgres => (None, keys.clone()),
+        };
+        (
+            Self { postgres, redis },
+            StoreUrls {
+                keys,
+                nonces: nonce_url,
+            },
+        )
+    }
+}
