@@ -13,7 +13,8 @@
 //!
 //! | method and path | body | answer |
 //! | --- | --- | --- |
-//! | `POST /admin/accounts` | `{"name"}` | 201 `{"account":{…}}` |
+//! | `POST /admin/accounts` | `{"name","password"?}` | 201 `{"account":{…}}` |
+//! | `PUT /admin/accounts/{name}/password` | `{"password"}` | `{"account","password":"set"}` |
 //! | `GET /admin/accounts` | | `{"accounts":[…]}` |
 //! | `GET /admin/accounts/{name}` | | `{"account":{…}}` |
 //! | `POST /admin/accounts/{name}/2fa/enrol` | `{"code"?,"force"?}` | `{"account","otpauth_uri","secret"}` |
@@ -253,6 +254,7 @@ pub fn admin_router(service: Arc<KeyService>, token: AdminToken, options: AdminO
     let protected = Router::new()
         .route("/admin/accounts", post(create_account).get(list_accounts))
         .route("/admin/accounts/{name}", get(show_account))
+        .route("/admin/accounts/{name}/password", put(set_password))
         .route("/admin/accounts/{name}/2fa/enrol", post(enrol_2fa))
         .route("/admin/accounts/{name}/2fa/confirm", post(confirm_2fa))
         .route("/admin/keys", post(create_key).get(list_keys))
@@ -509,16 +511,50 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 #[serde(deny_unknown_fields)]
 struct NewAccount {
     name: String,
+    /// The web console password (stored as an argon2id hash).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 async fn create_account(State(state): State<AdminState>, who: Caller, body: Bytes) -> Response {
     let result = async {
         let request: NewAccount = parse(&body)?;
+        let password = request.password.map(Zeroizing::new);
+        if let Some(password) = &password {
+            crate::manage::check_password(password)?;
+        }
         let account = state.service.create_account(&request.name, &who).await?;
+        if let Some(password) = &password {
+            state
+                .service
+                .set_password(&request.name, password, &who)
+                .await?;
+        }
         Ok(json!({"account": to_value(&account)?}))
     }
     .await;
     answer(result, StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    who: Caller,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let password = Zeroizing::new(parse::<NewPassword>(&body)?.password);
+        state.service.set_password(&name, &password, &who).await?;
+        Ok(json!({"account": name, "password": "set"}))
+    }
+    .await;
+    answer(result, StatusCode::OK)
 }
 
 async fn list_accounts(State(state): State<AdminState>) -> Response {

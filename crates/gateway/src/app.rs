@@ -524,16 +524,44 @@ pub fn admin_router_for(
     )
 }
 
+/// The web console's listener and router (`[console] listen`; see [`crate::console`]).
+#[derive(Debug)]
+pub struct ConsoleServer {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The router ([`crate::console::console_router`]).
+    pub router: axum::Router,
+}
+
+impl ConsoleServer {
+    /// Binds `[console] listen` when it is set (the console is off by default) and builds the
+    /// console over `service` (the admin API's [`KeyService`]).
+    pub async fn bind_if_configured(
+        gateway: &Arc<Gateway>,
+        service: &Arc<KeyService>,
+    ) -> Result<Option<Self>, GatewayError> {
+        let Some(addr) = gateway.config.console.listen else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            listener: bind(addr, "console").await?,
+            router: crate::console::console_router(gateway.clone(), service.clone()),
+        }))
+    }
+}
+
 /// How often keys found idle are persisted as idle-deactivated.
 pub const IDLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the public listener exactly as [`run`] does and, with the same shutdown, the admin
-/// listener and the idle sweep ([`KeyService::sweep_idle`]).
+/// listener, the web console's when there is one, and the idle sweep
+/// ([`KeyService::sweep_idle`]).
 pub async fn run_with_admin(
     gateway: Arc<Gateway>,
     stores: &Stores,
     listener: TcpListener,
     admin: AdminServer,
+    console: Option<ConsoleServer>,
     service: Arc<KeyService>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
@@ -549,6 +577,17 @@ pub async fn run_with_admin(
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     };
+    let console_task = console.map(|console| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(serve(
+            console.listener,
+            console.router,
+            settings,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(IDLE_SWEEP_INTERVAL);
         loop {
@@ -574,6 +613,19 @@ pub async fn run_with_admin(
             "the admin listener failed: {e}"
         ))),
     };
+    let console = match console_task {
+        None => Ok(()),
+        Some(task) => match task.await {
+            Ok(served) => served.map_err(|source| GatewayError::Io {
+                context: "serving the web console".into(),
+                source,
+            }),
+            Err(e) => Err(GatewayError::Invalid(format!(
+                "the console listener failed: {e}"
+            ))),
+        },
+    };
     public?;
-    admin
+    admin?;
+    console
 }

@@ -60,6 +60,34 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Fiat Gateway routes (Bearer tokens instead of HMAC signatures).
     pub fiat: FiatConfig,
+    /// The web console for account holders (off unless `listen` is set).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the account holders' web console (API settings), on its own listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address of the console listener; none (the default): no console.
+    pub listen: Option<SocketAddr>,
+    /// Mark the session cookie `Secure`: on by default, for a console served through a TLS
+    /// terminator; turn off only for plain HTTP on a trusted machine.
+    pub secure_cookie: bool,
+    /// A session ends after this long without a request (ms).
+    pub session_idle_ms: u64,
+    /// A session ends this long after sign-in, used or not (ms).
+    pub session_max_ms: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            secure_cookie: true,
+            session_idle_ms: 30 * 60 * 1000,
+            session_max_ms: 12 * 60 * 60 * 1000,
+        }
+    }
 }
 
 /// `[fiat]`
@@ -480,6 +508,11 @@ impl Config {
         }
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
+        }
+        if self.console.session_idle_ms < 1_000 || self.console.session_max_ms < 1_000 {
+            return Err(
+                "console.session_idle_ms and console.session_max_ms: must be at least 1000".into(),
+            );
         }
         if self.keys.max_ips == 0 {
             return Err("keys.max_ips: must be at least 1".into());

@@ -9,6 +9,7 @@ pub mod app;
 pub mod builtin;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod fiat_route;
 pub mod forward;
 pub mod health;

@@ -121,6 +121,9 @@ pub enum ManageError {
         /// Wrong codes left before the account is locked.
         attempts_left: u32,
     },
+    /// Console sign-in refused (name, password or code wrong: not said which).
+    #[error("{0}")]
+    SignInFailed(String),
     /// Too many wrong codes: the account or the address is locked.
     #[error(
         "{subject} is locked after too many wrong codes; try again in {}.",
@@ -182,6 +185,7 @@ impl ManageError {
             ManageError::Conflict(_) => 409,
             ManageError::Invalid(_) | ManageError::CodeRequired(_) => 400,
             ManageError::TwoFactorRequired { .. } | ManageError::WrongCode { .. } => 403,
+            ManageError::SignInFailed(_) => 401,
             ManageError::Locked { .. } => 429,
             ManageError::Store(StoreError::Io(_) | StoreError::Unavailable(_)) => 503,
             ManageError::Store(_) | ManageError::Internal(_) => 500,
@@ -1107,6 +1111,129 @@ impl KeyService {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Web console: passwords, sign-in, a current code for every change
+    // -----------------------------------------------------------------------------------------
+
+    /// Sets (or replaces) an account's console password, stored as an argon2id hash.
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<(), ManageError> {
+        check_password(password)?;
+        let account = self.account(name).await?;
+        let phc = hash_password(password)?;
+        let _write = self.write.lock().await;
+        self.store
+            .set_console_password(account.id, phc, self.now_ms())
+            .await?;
+        self.audit(caller, "account.password.set", json!({"account": name}))
+            .await;
+        Ok(())
+    }
+
+    /// Whether an account has a console password.
+    pub async fn has_password(&self, name: &str) -> Result<bool, ManageError> {
+        let account = self.account(name).await?;
+        Ok(self.store.console_password(account.id).await?.is_some())
+    }
+
+    /// Console sign-in (`decisions.md` 17): name and password and, once 2FA is on, a current
+    /// TOTP code. A failure counts against the account (5 lock it for 15 minutes, shared with
+    /// wrong codes) and the address (20 lock it); a locked account is told for how long.
+    /// Unknown names, wrong passwords and wrong codes get the same answer.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        code: Option<&str>,
+        caller: &Caller,
+    ) -> Result<AccountView, ManageError> {
+        let _write = self.write.lock().await;
+        let now = self.now_ms();
+        if let Some(until) = self.ip_locked_until(caller.ip, now) {
+            return Err(ManageError::Locked {
+                subject: format!(
+                    "Address {}",
+                    caller.ip.map(|ip| ip.to_string()).unwrap_or_default()
+                ),
+                until_ms: until,
+                remaining_ms: until - now,
+            });
+        }
+        let mut account = match self.account(name).await {
+            Ok(account) => account,
+            Err(ManageError::NotFound(_)) => {
+                // The same work as a real check, so timing does not tell names apart.
+                let _ = verify_password(dummy_hash(), password);
+                if let (Some(until), Some(ip)) = (self.record_ip_failure(caller.ip, now), caller.ip)
+                {
+                    return Err(ManageError::Locked {
+                        subject: format!("Address {ip}"),
+                        until_ms: until,
+                        remaining_ms: IP_LOCK_MS,
+                    });
+                }
+                return Err(sign_in_failed(None));
+            }
+            Err(e) => return Err(e),
+        };
+        self.check_locks(&mut account, caller, now)?;
+        let stored = self.store.console_password(account.id).await?;
+        let password_ok = verify_password(stored.as_deref().unwrap_or(dummy_hash()), password)
+            && stored.is_some();
+        if !password_ok {
+            let error = self
+                .count_failure(&mut account, caller, now, "console.sign_in", false)
+                .await?;
+            return Err(as_sign_in_failure(error));
+        }
+        if account.totp.as_ref().is_some_and(|t| t.confirmed) {
+            let code = code.map(str::trim).unwrap_or_default();
+            if let Err(e) = self
+                .check_code(&mut account, code, caller, now, "console.sign_in")
+                .await
+            {
+                return Err(as_sign_in_failure(e));
+            }
+        } else if account.failed_attempts > 0 {
+            account.failed_attempts = 0;
+            self.store.update_account(account.clone()).await?;
+        }
+        self.audit(caller, "console.sign_in", json!({"account": name}))
+            .await;
+        Ok(self.account_view(&account, now))
+    }
+
+    /// Checks a current TOTP code of an account whose 2FA is on, before a console change
+    /// (wrong codes count and lock exactly as for key creation).
+    pub async fn require_code(
+        &self,
+        name: &str,
+        code: &str,
+        caller: &Caller,
+        purpose: &str,
+    ) -> Result<(), ManageError> {
+        let _write = self.write.lock().await;
+        let now = self.now_ms();
+        let mut account = self.account(name).await?;
+        if !account.totp.as_ref().is_some_and(|t| t.confirmed) {
+            return Err(ManageError::TwoFactorRequired {
+                account: account.name,
+            });
+        }
+        if code.trim().is_empty() {
+            return Err(ManageError::CodeRequired(
+                "A current code from the authenticator app is required for every change."
+                    .to_owned(),
+            ));
+        }
+        self.check_code(&mut account, code, caller, now, purpose)
+            .await
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Helpers
     // -----------------------------------------------------------------------------------------
 
@@ -1227,15 +1354,12 @@ impl KeyService {
         Ok(out)
     }
 
-    /// Checks a TOTP code of `account` (pending or confirmed secret), with the account and
-    /// address locks; stores the outcome (last used step, wrong-code counter, lock).
-    async fn check_code(
+    /// Refuses while the caller's address or the account is locked; clears an expired lock.
+    fn check_locks(
         &self,
         account: &mut AccountRecord,
-        code: &str,
         caller: &Caller,
         now: u64,
-        purpose: &str,
     ) -> Result<(), ManageError> {
         if let Some(until) = self.ip_locked_until(caller.ip, now) {
             return Err(ManageError::Locked {
@@ -1262,6 +1386,20 @@ impl KeyService {
             }
             None => {}
         }
+        Ok(())
+    }
+
+    /// Checks a TOTP code of `account` (pending or confirmed secret), with the account and
+    /// address locks; stores the outcome (last used step, wrong-code counter, lock).
+    async fn check_code(
+        &self,
+        account: &mut AccountRecord,
+        code: &str,
+        caller: &Caller,
+        now: u64,
+        purpose: &str,
+    ) -> Result<(), ManageError> {
+        self.check_locks(account, caller, now)?;
         let Some(totp_state) = account.totp.as_mut() else {
             return Err(ManageError::TwoFactorRequired {
                 account: account.name.clone(),
@@ -1276,6 +1414,21 @@ impl KeyService {
             return Ok(());
         }
         let reused = totp::verify(secret, code, now, None).is_some();
+        Err(self
+            .count_failure(account, caller, now, purpose, reused)
+            .await?)
+    }
+
+    /// Counts a wrong code (or a failed console sign-in) against `account` and the caller's
+    /// address; returns the error to show (wrong code with attempts left, or locked).
+    async fn count_failure(
+        &self,
+        account: &mut AccountRecord,
+        caller: &Caller,
+        now: u64,
+        purpose: &str,
+        reused: bool,
+    ) -> Result<ManageError, ManageError> {
         account.failed_attempts = account.failed_attempts.saturating_add(1);
         let ip_lock = self.record_ip_failure(caller.ip, now);
         let name = account.name.clone();
@@ -1290,7 +1443,7 @@ impl KeyService {
                 json!({"account": name, "purpose": purpose, "until_ms": until}),
             )
             .await;
-            return Err(ManageError::Locked {
+            return Ok(ManageError::Locked {
                 subject: format!("Account {name}"),
                 until_ms: until,
                 remaining_ms: ACCOUNT_LOCK_MS,
@@ -1311,13 +1464,13 @@ impl KeyService {
                 json!({"ip": ip.to_string(), "until_ms": until}),
             )
             .await;
-            return Err(ManageError::Locked {
+            return Ok(ManageError::Locked {
                 subject: format!("Address {ip}"),
                 until_ms: until,
                 remaining_ms: IP_LOCK_MS,
             });
         }
-        Err(ManageError::WrongCode {
+        Ok(ManageError::WrongCode {
             reused,
             attempts_left,
         })
@@ -1433,6 +1586,70 @@ impl KeyService {
             line["audit_store_error"] = serde_json::Value::String(e.to_string());
         }
         emit_audit_line(&line);
+    }
+}
+
+/// Shortest console password (characters).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest console password (bytes).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a console password's length (before anything is created with it).
+pub fn check_password(password: &str) -> Result<(), ManageError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ManageError::Invalid(format!(
+            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ManageError::Invalid(format!(
+            "the password is too long: at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// An argon2id hash (PHC string) of a password, with a random 128-bit salt.
+fn hash_password(password: &str) -> Result<String, ManageError> {
+    use argon2::PasswordHasher as _;
+    let salt = random_bytes(16)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt)
+        .map_err(|e| ManageError::Internal(format!("cannot encode a salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| ManageError::Internal(format!("cannot hash a password: {e}")))
+}
+
+/// Whether `password` matches a stored PHC string (any unparsable hash: no).
+fn verify_password(phc: &str, password: &str) -> bool {
+    use argon2::PasswordVerifier as _;
+    argon2::password_hash::PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// A hash to check against when there is none, so a missing account costs the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("wbauth-console-no-such-account").unwrap_or_default())
+}
+
+fn sign_in_failed(attempts_left: Option<u32>) -> ManageError {
+    let left = attempts_left.map_or(String::new(), |n| {
+        let plural = if n == 1 { "" } else { "s" };
+        format!(" {n} attempt{plural} left before the account is locked.")
+    });
+    ManageError::SignInFailed(format!("Wrong name, password or code.{left}"))
+}
+
+/// A wrong code or password during sign-in says neither which one nor whether the name exists.
+fn as_sign_in_failure(error: ManageError) -> ManageError {
+    match error {
+        ManageError::WrongCode { attempts_left, .. } => sign_in_failed(Some(attempts_left)),
+        other => other,
     }
 }
 

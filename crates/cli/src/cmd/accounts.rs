@@ -28,6 +28,18 @@ enum AccountsCommand {
     Create {
         /// Letters, digits, '.', '_', '-', '@' (up to 64).
         name: String,
+        /// Read the web console password from standard input (one line; at least 10
+        /// characters), stored as an argon2id hash.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set (or replace) an account's web console password.
+    Password {
+        /// The account.
+        name: String,
+        /// Read the password from standard input (one line; at least 10 characters).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
     /// List the accounts.
     List,
@@ -66,13 +78,18 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args.admin)?;
     let json = args.admin.json;
     match &args.command {
-        AccountsCommand::Create { name } => {
+        AccountsCommand::Create {
+            name,
+            password_stdin,
+        } => {
+            let body = if *password_stdin {
+                let password = read_password()?;
+                json!({"name": name, "password": password.as_str()})
+            } else {
+                json!({"name": name})
+            };
             let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["accounts"]),
-                    Some(&json!({"name": name})),
-                )
+                .call(Method::POST, &AdminClient::path(&["accounts"]), Some(&body))
                 .await?;
             if json {
                 print_json(&answer);
@@ -127,9 +144,40 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 print_account(answer.get("account").unwrap_or(&Value::Null));
             }
         }
+        AccountsCommand::Password { name, .. } => {
+            let password = read_password()?;
+            let body = json!({"password": password.as_str()});
+            let answer = client
+                .call(
+                    Method::PUT,
+                    &AdminClient::path(&["accounts", name, "password"]),
+                    Some(&body),
+                )
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                println!("Set the web console password of account {name}.");
+            }
+        }
         AccountsCommand::TwoFactor(two) => two_factor(&client, two, json).await?,
     }
     Ok(())
+}
+
+/// The password on standard input: its first line, without the line end.
+fn read_password() -> Result<Zeroizing<String>, CliError> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).map_err(|e| {
+        CliError::Usage(format!("cannot read the password from standard input: {e}"))
+    })?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(CliError::Usage(
+            "--password-stdin: standard input holds no password".to_owned(),
+        ));
+    }
+    Ok(Zeroizing::new(password.to_owned()))
 }
 
 fn print_account(a: &Value) {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::Args;
 use whitebit_gateway::admin::{ADMIN_TOKEN_ENV, AdminToken};
 use whitebit_gateway::app::{
-    AdminServer, ServeClock, admin_router_for, bind, build_gateway, open_stores, run_with_admin,
+    AdminServer, ConsoleServer, ServeClock, admin_router_for, bind, build_gateway, open_stores,
+    run_with_admin,
 };
 use whitebit_gateway::config::Config;
 use whitebit_gateway::manage::KeyService;
@@ -25,8 +26,8 @@ pub(crate) struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-/// Runs the command. Prints `listening=http://…` and `admin=http://…` on stdout once both
-/// listeners are bound (like the sandbox's contract; port 0 picks a free port).
+/// Runs the command. Prints `listening=http://…` and `admin=http://…` (and `console=http://…`
+/// when `[console] listen` is set) on stdout once the listeners are bound (like the sandbox's contract; port 0 picks a free port).
 pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Config(e.to_string()))?;
@@ -54,6 +55,17 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(gateway_error)?;
     let service = Arc::new(KeyService::for_gateway(&gateway));
+    let console = ConsoleServer::bind_if_configured(&gateway, &service)
+        .await
+        .map_err(gateway_error)?;
+    let console_addr = match &console {
+        Some(c) => Some(
+            c.listener
+                .local_addr()
+                .map_err(|e| CliError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
     let token_origin = token.origin().to_owned();
     // Unauthenticated operational routes of the admin listener.
     let extra = Some(whitebit_gateway::metrics::metrics_router(gateway.clone()));
@@ -67,6 +79,9 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening=http://{addr}");
         let _ = writeln!(out, "admin=http://{admin_addr}");
+        if let Some(console_addr) = console_addr {
+            let _ = writeln!(out, "console=http://{console_addr}");
+        }
         let _ = out.flush();
     }
     run_with_admin(
@@ -77,6 +92,7 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
             listener: admin_listener,
             router,
         },
+        console,
         service,
         super::shutdown_signal(),
     )

@@ -393,6 +393,19 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Replaces an account's TOTP state, failure counter and lock.
     fn update_account(&self, account: AccountRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// An account's console password hash (argon2id PHC string), when it has one.
+    fn console_password(
+        &self,
+        account_id: i64,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+    /// Sets (or replaces) an account's console password hash.
+    fn set_console_password(
+        &self,
+        account_id: i64,
+        phc: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Every Fiat Gateway partner, Enc Keys decrypted.
     fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>>;
     /// Creates a partner (enabled); fails with `Conflict` when the name or Auth Key exists.

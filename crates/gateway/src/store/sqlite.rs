@@ -957,6 +957,42 @@ impl KeyStore for SqliteKeyStore {
         Box::pin(self.do_update_account(account))
     }
 
+    fn console_password(
+        &self,
+        account_id: i64,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT phc FROM console_passwords WHERE account_id = ?1")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error("cannot read a console password", e))
+        })
+    }
+
+    fn set_console_password(
+        &self,
+        account_id: i64,
+        phc: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = to_sql_i64(now_ms, "updated_ms")?;
+            sqlx::query(
+                "INSERT INTO console_passwords (account_id, phc, updated_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (account_id) DO UPDATE SET phc = excluded.phc, \
+                 updated_ms = excluded.updated_ms",
+            )
+            .bind(account_id)
+            .bind(phc)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot store a console password", e))?;
+            Ok(())
+        })
+    }
+
     fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>> {
         Box::pin(self.do_load_partners())
     }

@@ -1,0 +1,271 @@
+// The console journey in a real browser (Debian's chromium through playwright-core, no browser
+// download): create an account (CLI) → sign in → enrol 2FA → create a trade key with one trusted
+// IP → `wbauth call` through a trusted proxy from that IP is accepted, from another refused →
+// disable the key → the next request is refused → sign out. Then: a form without its CSRF token
+// is refused, and five wrong codes lock the account. Screenshots go to artifacts/.
+//
+// Environment (set by run.sh): WBAUTH_BIN (a test-clock build), CONSOLE, ADMIN, PUBLIC (the
+// gateway's listeners), ADMIN_TOKEN, T0 (the test clock's start).
+import { chromium } from 'playwright-core';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import http from 'node:http';
+import assert from 'node:assert/strict';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run ./run.sh)`);
+  return v;
+};
+const BIN = env('WBAUTH_BIN');
+const CONSOLE = env('CONSOLE');
+const ADMIN = env('ADMIN');
+const PUBLIC = env('PUBLIC');
+const TOKEN = env('ADMIN_TOKEN');
+const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const PASSWORD = 'correct horse battery';
+const TRUSTED_IP = '203.0.113.7';
+const OTHER_IP = '198.51.100.9';
+let passed = 0;
+let failed = 0;
+
+// --- the test clock and TOTP --------------------------------------------------------------------
+async function clock(body) {
+  const answer = await fetch(`${ADMIN}/test/clock`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(answer.status, 200);
+  return (await answer.json()).now_ms;
+}
+const advance = (ms) => clock({ advance_ms: ms });
+
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.trim()) {
+    value = (value << 5) | alphabet.indexOf(c);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+function totp(secret, nowMs, offset = 0) {
+  const step = Math.floor(nowMs / 1000 / 30) + offset;
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const digest = createHmac('sha1', secret).update(counter).digest();
+  const o = digest[19] & 0x0f;
+  const bin = ((digest[o] & 0x7f) << 24) | (digest[o + 1] << 16) | (digest[o + 2] << 8) | digest[o + 3];
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+function wrongCode(secret, nowMs) {
+  const valid = [-1, 0, 1].map((d) => totp(secret, nowMs, d));
+  let n = (Number(valid[1]) + 500_000) % 1_000_000;
+  while (valid.includes(String(n).padStart(6, '0'))) n = (n + 1) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+// --- a trusted proxy (127.0.0.1 is [proxy] trusted) that names the client ---------------------
+function proxy(clientIp) {
+  const target = new URL(PUBLIC);
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, 'x-forwarded-for': clientIp },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function call(base, key, secret, path) {
+  return spawnSync(BIN, ['call', '--strict', path], {
+    env: { ...process.env, WBAUTH_BASE_URL: base, WBAUTH_API_KEY: key, WBAUTH_API_SECRET: secret },
+    encoding: 'utf8',
+  });
+}
+
+function createAccount(name) {
+  const out = execFileSync(BIN, ['accounts', 'create', name, '--password-stdin', '--admin-url', ADMIN], {
+    input: `${PASSWORD}\n`,
+    env: { ...process.env, WBAUTH_ADMIN_TOKEN: TOKEN },
+    encoding: 'utf8',
+  });
+  assert.match(out, new RegExp(`^Created account ${name}\\.`));
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+}
+
+async function check(name, body) {
+  try {
+    await body();
+    passed += 1;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed += 1;
+    console.log(`not ok - ${name}\n${e.stack}`);
+  }
+}
+
+async function signIn(page, name, code = '') {
+  await page.goto(`${CONSOLE}/signin`);
+  await page.getByLabel('Account name').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  if (code) await page.getByLabel('Two-factor code').fill(code);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function enrol(page) {
+  await page.goto(`${CONSOLE}/2fa`);
+  await page.getByRole('button', { name: 'Enrol an authenticator app' }).click();
+  await page.getByRole('img', { name: 'QR code of the authenticator secret' }).waitFor();
+  const secret = base32Decode(await page.locator('#totp-secret').innerText());
+  return secret;
+}
+
+// --- the journey --------------------------------------------------------------------------------
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+
+try {
+  await check('journey: account → sign in → 2FA → trade key → call → disable → sign out', async () => {
+    let now = await clock({ set_ms: Number(env('T0')) });
+    createAccount('alice');
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const page = await context.newPage();
+    await signIn(page, 'alice');
+    await shot(page, '01-keys-without-2fa');
+    assert.match(page.url(), /\/keys$/);
+    await page.getByText('before generating a key').waitFor();
+
+    const secret = await enrol(page);
+    await shot(page, '02-enrol-2fa');
+    now = await advance(30_000);
+    await page.getByLabel('Current code from your authenticator app').fill(totp(secret, now));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Two-factor authentication is on. You can now generate API keys.').waitFor();
+    await shot(page, '03-2fa-on');
+
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('link', { name: 'trade' }).click();
+    now = await advance(30_000);
+    await page.getByLabel('Trusted IPs (optional)').fill(TRUSTED_IP);
+    await page.getByLabel('/api/v4/trade-account/*').check();
+    await page.getByLabel('Current code from your authenticator app').fill(totp(secret, now));
+    await shot(page, '04-generate-trade-key');
+    await page.getByRole('button', { name: 'Generate key' }).click();
+    await page.getByText('it is shown only once').waitFor();
+    const key = await page.locator('#public-key').inputValue();
+    const apiSecret = await page.locator('#api-secret').inputValue();
+    assert.equal(key.length, 32);
+    assert.equal(apiSecret.length, 64);
+    assert.ok(await page.locator('button[data-copy="api-secret"]').isVisible(), 'copy button (JS on)');
+    await shot(page, '05-secret-shown-once');
+
+    const trusted = await proxy(TRUSTED_IP);
+    const other = await proxy(OTHER_IP);
+    const via = (server) => `http://127.0.0.1:${server.address().port}`;
+    let out = call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
+    assert.equal(out.status, 0, out.stderr);
+    assert.equal(out.stdout.trim(), '{"ok":true}');
+    out = call(via(other), key, apiSecret, '/api/v4/trade-account/balance');
+    assert.equal(out.status, 1);
+    assert.match(out.stderr, /Enable your key in API settings/);
+
+    await page.getByRole('link', { name: "Continue to the key's settings" }).click();
+    await shot(page, '06-key-settings');
+    now = await advance(30_000);
+    await page.locator('#state-code').fill(totp(secret, now));
+    await page.getByRole('button', { name: 'Disable key' }).click();
+    await page.getByText('Key disabled: requests signed with it are refused.').waitFor();
+    await shot(page, '07-key-disabled');
+    out = call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
+    assert.equal(out.status, 1);
+    assert.match(out.stderr, /Enable your key in API settings/);
+
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('link', { name: 'trade' }).click();
+    await page.getByText('disabled', { exact: true }).waitFor();
+    await shot(page, '08-keys-list');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    assert.match(page.url(), /\/signin$/);
+    await shot(page, '09-signed-out');
+    await page.goto(`${CONSOLE}/keys`);
+    assert.match(page.url(), /\/signin$/, 'the session ended');
+    trusted.close();
+    other.close();
+    await context.close();
+  });
+
+  await check('a form without its CSRF token is refused', async () => {
+    createAccount('bob');
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signIn(page, 'bob');
+    await page.goto(`${CONSOLE}/2fa`);
+    await page.locator('input[name="csrf"]').first().evaluate((el) => el.remove());
+    await page.locator('form[action="/2fa/enrol"]').evaluate((form) => form.submit());
+    await page.getByText('security token is missing or wrong (CSRF)').waitFor();
+    await shot(page, '10-csrf-refused');
+    await context.close();
+  });
+
+  await check('five wrong codes lock the account, and say for how long', async () => {
+    createAccount('carol');
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    await signIn(page, 'carol');
+    const secret = await enrol(page);
+    let now = await advance(30_000);
+    await page.getByLabel('Current code from your authenticator app').fill(totp(secret, now));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Two-factor authentication is on.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    now = await advance(30_000);
+    for (let i = 0; i < 5; i += 1) {
+      await signIn(page, 'carol', wrongCode(secret, now));
+    }
+    await page.getByText('Account carol is locked after too many wrong codes; try again in 15 min.').waitFor();
+    await shot(page, '11-locked-phone');
+    await context.close();
+  });
+} finally {
+  await browser.close();
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
