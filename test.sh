@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, lints, all tests, fault drills (short form), docs,
-# dependency audit.
+# Runs every check of the project: formatting, lints, all tests, fault drills (short form), the
+# examples, the console's browser journey, docs, dependency audit.
 # Installs what the checks need when it is missing. Prints the time of each stage.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -81,8 +81,17 @@ stage "examples"
 # (examples/run.sh installs each missing toolchain with apt-get). It runs the wbauth binary the
 # test stage built (asking cargo, which rebuilds nothing, for its path): a separate
 # `cargo build -p wbauth` resolves features differently and would compile the gateway again.
+# That build has the test clock, which the console journey below needs.
 WBAUTH_BIN=$(cargo test --workspace --all-features --locked --no-run --message-format=json-render-diagnostics |
-    sed -n 's/.*"executable":"\([^"]*\/wbauth\)".*/\1/p' | tail -1) examples/run.sh
+    sed -n 's/.*"executable":"\([^"]*\/wbauth\)".*/\1/p' | tail -1)
+export WBAUTH_BIN
+examples/run.sh
+
+stage "console"
+# The web console in a real browser: Debian's chromium driven by playwright-core (run.sh
+# installs chromium with apt-get and playwright-core with npm ci when missing); screenshots of
+# every page go to console-e2e/artifacts/.
+console-e2e/run.sh
 
 stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

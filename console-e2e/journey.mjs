@@ -1,5 +1,5 @@
 // The console journey in a real browser (Debian's chromium through playwright-core, no browser
-// download): create an account (CLI) → sign in → enrol 2FA → create a trade key with one trusted
+// download): create an account (CLI) → set its password through the one-time link → sign in → enrol 2FA → create a trade key with one trusted
 // IP → `wbauth call` through a trusted proxy from that IP is accepted, from another refused →
 // disable the key → the next request is refused → sign out. Then: a form without its CSRF token
 // is refused, and five wrong codes lock the account. Screenshots go to artifacts/.
@@ -7,7 +7,7 @@
 // Environment (set by run.sh): WBAUTH_BIN (a test-clock build), CONSOLE, ADMIN, PUBLIC (the
 // gateway's listeners), ADMIN_TOKEN, T0 (the test clock's start).
 import { chromium } from 'playwright-core';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
@@ -100,10 +100,15 @@ function proxy(clientIp) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
+// Asynchronous: the proxies above run in this process, so a blocking spawn would starve them.
 function call(base, key, secret, path) {
-  return spawnSync(BIN, ['call', '--strict', path], {
-    env: { ...process.env, WBAUTH_BASE_URL: base, WBAUTH_API_KEY: key, WBAUTH_API_SECRET: secret },
-    encoding: 'utf8',
+  return new Promise((resolve) => {
+    execFile(
+      BIN,
+      ['call', '--strict', path],
+      { env: { ...process.env, WBAUTH_BASE_URL: base, WBAUTH_API_KEY: key, WBAUTH_API_SECRET: secret } },
+      (error, stdout, stderr) => resolve({ status: error ? error.code : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -114,6 +119,18 @@ function createAccount(name) {
     encoding: 'utf8',
   });
   assert.match(out, new RegExp(`^Created account ${name}\\.`));
+}
+
+// `wbauth accounts create NAME` without a password: the one-time link it prints.
+function createAccountWithLink(name) {
+  const out = execFileSync(BIN, ['accounts', 'create', name, '--admin-url', ADMIN], {
+    env: { ...process.env, WBAUTH_ADMIN_TOKEN: TOKEN },
+    encoding: 'utf8',
+  });
+  assert.match(out, new RegExp(`^Created account ${name}\\.`));
+  const link = out.split('\n').find((line) => line.startsWith(`${CONSOLE}/welcome/`));
+  assert.ok(link, out);
+  return link;
 }
 
 async function shot(page, name) {
@@ -162,11 +179,19 @@ const browser = await chromium.launch({
 });
 
 try {
-  await check('journey: account → sign in → 2FA → trade key → call → disable → sign out', async () => {
+  await check('journey: account → one-time link → sign in → 2FA → trade key → call → disable → sign out', async () => {
     let now = await clock({ set_ms: Number(env('T0')) });
-    createAccount('alice');
+    const link = createAccountWithLink('alice');
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
     const page = await context.newPage();
+    await page.goto(link);
+    await page.getByLabel('New password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('New password, again').fill(PASSWORD);
+    await shot(page, '00-first-visit-link');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByText('Password set for account alice. Sign in with it.').waitFor();
+    await page.goto(link);
+    await page.getByText('This link is not valid').waitFor();
     await signIn(page, 'alice');
     await shot(page, '01-keys-without-2fa');
     assert.match(page.url(), /\/keys$/);
@@ -199,10 +224,10 @@ try {
     const trusted = await proxy(TRUSTED_IP);
     const other = await proxy(OTHER_IP);
     const via = (server) => `http://127.0.0.1:${server.address().port}`;
-    let out = call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
+    let out = await call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
     assert.equal(out.status, 0, out.stderr);
     assert.equal(out.stdout.trim(), '{"ok":true}');
-    out = call(via(other), key, apiSecret, '/api/v4/trade-account/balance');
+    out = await call(via(other), key, apiSecret, '/api/v4/trade-account/balance');
     assert.equal(out.status, 1);
     assert.match(out.stderr, /Enable your key in API settings/);
 
@@ -213,7 +238,7 @@ try {
     await page.getByRole('button', { name: 'Disable key' }).click();
     await page.getByText('Key disabled: requests signed with it are refused.').waitFor();
     await shot(page, '07-key-disabled');
-    out = call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
+    out = await call(via(trusted), key, apiSecret, '/api/v4/trade-account/balance');
     assert.equal(out.status, 1);
     assert.match(out.stderr, /Enable your key in API settings/);
 
@@ -237,7 +262,7 @@ try {
     const page = await context.newPage();
     await signIn(page, 'bob');
     await page.goto(`${CONSOLE}/2fa`);
-    await page.locator('input[name="csrf"]').first().evaluate((el) => el.remove());
+    await page.locator('form[action="/2fa/enrol"] input[name="csrf"]').evaluate((el) => el.remove());
     await page.locator('form[action="/2fa/enrol"]').evaluate((form) => form.submit());
     await page.getByText('security token is missing or wrong (CSRF)').waitFor();
     await shot(page, '10-csrf-refused');
@@ -253,7 +278,7 @@ try {
     let now = await advance(30_000);
     await page.getByLabel('Current code from your authenticator app').fill(totp(secret, now));
     await page.getByRole('button', { name: 'Confirm' }).click();
-    await page.getByText('Two-factor authentication is on.').waitFor();
+    await page.getByText('Two-factor authentication is on. You can now generate API keys.').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     now = await advance(30_000);
     for (let i = 0; i < 5; i += 1) {

@@ -5,6 +5,10 @@
 # loopback ports (a test-clock build: WBAUTH_BIN, else built here), and saves a screenshot of
 # each page to console-e2e/artifacts/.
 set -euo pipefail
+# A relative WBAUTH_BIN names a file from the caller's directory.
+if [ -n "${WBAUTH_BIN:-}" ]; then
+    WBAUTH_BIN=$(realpath "$WBAUTH_BIN")
+fi
 cd "$(dirname "$0")"
 
 sudo_cmd=()

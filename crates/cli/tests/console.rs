@@ -568,9 +568,13 @@ async fn five_wrong_codes_lock_the_account() {
         still.body
     );
     let account = gw.ok_json(&["accounts", "show", "carol"]);
+    let until = account["account"]["locked_until_ms"].as_u64();
+    assert!(until.is_some(), "{account}");
+    // 15 minutes after the fifth wrong code (T0 = 15:07 UTC, then 3 × 30 s): 15:23 UTC.
     assert!(
-        account["account"]["locked_until_ms"].as_u64().is_some(),
-        "{account}"
+        still.body.contains("Locked until 2025-06-15 15:23 UTC."),
+        "{until:?} {}",
+        still.body
     );
     // After the lock: the right code signs in.
     now = gw.advance(15 * 60_000).await;
@@ -581,5 +585,406 @@ async fn five_wrong_codes_lock_the_account() {
         "{}",
         ok.body
     );
+    gw.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_settings_each_need_a_current_code() {
+    let (upstream, gw, console) = start().await;
+    let mut now = T0;
+    create_account(&gw, "dave", PASSWORD);
+    create_account(&gw, "erin", PASSWORD);
+    let mut browser = Browser::new(&console);
+    assert_eq!(browser.sign_in("dave", PASSWORD, "").await.status, 303);
+    let secret = enrol(&mut browser, &gw, &mut now).await;
+    now = gw.advance(30_000).await;
+    let keys = browser.get("/keys?kind=main").await;
+    let created = browser
+        .post(
+            "/keys",
+            &[
+                ("csrf", &keys.csrf()),
+                ("kind", "main"),
+                ("code", &code(&secret, now)),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = created.value_after("id=\"public-key\"");
+    let first_secret = created.value_after("id=\"api-secret\"");
+    let csrf = created.csrf();
+    let path = |what: &str| format!("/keys/{key}/{what}");
+
+    // Without a code: refused, nothing changed. Invalid addresses: refused before the code.
+    let no_code = browser.post(&path("disable"), &[("csrf", &csrf)]).await;
+    assert_eq!(no_code.status, 400, "{}", no_code.body);
+    assert!(
+        no_code
+            .body
+            .contains("A current code from the authenticator app is required")
+    );
+    let bad = browser
+        .post(
+            &path("ips"),
+            &[("csrf", &csrf), ("ips", "10.0.0.1/8"), ("code", "123456")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("host bits are set"), "{}", bad.body);
+    let too_many: String = (0..51).map(|i| format!("192.0.2.{i}\n")).collect();
+    let bad = browser
+        .post(
+            &path("ips"),
+            &[("csrf", &csrf), ("ips", &too_many), ("code", "123456")],
+        )
+        .await;
+    assert!(bad.body.contains("a key holds at most 50"), "{}", bad.body);
+
+    // Trusted IPs (v4, v6, CIDR) and endpoints with current codes.
+    now = gw.advance(30_000).await;
+    let saved = browser
+        .post(
+            &path("ips"),
+            &[
+                ("csrf", &csrf),
+                ("ips", "127.0.0.0/8\n::1, 192.0.2.7"),
+                ("code", &code(&secret, now)),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let shown = gw.ok_json(&["keys", "show", &key]);
+    assert_eq!(
+        shown["key"]["ips"],
+        serde_json::json!(["127.0.0.0/8", "::1", "192.0.2.7"])
+    );
+    // A code is single use: the same one again is refused.
+    let reused = browser
+        .post(
+            &path("endpoints"),
+            &[
+                ("csrf", &csrf),
+                ("endpoint", "/api/v4/main-account/*"),
+                ("code", &code(&secret, now)),
+            ],
+        )
+        .await;
+    assert_eq!(reused.status, 403);
+    assert!(reused.body.contains("already used"), "{}", reused.body);
+    let outside = browser
+        .post(
+            &path("endpoints"),
+            &[
+                ("csrf", &csrf),
+                ("endpoint", "/api/v4/order/*"),
+                ("code", "1"),
+            ],
+        )
+        .await;
+    assert!(
+        outside
+            .body
+            .contains("is outside the &quot;main&quot; kind"),
+        "{}",
+        outside.body
+    );
+    now = gw.advance(30_000).await;
+    let saved = browser
+        .post(
+            &path("endpoints"),
+            &[
+                ("csrf", &csrf),
+                ("endpoint", "/api/v4/main-account/*"),
+                ("code", &code(&secret, now)),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = browser.get(&format!("/keys/{key}")).await;
+    assert!(page.body.contains("Endpoints saved."));
+    assert!(
+        page.body
+            .contains("value=\"/api/v4/main-account/*\" checked"),
+        "{}",
+        page.body
+    );
+
+    // Rotate: a new secret shown once; the old one is refused, the new one accepted.
+    now = gw.advance(30_000).await;
+    let rotated = browser
+        .post(
+            &path("rotate"),
+            &[("csrf", &csrf), ("code", &code(&secret, now))],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new_secret = rotated.value_after("id=\"api-secret\"");
+    assert_ne!(new_secret, first_secret);
+    let main = "/api/v4/main-account/balance";
+    let old = gw.signed(&key, &first_secret, main).await;
+    assert_eq!(old.status, 401, "{old:?}");
+    let new = gw.signed(&key, &new_secret, main).await;
+    assert_eq!((new.status, new.body.as_str()), (200, UPSTREAM_ANSWER));
+
+    // Disable, enable, each with a code.
+    for (what, state) in [("disable", "disabled"), ("enable", "active")] {
+        now = gw.advance(30_000).await;
+        let done = browser
+            .post(
+                &path(what),
+                &[("csrf", &csrf), ("code", &code(&secret, now))],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], state);
+    }
+
+    // Another account cannot see or change the key.
+    let mut other = Browser::new(&console);
+    assert_eq!(other.sign_in("erin", PASSWORD, "").await.status, 303);
+    let foreign = other.get(&format!("/keys/{key}")).await;
+    assert_eq!(foreign.status, 404);
+    let other_csrf = other.get("/keys").await.csrf();
+    let foreign = other
+        .post(
+            &path("disable"),
+            &[("csrf", &other_csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(foreign.status, 404);
+
+    // Delete: a confirmation page, then the key is gone (unknown from the next request).
+    let confirm = browser.get(&path("delete")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("This cannot be undone."));
+    now = gw.advance(30_000).await;
+    let deleted = browser
+        .post(
+            &path("delete"),
+            &[("csrf", &confirm.csrf()), ("code", &code(&secret, now))],
+        )
+        .await;
+    assert_eq!(
+        (deleted.status, deleted.location.as_deref()),
+        (303, Some("/keys?kind=main"))
+    );
+    let gone = gw.signed(&key, &new_secret, main).await;
+    assert_eq!(gone.status, 401);
+    assert_eq!(upstream.count(), 1);
+    let audit = audit(&gw).await;
+    for action in [
+        "key.delete",
+        "key.enable",
+        "key.rotate_secret",
+        "key.set_endpoints",
+        "key.set_ips",
+    ] {
+        assert!(
+            audit.iter().any(|e| e["action"] == action
+                && e["actor"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("console:dave@"))),
+            "{action}"
+        );
+    }
+    gw.terminate();
+}
+
+/// `wbauth accounts ARGS…` against the gateway; (success, stdout, stderr).
+fn accounts(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .arg("accounts")
+        .args(args)
+        .args(["--admin-url", &gw.admin])
+        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .output()
+        .expect("wbauth accounts runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The console path of the one-time link the CLI printed (`{console}/welcome/TOKEN`).
+fn link_path(stdout: &str, console: &str) -> String {
+    let url = stdout
+        .lines()
+        .find(|l| l.starts_with(console))
+        .unwrap_or_else(|| panic!("no link to {console} in {stdout}"));
+    let path = url.strip_prefix(console).expect("console prefix");
+    assert!(path.starts_with("/welcome/"), "{path}");
+    // 256 random bits, base64url without padding.
+    assert_eq!(path.len(), "/welcome/".len() + 43, "{path}");
+    path.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_link_sets_the_first_password() {
+    let (_upstream, gw, console) = start().await;
+
+    // `accounts create` without a password prints the link.
+    let (ok, stdout, stderr) = accounts(&gw, &["create", "frank"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("Created account frank."), "{stdout}");
+    assert!(
+        stdout.contains("One-time link for the holder of frank"),
+        "{stdout}"
+    );
+    let first = link_path(&stdout, &console);
+    // No password yet: sign-in is refused.
+    let mut browser = Browser::new(&console);
+    assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 401);
+
+    // A new link replaces the first one.
+    let (ok, stdout, stderr) = accounts(&gw, &["link", "frank"]);
+    assert!(ok, "{stderr}");
+    let link = link_path(&stdout, &console);
+    assert_ne!(link, first);
+    let replaced = browser.get(&first).await;
+    assert_eq!(replaced.status, 404);
+    assert!(
+        replaced.body.contains("This link is not valid"),
+        "{}",
+        replaced.body
+    );
+    assert!(!replaced.body.contains("New password"));
+
+    let form = browser.get(&link).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        form.body.contains("<strong>frank</strong>"),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains("<label for=\"password\">New password</label>")
+    );
+    let csrf = form.csrf();
+    // Without the CSRF token, with two different passwords, with a short one: refused, and the
+    // link still works.
+    let no_csrf = browser
+        .post(&link, &[("password", PASSWORD), ("repeat", PASSWORD)])
+        .await;
+    assert_eq!(no_csrf.status, 403);
+    let differ = browser
+        .post(
+            &link,
+            &[
+                ("csrf", &csrf),
+                ("password", PASSWORD),
+                ("repeat", "correct horse"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, 400);
+    assert!(
+        differ.body.contains("The two passwords differ."),
+        "{}",
+        differ.body
+    );
+    let short = browser
+        .post(
+            &link,
+            &[("csrf", &csrf), ("password", "short"), ("repeat", "short")],
+        )
+        .await;
+    assert_eq!(short.status, 400);
+    assert!(
+        short.body.contains("the password is too short"),
+        "{}",
+        short.body
+    );
+    assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 401);
+
+    // The password is set, the holder is sent to sign in, and the link is spent.
+    let set = browser
+        .post(
+            &link,
+            &[
+                ("csrf", &csrf),
+                ("password", PASSWORD),
+                ("repeat", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (set.status, set.location.as_deref()),
+        (303, Some("/signin")),
+        "{}",
+        set.body
+    );
+    let signin = browser.get("/signin").await;
+    assert!(
+        signin
+            .body
+            .contains("Password set for account frank. Sign in with it."),
+        "{}",
+        signin.body
+    );
+    assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 303);
+    let mut again = Browser::new(&console);
+    let spent = again.get(&link).await;
+    assert_eq!(spent.status, 404);
+    let csrf = again.get("/signin").await.csrf();
+    let reuse = again
+        .post(
+            &link,
+            &[
+                ("csrf", &csrf),
+                ("password", "another password"),
+                ("repeat", "another password"),
+            ],
+        )
+        .await;
+    assert_eq!(reuse.status, 404);
+    assert_eq!(
+        again.sign_in("frank", "another password", "").await.status,
+        401
+    );
+
+    // A link expires (`[console] link_ttl_ms`, a day by default).
+    let (ok, stdout, _) = accounts(&gw, &["link", "frank"]);
+    assert!(ok);
+    let late = link_path(&stdout, &console);
+    gw.advance(24 * 60 * 60 * 1000 + 1).await;
+    assert_eq!(again.get(&late).await.status, 404);
+    // Unknown accounts and tokens.
+    let (ok, _, stderr) = accounts(&gw, &["link", "nobody"]);
+    assert!(!ok);
+    assert!(stderr.contains("No account named \"nobody\""), "{stderr}");
+    assert_eq!(again.get("/welcome/not-a-token").await.status, 404);
+
+    // The audit log names the link and the password, never the token.
+    let audit = audit(&gw).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e["action"] == "account.console_link.issue")
+            .count(),
+        3
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "account.password.set" && e["detail"]["via"] == "console_link")
+    );
+    let token = link.trim_start_matches("/welcome/");
+    assert!(!serde_json::to_string(&audit).expect("json").contains(token));
+    gw.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_console_there_is_no_link() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let (ok, stdout, stderr) = accounts(&gw, &["create", "gina"]);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("One-time link"), "{stdout}");
+    let (ok, _, stderr) = accounts(&gw, &["link", "gina"]);
+    assert!(!ok);
+    assert!(stderr.contains("The web console is off"), "{stderr}");
     gw.terminate();
 }

@@ -13,8 +13,9 @@
 //!
 //! | method and path | body | answer |
 //! | --- | --- | --- |
-//! | `POST /admin/accounts` | `{"name","password"?}` | 201 `{"account":{…}}` |
+//! | `POST /admin/accounts` | `{"name","password"?}` | 201 `{"account":{…},"console_link"?}` |
 //! | `PUT /admin/accounts/{name}/password` | `{"password"}` | `{"account","password":"set"}` |
+//! | `POST /admin/accounts/{name}/console-link` | | 201 `{"account","console_link":{"url","expires_ms"}}` |
 //! | `GET /admin/accounts` | | `{"accounts":[…]}` |
 //! | `GET /admin/accounts/{name}` | | `{"account":{…}}` |
 //! | `POST /admin/accounts/{name}/2fa/enrol` | `{"code"?,"force"?}` | `{"account","otpauth_uri","secret"}` |
@@ -36,8 +37,9 @@
 //! | `POST /admin/partners/{auth_key}/disable` | | `{"partner":{…}}` |
 //! | `GET /admin/audit?limit=N` | | `{"entries":[…]}` |
 //!
-//! Answers that carry a secret (a key's secret, a partner's Enc Key) have
-//! `Cache-Control: no-store`.
+//! Answers that carry a secret (a key's secret, a partner's Enc Key, a one-time console link)
+//! have `Cache-Control: no-store`. An account created without a password gets a one-time
+//! console link when a console is configured (`[console] listen` or `public_url`).
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
@@ -255,6 +257,7 @@ pub fn admin_router(service: Arc<KeyService>, token: AdminToken, options: AdminO
         .route("/admin/accounts", post(create_account).get(list_accounts))
         .route("/admin/accounts/{name}", get(show_account))
         .route("/admin/accounts/{name}/password", put(set_password))
+        .route("/admin/accounts/{name}/console-link", post(console_link))
         .route("/admin/accounts/{name}/2fa/enrol", post(enrol_2fa))
         .route("/admin/accounts/{name}/2fa/confirm", post(confirm_2fa))
         .route("/admin/keys", post(create_key).get(list_keys))
@@ -529,11 +532,47 @@ async fn create_account(State(state): State<AdminState>, who: Caller, body: Byte
                 .service
                 .set_password(&request.name, password, &who)
                 .await?;
+            return Ok(json!({"account": to_value(&account)?}));
         }
-        Ok(json!({"account": to_value(&account)?}))
+        // No password: a one-time link to set it in the console, when there is a console.
+        let link = if state.service.console_url().is_some() {
+            Some(
+                state
+                    .service
+                    .issue_console_link(&request.name, &who)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let mut value = json!({"account": to_value(&account)?});
+        if let Some(link) = link {
+            value["console_link"] =
+                json!({"url": link.url.as_str(), "expires_ms": link.expires_ms});
+        }
+        Ok(value)
     }
     .await;
-    answer(result, StatusCode::CREATED)
+    no_store(answer(result, StatusCode::CREATED))
+}
+
+/// `POST /admin/accounts/{name}/console-link`: a new one-time link (replacing the old one).
+async fn console_link(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    who: Caller,
+) -> Response {
+    let result = state
+        .service
+        .issue_console_link(&name, &who)
+        .await
+        .map(|link| {
+            json!({
+                "account": name,
+                "console_link": {"url": link.url.as_str(), "expires_ms": link.expires_ms},
+            })
+        });
+    no_store(answer(result, StatusCode::CREATED))
 }
 
 #[derive(Deserialize)]

@@ -541,10 +541,20 @@ impl ConsoleServer {
         service: &Arc<KeyService>,
     ) -> Result<Option<Self>, GatewayError> {
         let Some(addr) = gateway.config.console.listen else {
+            // Another instance may serve the console: its public address still makes links.
+            if let Some(url) = &gateway.config.console.public_url {
+                service.set_console_url(url);
+            }
             return Ok(None);
         };
+        let listener = bind(addr, "console").await?;
+        match (&gateway.config.console.public_url, listener.local_addr()) {
+            (Some(url), _) => service.set_console_url(url),
+            (None, Ok(bound)) => service.set_console_url(&format!("http://{bound}")),
+            (None, Err(_)) => {}
+        }
         Ok(Some(Self {
-            listener: bind(addr, "console").await?,
+            listener,
             router: crate::console::console_router(gateway.clone(), service.clone()),
         }))
     }

@@ -77,6 +77,11 @@ pub struct ConsoleConfig {
     pub session_idle_ms: u64,
     /// A session ends this long after sign-in, used or not (ms).
     pub session_max_ms: u64,
+    /// The console's address as account holders reach it (`https://console.example.com`
+    /// behind a TLS terminator), the base of one-time links; default `http://` + `listen`.
+    pub public_url: Option<String>,
+    /// How long a one-time link (`wbauth accounts link`) stays valid (ms).
+    pub link_ttl_ms: u64,
 }
 
 impl Default for ConsoleConfig {
@@ -86,6 +91,8 @@ impl Default for ConsoleConfig {
             secure_cookie: true,
             session_idle_ms: 30 * 60 * 1000,
             session_max_ms: 12 * 60 * 60 * 1000,
+            public_url: None,
+            link_ttl_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -513,6 +520,24 @@ impl Config {
             return Err(
                 "console.session_idle_ms and console.session_max_ms: must be at least 1000".into(),
             );
+        }
+        if !(60_000..=30 * 86_400_000).contains(&self.console.link_ttl_ms) {
+            return Err(
+                "console.link_ttl_ms: must be between 60000 (1 min) and 2592000000 (30 days)"
+                    .into(),
+            );
+        }
+        if let Some(url) = &self.console.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest
+                .is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains(['?', '#', ' ']))
+            {
+                return Err(format!(
+                    "console.public_url: {url:?} is not an http:// or https:// address without query"
+                ));
+            }
         }
         if self.keys.max_ips == 0 {
             return Err("keys.max_ips: must be at least 1".into());

@@ -21,6 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use whitebit_auth::encoding::hex_encode;
@@ -418,6 +420,8 @@ pub struct KeyService {
     ip_failures: Mutex<HashMap<IpAddr, IpFailures>>,
     /// Keys whose idle deactivation is known to be stored.
     idle_stored: Mutex<HashSet<KeyId>>,
+    /// Where account holders reach the web console (for one-time links), once it is known.
+    console_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -516,7 +520,20 @@ impl KeyService {
             write: tokio::sync::Mutex::new(()),
             ip_failures: Mutex::new(HashMap::new()),
             idle_stored: Mutex::new(HashSet::new()),
+            console_url: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The web console's address for account holders, when a console is configured.
+    #[must_use]
+    pub fn console_url(&self) -> Option<&str> {
+        self.console_url.get().map(String::as_str)
+    }
+
+    /// Sets the web console's address as account holders reach it (`[console] public_url`,
+    /// else its listener), the base of one-time links. The first call wins.
+    pub fn set_console_url(&self, url: &str) {
+        let _ = self.console_url.set(url.trim_end_matches('/').to_owned());
     }
 
     /// A service sharing the gateway's store, caches, configuration and clock, so every change
@@ -1133,6 +1150,80 @@ impl KeyService {
         Ok(())
     }
 
+    /// A one-time link for an account's holder to set its console password (`wbauth accounts
+    /// create` without a password, `wbauth accounts link`): a random 256-bit token of which
+    /// only the SHA-256 is stored, valid for `[console] link_ttl_ms`, replacing any earlier
+    /// link of the account. Refused when no web console is configured.
+    pub async fn issue_console_link(
+        &self,
+        name: &str,
+        caller: &Caller,
+    ) -> Result<ConsoleLink, ManageError> {
+        let Some(base) = self.console_url.get() else {
+            return Err(ManageError::Conflict(
+                "The web console is off: set [console] listen (or public_url) to hand out links, \
+                 or set the password with wbauth accounts password NAME --password-stdin."
+                    .to_owned(),
+            ));
+        };
+        let account = self.account(name).await?;
+        let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(random_bytes(32)?.as_slice()));
+        let now = self.now_ms();
+        let expires_ms = now.saturating_add(self.config.console.link_ttl_ms);
+        let _write = self.write.lock().await;
+        self.store
+            .set_console_link(account.id, link_digest(&token), expires_ms, now)
+            .await?;
+        self.audit(
+            caller,
+            "account.console_link.issue",
+            json!({"account": name, "expires_ms": expires_ms}),
+        )
+        .await;
+        Ok(ConsoleLink {
+            url: Zeroizing::new(format!("{base}/welcome/{}", token.as_str())),
+            expires_ms,
+        })
+    }
+
+    /// The account a one-time console link is for, while it is valid.
+    pub async fn console_link_account(&self, token: &str) -> Result<String, ManageError> {
+        self.store
+            .console_link(link_digest(token), self.now_ms())
+            .await?
+            .map(|(name, _)| name)
+            .ok_or_else(link_not_valid)
+    }
+
+    /// Uses a one-time console link: sets the account's console password and deletes the link
+    /// in one store transaction (a link works once, on any instance). The account's name.
+    pub async fn redeem_console_link(
+        &self,
+        token: &str,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<String, ManageError> {
+        let name = self.console_link_account(token).await?;
+        check_password(password)?;
+        let phc = hash_password(password)?;
+        let _write = self.write.lock().await;
+        if self
+            .store
+            .redeem_console_link(link_digest(token), phc, self.now_ms())
+            .await?
+            .is_none()
+        {
+            return Err(link_not_valid());
+        }
+        self.audit(
+            caller,
+            "account.password.set",
+            json!({"account": name, "via": "console_link"}),
+        )
+        .await;
+        Ok(name)
+    }
+
     /// Whether an account has a console password.
     pub async fn has_password(&self, name: &str) -> Result<bool, ManageError> {
         let account = self.account(name).await?;
@@ -1587,6 +1678,38 @@ impl KeyService {
         }
         emit_audit_line(&line);
     }
+}
+
+/// A one-time console link (the URL carries the token: show it only to the operator).
+pub struct ConsoleLink {
+    /// `{console}/welcome/{token}`.
+    pub url: Zeroizing<String>,
+    /// Valid until (Unix ms).
+    pub expires_ms: u64,
+}
+
+impl std::fmt::Debug for ConsoleLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleLink")
+            .field("url", &"<redacted>")
+            .field("expires_ms", &self.expires_ms)
+            .finish()
+    }
+}
+
+/// What the store keeps of a link's token: its SHA-256.
+fn link_digest(token: &str) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+fn link_not_valid() -> ManageError {
+    ManageError::NotFound(
+        "This link is not valid: it was used, replaced by a newer one or has expired. \
+         Ask your operator for a new one."
+            .to_owned(),
+    )
 }
 
 /// Shortest console password (characters).

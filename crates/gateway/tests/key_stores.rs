@@ -82,6 +82,82 @@ async fn contract(backend: Backend) {
     assert_eq!(store.list_accounts().await.unwrap(), vec![fetched]);
     assert!(store.get_account("bob".into()).await.unwrap().is_none());
 
+    // Console passwords and one-time links (one per account; used once; expiring).
+    assert_eq!(store.console_password(alice.id).await.unwrap(), None);
+    store
+        .set_console_password(alice.id, "$argon2id$one".into(), 20)
+        .await
+        .unwrap();
+    store
+        .set_console_password(alice.id, "$argon2id$two".into(), 21)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.console_password(alice.id).await.unwrap().as_deref(),
+        Some("$argon2id$two")
+    );
+    let (first, second) = (vec![1u8; 32], vec![2u8; 32]);
+    store
+        .set_console_link(alice.id, first.clone(), 1_000, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.console_link(first.clone(), 999).await.unwrap(),
+        Some(("alice".to_owned(), 1_000))
+    );
+    assert_eq!(
+        store.console_link(first.clone(), 1_000).await.unwrap(),
+        None
+    );
+    // A new link replaces the account's old one.
+    store
+        .set_console_link(alice.id, second.clone(), 2_000, 31)
+        .await
+        .unwrap();
+    assert_eq!(store.console_link(first.clone(), 40).await.unwrap(), None);
+    assert_eq!(
+        store
+            .redeem_console_link(first, "$argon2id$x".into(), 40)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_console_link(second.clone(), "$argon2id$three".into(), 2_000)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.console_password(alice.id).await.unwrap().as_deref(),
+        Some("$argon2id$two")
+    );
+    assert_eq!(
+        store
+            .redeem_console_link(second.clone(), "$argon2id$three".into(), 50)
+            .await
+            .unwrap(),
+        Some(alice.id)
+    );
+    assert_eq!(
+        store.console_password(alice.id).await.unwrap().as_deref(),
+        Some("$argon2id$three")
+    );
+    assert_eq!(
+        store
+            .redeem_console_link(second, "$argon2id$four".into(), 51)
+            .await
+            .unwrap(),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        store.console_password(alice.id).await.unwrap().as_deref(),
+        Some("$argon2id$three")
+    );
+
     // Keys.
     let id = store
         .insert_key(new_key("pk-1", alice.id, b"secret-one"))

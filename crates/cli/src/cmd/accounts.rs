@@ -24,7 +24,9 @@ pub(crate) struct AccountsArgs {
 
 #[derive(Debug, Subcommand)]
 enum AccountsCommand {
-    /// Create an account (2FA off until `wbauth accounts 2fa NAME`).
+    /// Create an account (2FA off until `wbauth accounts 2fa NAME`). Without
+    /// --password-stdin, and when the gateway has a web console, prints a one-time link for
+    /// the account's holder to choose the console password.
     Create {
         /// Letters, digits, '.', '_', '-', '@' (up to 64).
         name: String,
@@ -40,6 +42,12 @@ enum AccountsCommand {
         /// Read the password from standard input (one line; at least 10 characters).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Print a new one-time link for the account's holder to set the web console password
+    /// (first visit, or a forgotten password); it replaces any earlier link.
+    Link {
+        /// The account.
+        name: String,
     },
     /// List the accounts.
     List,
@@ -98,6 +106,23 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                     "Created account {name}. Enable two-factor authentication before creating keys: \
                      wbauth accounts 2fa {name}"
                 );
+                if let Some(link) = answer.get("console_link") {
+                    print_link(name, link);
+                }
+            }
+        }
+        AccountsCommand::Link { name } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &AdminClient::path(&["accounts", name, "console-link"]),
+                    None,
+                )
+                .await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print_link(name, answer.get("console_link").unwrap_or(&Value::Null));
             }
         }
         AccountsCommand::List => {
@@ -163,6 +188,19 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
         AccountsCommand::TwoFactor(two) => two_factor(&client, two, json).await?,
     }
     Ok(())
+}
+
+/// A one-time console link, for the operator to hand to the account's holder.
+fn print_link(name: &str, link: &Value) {
+    let expires = link
+        .get("expires_ms")
+        .and_then(Value::as_u64)
+        .map_or_else(String::new, format_time);
+    println!(
+        "One-time link for the holder of {name} to set the web console password (works once, \
+         until {expires}; a newer link replaces it):\n{}",
+        text(link, "url")
+    );
 }
 
 /// The password on standard input: its first line, without the line end.

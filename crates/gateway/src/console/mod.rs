@@ -63,6 +63,7 @@ pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router
         .route("/console.js", get(js))
         .route("/signin", get(sign_in_form).post(sign_in))
         .route("/signout", post(sign_out))
+        .route("/welcome/{token}", get(welcome_form).post(welcome))
         .route("/2fa", get(two_factor_page))
         .route("/2fa/enrol", post(enrol))
         .route("/2fa/confirm", post(confirm))
@@ -490,12 +491,117 @@ async fn sign_in(State(state): State<Console>, ctx: Ctx, body: Bytes) -> Respons
         }
         Err(e) => {
             let message = match &e {
-                ManageError::Locked { remaining_ms, .. } => {
-                    format!("{} {}", e.public_message(), pages::lock_hint(*remaining_ms))
+                ManageError::Locked { until_ms, .. } => {
+                    format!("{} {}", e.public_message(), pages::lock_hint(*until_ms))
                 }
                 other => other.public_message(),
             };
             sign_in_page(&state, &ctx, status_of(&e), &name, Some(&message))
+        }
+    }
+}
+
+/// The anonymous session of a visitor who is not signed in (reused, else a new one).
+fn anonymous_session(state: &Console, ctx: &Ctx) -> Option<(String, Session)> {
+    ctx.session
+        .as_ref()
+        .filter(|(_, s)| s.account.is_none())
+        .cloned()
+        .or_else(|| state.sessions.create(None, state.service.now_ms()))
+}
+
+/// The one-time link's page: the form to choose `account`'s console password (with `error`
+/// above it), or, without an account, only the error (the link is not valid).
+fn welcome_page(
+    state: &Console,
+    ctx: &Ctx,
+    status: StatusCode,
+    (token, account): (&str, Option<&str>),
+    error: Option<&str>,
+) -> Response {
+    let Some((id, session)) = anonymous_session(state, ctx) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let body = match account {
+        Some(account) => pages::welcome(&session.csrf, token, account),
+        None => maud::html! { p { a href="/signin" { "Sign in" } } },
+    };
+    let chrome = Chrome {
+        account: None,
+        csrf: "",
+        flash: None,
+        error,
+    };
+    let mut response = html(status, pages::layout("Set your password", &chrome, &body));
+    state.set_cookie(&mut response, &id);
+    response
+}
+
+async fn welcome_form(
+    State(state): State<Console>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
+    match state.service.console_link_account(&token).await {
+        Ok(account) => welcome_page(&state, &ctx, StatusCode::OK, (&token, Some(&account)), None),
+        Err(e) => welcome_page(
+            &state,
+            &ctx,
+            status_of(&e),
+            (&token, None),
+            Some(&e.public_message()),
+        ),
+    }
+}
+
+async fn welcome(
+    State(state): State<Console>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let Some((id, session)) = &ctx.session else {
+        return csrf_refused();
+    };
+    if !csrf_matches(session, form.get("csrf")) {
+        return csrf_refused();
+    }
+    let account = match state.service.console_link_account(&token).await {
+        Ok(account) => account,
+        Err(e) => {
+            let message = e.public_message();
+            return welcome_page(&state, &ctx, status_of(&e), (&token, None), Some(&message));
+        }
+    };
+    let password = zeroize::Zeroizing::new(form.text("password").to_owned());
+    if password.as_str() != form.text("repeat") {
+        let error = Some("The two passwords differ.");
+        return welcome_page(
+            &state,
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            (&token, Some(&account)),
+            error,
+        );
+    }
+    match state
+        .service
+        .redeem_console_link(&token, &password, &ctx.caller(&account))
+        .await
+    {
+        Ok(name) => {
+            state.sessions.set_flash(
+                id,
+                format!("Password set for account {name}. Sign in with it."),
+            );
+            redirect("/signin")
+        }
+        Err(e) => {
+            let message = e.public_message();
+            // A password that breaks the rules keeps the form; anything else ends the link.
+            let shown = matches!(e, ManageError::Invalid(_)).then_some(account.as_str());
+            welcome_page(&state, &ctx, status_of(&e), (&token, shown), Some(&message))
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::manage::{KeyState, KeyView, format_duration};
+use crate::manage::{KeyState, KeyView};
 
 /// What every signed-in page shows in its header.
 pub(crate) struct Chrome<'a> {
@@ -77,6 +77,25 @@ pub(crate) fn sign_in(csrf: &str, name: &str) -> Markup {
                 pattern="[0-9]{6}" maxlength="6";
             p.hint { "Only once two-factor authentication is on for the account." }
             button type="submit" { "Sign in" }
+        }
+    }
+}
+
+/// The one-time link's form: choose the account's console password.
+pub(crate) fn welcome(csrf: &str, token: &str, account: &str) -> Markup {
+    html! {
+        form.card method="post" action={ "/welcome/" (token) } {
+            input type="hidden" name="csrf" value=(csrf);
+            p { "Choose the web console password of account " strong { (account) } ". This link works once." }
+            input type="hidden" id="name" name="name" value=(account) autocomplete="username";
+            label for="password" { "New password" }
+            input type="password" id="password" name="password" autocomplete="new-password"
+                minlength="10" required;
+            p.hint { "At least 10 characters." }
+            label for="repeat" { "New password, again" }
+            input type="password" id="repeat" name="repeat" autocomplete="new-password"
+                minlength="10" required;
+            button type="submit" { "Set password" }
         }
     }
 }
@@ -318,6 +337,7 @@ pub(crate) fn delete_confirm(csrf: &str, key: &KeyView) -> Markup {
     }
 }
 
-pub(crate) fn lock_hint(remaining_ms: u64) -> String {
-    format!("Locked for {}.", format_duration(remaining_ms))
+/// When a lock ends, after the message that says how long it lasts.
+pub(crate) fn lock_hint(until_ms: u64) -> String {
+    format!("Locked until {}.", date(until_ms))
 }

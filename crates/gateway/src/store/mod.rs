@@ -406,6 +406,32 @@ pub trait KeyStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Stores an account's one-time console link (the SHA-256 of its token), replacing any
+    /// earlier link of the account.
+    fn set_console_link(
+        &self,
+        account_id: i64,
+        token_sha256: Vec<u8>,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The account (name) of a console link that has not expired at `now_ms`, with its
+    /// expiry.
+    fn console_link(
+        &self,
+        token_sha256: Vec<u8>,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Option<(String, u64)>, StoreError>>;
+    /// Uses a console link: in one transaction, deletes it (when it exists and has not
+    /// expired at `now_ms`) and sets its account's console password hash. The account's id,
+    /// or `None` when the link was used, replaced or has expired (nothing changed).
+    fn redeem_console_link(
+        &self,
+        token_sha256: Vec<u8>,
+        phc: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+
     /// Every Fiat Gateway partner, Enc Keys decrypted.
     fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>>;
     /// Creates a partner (enabled); fails with `Conflict` when the name or Auth Key exists.

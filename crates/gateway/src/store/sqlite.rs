@@ -993,6 +993,98 @@ impl KeyStore for SqliteKeyStore {
         })
     }
 
+    fn set_console_link(
+        &self,
+        account_id: i64,
+        token_sha256: Vec<u8>,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let expires = to_sql_i64(expires_ms, "expires_ms")?;
+            let now = to_sql_i64(now_ms, "created_ms")?;
+            sqlx::query(
+                "INSERT INTO console_links (token_sha256, account_id, expires_ms, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id) DO UPDATE SET \
+                 token_sha256 = excluded.token_sha256, expires_ms = excluded.expires_ms, \
+                 created_ms = excluded.created_ms",
+            )
+            .bind(token_sha256)
+            .bind(account_id)
+            .bind(expires)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot store a console link", e))?;
+            Ok(())
+        })
+    }
+
+    fn console_link(
+        &self,
+        token_sha256: Vec<u8>,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Option<(String, u64)>, StoreError>> {
+        Box::pin(async move {
+            let now = to_sql_i64(now_ms, "now_ms")?;
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT a.name, l.expires_ms FROM console_links l \
+                 JOIN accounts a ON a.id = l.account_id \
+                 WHERE l.token_sha256 = ?1 AND l.expires_ms > ?2",
+            )
+            .bind(token_sha256)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("cannot read a console link", e))?;
+            row.map(|(account, expires)| Ok((account, from_sql_u64(expires, "expires_ms")?)))
+                .transpose()
+        })
+    }
+
+    fn redeem_console_link(
+        &self,
+        token_sha256: Vec<u8>,
+        phc: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let now = to_sql_i64(now_ms, "now_ms")?;
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| db_error("cannot use a console link", e))?;
+            let account: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM console_links WHERE token_sha256 = ?1 AND expires_ms > ?2 \
+                 RETURNING account_id",
+            )
+            .bind(token_sha256)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_error("cannot use a console link", e))?;
+            let Some(account) = account else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "INSERT INTO console_passwords (account_id, phc, updated_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (account_id) DO UPDATE SET phc = excluded.phc, \
+                 updated_ms = excluded.updated_ms",
+            )
+            .bind(account)
+            .bind(phc)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("cannot store a console password", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| db_error("cannot use a console link", e))?;
+            Ok(Some(account))
+        })
+    }
+
     fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>> {
         Box::pin(self.do_load_partners())
     }
