@@ -739,6 +739,38 @@ async fn key_settings_each_need_a_current_code() {
         assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], state);
     }
 
+    // Unused for more than 14 days: the session has expired too; signed in again, the list
+    // says so, requests are refused, and enabling the key (a current code) re-activates it.
+    now = gw.advance(15 * 24 * 60 * 60 * 1000).await;
+    let expired = browser.get("/keys?kind=main").await;
+    assert_eq!(
+        (expired.status, expired.location.as_deref()),
+        (303, Some("/signin"))
+    );
+    let signed_in = browser.sign_in("dave", PASSWORD, &code(&secret, now)).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let list = browser.get("/keys?kind=main").await;
+    assert!(
+        list.body.contains("deactivated after 14 days unused"),
+        "{}",
+        list.body
+    );
+    assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], "idle");
+    let idle = gw.signed(&key, &new_secret, main).await;
+    assert_eq!((idle.status, idle.body.as_str()), (401, KEY_REFUSED));
+    now = gw.advance(30_000).await;
+    let revived = browser
+        .post(
+            &path("enable"),
+            &[("csrf", &list.csrf()), ("code", &code(&secret, now))],
+        )
+        .await;
+    assert_eq!(revived.status, 303, "{}", revived.body);
+    assert_eq!(
+        gw.ok_json(&["keys", "show", &key])["key"]["state"],
+        "active"
+    );
+
     // Another account cannot see or change the key.
     let mut other = Browser::new(&console);
     assert_eq!(other.sign_in("erin", PASSWORD, "").await.status, 303);

@@ -864,6 +864,14 @@ async fn delete_page(
     }
 }
 
+/// What a key's setting form did.
+enum Done {
+    /// Saved: the message to flash and the page to go to.
+    Saved(&'static str, String),
+    /// A new secret, shown once.
+    Rotated(zeroize::Zeroizing<String>),
+}
+
 async fn key_action(
     State(state): State<Console>,
     ctx: Ctx,
@@ -879,29 +887,31 @@ async fn key_action(
     let back = format!("/keys/{public_key}");
     let service = &state.service;
     let code = form.text("code");
-    let result: Result<(String, String), ManageError> = async {
+    let result: Result<Done, ManageError> = async {
         let key = owned_key(&state, &account, &public_key).await?;
         match action.as_str() {
             "rotate" => {
                 let rotated = service
                     .rotate_secret(&key.public_key, Some(code), &caller)
                     .await?;
-                Ok(("rotated".to_owned(), rotated.expose_secret().to_owned()))
+                Ok(Done::Rotated(zeroize::Zeroizing::new(
+                    rotated.expose_secret().to_owned(),
+                )))
             }
             "enable" => {
                 service
                     .require_code(&account, code, &caller, "key.enable")
                     .await?;
                 service.enable_key(&key.public_key, &caller).await?;
-                Ok(("Key enabled.".to_owned(), back.clone()))
+                Ok(Done::Saved("Key enabled.", back.clone()))
             }
             "disable" => {
                 service
                     .require_code(&account, code, &caller, "key.disable")
                     .await?;
                 service.disable_key(&key.public_key, &caller).await?;
-                Ok((
-                    "Key disabled: requests signed with it are refused.".to_owned(),
+                Ok(Done::Saved(
+                    "Key disabled: requests signed with it are refused.",
                     back.clone(),
                 ))
             }
@@ -910,8 +920,8 @@ async fn key_action(
                     .require_code(&account, code, &caller, "key.delete")
                     .await?;
                 service.delete_key(&key.public_key, &caller).await?;
-                Ok((
-                    "Key deleted.".to_owned(),
+                Ok(Done::Saved(
+                    "Key deleted.",
                     format!("/keys?kind={}", key.kind),
                 ))
             }
@@ -921,7 +931,7 @@ async fn key_action(
                     .require_code(&account, code, &caller, "key.set_ips")
                     .await?;
                 service.set_ips(&key.public_key, &ips, &caller).await?;
-                Ok(("Trusted IPs saved.".to_owned(), back.clone()))
+                Ok(Done::Saved("Trusted IPs saved.", back.clone()))
             }
             "endpoints" => {
                 let endpoints = service.check_endpoints(&key.kind, &form.all("endpoint"))?;
@@ -931,14 +941,14 @@ async fn key_action(
                 service
                     .set_endpoints(&key.public_key, &endpoints, &caller)
                     .await?;
-                Ok(("Endpoints saved.".to_owned(), back.clone()))
+                Ok(Done::Saved("Endpoints saved.", back.clone()))
             }
             _ => Err(ManageError::NotFound("No such action.".to_owned())),
         }
     }
     .await;
     match result {
-        Ok((kind, secret)) if kind == "rotated" => {
+        Ok(Done::Rotated(secret)) => {
             let key = owned_key(&state, &account, &public_key).await;
             match key {
                 Ok(key) => page(
@@ -953,8 +963,8 @@ async fn key_action(
                 Err(e) => error_page(&account, &session, &e, &back),
             }
         }
-        Ok((message, to)) => {
-            state.sessions.set_flash(&id, message);
+        Ok(Done::Saved(message, to)) => {
+            state.sessions.set_flash(&id, message.to_owned());
             redirect(&to)
         }
         Err(e) => error_page(&account, &session, &e, &back),
