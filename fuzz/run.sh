@@ -5,6 +5,7 @@
 #   fuzz/run.sh [SECONDS]        # default 60 s per target (or FUZZ_SECONDS)
 #   FUZZ_TARGETS="request jwt" fuzz/run.sh 10
 #   FUZZ_CMIN=1 fuzz/run.sh      # afterwards, minimise (cargo fuzz cmin) into fuzz/corpus/
+#   FUZZ_TOOLCHAIN=stable fuzz/run.sh   # force the stable path even when nightly is installed
 #
 # Fuzzing needs nightly features (sanitizers): the nightly toolchain when it is installed,
 # else stable with RUSTC_BOOTSTRAP=1 (decisions.md 32). Not part of CI: CI replays the
@@ -19,7 +20,8 @@ declare -A max_len=([request]=8192 [jwt]=2048 [config]=8192 [service]=4096)
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+choice="${FUZZ_TOOLCHAIN:-auto}"
+if [ "$choice" = nightly ] || { [ "$choice" = auto ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; }; then
     cargo_tc=(cargo +nightly)
     toolchain=nightly
 else
