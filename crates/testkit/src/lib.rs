@@ -436,15 +436,20 @@ impl PostgresServer {
         let postmaster = std::fs::read_to_string(&lock)
             .ok()
             .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
-        // Backends run in sessions of their own: kill them by parentage, with the group.
+        // Backends run in sessions of their own: kill them by parentage. The postmaster is
+        // stopped first, so that it cannot fork a backend (a new connection, an autovacuum
+        // worker) after its children are listed: such an orphan would keep the shared memory
+        // attached and the restart would refuse to start.
+        if let Some(pid) = postmaster {
+            signal(pid, "-STOP");
+            let _ = wait_until("the postmaster to stop", START_TIMEOUT, || {
+                proc_state(pid).is_none_or(|(state, _)| matches!(state, 'T' | 't' | 'Z' | 'X'))
+            });
+        }
         let mut victims: Vec<u32> = postmaster.map(children_of).unwrap_or_default();
         victims.extend(postmaster);
         for pid in &victims {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            signal(*pid, "-KILL");
         }
         process.kill();
         let _ = wait_until(
@@ -475,6 +480,15 @@ impl PostgresServer {
     pub fn is_up(&self) -> bool {
         pg_isready(&self.bin, self.port)
     }
+}
+
+/// Sends a signal (`-STOP`, `-KILL`) with kill(1); a process already gone is not an error.
+fn signal(pid: u32, which: &str) {
+    let _ = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The processes whose parent is `parent` (from `/proc`).
