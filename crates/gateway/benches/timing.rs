@@ -5,23 +5,43 @@
 //!
 //! In process, through the gateway's own request entry ([`Gateway::verify`], the call the
 //! HTTP server makes for every private request) on a gateway built the way `wbauth sandbox`
-//! builds it (embedded stores, the demo key in the key cache). The two classes are identical
-//! requests — same body, payload and (wrong) signature — except for the `X-TXC-APIKEY` value,
-//! of the same length. As in dudect, each class is a distribution of inputs, not one input:
-//! every measurement draws its key at random from its class's pool (`WBAUTH_TIMING_KEYS`
-//! known keys, as many random unknown ones), so that what is compared is "a key that exists"
-//! against "a key that does not", not the memory layout of two particular keys (with one fixed
-//! key per class, even two *known* keys differ by a fraction of a nanosecond, which 10^6
-//! measurements resolve). Classes are interleaved in a random order, each call is timed with
-//! `Instant`, and Welch's t is computed on the raw measurements and, dudect-style, on the
-//! measurements below several percentiles of the pooled distribution (cropping the long tail
-//! that a shared machine's interruptions add). PASS when every |t| < 4.5; the process exits
-//! non-zero on FAIL.
+//! builds it (embedded stores, the demo key and `WBAUTH_TIMING_HELD` more keys in the key
+//! cache). The two classes are identical requests — same body, payload and (wrong) signature —
+//! except for the `X-TXC-APIKEY` value, of the same length and alphabet. As in dudect, classes
+//! are interleaved in a random order, each call is timed with `Instant`, and Welch's t is
+//! computed on the raw measurements and on the measurements below several percentiles of the
+//! pooled distribution (cropping the long tail that a shared machine's interruptions add).
+//! PASS when every |t| < 4.5; the process exits non-zero on FAIL.
+//!
+//! Each class is a distribution of inputs, not one input, so that what is compared is "a key
+//! that exists" against "a key that does not", not two particular keys or one memory layout
+//! (with one fixed key per class even two *known* keys differ by a fraction of a nanosecond,
+//! which 10^6 measurements resolve: the A/A control failed at |t| up to 44 that way):
+//!
+//! - a class is a pool of `WBAUTH_TIMING_KEYS` keys (default 1,000): random unknown keys, or
+//!   known keys drawn from the held ones; every measurement draws its key at random from its
+//!   class's pool, and its request is built just before it, outside the timed region, the
+//!   same way for both classes;
+//! - the run is split into `WBAUTH_TIMING_ROUNDS` rounds (default 10); between rounds the key
+//!   cache is rebuilt (`KeyCache::replace_all`, as on a store resync: every entry allocated
+//!   anew, a new hash key, new stand-ins) and new pools are drawn;
+//! - the gateway holds `WBAUTH_TIMING_HELD` keys, by default 100 per pooled key (100,000):
+//!   an unknown key reads the memory of a held key paired with it by a hash
+//!   (`KeyCache::lookup`), and when the known pool is a large share of the held keys, those
+//!   pairs are often the known pool's own keys, kept warm by the known class (with 10 held
+//!   keys per pooled key, unknown keys measured about 1 ns faster). A gateway holds far more
+//!   keys than anyone probing it knows.
+//!
+//! What it detects: the key cache before its constant-work index (a hash map's hit or miss,
+//! then one shared stand-in for every unknown key) failed this test on 2026-12-01 with
+//! max |t| = 614 (unknown keys 17–51 ns faster below the 50th–95th percentiles), and with
+//! `WBAUTH_TIMING_KEYS=1 WBAUTH_TIMING_ROUNDS=1` (one key per class, the old test's
+//! design) with |t| = 134 (3.6–6 ns faster).
 //!
 //! `WBAUTH_TIMING_N` sets the measurements per class (default 1,000,000, the minimum the
-//! decision requires). `WBAUTH_TIMING_CONTROL=1` runs the A/A control instead: the first class
-//! is a second *known* key (same length) with the same wrong signature, which shows how far
-//! two keys that both exist already differ on this machine.
+//! decision requires). `WBAUTH_TIMING_CONTROL=1` runs the A/A control instead: the first
+//! class is a second pool of *known* keys (disjoint from the other), which shows how far two
+//! sets of keys that both exist differ on this machine.
 
 #![allow(missing_docs)]
 
@@ -46,6 +66,8 @@ const UNKNOWN_KEY: &str = "b0a9f8e7a1c5f6d9b0b4b3e2ab2e23e4";
 const SECRET: &str = "a5f3c1e9d7b2460f8e1c3a5b7d9f0e2c4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a";
 const PATH: &str = "/api/v4/trade-account/balance";
 const THRESHOLD: f64 = 4.5;
+/// Keys held by the gateway per key of a class's pool.
+const HELD_PER_POOLED: usize = 100;
 /// Pooled-distribution percentiles below which the cropped tests keep measurements.
 const CROPS: [f64; 6] = [0.50, 0.75, 0.90, 0.95, 0.99, 0.999];
 
@@ -66,12 +88,42 @@ fn welch(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
 struct XorShift(u64);
 
 impl XorShift {
+    fn from_os() -> Self {
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).expect("randomness");
+        Self(u64::from_le_bytes(seed) | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
+
+    /// Uniform in `0..n` (`n` far below 2^32, so the bias is negligible).
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+
+    /// Fisher–Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// `count` random public keys of the known keys' length and alphabet (none of them held: the
+/// chance of drawing a held key is 2^-128 per held key and draw).
+fn unknown_keys(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let mut raw = [0u8; 16];
+            getrandom::fill(&mut raw).expect("randomness");
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        })
+        .collect()
 }
 
 fn headers(api_key: &str, payload: &str, signature: &str) -> HeaderMap {
@@ -97,18 +149,29 @@ async fn time_one(gateway: &Gateway, request: &Incoming<'_>) -> u64 {
 }
 
 fn main() -> ExitCode {
-    let per_class: usize = std::env::var("WBAUTH_TIMING_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let per_class = env("WBAUTH_TIMING_N").unwrap_or(1_000_000);
     let control = std::env::var("WBAUTH_TIMING_CONTROL").is_ok_and(|v| v == "1");
+    let keys = env("WBAUTH_TIMING_KEYS").unwrap_or(1000).max(1);
+    // The gateway holds a hundred times as many keys as a class's pool: a gateway holds far
+    // more keys than anyone probes (see the doc comment on why it matters).
+    let held = env("WBAUTH_TIMING_HELD")
+        .unwrap_or(keys * HELD_PER_POOLED)
+        .max(2 * keys);
+    let rounds = env("WBAUTH_TIMING_ROUNDS")
+        .unwrap_or(10)
+        .clamp(1, per_class.max(1));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     runtime.block_on(async move {
-        // The gateway exactly as `wbauth sandbox` assembles it, with one known key.
+        // The gateway exactly as `wbauth sandbox` assembles it: the demo key, and `keys` more.
         let options = SandboxOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             demo_key: Some(KNOWN_KEY.to_owned()),
@@ -120,38 +183,21 @@ fn main() -> ExitCode {
         seed_demo_key(&stores, &options, clock.now_ms())
             .await
             .expect("demo key");
-        let pool: usize = std::env::var("WBAUTH_TIMING_KEYS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
-            .max(1);
-        // Known keys: the pool of the known class, and (A/A control) the other class's pool.
-        let mut seeded: Vec<String> = seed_extra_keys(&stores, 2 * pool, clock.now_ms())
+        let mut seeded: Vec<String> = seed_extra_keys(&stores, held, clock.now_ms())
             .await
             .expect("known keys")
             .into_iter()
             .map(|(public_key, _)| public_key)
             .collect();
-        let other_known = seeded.split_off(pool);
-        let known_pool = seeded;
         let gateway = build_gateway(config, &stores, clock.clone(), true)
             .await
             .expect("gateway");
+        let records = gateway.key_store.load_keys().await.expect("key records");
+        assert_eq!(records.len(), held + 1);
         assert!(gateway.keys.get(KNOWN_KEY).is_some() && gateway.keys.get(UNKNOWN_KEY).is_none());
-        // Unknown keys: random, of the same length and alphabet as the known ones.
-        let unknown_pool: Vec<String> = (0..pool)
-            .map(|_| {
-                let mut raw = [0u8; 16];
-                getrandom::fill(&mut raw).expect("randomness");
-                raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            })
-            .collect();
-        for key in known_pool.iter().chain(&other_known) {
+        for key in &seeded {
             assert_eq!(key.len(), UNKNOWN_KEY.len());
             assert!(gateway.keys.get(key).is_some());
-        }
-        for key in &unknown_pool {
-            assert!(gateway.keys.get(key).is_none());
         }
 
         // One typical request, signed with a secret that is not the key's: a wrong signature.
@@ -164,50 +210,64 @@ fn main() -> ExitCode {
             &HmacSha512Key::new(b"not the key's secret"),
         );
         let body = Bytes::from(body);
-        let first_pool = if control { &other_known } else { &unknown_pool };
-        let header_maps = |keys: &[String]| -> Vec<HeaderMap> {
-            keys.iter()
-                .map(|k| headers(k, &wrong.payload, &wrong.signature))
-                .collect()
-        };
-        let first_headers = header_maps(first_pool);
-        let known_headers = header_maps(&known_pool);
         let method = Method::POST;
         let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let incoming = |headers| Incoming {
-            method: &method,
-            path_and_query: PATH,
-            headers,
-            body: &body,
-            peer,
+        // Every measurement's request is built just before it, outside the timed region, the
+        // same way for both classes (the key copied into the same buffer).
+        let mut key = String::with_capacity(UNKNOWN_KEY.len());
+        let mut measure = async |public_key: &str| -> u64 {
+            key.clear();
+            key.push_str(public_key);
+            let headers = headers(&key, &wrong.payload, &wrong.signature);
+            let request = Incoming {
+                method: &method,
+                path_and_query: PATH,
+                headers: &headers,
+                body: &body,
+                peer,
+            };
+            time_one(&gateway, &request).await
         };
-        // Class 0: unknown keys; class 1: known keys, wrong signature.
-        let requests: [Vec<Incoming<'_>>; 2] = [
-            first_headers.iter().map(incoming).collect(),
-            known_headers.iter().map(incoming).collect(),
-        ];
 
-        // Warm up caches, branch predictors and the CPU frequency.
-        for i in 0..20_000 {
-            time_one(&gateway, &requests[i % 2][(i / 2) % pool]).await;
-        }
-
-        let mut seed = [0u8; 8];
-        getrandom::fill(&mut seed).expect("randomness");
-        let mut rng = XorShift(u64::from_le_bytes(seed) | 1);
+        let mut rng = XorShift::from_os();
         let mut samples: [Vec<f64>; 2] = [
             Vec::with_capacity(per_class),
             Vec::with_capacity(per_class),
         ];
         let started = Instant::now();
-        while samples[0].len() < per_class || samples[1].len() < per_class {
-            let mut class = usize::from(rng.next() & 1 == 1);
-            if samples[class].len() >= per_class {
-                class = 1 - class;
+        for round in 0..rounds {
+            if round > 0 {
+                // A fresh memory layout: every key's entry allocated anew, a new hash key,
+                // new stand-ins (the reload the gateway does on a store resync).
+                gateway.keys.replace_all(&records);
             }
-            let pick = usize::try_from(rng.next() % pool as u64).unwrap_or(0);
-            let ns = time_one(&gateway, &requests[class][pick]).await;
-            samples[class].push(ns as f64);
+            // Class 0: `keys` random unknown keys, or (A/A control) `keys` held keys; class 1:
+            // `keys` other held keys. New pools every round.
+            rng.shuffle(&mut seeded);
+            let pools: [Vec<String>; 2] = [
+                if control {
+                    seeded[keys..2 * keys].to_vec()
+                } else {
+                    unknown_keys(keys)
+                },
+                seeded[..keys].to_vec(),
+            ];
+            // Warm up caches, branch predictors and the CPU frequency.
+            for i in 0..10_000 {
+                let pool = &pools[i % 2];
+                measure(&pool[rng.below(pool.len())]).await;
+            }
+            let quota = |r: usize| per_class * r / rounds;
+            let target = quota(round + 1);
+            while samples[0].len() < target || samples[1].len() < target {
+                let mut class = usize::from(rng.next() & 1 == 1);
+                if samples[class].len() >= target {
+                    class = 1 - class;
+                }
+                let pool = &pools[class];
+                let ns = measure(&pool[rng.below(pool.len())]).await;
+                samples[class].push(ns as f64);
+            }
         }
         let took = started.elapsed();
         drop(stores);
@@ -216,13 +276,19 @@ fn main() -> ExitCode {
         pooled.sort_by(f64::total_cmp);
         let percentile = |p: f64| pooled[((pooled.len() - 1) as f64 * p) as usize];
         println!(
-            "timing: {} vs known keys + wrong signature, Gateway::verify in process; \
-             {per_class} measurements per class, interleaved at random, keys drawn at random \
-             from pools of {pool}, {:.1} s",
+            "timing: {} vs {} + wrong signature, Gateway::verify in process; {per_class} \
+             measurements per class, interleaved at random, in {rounds} rounds (the key cache \
+             rebuilt and new pools drawn between rounds); each measurement's key drawn at random \
+             from its class's pool; {:.1} s",
             if control {
-                "A/A control: other known keys + wrong signature"
+                format!("A/A control: {keys} known keys")
             } else {
-                "unknown keys"
+                format!("{keys} unknown keys")
+            },
+            if control {
+                format!("{keys} other known keys (of {held} held)")
+            } else {
+                format!("{keys} known keys (of {held} held)")
             },
             took.as_secs_f64()
         );
