@@ -12,8 +12,8 @@
 # Installs nginx (and redis-server / postgresql when missing) with apt-get.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
-#                     [--only "limit builtin nginx gateway-embedded gateway-redis gateway-postgres"]
-#        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only).
+#                     [--only "limit builtin nginx gateway-embedded gateway-redis gateway-postgres memory"]
+#        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only without "memory").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --connections) connections=$2; shift 2 ;;
         --keys) keys=$2; shift 2 ;;
         --memory-run) memory_run=$2; shift 2 ;;
-        --only) only=$2; BENCH_SKIP_MEMORY=1; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -312,6 +312,9 @@ fi
 # Memory
 # ---------------------------------------------------------------------------------------------
 memory_lines=""
+if [ -n "$only" ] && ! wanted memory; then
+    BENCH_SKIP_MEMORY=1
+fi
 if [ -z "${BENCH_SKIP_MEMORY:-}" ]; then
     echo "==> memory: a gateway holding 100,000 keys"
     "${server_cpu[@]}" "$wbauth" sandbox --listen 127.0.0.1:0 --extra-keys 99999 \
