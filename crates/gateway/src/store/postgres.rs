@@ -93,6 +93,14 @@ fn parse_change(payload: &str) -> Option<Change> {
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 impl PgKeyStore {
+    /// The console's tables over this store's pool.
+    fn console(&self) -> super::console_sql::ConsoleSql<'_, sqlx::Postgres> {
+        super::console_sql::ConsoleSql {
+            pool: &self.pool,
+            db_error,
+        }
+    }
+
     /// Connects, brings the schema up to date and checks `master` against the key-check value
     /// (written by the first instance ever to connect).
     ///
@@ -720,13 +728,7 @@ impl KeyStore for PgKeyStore {
         &self,
         account_id: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        Box::pin(async move {
-            sqlx::query_scalar("SELECT phc FROM console_passwords WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| db_error("cannot read a console password", e))
-        })
+        Box::pin(async move { self.console().password(account_id).await })
     }
 
     fn set_console_password(
@@ -735,21 +737,7 @@ impl KeyStore for PgKeyStore {
         phc: String,
         now_ms: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let now = to_sql_i64(now_ms, "updated_ms")?;
-            sqlx::query(
-                "INSERT INTO console_passwords (account_id, phc, updated_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (account_id) DO UPDATE SET phc = excluded.phc, \
-                 updated_ms = excluded.updated_ms",
-            )
-            .bind(account_id)
-            .bind(phc)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("cannot store a console password", e))?;
-            Ok(())
-        })
+        Box::pin(async move { self.console().set_password(account_id, phc, now_ms).await })
     }
 
     fn set_console_link(
@@ -760,22 +748,9 @@ impl KeyStore for PgKeyStore {
         now_ms: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let expires = to_sql_i64(expires_ms, "expires_ms")?;
-            let now = to_sql_i64(now_ms, "created_ms")?;
-            sqlx::query(
-                "INSERT INTO console_links (token_sha256, account_id, expires_ms, created_ms) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
-                 token_sha256 = excluded.token_sha256, expires_ms = excluded.expires_ms, \
-                 created_ms = excluded.created_ms",
-            )
-            .bind(token_sha256)
-            .bind(account_id)
-            .bind(expires)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("cannot store a console link", e))?;
-            Ok(())
+            self.console()
+                .set_link(account_id, token_sha256, expires_ms, now_ms)
+                .await
         })
     }
 
@@ -784,21 +759,7 @@ impl KeyStore for PgKeyStore {
         token_sha256: Vec<u8>,
         now_ms: u64,
     ) -> BoxFuture<'_, Result<Option<(String, u64)>, StoreError>> {
-        Box::pin(async move {
-            let now = to_sql_i64(now_ms, "now_ms")?;
-            let row: Option<(String, i64)> = sqlx::query_as(
-                "SELECT a.name, l.expires_ms FROM console_links l \
-                 JOIN accounts a ON a.id = l.account_id \
-                 WHERE l.token_sha256 = $1 AND l.expires_ms > $2",
-            )
-            .bind(token_sha256)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("cannot read a console link", e))?;
-            row.map(|(account, expires)| Ok((account, from_sql_u64(expires, "expires_ms")?)))
-                .transpose()
-        })
+        Box::pin(async move { self.console().link(token_sha256, now_ms).await })
     }
 
     fn redeem_console_link(
@@ -807,41 +768,7 @@ impl KeyStore for PgKeyStore {
         phc: String,
         now_ms: u64,
     ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
-        Box::pin(async move {
-            let now = to_sql_i64(now_ms, "now_ms")?;
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| db_error("cannot use a console link", e))?;
-            let account: Option<i64> = sqlx::query_scalar(
-                "DELETE FROM console_links WHERE token_sha256 = $1 AND expires_ms > $2 \
-                 RETURNING account_id",
-            )
-            .bind(token_sha256)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_error("cannot use a console link", e))?;
-            let Some(account) = account else {
-                return Ok(None);
-            };
-            sqlx::query(
-                "INSERT INTO console_passwords (account_id, phc, updated_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (account_id) DO UPDATE SET phc = excluded.phc, \
-                 updated_ms = excluded.updated_ms",
-            )
-            .bind(account)
-            .bind(phc)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error("cannot store a console password", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| db_error("cannot use a console link", e))?;
-            Ok(Some(account))
-        })
+        Box::pin(async move { self.console().redeem_link(token_sha256, phc, now_ms).await })
     }
 
     fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>> {
