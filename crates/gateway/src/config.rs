@@ -874,6 +874,46 @@ trade = { requests = 10, window_ms = 1000 }
             (1, 2, 1)
         );
         assert_eq!(c.rate_limit.kinds["trade"].requests, 100);
+        assert_eq!(c.console.listen, None);
+        assert_eq!(c.console.link_ttl_ms, 86_400_000);
+    }
+
+    #[test]
+    fn console_links_are_checked() {
+        for (toml, key) in [
+            ("[console]\nlink_ttl_ms = 59999\n", "console.link_ttl_ms"),
+            (
+                "[console]\nlink_ttl_ms = 2592000001\n",
+                "console.link_ttl_ms",
+            ),
+            (
+                "[console]\npublic_url = \"console.example.com\"\n",
+                "console.public_url",
+            ),
+            (
+                "[console]\npublic_url = \"https://\"\n",
+                "console.public_url",
+            ),
+            (
+                "[console]\npublic_url = \"https://c.example?x=1\"\n",
+                "console.public_url",
+            ),
+        ] {
+            let e = Config::from_toml(toml, "g.toml", &[])
+                .expect_err(toml)
+                .to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let c = Config::from_toml(
+            "[console]\npublic_url = \"https://console.example.com/\"\nlink_ttl_ms = 60000\n",
+            "g.toml",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.console.public_url.as_deref(),
+            Some("https://console.example.com/")
+        );
     }
 
     #[test]
