@@ -89,7 +89,7 @@ async fn drill(window: bool) {
     let twice = accepted_twice(&upstream, &first, &replay);
 
     // Everything answered 200 was delivered exactly once.
-    let deliveries = drill_support::deliveries(&upstream);
+    let deliveries = upstream.deliveries();
     for (p, r) in first.iter().chain(&replay) {
         if r.accepted() {
             assert_eq!(

@@ -272,10 +272,7 @@ async fn upstream_failures_answer_502_or_504_and_the_gateway_stays_healthy() {
     let replay: Vec<(Prepared, Reply)> = requests.into_iter().zip(replies).collect();
     let twice = accepted_twice(&upstream, &sent, &replay);
     // Exactly the good requests reached the good upstream, once each.
-    assert_eq!(
-        drill_support::deliveries(&upstream).len(),
-        (rounds * good + 1) as usize
-    );
+    assert_eq!(upstream.deliveries().len(), (rounds * good + 1) as usize);
     assert_eq!(healthz(&gateway).await, 200);
     assert!(
         gateway.stderr_text().contains("upstream timed out"),

@@ -540,19 +540,7 @@ async fn outage(nonces: Nonces) {
     assert_eq!(replays_accepted, 0, "a replay was accepted");
 
     // Zero accepted twice: every (key, nonce) reached the upstream at most once.
-    let mut deliveries: HashMap<(String, u64), usize> = HashMap::new();
-    for seen in upstream.seen.lock().expect("lock").iter() {
-        let body: serde_json::Value = serde_json::from_slice(&seen.body).expect("JSON");
-        let key = seen
-            .headers
-            .get("x-auth-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        *deliveries
-            .entry((key, body["nonce"].as_u64().expect("nonce")))
-            .or_default() += 1;
-    }
+    let deliveries = upstream.deliveries();
     assert!(deliveries.values().all(|n| *n == 1), "{deliveries:?}");
     // Probes of B were delivered too.
     assert!(

@@ -82,6 +82,24 @@ impl Upstream {
     pub fn count(&self) -> usize {
         self.seen.lock().expect("lock").len()
     }
+
+    /// How many times each (key, nonce) was delivered (`X-Auth-Key`, the body's `nonce`).
+    pub fn deliveries(&self) -> std::collections::HashMap<(String, u64), usize> {
+        let mut counts = std::collections::HashMap::new();
+        for seen in self.seen.lock().expect("lock").iter() {
+            let body: Value = serde_json::from_slice(&seen.body).expect("forwarded JSON");
+            let key = seen
+                .headers
+                .get("x-auth-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            *counts
+                .entry((key, body["nonce"].as_u64().expect("nonce")))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

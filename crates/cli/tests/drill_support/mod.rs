@@ -7,7 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -345,24 +345,6 @@ impl Tally {
     }
 }
 
-/// How many times the upstream received each (key, nonce).
-pub fn deliveries(upstream: &Upstream) -> HashMap<(String, u64), usize> {
-    let mut counts = HashMap::new();
-    for seen in upstream.seen.lock().expect("lock").iter() {
-        let body: serde_json::Value = serde_json::from_slice(&seen.body).expect("forwarded JSON");
-        let key = seen
-            .headers
-            .get("x-auth-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        *counts
-            .entry((key, body["nonce"].as_u64().expect("nonce")))
-            .or_insert(0) += 1;
-    }
-    counts
-}
-
 /// Requests accepted twice: (key, nonce) delivered upstream more than once, plus every
 /// request answered 200 in `first` and again in `replay`.
 pub fn accepted_twice(
@@ -370,7 +352,8 @@ pub fn accepted_twice(
     first: &[(Prepared, Reply)],
     replay: &[(Prepared, Reply)],
 ) -> Vec<(String, u64)> {
-    let mut twice: Vec<(String, u64)> = deliveries(upstream)
+    let mut twice: Vec<(String, u64)> = upstream
+        .deliveries()
         .into_iter()
         .filter(|(_, n)| *n > 1)
         .map(|(k, _)| k)
