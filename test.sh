@@ -36,10 +36,11 @@ ensure_component clippy clippy
 cargo --version
 
 stage "services"
-# The distributed-store tests start their own throw-away Redis and PostgreSQL servers on free
-# loopback ports (crates/testkit); install the servers when missing.
+# The distributed-store tests start their own throw-away Redis and PostgreSQL servers, and the
+# path tests an nginx, on free loopback ports (crates/testkit); install them when missing.
 missing=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
@@ -60,6 +61,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     [ "$added_policy" -eq 0 ] || "${sudo_cmd[@]}" rm -f "$policy"
 fi
 redis-server --version
+"$(command -v nginx || echo /usr/sbin/nginx)" -v
 ls -d /usr/lib/postgresql/*/bin 2>/dev/null || command -v initdb
 
 stage "fmt"

@@ -407,6 +407,11 @@ pub struct RouteConfig {
     /// Upstream timeout.
     #[serde(default = "default_upstream_timeout")]
     pub timeout_ms: u64,
+    /// The client headers forwarded upstream, replacing the default list (`Accept`,
+    /// `Accept-Language`, `User-Agent`, `Content-Type`, `X-Request-Id`). Never a name with
+    /// `_`, credentials, or a header the gateway sets itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_headers: Option<Vec<String>>,
 }
 
 fn default_upstream_timeout() -> u64 {
@@ -579,11 +584,13 @@ impl Config {
             if route.timeout_ms == 0 {
                 return Err(format!("route[{i}].timeout_ms: must be at least 1"));
             }
+            check_forward_headers(route).map_err(|e| format!("route[{i}].{e}"))?;
         }
         for (i, route) in self.fiat.routes.iter().enumerate() {
             check_prefix(&route.prefix).map_err(|e| format!("fiat.route[{i}].prefix: {e}"))?;
             check_upstream(&route.upstream)
                 .map_err(|e| format!("fiat.route[{i}].upstream: {e}"))?;
+            check_forward_headers(route).map_err(|e| format!("fiat.route[{i}].{e}"))?;
             if self.routes.iter().any(|r| r.prefix == route.prefix) {
                 return Err(format!(
                     "fiat.route[{i}].prefix: {:?} is also a private route",
@@ -611,7 +618,8 @@ impl Config {
                 ));
             }
             for (j, pattern) in kind.paths.iter().enumerate() {
-                check_pattern(pattern).map_err(|e| format!("kind[{i}].paths[{j}]: {e}"))?;
+                whitebit_auth::path::check_pattern(pattern)
+                    .map_err(|e| format!("kind[{i}].paths[{j}]: {e}"))?;
             }
         }
         for (name, limit) in &self.rate_limit.kinds {
@@ -673,16 +681,10 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     }
 }
 
-fn check_pattern(pattern: &str) -> Result<(), String> {
-    let path = pattern.strip_suffix("/*").unwrap_or(pattern);
-    if path.is_empty() {
-        return Ok(()); // "/*": everything
-    }
-    check_prefix(path).map_err(|e| format!("{e} (patterns are exact paths or /prefix/*)"))?;
-    if path.contains('*') {
-        return Err(format!(
-            "{pattern:?}: '*' is only allowed as a final /* segment"
-        ));
+fn check_forward_headers(route: &RouteConfig) -> Result<(), String> {
+    for (j, name) in route.forward_headers.iter().flatten().enumerate() {
+        crate::forward::check_forward_header(name)
+            .map_err(|e| format!("forward_headers[{j}]: {e}"))?;
     }
     Ok(())
 }
@@ -778,6 +780,42 @@ trade = { requests = 10, window_ms = 1000 }
         let e = load("[rate_limit]\nnope = { requests = 1, window_ms = 1 }\n")
             .expect_err("unknown kind");
         assert!(e.to_string().contains("rate_limit.nope"), "{e}");
+        let e = load("[[kind]]\nname = \"t\"\npaths = [\"/api/%2e%2e/*\"]\n").expect_err("escape");
+        assert!(e.to_string().contains("kind[0].paths[0]"), "{e}");
+        assert!(e.to_string().contains("percent escape"), "{e}");
+    }
+
+    #[test]
+    fn forwarded_headers_are_an_allow_list() {
+        let route = |names: &str| {
+            load(&format!(
+                "[[route]]\nprefix = \"/api\"\nupstream = \"http://x:1\"\nforward_headers = [{names}]\n"
+            ))
+        };
+        let c = route("\"X-Request-Id\", \"X-Tenant\"").expect("valid names");
+        assert_eq!(
+            c.routes[0].forward_headers.as_deref(),
+            Some(&["X-Request-Id".to_owned(), "X-Tenant".to_owned()][..])
+        );
+        for (bad, why) in [
+            ("x_auth_account", "'_'"),
+            ("X-Auth-Account", "never forwarded"),
+            ("Authorization", "never forwarded"),
+            ("Cookie", "never forwarded"),
+            ("X-Original-URL", "never forwarded"),
+            ("X-HTTP-Method-Override", "never forwarded"),
+            ("X-Forwarded-For", "never forwarded"),
+            ("X-Real-IP", "never forwarded"),
+            ("X-TXC-APIKEY", "never forwarded"),
+            ("Connection", "never forwarded"),
+            ("Host", "never forwarded"),
+            ("bad name", "not a valid header name"),
+        ] {
+            let e = route(&format!("\"X-Request-Id\", \"{bad}\"")).expect_err(bad);
+            let text = e.to_string();
+            assert!(text.contains("route[0].forward_headers[1]"), "{text}");
+            assert!(text.contains(why), "{bad}: {text}");
+        }
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! Forwarding a verified request upstream (`decisions.md` 10): the method, the normalised
-//! path, the decoded payload as the body, the client's headers minus hop-by-hop and every
-//! `X-TXC-*` / `X-Auth-*` header, plus the gateway's own identity headers. The response is
-//! read in full (at most `max_response_bytes`, within the route's timeout) before it is passed
-//! back, so an upstream that fails mid-response still yields a clean 502 or 504.
+//! Forwarding a verified request upstream (`docs/paths-and-forwarding.md`): the method, the
+//! normalised path, the decoded payload as the body, an **allow-list** of the client's headers
+//! (by default [`DEFAULT_FORWARD_HEADERS`], per route `forward_headers`), plus the gateway's own
+//! identity headers and `X-Forwarded-For` / `X-Real-IP` set to the client address it verified.
+//! Nothing else the client sent reaches the upstream. The response is read in full (at most
+//! `max_response_bytes`, within the route's timeout) before it is passed back, so an upstream
+//! that fails mid-response still yields a clean 502 or 504.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -58,35 +62,103 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The headers sent upstream: the client's minus hop-by-hop, `Host`, `Content-Length` and
-/// every `X-TXC-*` / `X-Auth-*` header (and `Authorization` when `strip_authorization`), plus
-/// the gateway's `identity` headers and the new `Content-Length`.
+/// The client headers forwarded when a route names none.
+pub const DEFAULT_FORWARD_HEADERS: [&str; 5] = [
+    "accept",
+    "accept-language",
+    "user-agent",
+    "content-type",
+    "x-request-id",
+];
+
+/// Names a route may never forward, whatever it lists: credentials, headers that make some
+/// servers route or dispatch differently, framing, and those the gateway sets itself.
+const NEVER_FORWARDED: [&str; 15] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "forwarded",
+    "x-real-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-method",
+    "x-http-method",
+    "x-http-method-override",
+    "x-method-override",
+    "x-envoy-original-path",
+    "x-client-ip",
+    "true-client-ip",
+];
+
+/// Name prefixes never forwarded (the gateway's own and the client's signature headers, and
+/// proxy metadata the gateway sets itself).
+const NEVER_FORWARDED_PREFIXES: [&str; 4] = ["x-txc-", "x-auth-", "x-forwarded-", "proxy-"];
+
+/// Checks a name for a route's `forward_headers`; returns it parsed (lowercase).
+pub fn check_forward_header(name: &str) -> Result<HeaderName, String> {
+    let lower = name.to_ascii_lowercase();
+    if lower.contains('_') {
+        return Err(format!(
+            "{name:?}: a name with '_' is never forwarded (some servers read it as '-' and \
+             merge it with the real header); use the '-' spelling"
+        ));
+    }
+    let parsed = HeaderName::from_bytes(lower.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    if NEVER_FORWARDED.contains(&lower.as_str())
+        || HOP_BY_HOP.contains(&lower.as_str())
+        || NEVER_FORWARDED_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
+    {
+        return Err(format!(
+            "{name:?} is never forwarded (the gateway sets or strips it; list only \
+             application headers such as Accept or X-Request-Id)"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The default allow-list, parsed.
+#[must_use]
+pub fn default_forward_headers() -> Arc<[HeaderName]> {
+    DEFAULT_FORWARD_HEADERS
+        .iter()
+        .map(|n| HeaderName::from_static(n))
+        .collect()
+}
+
+/// The headers sent upstream: of the client's, only those named in `allowed` (minus any the
+/// client's `Connection` header lists); then the gateway's `identity` headers,
+/// `X-Forwarded-For` and `X-Real-IP` set to `client_ip`, and the new `Content-Length`.
 #[must_use]
 pub fn upstream_headers(
     client: &HeaderMap,
+    allowed: &[HeaderName],
     identity: &[(HeaderName, &str)],
+    client_ip: IpAddr,
     body_len: usize,
-    strip_authorization: bool,
 ) -> HeaderMap {
     let listed = connection_listed(client);
-    let mut out = HeaderMap::with_capacity(client.len() + 3);
-    for (name, value) in client {
-        let n = name.as_str();
-        if is_hop_by_hop(name, &listed)
-            || n.starts_with("x-txc-")
-            || n.starts_with("x-auth-")
-            || name == header::HOST
-            || name == header::CONTENT_LENGTH
-            || (strip_authorization && name == header::AUTHORIZATION)
-        {
+    let mut out = HeaderMap::with_capacity(allowed.len() + identity.len() + 3);
+    for name in allowed {
+        if listed.iter().any(|c| c == name.as_str()) {
             continue;
         }
-        out.append(name.clone(), value.clone());
+        for value in client.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
     }
     for (name, value) in identity {
         if let Ok(v) = HeaderValue::from_str(value) {
             out.insert(name.clone(), v);
         }
+    }
+    let ip = HeaderValue::from_str(&client_ip.to_string()).ok();
+    if let Some(ip) = ip {
+        out.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
+        out.insert(HeaderName::from_static("x-real-ip"), ip);
     }
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
     out
@@ -159,13 +231,24 @@ pub async fn send_upstream(
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
+/// Where a verified request goes and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// Upstream base URL.
+    pub base: &'a str,
+    /// Upstream timeout.
+    pub timeout: Duration,
+    /// Largest response body passed back.
+    pub max_response_bytes: usize,
+    /// The client headers forwarded.
+    pub forward_headers: &'a [HeaderName],
+}
+
 /// Forwards a verified private request: its decoded payload as the body, `X-Auth-Key` and
 /// `X-Auth-Account` as the identity.
 pub async fn forward(
     client: &UpstreamClient,
-    base: &str,
-    timeout: Duration,
-    max_response_bytes: usize,
+    route: Route<'_>,
     client_headers: &HeaderMap,
     verified: Verified,
 ) -> Result<Response<Body>, ApiError> {
@@ -179,17 +262,115 @@ pub async fn forward(
             verified.key.account_name.as_str(),
         ),
     ];
-    let headers = upstream_headers(client_headers, &identity, verified.payload.len(), false);
+    let headers = upstream_headers(
+        client_headers,
+        route.forward_headers,
+        &identity,
+        verified.client_ip,
+        verified.payload.len(),
+    );
     send_upstream(
         client,
         Outbound {
-            base,
-            timeout,
-            max_response_bytes,
+            base: route.base,
+            timeout: route.timeout,
+            max_response_bytes: route.max_response_bytes,
             path: &verified.path,
             body: verified.payload.clone(),
             headers,
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn only_allow_listed_client_headers_pass() {
+        let client = client_headers(&[
+            ("accept", "application/json"),
+            ("user-agent", "bot/1"),
+            ("x-request-id", "r-1"),
+            ("x-original-url", "/api/v4/main-account/withdraw"),
+            ("x-http-method-override", "DELETE"),
+            ("x_auth_account", "victim"),
+            ("x-auth-account", "victim"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-real-ip", "203.0.113.9"),
+            ("authorization", "Bearer x"),
+            ("cookie", "s=1"),
+            ("x-txc-apikey", "k"),
+            ("x-custom", "1"),
+            ("content-length", "999"),
+            ("connection", "x-request-id"),
+        ]);
+        let identity = [(HeaderName::from_static("x-auth-account"), "alice")];
+        let ip = IpAddr::from([198, 51, 100, 7]);
+        let out = upstream_headers(&client, &default_forward_headers(), &identity, ip, 42);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        // X-Request-Id is named in the client's Connection header: hop-by-hop, dropped.
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "content-length",
+                "user-agent",
+                "x-auth-account",
+                "x-forwarded-for",
+                "x-real-ip"
+            ]
+        );
+        assert_eq!(out["x-auth-account"], "alice");
+        assert_eq!(out["x-forwarded-for"], "198.51.100.7");
+        assert_eq!(out.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(out["x-real-ip"], "198.51.100.7");
+        assert_eq!(out["content-length"], "42");
+    }
+
+    #[test]
+    fn a_route_list_replaces_the_default() {
+        let client = client_headers(&[("accept", "a"), ("x-tenant", "t1"), ("x-tenant", "t2")]);
+        let allowed: Arc<[HeaderName]> = [check_forward_header("X-Tenant").expect("valid")].into();
+        let out = upstream_headers(&client, &allowed, &[], IpAddr::from([127, 0, 0, 1]), 0);
+        assert!(out.get("accept").is_none());
+        assert_eq!(out.get_all("x-tenant").iter().count(), 2);
+    }
+
+    #[test]
+    fn dangerous_names_cannot_be_listed() {
+        for name in [
+            "x_auth_account",
+            "Authorization",
+            "X-Original-URL",
+            "X-Rewrite-URL",
+            "X-HTTP-Method-Override",
+            "X-Forwarded-Host",
+            "Forwarded",
+            "Transfer-Encoding",
+            "X-TXC-SIGNATURE",
+            "X-Auth-Key",
+        ] {
+            assert!(check_forward_header(name).is_err(), "{name}");
+        }
+        assert_eq!(
+            check_forward_header("X-Request-Id")
+                .expect("valid")
+                .as_str(),
+            "x-request-id"
+        );
+    }
 }

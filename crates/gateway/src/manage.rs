@@ -26,7 +26,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use whitebit_auth::encoding::hex_encode;
-use whitebit_auth::path::normalize_path;
 use zeroize::Zeroizing;
 
 use crate::clock::SharedClock;
@@ -459,25 +458,6 @@ pub fn check_account_name(name: &str) -> Result<(), ManageError> {
             "account name {name:?}: use 1 to {MAX_ACCOUNT_NAME} letters, digits, '.', '_', '-' or '@'"
         )))
     }
-}
-
-/// Checks an endpoint pattern: a normalised absolute path, or one followed by `/*`.
-fn check_endpoint_pattern(pattern: &str) -> Result<(), String> {
-    let path = pattern.strip_suffix("/*").unwrap_or(pattern);
-    if path.is_empty() {
-        return Ok(());
-    }
-    match normalize_path(path) {
-        Ok(n) if n == path => {}
-        Ok(n) => return Err(format!("{pattern:?} is not normalised (write {n:?})")),
-        Err(e) => return Err(format!("{pattern:?}: {e}")),
-    }
-    if path.contains('*') {
-        return Err(format!(
-            "{pattern:?}: '*' is only allowed as a final /* segment"
-        ));
-    }
-    Ok(())
 }
 
 /// Whether every path `inner` opens is also opened by `outer` (both endpoint patterns).
@@ -1406,9 +1386,8 @@ impl KeyService {
         let mut out: Vec<String> = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let endpoint = endpoint.trim();
-            check_endpoint_pattern(endpoint).map_err(|e| {
-                ManageError::Invalid(format!("endpoint {e} (exact paths or /prefix/*)"))
-            })?;
+            whitebit_auth::path::check_pattern(endpoint)
+                .map_err(|e| ManageError::Invalid(format!("endpoint {e}")))?;
             if !patterns.iter().any(|p| pattern_within(endpoint, p)) {
                 return Err(ManageError::Invalid(format!(
                     "endpoint {endpoint:?} is outside the {kind:?} kind, which opens: {}",
@@ -2088,7 +2067,7 @@ mod tests {
                     endpoints: vec!["/api//v4/order/new".into()],
                     ..create("alice", "trade", &good)
                 },
-                "endpoint \"/api//v4/order/new\" is not normalised (write \"/api/v4/order/new\") (exact paths or /prefix/*)",
+                "endpoint \"/api//v4/order/new\" is not normalised (write \"/api/v4/order/new\")",
             ),
             (
                 CreateKey {

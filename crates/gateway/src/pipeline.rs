@@ -28,6 +28,8 @@ pub enum Target {
         base: String,
         /// Timeout in ms.
         timeout_ms: u64,
+        /// The client headers forwarded (the route's `forward_headers` or the default list).
+        forward_headers: Arc<[HeaderName]>,
     },
     /// Answer inside the gateway (the sandbox's built-in responses).
     Builtin,
@@ -46,6 +48,9 @@ pub struct Verified {
     pub payload: Bytes,
     /// The nonce.
     pub nonce: u64,
+    /// The client address that was checked against the key's trusted IPs (`X-Forwarded-For`
+    /// and `X-Real-IP` upstream).
+    pub client_ip: IpAddr,
     /// Where it goes.
     pub target: Target,
 }
@@ -57,6 +62,7 @@ impl std::fmt::Debug for Verified {
             .field("path", &self.path)
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
             .field("nonce", &self.nonce)
+            .field("client_ip", &self.client_ip)
             .field("target", &self.target)
             .finish()
     }
@@ -243,6 +249,15 @@ impl Gateway {
                     Target::Upstream {
                         base: r.upstream.trim_end_matches('/').to_owned(),
                         timeout_ms: r.timeout_ms,
+                        forward_headers: r.forward_headers.as_ref().map_or_else(
+                            crate::forward::default_forward_headers,
+                            |names| {
+                                names
+                                    .iter()
+                                    .filter_map(|n| crate::forward::check_forward_header(n).ok())
+                                    .collect()
+                            },
+                        ),
                     },
                 )
             })
@@ -310,7 +325,8 @@ impl Gateway {
         if !key.enabled || key.is_idle(now, self.config.keys.idle_days) {
             return Err(ApiError::KeyDisabled.into());
         }
-        if !key.allows_ip(self.client_ip(req.peer, req.headers)) {
+        let client_ip = self.client_ip(req.peer, req.headers);
+        if !key.allows_ip(client_ip) {
             return Err(ApiError::KeyDisabled.into());
         }
 
@@ -357,6 +373,7 @@ impl Gateway {
             path,
             payload: Bytes::from(checked.into_decoded_payload()),
             nonce,
+            client_ip,
             target,
         })
     }

@@ -206,17 +206,28 @@ async fn handle_inner(
         return failed(e);
     }
 
-    // Fiat Gateway routes: tokens instead of HMAC signatures.
-    if parts.uri.query().is_none()
-        && let Ok(path) = whitebit_auth::path::normalize_path(parts.uri.path())
-        && let Some(Target::Upstream { base, timeout_ms }) = gw.fiat_route(&path).cloned()
-    {
-        return handle_fiat(state, &parts.headers, &path, body, &base, timeout_ms).await;
-    }
-
     let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
         addr.ip()
     });
+
+    // Fiat Gateway routes: tokens instead of HMAC signatures.
+    if parts.uri.query().is_none()
+        && let Ok(path) = whitebit_auth::path::normalize_path(parts.uri.path())
+        && let Some(Target::Upstream {
+            base,
+            timeout_ms,
+            forward_headers,
+        }) = gw.fiat_route(&path).cloned()
+    {
+        let route = crate::forward::Route {
+            base: &base,
+            timeout: Duration::from_millis(timeout_ms),
+            max_response_bytes: gw.config.verify.max_response_bytes,
+            forward_headers: &forward_headers,
+        };
+        let client_ip = gw.client_ip(peer_ip, &parts.headers);
+        return handle_fiat(state, &parts.headers, &path, body, route, client_ip).await;
+    }
     let incoming = Incoming {
         method: &parts.method,
         path_and_query: &path_and_query,
@@ -250,19 +261,18 @@ async fn handle_inner(
                 (json(answer.status(), answer.body()), Outcome::Accepted)
             }
         },
-        Target::Upstream { base, timeout_ms } => {
-            let timeout = Duration::from_millis(timeout_ms);
-            let max = gw.config.verify.max_response_bytes;
-            match forward(
-                &state.upstream,
-                &base,
-                timeout,
-                max,
-                &parts.headers,
-                verified,
-            )
-            .await
-            {
+        Target::Upstream {
+            base,
+            timeout_ms,
+            forward_headers,
+        } => {
+            let route = crate::forward::Route {
+                base: &base,
+                timeout: Duration::from_millis(timeout_ms),
+                max_response_bytes: gw.config.verify.max_response_bytes,
+                forward_headers: &forward_headers,
+            };
+            match forward(&state.upstream, route, &parts.headers, verified).await {
                 Ok(response) => (response, Outcome::Accepted),
                 // The nonce is consumed (the request was accepted); the upstream failed.
                 Err(e) => failed(e),
@@ -276,8 +286,8 @@ async fn handle_fiat(
     headers: &axum::http::HeaderMap,
     path: &str,
     body: bytes::Bytes,
-    base: &str,
-    timeout_ms: u64,
+    route: crate::forward::Route<'_>,
+    client_ip: IpAddr,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
     let identity =
@@ -290,12 +300,17 @@ async fn handle_fiat(
                 return failed(ApiError::ServiceUnavailable);
             }
         };
-    let upstream_headers =
-        crate::forward::upstream_headers(headers, &[identity.header()], body.len(), true);
+    let upstream_headers = crate::forward::upstream_headers(
+        headers,
+        route.forward_headers,
+        &[identity.header()],
+        client_ip,
+        body.len(),
+    );
     let outbound = crate::forward::Outbound {
-        base,
-        timeout: Duration::from_millis(timeout_ms),
-        max_response_bytes: gw.config.verify.max_response_bytes,
+        base: route.base,
+        timeout: route.timeout,
+        max_response_bytes: route.max_response_bytes,
         path,
         body,
         headers: upstream_headers,

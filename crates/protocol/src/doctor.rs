@@ -3257,7 +3257,7 @@ mod tests {
         assert!(
             get(&findings, code::REQUEST_INVALID_PATH)
                 .message
-                .contains("encoded slash")
+                .contains("percent escape")
         );
     }
 

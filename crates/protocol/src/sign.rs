@@ -20,9 +20,15 @@ pub enum BuildError {
     /// `nonceWindow`).
     #[error("parameter {0:?} is set by the signer; remove it from the parameters")]
     ReservedParameter(String),
-    /// The endpoint path does not start with `/`.
-    #[error("the endpoint path must start with '/', got {0:?}")]
-    InvalidPath(String),
+    /// The endpoint path breaks the path rule ([`crate::path::normalize_path`]): no server
+    /// following it would accept the request, and one that does not could route it elsewhere.
+    #[error("the endpoint path {path:?} cannot be signed: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: crate::path::PathRejection,
+    },
 }
 
 /// A request ready to send: body bytes and the two header values derived from them.
@@ -52,8 +58,11 @@ pub fn build_body(
     nonce_window: Option<bool>,
     params: &Map<String, Value>,
 ) -> Result<Vec<u8>, BuildError> {
-    if !path.starts_with('/') {
-        return Err(BuildError::InvalidPath(path.to_owned()));
+    if let Err(reason) = crate::path::normalize_path(path) {
+        return Err(BuildError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        });
     }
     if let Some(name) = RESERVED_FIELDS
         .iter()

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use whitebit_auth::encoding::base64_encode;
 use whitebit_auth::json::{self, JsonValue};
 use whitebit_auth::mac::{HmacSha512Key, PayloadMac};
+use whitebit_auth::path::PathRejection;
 use whitebit_auth::sign::{BuildError, build_body, sign_body, sign_request};
 use whitebit_auth::verify::{BodyMatch, HeaderValue, Rejection, RequestParts, check_request};
 use whitebit_auth::{ApiError, NonceMode};
@@ -463,8 +464,44 @@ fn builder_refuses_reserved_parameters_and_relative_paths() {
     );
     assert_eq!(
         build_body("api/v4", 1, None, &Map::new()),
-        Err(BuildError::InvalidPath("api/v4".into()))
+        Err(BuildError::InvalidPath {
+            path: "api/v4".into(),
+            reason: PathRejection::NotAbsolute
+        })
     );
+    // Paths another component could read as a different endpoint are never signed.
+    for (path, reason) in [
+        (
+            "/api/v4/trade-account/%2e%2e/main-account/withdraw",
+            PathRejection::PercentEscape,
+        ),
+        (
+            "/api/v4/trade-account/..;/main-account/withdraw",
+            PathRejection::ForbiddenCharacter(';'),
+        ),
+        ("/api/v4/a\\b", PathRejection::ForbiddenCharacter('\\')),
+        (
+            "/api/v4/order?market=BTC_USDT",
+            PathRejection::QueryOrFragment,
+        ),
+        (
+            "/api/v4/../main-account/withdraw",
+            PathRejection::DotSegment,
+        ),
+    ] {
+        let refused = build_body(path, 1, None, &Map::new()).expect_err(path);
+        assert_eq!(
+            refused,
+            BuildError::InvalidPath {
+                path: path.into(),
+                reason
+            }
+        );
+        assert!(
+            refused.to_string().contains("cannot be signed"),
+            "{refused}"
+        );
+    }
     let mut params = Map::new();
     params.insert("ticker".into(), json!("BTC"));
     params.insert("a".into(), json!([1, {"b": null}]));

@@ -1,4 +1,4 @@
-//! Test support: throw-away Redis and PostgreSQL servers for the distributed-store tests.
+//! Test support: throw-away Redis, PostgreSQL and nginx servers for the integration tests.
 //!
 //! Each server runs on a free port of 127.0.0.1 with its data in a fresh temporary directory,
 //! inside its own process group, under a small guard shell that kills the whole group when the
@@ -274,6 +274,75 @@ fn redis_ping(port: u16) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+// ---------------------------------------------------------------------------------------------
+
+/// A throw-away nginx reverse proxy on a free loopback port, in one process
+/// (`master_process off`, so it runs as the invoking user), stopped when dropped.
+#[derive(Debug)]
+pub struct NginxServer {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _process: Guarded,
+}
+
+impl NginxServer {
+    /// Starts nginx with `location` (the body of a `location / { … }` block, e.g.
+    /// `proxy_pass http://127.0.0.1:8081/;`) as its only location.
+    ///
+    /// # Errors
+    /// When nginx is missing or does not start accepting connections.
+    pub fn start(location: &str) -> io::Result<Self> {
+        let program = find_program("nginx", &[PathBuf::from("/usr/sbin")])?;
+        let port = free_port()?;
+        let dir = tempfile::Builder::new().prefix("wbauth-nginx-").tempdir()?;
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
+             proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+             uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
+             server {{\n        listen 127.0.0.1:{port};\n        \
+             location / {{\n            {location}\n        }}\n    }}\n}}\n"
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config)?;
+        let args = vec![
+            "-p".to_owned(),
+            d.to_string(),
+            "-c".to_owned(),
+            conf.display().to_string(),
+        ];
+        let log = dir.path().join("out.log");
+        let mut process = Guarded::spawn(&program, &args, &log, &[])?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let ready = wait_until("nginx accepting connections", START_TIMEOUT, || {
+            process.exited()
+                || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        if process.exited() || ready.is_err() {
+            return Err(io::Error::other(format!(
+                "nginx did not start on port {port}: {}{}",
+                read_log(&log),
+                read_log(&dir.path().join("error.log"))
+            )));
+        }
+        Ok(Self {
+            port,
+            _dir: dir,
+            _process: process,
+        })
+    }
+
+    /// Its address, `127.0.0.1:PORT`.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

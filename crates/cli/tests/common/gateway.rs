@@ -205,8 +205,13 @@ impl Gateway {
 
     /// Starts with extra TOML appended to the configuration.
     pub async fn start_with(upstream: &Upstream, extra: &str) -> Self {
+        Self::start_for(upstream.addr, extra).await
+    }
+
+    /// Starts with its `/api/v4` route pointing at `upstream` (another proxy, say).
+    pub async fn start_for(upstream: SocketAddr, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write_config(dir.path(), upstream.addr, extra);
+        let config = write_config(dir.path(), upstream, extra);
         let mut gateway = spawn_serve(
             dir.path(),
             &config,
