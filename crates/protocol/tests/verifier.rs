@@ -614,3 +614,45 @@ proptest! {
         prop_assert!(outcome.is_err(), "a changed byte was accepted");
     }
 }
+
+/// The Fiat `url` claim follows the path rule: a token naming an ambiguous path is refused
+/// even when the request's path spells it the same way, and `//` is merged on both sides.
+#[test]
+fn fiat_url_claims_follow_the_path_rule() {
+    use whitebit_auth::error::TokenRejection;
+    use whitebit_auth::fiat::{
+        EncKey, OrderFields, PartnerClaims, PartnerTokenRequest, verify_partner_token,
+    };
+    let enc = EncKey::new(b"partner-enc-key-0123456789");
+    let order = OrderFields {
+        currency: "USD",
+        amount: "10",
+        order_id: "o-1",
+    };
+    let now = 1_750_000_000_000;
+    let check = |claim: &str, url: &str| {
+        let token = PartnerClaims::new("partner", claim, &order, now, 30_000).encode(&enc);
+        let authorization = format!("Bearer {token}");
+        let auth = [authorization.as_str()];
+        let request = PartnerTokenRequest {
+            authorization: &auth,
+            x_auth_key: "partner",
+            url,
+            order: Some(order),
+            now_ms: now,
+            iat_leeway_ms: 1_000,
+        };
+        verify_partner_token(&request, |k| (k == "partner").then_some(&enc)).map(|_| ())
+    };
+    assert_eq!(check("/api/v1/fiat/deposit", "/api/v1/fiat/deposit"), Ok(()));
+    assert_eq!(check("/api/v1/fiat/deposit", "//api/v1//fiat/deposit"), Ok(()));
+    for bad in [
+        "/api/v1/fiat/%2e%2e/withdraw",
+        "/api/v1/fiat/..;/withdraw",
+        "/api/v1/fiat/..\\withdraw",
+        "/api/v1/fiat/deposit;x=1",
+        "/api/v1/fiat/../withdraw",
+    ] {
+        assert_eq!(check(bad, bad), Err(TokenRejection::UrlMismatch), "{bad}");
+    }
+}
