@@ -2,8 +2,9 @@
 //! listener (`[console] listen`, off by default). Server-rendered HTML (maud), one small
 //! stylesheet, no JavaScript needed (a tiny script only adds copy buttons).
 //!
-//! Sign-in: name, password (argon2id) and, once 2FA is on, a TOTP code; failures lock the
-//! account and the address as wrong codes do (`decisions.md` 17). Sessions: random 256-bit
+//! Sign-in: name, password (argon2id) and, once 2FA is on, a TOTP code. Every failure gets the
+//! same answer, and growing delays per (name, source) and per source slow guessing down
+//! without letting a stranger lock anyone out (see [`crate::manage`]'s console part). Sessions: random 256-bit
 //! ids in a server-side map with idle and absolute expiry on the gateway's clock, in an
 //! `HttpOnly`, `SameSite=Strict` cookie (`Secure` unless `[console] secure_cookie = false`).
 //! Every form carries the session's CSRF token; every POST without it is refused (403).
@@ -111,7 +112,7 @@ impl Ctx {
             Some(ip) => format!("console:{account}@{ip}"),
             None => format!("console:{account}"),
         };
-        Caller::new(actor, self.ip)
+        Caller::console(actor, self.ip)
     }
 }
 
@@ -490,13 +491,14 @@ async fn sign_in(State(state): State<Console>, ctx: Ctx, body: Bytes) -> Respons
             response
         }
         Err(e) => {
-            let message = match &e {
-                ManageError::Locked { until_ms, .. } => {
-                    format!("{} {}", e.public_message(), pages::lock_hint(*until_ms))
-                }
-                other => other.public_message(),
-            };
-            sign_in_page(&state, &ctx, status_of(&e), &name, Some(&message))
+            let message = e.public_message();
+            let mut response = sign_in_page(&state, &ctx, status_of(&e), &name, Some(&message));
+            if let Some(seconds) = e.retry_after_s()
+                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
         }
     }
 }
