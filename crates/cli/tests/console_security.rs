@@ -1,8 +1,8 @@
 //! The web console under attack, end to end against the real `wbauth serve` (test clock):
-//! sign-in answers that never tell names apart, and growing delays per (name, source) and per
-//! source that neither a stranger can turn against the holder nor reach the operator. Browsers
-//! name their address in `X-Forwarded-For` (the console trusts its loopback proxy). Nothing
-//! sleeps: the test clock moves.
+//! sign-in answers that never tell names apart, growing delays per (name, source) and per
+//! source that neither a stranger can turn against the holder nor reach the operator, and
+//! sessions that end with the password. Browsers name their address in `X-Forwarded-For` (the
+//! console trusts its loopback proxy). Nothing sleeps: the test clock moves.
 
 #![cfg(feature = "test-clock")]
 
@@ -197,5 +197,70 @@ async fn sources_count_per_address_and_ipv6_network() {
     );
     let mut other = Browser::from(&console, "192.0.2.51");
     assert_eq!(other.sign_in("carol", PASSWORD, "").await.status, 303);
+    gw.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_ends_the_accounts_sessions() {
+    let (_upstream, gw, console) = start().await;
+    create_account(&gw, "erin", PASSWORD);
+    create_account(&gw, "fred", PASSWORD);
+    let mut laptop = Browser::new(&console);
+    let mut phone = Browser::from(&console, "192.0.2.7");
+    let mut fred = Browser::new(&console);
+    for (browser, name) in [
+        (&mut laptop, "erin"),
+        (&mut phone, "erin"),
+        (&mut fred, "fred"),
+    ] {
+        assert_eq!(browser.sign_in(name, PASSWORD, "").await.status, 303);
+        assert_eq!(browser.get("/keys").await.status, 200);
+    }
+    let signed_out = |page: &Page| (page.status, page.location.clone());
+    let to_sign_in = (303, Some("/signin".to_owned()));
+
+    // The operator resets erin's password (CLI): both of erin's sessions end, fred's does not.
+    let second = "a second password";
+    set_password(&gw, "erin", second);
+    assert_eq!(signed_out(&laptop.get("/keys").await), to_sign_in);
+    assert_eq!(signed_out(&phone.get("/keys").await), to_sign_in);
+    assert_eq!(fred.get("/keys").await.status, 200);
+    assert_eq!(laptop.sign_in("erin", PASSWORD, "").await.status, 401);
+    assert_eq!(laptop.sign_in("erin", second, "").await.status, 303);
+
+    // Through the admin API.
+    let third = "a third password";
+    let answer = reqwest::Client::new()
+        .put(format!("{}/admin/accounts/erin/password", gw.admin))
+        .bearer_auth(TOKEN)
+        .body(json!({ "password": third }).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(signed_out(&laptop.get("/keys").await), to_sign_in);
+    assert_eq!(laptop.sign_in("erin", third, "").await.status, 303);
+
+    // Through a one-time link the holder opens.
+    let (ok, stdout, stderr) = accounts(&gw, &["link", "erin"]);
+    assert!(ok, "{stderr}");
+    let link = link_path(&stdout, &console);
+    let mut holder = Browser::new(&console);
+    let form = holder.get(&link).await;
+    let fourth = "a fourth password";
+    let set = holder
+        .post(
+            &link,
+            &[
+                ("csrf", &form.csrf()),
+                ("password", fourth),
+                ("repeat", fourth),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    assert_eq!(signed_out(&laptop.get("/keys").await), to_sign_in);
+    assert_eq!(fred.get("/keys").await.status, 200);
+    assert_eq!(laptop.sign_in("erin", fourth, "").await.status, 303);
     gw.terminate();
 }

@@ -6,7 +6,8 @@
 //! same answer, and growing delays per (name, source) and per source slow guessing down
 //! without letting a stranger lock anyone out (see [`crate::manage`]'s console part). Sessions: random 256-bit
 //! ids in a server-side map with idle and absolute expiry on the gateway's clock, in an
-//! `HttpOnly`, `SameSite=Strict` cookie (`Secure` unless `[console] secure_cookie = false`).
+//! `HttpOnly`, `SameSite=Strict` cookie (`Secure` unless `[console] secure_cookie = false`); a
+//! session ends when its account's password is set again.
 //! Every form carries the session's CSRF token; every POST without it is refused (403).
 //!
 //! Every operation goes through [`KeyService`], the code path of the admin API and the CLI,
@@ -83,7 +84,7 @@ pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router
 // ---------------------------------------------------------------------------------------------
 
 /// Who is asking: the client address (through trusted proxies, as on the public listener)
-/// and the session, when the cookie names a live one.
+/// and the session, when the cookie names a live one (signed in: whose password still stands).
 struct Ctx {
     ip: Option<IpAddr>,
     session: Option<(String, Session)>,
@@ -100,8 +101,24 @@ impl axum::extract::FromRequestParts<Console> for Ctx {
             crate::ip::canonical(state.gateway.client_ip(addr.ip(), &parts.headers))
         });
         let now = state.service.now_ms();
-        let session =
+        let mut session =
             cookie(&parts.headers).and_then(|id| state.sessions.get(&id, now).map(|s| (id, s)));
+        if let Some((id, s)) = &session
+            && let (Some(account), Some(stamp)) = (&s.account, &s.stamp)
+        {
+            match state.service.console_session_valid(account, stamp).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The password was set again (or the account is gone): the session ends.
+                    state.sessions.remove(id);
+                    session = None;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wbauth::console", "cannot check a session: {e}");
+                    session = None;
+                }
+            }
+        }
         Ok(Ctx { ip, session })
     }
 }
@@ -477,13 +494,13 @@ async fn sign_in(State(state): State<Console>, ctx: Ctx, body: Bytes) -> Respons
         .sign_in(&name, form.text("password"), code, &caller)
         .await
     {
-        Ok(_) => {
+        Ok(signed_in) => {
             // A new id at sign-in (no session fixation).
             state.sessions.remove(old_id);
-            let Some((id, _)) = state
-                .sessions
-                .create(Some(name.clone()), state.service.now_ms())
-            else {
+            let Some((id, _)) = state.sessions.create(
+                Some((name.clone(), signed_in.stamp)),
+                state.service.now_ms(),
+            ) else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
             let mut response = redirect("/keys");

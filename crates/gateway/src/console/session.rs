@@ -1,11 +1,14 @@
 //! Console sessions: random 256-bit ids in a server-side map, each with its CSRF token, its
-//! account once signed in, and an expiry on the gateway's clock (idle and absolute).
+//! account and the stamp of the password it signed in with once signed in, and an expiry on the
+//! gateway's clock (idle and absolute).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use subtle::ConstantTimeEq as _;
 use whitebit_auth::encoding::hex_encode;
+
+use crate::manage::PasswordStamp;
 
 /// Sessions kept at most; beyond it expired ones are dropped, then the oldest.
 const MAX_SESSIONS: usize = 100_000;
@@ -17,6 +20,8 @@ const ANONYMOUS_IDLE_MS: u64 = 10 * 60 * 1000;
 pub(crate) struct Session {
     /// The signed-in account (none: only the sign-in form's CSRF token).
     pub(crate) account: Option<String>,
+    /// The password it signed in with: a new one ends the session.
+    pub(crate) stamp: Option<PasswordStamp>,
     /// The CSRF token every form of this session carries.
     pub(crate) csrf: String,
     /// A message for the next page (shown once).
@@ -78,12 +83,18 @@ impl Sessions {
             && now.saturating_sub(session.created_ms) <= self.max_ms
     }
 
-    /// A new session (anonymous, or signed in as `account`); its id, or none without
-    /// randomness.
-    pub(crate) fn create(&self, account: Option<String>, now: u64) -> Option<(String, Session)> {
+    /// A new session (anonymous, or signed in as an account with a password stamp); its id, or
+    /// none without randomness.
+    pub(crate) fn create(
+        &self,
+        signed_in: Option<(String, PasswordStamp)>,
+        now: u64,
+    ) -> Option<(String, Session)> {
         let id = random_token()?;
+        let (account, stamp) = signed_in.unzip();
         let session = Session {
             account,
+            stamp,
             csrf: random_token()?,
             flash: None,
             created_ms: now,
