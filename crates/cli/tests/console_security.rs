@@ -1,8 +1,9 @@
 //! The web console under attack, end to end against the real `wbauth serve` (test clock):
 //! sign-in answers that never tell names apart, growing delays per (name, source) and per
-//! source that neither a stranger can turn against the holder nor reach the operator, and
-//! sessions that end with the password. Browsers name their address in `X-Forwarded-For` (the
-//! console trusts its loopback proxy). Nothing sleeps: the test clock moves.
+//! source that neither a stranger can turn against the holder nor reach the operator, no
+//! server-side state before sign-in, and sessions that end with the password. Browsers name
+//! their address in `X-Forwarded-For` (the console trusts its loopback proxy). Nothing sleeps:
+//! the test clock moves.
 
 #![cfg(feature = "test-clock")]
 
@@ -11,6 +12,8 @@ mod common;
 use common::console::*;
 use common::gateway::*;
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 const HOLDER_IP: &str = "198.51.100.20";
 const STRANGER_IP: &str = "203.0.113.66";
@@ -197,6 +200,106 @@ async fn sources_count_per_address_and_ipv6_network() {
     );
     let mut other = Browser::from(&console, "192.0.2.51");
     assert_eq!(other.sign_in("carol", PASSWORD, "").await.status, 303);
+    gw.terminate();
+}
+
+/// `count` cookie-less `GET /signin`, pipelined over 4 keep-alive connections; how many were
+/// answered 200.
+async fn flood(console: &str, count: usize) -> usize {
+    const BATCH: usize = 200;
+    let addr = console.trim_start_matches("http://").to_owned();
+    let batches = count.div_ceil(4 * BATCH);
+    let connections: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(&addr).await.expect("connects");
+                let (mut reader, mut writer) = stream.into_split();
+                let writing = tokio::spawn(async move {
+                    let batch = b"GET /signin HTTP/1.1\r\nHost: console\r\n\r\n".repeat(BATCH);
+                    for _ in 0..batches {
+                        writer.write_all(&batch).await.expect("written");
+                    }
+                    writer
+                });
+                let needle = b"HTTP/1.1 200 OK\r\n";
+                let (mut seen, mut pending, mut buf) = (0, Vec::new(), vec![0u8; 1 << 16]);
+                while seen < batches * BATCH {
+                    let n = reader.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    seen += pending
+                        .windows(needle.len())
+                        .filter(|w| w == needle)
+                        .count();
+                    let keep = pending.len().min(needle.len() - 1);
+                    pending.drain(..pending.len() - keep);
+                }
+                drop(writing.await.expect("writer"));
+                seen
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for connection in connections {
+        total += connection.await.expect("connection");
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_visits_store_nothing_and_sign_no_one_out() {
+    let (_upstream, gw, console) = start().await;
+    create_account(&gw, "dave", PASSWORD);
+    let mut dave = Browser::new(&console);
+    assert_eq!(dave.sign_in("dave", PASSWORD, "").await.status, 303);
+    // dave reads for a minute: now the least recently active.
+    gw.advance(60_000).await;
+
+    // More cookie-less visits than the old session table held (100,000): dave stays signed in.
+    let visits = 100_800;
+    assert_eq!(flood(&console, visits).await, visits);
+    let page = dave.get("/keys").await;
+    assert_eq!(page.status, 200, "{:?}", page.location);
+
+    // Before sign-in there is no session: the form carries a signed token for its cookie.
+    let mut visitor = Browser::new(&console);
+    let form = visitor.get("/signin").await;
+    assert!(visitor.session().is_none(), "{:?}", visitor.cookies);
+    let token = form.csrf();
+    // Without the cookie, or with another visitor's token, the form is refused.
+    let mut bare = Browser::new(&console);
+    let refused = bare
+        .post(
+            "/signin",
+            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let mut other = Browser::new(&console);
+    other.get("/signin").await;
+    let refused = other
+        .post(
+            "/signin",
+            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // With both, it signs in, and only then is there a session.
+    let page = visitor
+        .post(
+            "/signin",
+            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/keys"))
+    );
+    assert!(visitor.session().is_some());
+    assert_eq!(visitor.get("/keys").await.status, 200);
     gw.terminate();
 }
 
