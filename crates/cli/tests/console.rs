@@ -7,211 +7,19 @@
 
 mod common;
 
-use std::io::{BufRead as _, Write as _};
 use std::process::{Command, Stdio};
 
+use common::console::*;
 use common::gateway::*;
-use reqwest::redirect::Policy;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const PASSWORD: &str = "correct horse battery";
 const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRUSTED_IP: &str = "203.0.113.7";
 const OTHER_IP: &str = "198.51.100.9";
 const KEY_REFUSED: &str =
     r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
-
-const CONSOLE_CONFIG: &str = r#"
-[console]
-listen = "127.0.0.1:0"
-secure_cookie = false
-
-[proxy]
-trusted = ["127.0.0.1/32"]
-"#;
-
-/// A gateway with its console; the console's address.
-async fn start() -> (Upstream, Gateway, String) {
-    let upstream = Upstream::start().await;
-    let mut gw = Gateway::start_with(&upstream, CONSOLE_CONFIG).await;
-    let mut line = String::new();
-    gw._stdout.read_line(&mut line).expect("console= line");
-    let console = line
-        .trim_end()
-        .strip_prefix("console=")
-        .unwrap_or_else(|| panic!("expected console=…, got {line:?}"))
-        .to_owned();
-    (upstream, gw, console)
-}
-
-/// `wbauth accounts create NAME --password-stdin`.
-fn create_account(gw: &Gateway, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(["accounts", "create", name, "--password-stdin"])
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wbauth accounts create starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("password written");
-    let out = child.wait_with_output().expect("exits");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("Created account {name}.")));
-}
-
-/// A browser without JavaScript: one cookie, no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-#[derive(Debug)]
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Page {
-    /// The `value` of the element whose attributes contain `marker`.
-    fn value_after(&self, marker: &str) -> String {
-        let start = self
-            .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("{marker:?} not in {}", self.body));
-        let rest = &self.body[start..];
-        let v = rest.find("value=\"").expect("value attribute") + 7;
-        rest[v..v + rest[v..].find('"').expect("end quote")].to_owned()
-    }
-
-    fn csrf(&self) -> String {
-        self.value_after("name=\"csrf\"")
-    }
-
-    fn between(&self, before: &str, after: &str) -> String {
-        let start = self
-            .body
-            .find(before)
-            .unwrap_or_else(|| panic!("{before:?} not in {}", self.body))
-            + before.len();
-        let end = self.body[start..].find(after).expect("end marker");
-        self.body[start..start + end].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .build()
-                .expect("client"),
-            base: base.to_owned(),
-            cookie: None,
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(c) => request.header("cookie", format!("wbauth_console={c}")),
-            None => request,
-        };
-        let answer = request.send().await.expect("console answers");
-        for value in answer.headers().get_all("set-cookie") {
-            let text = value.to_str().expect("ascii cookie");
-            assert!(
-                text.contains("HttpOnly") && text.contains("SameSite=Strict"),
-                "{text}"
-            );
-            let v = text
-                .strip_prefix("wbauth_console=")
-                .and_then(|t| t.split(';').next())
-                .expect("console cookie");
-            self.cookie = (!v.is_empty()).then(|| v.to_owned());
-        }
-        if answer.status().as_u16() < 300 {
-            let headers = answer.headers();
-            assert_eq!(
-                headers.get("cache-control").map(|v| v.to_str().ok()),
-                Some(Some("no-store"))
-            );
-            assert!(headers.get("content-security-policy").is_some());
-        }
-        Page {
-            status: answer.status().as_u16(),
-            location: answer
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().expect("ascii").to_owned()),
-            body: answer.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.http.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        self.send(request).await
-    }
-
-    async fn sign_in(&mut self, name: &str, password: &str, code: &str) -> Page {
-        let form = self.get("/signin").await;
-        assert_eq!(form.status, 200, "{}", form.body);
-        assert!(
-            form.body
-                .contains("<label for=\"password\">Password</label>")
-        );
-        let csrf = form.csrf();
-        self.post(
-            "/signin",
-            &[
-                ("csrf", &csrf),
-                ("name", name),
-                ("password", password),
-                ("code", code),
-            ],
-        )
-        .await
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// A trusted reverse proxy on 127.0.0.1: forwards each connection to the gateway, adding
 /// `X-Forwarded-For: IP` after the request line. Returns its base URL.
@@ -261,61 +69,6 @@ fn call(base: &str, key: &str, secret: &str, path: &str) -> (Option<i32>, String
     )
 }
 
-async fn audit(gw: &Gateway) -> Vec<Value> {
-    let answer = reqwest::Client::new()
-        .get(format!("{}/admin/audit?limit=200", gw.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("audit");
-    let value: Value = serde_json::from_str(&answer.text().await.expect("body")).expect("json");
-    value["entries"].as_array().expect("audit list").clone()
-}
-
-/// Signs in and turns 2FA on through the console; returns the TOTP secret.
-async fn enrol(browser: &mut Browser, gw: &Gateway, now: &mut u64) -> Vec<u8> {
-    let keys = browser.get("/keys").await;
-    assert_eq!(keys.status, 200);
-    assert!(
-        keys.body.contains("before generating a key"),
-        "{}",
-        keys.body
-    );
-    let page = browser.get("/2fa").await;
-    assert!(
-        page.body.contains("is <strong>off</strong>"),
-        "{}",
-        page.body
-    );
-    let enrolment = browser.post("/2fa/enrol", &[("csrf", &page.csrf())]).await;
-    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
-    assert!(enrolment.body.contains("<svg"), "an SVG QR code");
-    assert!(
-        enrolment
-            .body
-            .contains("aria-label=\"QR code of the authenticator secret\"")
-    );
-    let secret = base32_decode(&enrolment.between("<code id=\"totp-secret\">", "</code>"));
-    *now = gw.advance(30_000).await;
-    let confirmed = browser
-        .post(
-            "/2fa/confirm",
-            &[("csrf", &enrolment.csrf()), ("code", &code(&secret, *now))],
-        )
-        .await;
-    assert_eq!(
-        (confirmed.status, confirmed.location.as_deref()),
-        (303, Some("/2fa"))
-    );
-    let page = browser.get("/2fa").await;
-    assert!(
-        page.body.contains("is <strong>on</strong>"),
-        "{}",
-        page.body
-    );
-    secret
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
@@ -337,23 +90,23 @@ async fn journey_from_account_to_disabled_key() {
         .expect("css");
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 
-    // Wrong password: refused, one attempt counted; then the right one (no 2FA yet: no code).
+    // Wrong password: refused; then the right one (no 2FA yet: no code).
     let wrong = browser.sign_in("alice", "not the password", "").await;
     assert_eq!(wrong.status, 401);
-    assert!(
-        wrong
-            .body
-            .contains("Wrong name, password or code. 4 attempts left"),
+    assert_eq!(
+        wrong.error().as_deref(),
+        Some(SIGN_IN_FAILED),
         "{}",
         wrong.body
     );
-    let anonymous = browser.cookie.clone();
+    let anonymous = browser.session();
     let signed_in = browser.sign_in("alice", PASSWORD, "").await;
     assert_eq!(
         (signed_in.status, signed_in.location.as_deref()),
         (303, Some("/keys"))
     );
-    assert_ne!(browser.cookie, anonymous, "a new session id at sign-in");
+    assert!(browser.session().is_some());
+    assert_ne!(browser.session(), anonymous, "a new session id at sign-in");
 
     let secret = enrol(&mut browser, &gw, &mut now).await;
 
@@ -468,13 +221,13 @@ async fn journey_from_account_to_disabled_key() {
 
     // Sign out: the session is gone server-side.
     let page = browser.get("/keys").await;
-    let cookie = browser.cookie.clone();
+    let cookie = browser.session();
     let out = browser.post("/signout", &[("csrf", &page.csrf())]).await;
     assert_eq!(
         (out.status, out.location.as_deref()),
         (303, Some("/signin"))
     );
-    browser.cookie = cookie;
+    browser.set_session(cookie);
     let again = browser.get("/keys").await;
     assert_eq!(
         (again.status, again.location.as_deref()),
@@ -524,7 +277,7 @@ async fn forms_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_wrong_codes_lock_the_account() {
+async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
     let (_upstream, gw, console) = start().await;
     let mut now = T0;
     create_account(&gw, "carol", PASSWORD);
@@ -532,59 +285,95 @@ async fn five_wrong_codes_lock_the_account() {
     assert_eq!(browser.sign_in("carol", PASSWORD, "").await.status, 303);
     let secret = enrol(&mut browser, &gw, &mut now).await;
 
-    // 2FA is on: sign-in now needs the code; four wrong codes count down, the fifth locks.
-    let mut fresh = Browser::new(&console);
+    // Four wrong codes for a change count down; the fifth locks the account's codes in the
+    // console for 15 minutes.
     now = gw.advance(30_000).await;
+    let csrf = browser.get("/keys?kind=main").await.csrf();
     for left in (1..=4).rev() {
-        let page = fresh
-            .sign_in("carol", PASSWORD, &wrong_code(&secret, now))
+        let wrong = wrong_code(&secret, now);
+        let page = browser
+            .post(
+                "/keys",
+                &[("csrf", &csrf), ("kind", "main"), ("code", &wrong)],
+            )
             .await;
-        assert_eq!(page.status, 401, "{}", page.body);
+        assert_eq!(page.status, 403, "{}", page.body);
         let plural = if left == 1 { "" } else { "s" };
-        assert!(
-            page.body.contains(&format!("{left} attempt{plural} left")),
-            "{}",
-            page.body
+        assert_eq!(
+            page.error(),
+            Some(format!(
+                "Wrong TOTP code. {left} attempt{plural} left before the account is locked."
+            ))
         );
     }
-    let locked = fresh
-        .sign_in("carol", PASSWORD, &wrong_code(&secret, now))
+    let wrong = wrong_code(&secret, now);
+    let locked = browser
+        .post(
+            "/keys",
+            &[("csrf", &csrf), ("kind", "main"), ("code", &wrong)],
+        )
         .await;
     assert_eq!(locked.status, 429, "{}", locked.body);
-    assert!(
-        locked
-            .body
-            .contains("Account carol is locked after too many wrong codes; try again in 15 min."),
-        "{}",
-        locked.body
+    assert_eq!(
+        locked.error().as_deref(),
+        Some("Account carol is locked after too many wrong codes; try again in 15 min.")
     );
+    assert_eq!(locked.retry_after.as_deref(), Some("900"));
     // Even the right code is refused while locked, and the time left is shown.
     now = gw.advance(60_000).await;
-    let still = fresh.sign_in("carol", PASSWORD, &code(&secret, now)).await;
+    let right = code(&secret, now);
+    let still = browser
+        .post(
+            "/keys",
+            &[("csrf", &csrf), ("kind", "main"), ("code", &right)],
+        )
+        .await;
     assert_eq!(still.status, 429);
     assert!(
         still.body.contains("try again in 14 min."),
         "{}",
         still.body
     );
-    let account = gw.ok_json(&["accounts", "show", "carol"]);
-    let until = account["account"]["locked_until_ms"].as_u64();
-    assert!(until.is_some(), "{account}");
-    // 15 minutes after the fifth wrong code (T0 = 15:07 UTC, then 3 × 30 s): 15:23 UTC.
-    assert!(
-        still.body.contains("Locked until 2025-06-15 15:23 UTC."),
-        "{until:?} {}",
-        still.body
+    // Signing in meanwhile, even with the right password and code, gets the answer of any
+    // failed sign-in: the lock is not told to someone who is not signed in.
+    let mut elsewhere = Browser::from(&console, "198.51.100.30");
+    let refused = elsewhere.sign_in("carol", PASSWORD, &right).await;
+    assert_eq!(
+        (refused.status, refused.error().as_deref()),
+        (401, Some(SIGN_IN_FAILED))
     );
-    // After the lock: the right code signs in.
+    // The operator is not held up: the admin API takes the current code.
+    let created = gw.ok(&[
+        "keys",
+        "create",
+        "--account",
+        "carol",
+        "--kind",
+        "main",
+        "--code",
+        &right,
+    ]);
+    assert!(created.contains("api_secret="), "{created}");
+    // After the lock: the right code signs in and works for changes.
     now = gw.advance(15 * 60_000).await;
-    let ok = fresh.sign_in("carol", PASSWORD, &code(&secret, now)).await;
+    let ok = elsewhere
+        .sign_in("carol", PASSWORD, &code(&secret, now))
+        .await;
     assert_eq!(
         (ok.status, ok.location.as_deref()),
         (303, Some("/keys")),
         "{}",
         ok.body
     );
+    now = gw.advance(30_000).await;
+    let right = code(&secret, now);
+    let made = browser
+        .post(
+            "/keys",
+            &[("csrf", &csrf), ("kind", "main"), ("code", &right)],
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
     gw.terminate();
 }
 
@@ -822,36 +611,6 @@ async fn key_settings_each_need_a_current_code() {
     gw.terminate();
 }
 
-/// `wbauth accounts ARGS…` against the gateway; (success, stdout, stderr).
-fn accounts(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .arg("accounts")
-        .args(args)
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wbauth accounts runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The console path of the one-time link the CLI printed (`{console}/welcome/TOKEN`).
-fn link_path(stdout: &str, console: &str) -> String {
-    let url = stdout
-        .lines()
-        .find(|l| l.starts_with(console))
-        .unwrap_or_else(|| panic!("no link to {console} in {stdout}"));
-    let path = url.strip_prefix(console).expect("console prefix");
-    assert!(path.starts_with("/welcome/"), "{path}");
-    // 256 random bits, base64url without padding.
-    assert_eq!(path.len(), "/welcome/".len() + 43, "{path}");
-    path.to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_time_link_sets_the_first_password() {
     let (_upstream, gw, console) = start().await;
@@ -944,15 +703,13 @@ async fn a_one_time_link_sets_the_first_password() {
         .await;
     assert_eq!(
         (set.status, set.location.as_deref()),
-        (303, Some("/signin")),
+        (303, Some("/signin?password=set")),
         "{}",
         set.body
     );
-    let signin = browser.get("/signin").await;
+    let signin = browser.get("/signin?password=set").await;
     assert!(
-        signin
-            .body
-            .contains("Password set for account frank. Sign in with it."),
+        signin.body.contains("Password set. Sign in with it."),
         "{}",
         signin.body
     );

@@ -24,6 +24,7 @@ pub mod rate;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod touch;

@@ -6,10 +6,13 @@
 //! secret in it.
 //!
 //! Second factor (`decisions.md` 17): TOTP (RFC 6238) with ±1 step of skew, each time step
-//! accepted once per account; 5 wrong codes lock the account for 15 minutes; 20 wrong codes
-//! from one address lock that address for 15 minutes (counted in memory); re-enrolling needs a
-//! current code or an audited `force` by the operator. A key can be created (or its secret
-//! rotated) only for an account whose 2FA is on, and only with a current code.
+//! accepted once per account; through the admin API 5 wrong codes lock the account for 15
+//! minutes (stored) and 20 wrong codes from one source (an IPv4 address or an IPv6 /64) lock
+//! that source for 15 minutes (counted in memory); re-enrolling needs a current code or an
+//! audited `force` by the operator. The web console counts its wrong codes apart (see
+//! `manage/console.rs`), so nothing done in the console holds up the operator. A key
+//! can be created (or its secret rotated) only for an account whose 2FA is on, and only with a
+//! current code.
 //!
 //! Key lifecycle (`decisions.md` 16): active, disabled (by an operator), idle-deactivated
 //! (unused for `keys.idle_days`; found in memory by the request path, persisted by
@@ -21,8 +24,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use whitebit_auth::encoding::hex_encode;
@@ -38,18 +39,28 @@ use crate::store::{
     AccountRecord, AuditEntry, KeyId, KeyRecord, KeyStore, KeyUpdate, NewKey, SecretBytes,
     SecretBytesEq, StoreError, TotpRecord,
 };
+use crate::throttle::{CodeLocks, Counted, SignInThrottle, Source};
 use crate::totp;
+
+mod console;
+
+pub use console::{
+    ConsoleLink, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordStamp, SignedIn, check_password,
+};
 
 /// Wrong codes in a row that lock an account.
 pub const MAX_WRONG_CODES: u32 = 5;
 /// How long a locked account stays locked.
 pub const ACCOUNT_LOCK_MS: u64 = 15 * 60 * 1000;
-/// Wrong codes from one address (within [`IP_WINDOW_MS`]) that lock the address.
+/// Wrong codes through the admin API from one source (within [`IP_WINDOW_MS`]) that lock the
+/// source (an IPv4 address or an IPv6 /64).
 pub const MAX_IP_FAILURES: u32 = 20;
 /// How long a locked address stays locked, and the window its failures are counted in.
 pub const IP_LOCK_MS: u64 = 15 * 60 * 1000;
 /// The window in which an address's failures are counted.
 pub const IP_WINDOW_MS: u64 = IP_LOCK_MS;
+/// Password hashes computed at once at most (argon2id: about 19 MiB and 25 ms each).
+pub const PASSWORD_JOBS: usize = 2;
 /// The issuer shown by authenticator apps.
 pub const TOTP_ISSUER: &str = "wbauth";
 /// TOTP secret length (160 bits, as RFC 4226 recommends).
@@ -62,8 +73,10 @@ pub const SECRET_BYTES: usize = 32;
 pub const MAX_ACCOUNT_NAME: usize = 64;
 /// Most audit entries one listing returns.
 pub const MAX_AUDIT_LIMIT: u32 = 10_000;
-/// Addresses tracked for the per-address lock before expired entries are pruned.
+/// Sources tracked for the admin API's per-source lock (the least recently failed go first).
 const MAX_TRACKED_IPS: usize = 10_000;
+/// Accounts tracked for the console's wrong-code lock (the least recently failed go first).
+const MAX_TRACKED_ACCOUNTS: usize = 100_000;
 
 /// Who asks for an operation: recorded in the audit log; the address counts wrong codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +85,27 @@ pub struct Caller {
     pub actor: String,
     /// The address the request came from, when there is one.
     pub ip: Option<IpAddr>,
+    /// An account holder in the web console (wrong codes count apart from the admin API's).
+    pub console: bool,
 }
 
 impl Caller {
-    /// A caller.
+    /// A caller through the admin API (or the gateway itself).
     #[must_use]
     pub fn new(actor: impl Into<String>, ip: Option<IpAddr>) -> Self {
         Self {
             actor: actor.into(),
             ip,
+            console: false,
+        }
+    }
+
+    /// An account holder in the web console.
+    #[must_use]
+    pub fn console(actor: impl Into<String>, ip: Option<IpAddr>) -> Self {
+        Self {
+            console: true,
+            ..Self::new(actor, ip)
         }
     }
 
@@ -125,6 +150,16 @@ pub enum ManageError {
     /// Console sign-in refused (name, password or code wrong: not said which).
     #[error("{0}")]
     SignInFailed(String),
+    /// Console sign-in refused unseen: too many failures from this source (for this name, or
+    /// for any); the same answer whether the name exists or not.
+    #[error(
+        "Too many failed sign-ins from your address; try again in {}.",
+        format_duration(*remaining_ms)
+    )]
+    Throttled {
+        /// Time left (ms).
+        remaining_ms: u64,
+    },
     /// Too many wrong codes: the account or the address is locked.
     #[error(
         "{subject} is locked after too many wrong codes; try again in {}.",
@@ -187,7 +222,7 @@ impl ManageError {
             ManageError::Invalid(_) | ManageError::CodeRequired(_) => 400,
             ManageError::TwoFactorRequired { .. } | ManageError::WrongCode { .. } => 403,
             ManageError::SignInFailed(_) => 401,
-            ManageError::Locked { .. } => 429,
+            ManageError::Locked { .. } | ManageError::Throttled { .. } => 429,
             ManageError::Store(StoreError::Io(_) | StoreError::Unavailable(_)) => 503,
             ManageError::Store(_) | ManageError::Internal(_) => 500,
         }
@@ -211,7 +246,9 @@ impl ManageError {
     #[must_use]
     pub fn retry_after_s(&self) -> Option<u64> {
         match self {
-            ManageError::Locked { remaining_ms, .. } => Some(remaining_ms.div_ceil(1000).max(1)),
+            ManageError::Locked { remaining_ms, .. } | ManageError::Throttled { remaining_ms } => {
+                Some(remaining_ms.div_ceil(1000).max(1))
+            }
             ManageError::Store(StoreError::Io(_) | StoreError::Unavailable(_)) => Some(1),
             _ => None,
         }
@@ -396,14 +433,6 @@ impl std::fmt::Debug for CreateKey {
     }
 }
 
-/// Wrong codes seen from one address.
-#[derive(Debug, Clone, Copy, Default)]
-struct IpFailures {
-    count: u32,
-    since_ms: u64,
-    locked_until_ms: u64,
-}
-
 /// The management service. Cheap to share (`Arc`); every mutating operation is serialised, so
 /// the store and the cache never disagree about the order of changes.
 pub struct KeyService {
@@ -415,12 +444,21 @@ pub struct KeyService {
     clock: SharedClock,
     /// Serialises changes (and TOTP checks, so a code cannot be used twice concurrently).
     write: tokio::sync::Mutex<()>,
-    /// Wrong codes per address (in memory, `decisions.md` 17).
-    ip_failures: Mutex<HashMap<IpAddr, IpFailures>>,
+    /// The admin API's wrong codes per source (in memory, `decisions.md` 17).
+    ip_failures: Mutex<CodeLocks<Source>>,
+    /// The console's failed sign-ins per (name, source) and per source.
+    sign_ins: Mutex<SignInThrottle>,
+    /// The console's wrong codes per account (apart from the admin API's, which are stored).
+    console_codes: Mutex<CodeLocks<i64>>,
+    /// Password hashing and checking: at most [`PASSWORD_JOBS`] at once, off the runtime.
+    password_jobs: Arc<tokio::sync::Semaphore>,
     /// Keys whose idle deactivation is known to be stored.
     idle_stored: Mutex<HashSet<KeyId>>,
     /// Where account holders reach the web console (for one-time links), once it is known.
     console_url: std::sync::OnceLock<String>,
+    /// Tests: where password checks wait.
+    #[cfg(test)]
+    password_gate: std::sync::OnceLock<Arc<tests::Gate>>,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -480,6 +518,34 @@ fn emit_audit_line(line: &serde_json::Value) {
     tracing::info!(target: "wbauth::audit", "{line}");
 }
 
+/// Appends an entry to the audit log and prints it (see [`KeyService::audit`]).
+async fn write_audit(
+    store: &dyn KeyStore,
+    at_ms: u64,
+    caller: &Caller,
+    action: &str,
+    detail: serde_json::Value,
+) {
+    let stored = store
+        .audit(AuditEntry {
+            at_ms,
+            actor: caller.actor.clone(),
+            action: action.to_owned(),
+            detail: detail.to_string(),
+        })
+        .await;
+    let mut line = json!({"audit": {
+        "at_ms": at_ms,
+        "actor": caller.actor,
+        "action": action,
+        "detail": detail,
+    }});
+    if let Err(e) = stored {
+        line["audit_store_error"] = serde_json::Value::String(e.to_string());
+    }
+    emit_audit_line(&line);
+}
+
 impl KeyService {
     /// A service over these stores, caches (keys and Fiat Gateway partners), configuration
     /// and clock.
@@ -498,9 +564,24 @@ impl KeyService {
             config,
             clock,
             write: tokio::sync::Mutex::new(()),
-            ip_failures: Mutex::new(HashMap::new()),
+            ip_failures: Mutex::new(CodeLocks::new(
+                MAX_TRACKED_IPS,
+                MAX_IP_FAILURES,
+                IP_LOCK_MS,
+                Some(IP_WINDOW_MS),
+            )),
+            sign_ins: Mutex::new(SignInThrottle::default()),
+            console_codes: Mutex::new(CodeLocks::new(
+                MAX_TRACKED_ACCOUNTS,
+                MAX_WRONG_CODES,
+                ACCOUNT_LOCK_MS,
+                None,
+            )),
+            password_jobs: Arc::new(tokio::sync::Semaphore::new(PASSWORD_JOBS)),
             idle_stored: Mutex::new(HashSet::new()),
             console_url: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            password_gate: std::sync::OnceLock::new(),
         }
     }
 
@@ -644,6 +725,7 @@ impl KeyService {
         if force {
             account.failed_attempts = 0;
             account.locked_until_ms = None;
+            lock(&self.console_codes).clear(&account.id);
         }
         if !self.store.update_account(account.clone()).await? {
             return Err(ManageError::NotFound(format!("No account named {name:?}.")));
@@ -1108,203 +1190,6 @@ impl KeyService {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Web console: passwords, sign-in, a current code for every change
-    // -----------------------------------------------------------------------------------------
-
-    /// Sets (or replaces) an account's console password, stored as an argon2id hash.
-    pub async fn set_password(
-        &self,
-        name: &str,
-        password: &str,
-        caller: &Caller,
-    ) -> Result<(), ManageError> {
-        check_password(password)?;
-        let account = self.account(name).await?;
-        let phc = hash_password(password)?;
-        let _write = self.write.lock().await;
-        self.store
-            .set_console_password(account.id, phc, self.now_ms())
-            .await?;
-        self.audit(caller, "account.password.set", json!({"account": name}))
-            .await;
-        Ok(())
-    }
-
-    /// A one-time link for an account's holder to set its console password (`wbauth accounts
-    /// create` without a password, `wbauth accounts link`): a random 256-bit token of which
-    /// only the SHA-256 is stored, valid for `[console] link_ttl_ms`, replacing any earlier
-    /// link of the account. Refused when no web console is configured.
-    pub async fn issue_console_link(
-        &self,
-        name: &str,
-        caller: &Caller,
-    ) -> Result<ConsoleLink, ManageError> {
-        let Some(base) = self.console_url.get() else {
-            return Err(ManageError::Conflict(
-                "The web console is off: set [console] listen (or public_url) to hand out links, \
-                 or set the password with wbauth accounts password NAME --password-stdin."
-                    .to_owned(),
-            ));
-        };
-        let account = self.account(name).await?;
-        let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(random_bytes(32)?.as_slice()));
-        let now = self.now_ms();
-        let expires_ms = now.saturating_add(self.config.console.link_ttl_ms);
-        let _write = self.write.lock().await;
-        self.store
-            .set_console_link(account.id, link_digest(&token), expires_ms, now)
-            .await?;
-        self.audit(
-            caller,
-            "account.console_link.issue",
-            json!({"account": name, "expires_ms": expires_ms}),
-        )
-        .await;
-        Ok(ConsoleLink {
-            url: Zeroizing::new(format!("{base}/welcome/{}", token.as_str())),
-            expires_ms,
-        })
-    }
-
-    /// The account a one-time console link is for, while it is valid.
-    pub async fn console_link_account(&self, token: &str) -> Result<String, ManageError> {
-        self.store
-            .console_link(link_digest(token), self.now_ms())
-            .await?
-            .map(|(name, _)| name)
-            .ok_or_else(link_not_valid)
-    }
-
-    /// Uses a one-time console link: sets the account's console password and deletes the link
-    /// in one store transaction (a link works once, on any instance). The account's name.
-    pub async fn redeem_console_link(
-        &self,
-        token: &str,
-        password: &str,
-        caller: &Caller,
-    ) -> Result<String, ManageError> {
-        let name = self.console_link_account(token).await?;
-        check_password(password)?;
-        let phc = hash_password(password)?;
-        let _write = self.write.lock().await;
-        if self
-            .store
-            .redeem_console_link(link_digest(token), phc, self.now_ms())
-            .await?
-            .is_none()
-        {
-            return Err(link_not_valid());
-        }
-        self.audit(
-            caller,
-            "account.password.set",
-            json!({"account": name, "via": "console_link"}),
-        )
-        .await;
-        Ok(name)
-    }
-
-    /// Whether an account has a console password.
-    pub async fn has_password(&self, name: &str) -> Result<bool, ManageError> {
-        let account = self.account(name).await?;
-        Ok(self.store.console_password(account.id).await?.is_some())
-    }
-
-    /// Console sign-in (`decisions.md` 17): name and password and, once 2FA is on, a current
-    /// TOTP code. A failure counts against the account (5 lock it for 15 minutes, shared with
-    /// wrong codes) and the address (20 lock it); a locked account is told for how long.
-    /// Unknown names, wrong passwords and wrong codes get the same answer.
-    pub async fn sign_in(
-        &self,
-        name: &str,
-        password: &str,
-        code: Option<&str>,
-        caller: &Caller,
-    ) -> Result<AccountView, ManageError> {
-        let _write = self.write.lock().await;
-        let now = self.now_ms();
-        if let Some(until) = self.ip_locked_until(caller.ip, now) {
-            return Err(ManageError::Locked {
-                subject: format!(
-                    "Address {}",
-                    caller.ip.map(|ip| ip.to_string()).unwrap_or_default()
-                ),
-                until_ms: until,
-                remaining_ms: until - now,
-            });
-        }
-        let mut account = match self.account(name).await {
-            Ok(account) => account,
-            Err(ManageError::NotFound(_)) => {
-                // The same work as a real check, so timing does not tell names apart.
-                let _ = verify_password(dummy_hash(), password);
-                if let (Some(until), Some(ip)) = (self.record_ip_failure(caller.ip, now), caller.ip)
-                {
-                    return Err(ManageError::Locked {
-                        subject: format!("Address {ip}"),
-                        until_ms: until,
-                        remaining_ms: IP_LOCK_MS,
-                    });
-                }
-                return Err(sign_in_failed(None));
-            }
-            Err(e) => return Err(e),
-        };
-        self.check_locks(&mut account, caller, now)?;
-        let stored = self.store.console_password(account.id).await?;
-        let password_ok = verify_password(stored.as_deref().unwrap_or(dummy_hash()), password)
-            && stored.is_some();
-        if !password_ok {
-            let error = self
-                .count_failure(&mut account, caller, now, "console.sign_in", false)
-                .await?;
-            return Err(as_sign_in_failure(error));
-        }
-        if account.totp.as_ref().is_some_and(|t| t.confirmed) {
-            let code = code.map(str::trim).unwrap_or_default();
-            if let Err(e) = self
-                .check_code(&mut account, code, caller, now, "console.sign_in")
-                .await
-            {
-                return Err(as_sign_in_failure(e));
-            }
-        } else if account.failed_attempts > 0 {
-            account.failed_attempts = 0;
-            self.store.update_account(account.clone()).await?;
-        }
-        self.audit(caller, "console.sign_in", json!({"account": name}))
-            .await;
-        Ok(self.account_view(&account, now))
-    }
-
-    /// Checks a current TOTP code of an account whose 2FA is on, before a console change
-    /// (wrong codes count and lock exactly as for key creation).
-    pub async fn require_code(
-        &self,
-        name: &str,
-        code: &str,
-        caller: &Caller,
-        purpose: &str,
-    ) -> Result<(), ManageError> {
-        let _write = self.write.lock().await;
-        let now = self.now_ms();
-        let mut account = self.account(name).await?;
-        if !account.totp.as_ref().is_some_and(|t| t.confirmed) {
-            return Err(ManageError::TwoFactorRequired {
-                account: account.name,
-            });
-        }
-        if code.trim().is_empty() {
-            return Err(ManageError::CodeRequired(
-                "A current code from the authenticator app is required for every change."
-                    .to_owned(),
-            ));
-        }
-        self.check_code(&mut account, code, caller, now, purpose)
-            .await
-    }
-
-    // -----------------------------------------------------------------------------------------
     // Helpers
     // -----------------------------------------------------------------------------------------
 
@@ -1424,7 +1309,8 @@ impl KeyService {
         Ok(out)
     }
 
-    /// Refuses while the caller's address or the account is locked; clears an expired lock.
+    /// Refuses while the caller's source or the account is locked (the admin API's locks);
+    /// clears an expired lock.
     fn check_locks(
         &self,
         account: &mut AccountRecord,
@@ -1433,10 +1319,7 @@ impl KeyService {
     ) -> Result<(), ManageError> {
         if let Some(until) = self.ip_locked_until(caller.ip, now) {
             return Err(ManageError::Locked {
-                subject: format!(
-                    "Address {}",
-                    caller.ip.map(|ip| ip.to_string()).unwrap_or_default()
-                ),
+                subject: format!("Address {}", Source::of(caller.ip)),
                 until_ms: until,
                 remaining_ms: until - now,
             });
@@ -1460,7 +1343,8 @@ impl KeyService {
     }
 
     /// Checks a TOTP code of `account` (pending or confirmed secret), with the account and
-    /// address locks; stores the outcome (last used step, wrong-code counter, lock).
+    /// address locks; stores the outcome (last used step, wrong-code counter, lock). Console
+    /// callers count against the console's own lock ([`Self::check_console_code`]).
     async fn check_code(
         &self,
         account: &mut AccountRecord,
@@ -1469,6 +1353,11 @@ impl KeyService {
         now: u64,
         purpose: &str,
     ) -> Result<(), ManageError> {
+        if caller.console {
+            return self
+                .check_console_code(account, code, caller, now, purpose)
+                .await;
+        }
         self.check_locks(account, caller, now)?;
         let Some(totp_state) = account.totp.as_mut() else {
             return Err(ManageError::TwoFactorRequired {
@@ -1489,8 +1378,8 @@ impl KeyService {
             .await?)
     }
 
-    /// Counts a wrong code (or a failed console sign-in) against `account` and the caller's
-    /// address; returns the error to show (wrong code with attempts left, or locked).
+    /// Counts a wrong code through the admin API against `account` and the caller's source;
+    /// returns the error to show (wrong code with attempts left, or locked).
     async fn count_failure(
         &self,
         account: &mut AccountRecord,
@@ -1527,15 +1416,16 @@ impl KeyService {
             json!({"account": name, "purpose": purpose, "reused": reused, "attempts_left": attempts_left}),
         )
         .await;
-        if let (Some(until), Some(ip)) = (ip_lock, caller.ip) {
+        if let Some(until) = ip_lock {
+            let source = Source::of(caller.ip);
             self.audit(
                 caller,
                 "ip.lock",
-                json!({"ip": ip.to_string(), "until_ms": until}),
+                json!({"ip": source.to_string(), "until_ms": until}),
             )
             .await;
             return Ok(ManageError::Locked {
-                subject: format!("Address {ip}"),
+                subject: format!("Address {source}"),
                 until_ms: until,
                 remaining_ms: IP_LOCK_MS,
             });
@@ -1548,38 +1438,16 @@ impl KeyService {
 
     fn ip_locked_until(&self, ip: Option<IpAddr>, now: u64) -> Option<u64> {
         let ip = ip?;
-        let failures = lock(&self.ip_failures);
-        failures
-            .get(&ip)
-            .map(|f| f.locked_until_ms)
-            .filter(|until| *until > now)
+        lock(&self.ip_failures).locked_until(&Source::of(Some(ip)), now)
     }
 
-    /// Counts a wrong code from `ip`; returns the lock's end when this one locks it.
+    /// Counts a wrong code from `ip`'s source; returns the lock's end when this one locks it.
     fn record_ip_failure(&self, ip: Option<IpAddr>, now: u64) -> Option<u64> {
         let ip = ip?;
-        let mut failures = lock(&self.ip_failures);
-        if failures.len() >= MAX_TRACKED_IPS && !failures.contains_key(&ip) {
-            failures.retain(|_, f| {
-                f.locked_until_ms > now || now.saturating_sub(f.since_ms) <= IP_WINDOW_MS
-            });
+        match lock(&self.ip_failures).fail(Source::of(Some(ip)), now) {
+            Counted::LockedUntil(until) => Some(until),
+            Counted::Left(_) => None,
         }
-        let entry = failures.entry(ip).or_default();
-        if now.saturating_sub(entry.since_ms) > IP_WINDOW_MS {
-            *entry = IpFailures {
-                count: 0,
-                since_ms: now,
-                locked_until_ms: entry.locked_until_ms,
-            };
-        }
-        entry.count += 1;
-        if entry.count >= MAX_IP_FAILURES {
-            entry.count = 0;
-            entry.since_ms = now;
-            entry.locked_until_ms = now + IP_LOCK_MS;
-            return Some(entry.locked_until_ms);
-        }
-        None
     }
 
     /// An account with its number of keys (from the cache: every key is in memory).
@@ -1636,122 +1504,17 @@ impl KeyService {
     /// Appends to the audit log and prints the line on stderr. A change that succeeded is not
     /// undone when the audit log cannot be written: the stderr line says so.
     async fn audit(&self, caller: &Caller, action: &str, detail: serde_json::Value) {
-        let at_ms = self.now_ms();
-        let stored = self
-            .store
-            .audit(AuditEntry {
-                at_ms,
-                actor: caller.actor.clone(),
-                action: action.to_owned(),
-                detail: detail.to_string(),
-            })
-            .await;
-        let mut line = json!({"audit": {
-            "at_ms": at_ms,
-            "actor": caller.actor,
-            "action": action,
-            "detail": detail,
-        }});
-        if let Err(e) = stored {
-            line["audit_store_error"] = serde_json::Value::String(e.to_string());
-        }
-        emit_audit_line(&line);
+        write_audit(self.store.as_ref(), self.now_ms(), caller, action, detail).await;
     }
-}
 
-/// A one-time console link (the URL carries the token: show it only to the operator).
-pub struct ConsoleLink {
-    /// `{console}/welcome/{token}`.
-    pub url: Zeroizing<String>,
-    /// Valid until (Unix ms).
-    pub expires_ms: u64,
-}
-
-impl std::fmt::Debug for ConsoleLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleLink")
-            .field("url", &"<redacted>")
-            .field("expires_ms", &self.expires_ms)
-            .finish()
-    }
-}
-
-/// What the store keeps of a link's token: its SHA-256.
-fn link_digest(token: &str) -> Vec<u8> {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
-fn link_not_valid() -> ManageError {
-    ManageError::NotFound(
-        "This link is not valid: it was used, replaced by a newer one or has expired. \
-         Ask your operator for a new one."
-            .to_owned(),
-    )
-}
-
-/// Shortest console password (characters).
-pub const MIN_PASSWORD_CHARS: usize = 10;
-/// Longest console password (bytes).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-
-/// Checks a console password's length (before anything is created with it).
-pub fn check_password(password: &str) -> Result<(), ManageError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ManageError::Invalid(format!(
-            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(ManageError::Invalid(format!(
-            "the password is too long: at most {MAX_PASSWORD_BYTES} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// An argon2id hash (PHC string) of a password, with a random 128-bit salt.
-fn hash_password(password: &str) -> Result<String, ManageError> {
-    use argon2::PasswordHasher as _;
-    let salt = random_bytes(16)?;
-    let salt = argon2::password_hash::SaltString::encode_b64(&salt)
-        .map_err(|e| ManageError::Internal(format!("cannot encode a salt: {e}")))?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| ManageError::Internal(format!("cannot hash a password: {e}")))
-}
-
-/// Whether `password` matches a stored PHC string (any unparsable hash: no).
-fn verify_password(phc: &str, password: &str) -> bool {
-    use argon2::PasswordVerifier as _;
-    argon2::password_hash::PasswordHash::new(phc).is_ok_and(|hash| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
-}
-
-/// A hash to check against when there is none, so a missing account costs the same time.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("wbauth-console-no-such-account").unwrap_or_default())
-}
-
-fn sign_in_failed(attempts_left: Option<u32>) -> ManageError {
-    let left = attempts_left.map_or(String::new(), |n| {
-        let plural = if n == 1 { "" } else { "s" };
-        format!(" {n} attempt{plural} left before the account is locked.")
-    });
-    ManageError::SignInFailed(format!("Wrong name, password or code.{left}"))
-}
-
-/// A wrong code or password during sign-in says neither which one nor whether the name exists.
-fn as_sign_in_failure(error: ManageError) -> ManageError {
-    match error {
-        ManageError::WrongCode { attempts_left, .. } => sign_in_failed(Some(attempts_left)),
-        other => other,
+    /// [`Self::audit`] without waiting for the store (where waiting would let response times
+    /// tell cases apart).
+    fn audit_detached(&self, caller: &Caller, action: &str, detail: serde_json::Value) {
+        let (store, at_ms) = (self.store.clone(), self.now_ms());
+        let (caller, action) = (caller.clone(), action.to_owned());
+        tokio::spawn(async move {
+            write_audit(store.as_ref(), at_ms, &caller, &action, detail).await;
+        });
     }
 }
 
@@ -2475,6 +2238,146 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].two_factor, TwoFactor::Off);
         f.service.ready().await.expect("ready");
+    }
+
+    /// Where password checks wait in a test, counting who came and how many were inside at
+    /// once. Every wait is bounded.
+    #[derive(Default)]
+    pub(super) struct Gate {
+        state: Mutex<GateState>,
+        changed: std::sync::Condvar,
+    }
+
+    #[derive(Default)]
+    struct GateState {
+        open: bool,
+        entered: usize,
+        inside: usize,
+        most_inside: usize,
+    }
+
+    const GATE_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+    impl Gate {
+        fn install(service: &KeyService) -> Arc<Self> {
+            let gate = Arc::new(Self::default());
+            assert!(service.password_gate.set(gate.clone()).is_ok());
+            gate
+        }
+
+        /// A password check arrives: waits until the gate opens (at most [`GATE_BOUND`]).
+        pub(super) fn pass(&self) {
+            let mut state = lock(&self.state);
+            state.entered += 1;
+            state.inside += 1;
+            state.most_inside = state.most_inside.max(state.inside);
+            self.changed.notify_all();
+            state = self
+                .changed
+                .wait_timeout_while(state, GATE_BOUND, |s| !s.open)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+            state.inside -= 1;
+            self.changed.notify_all();
+        }
+
+        /// Waits (at most [`GATE_BOUND`]) until `ready` holds; whether it does.
+        async fn wait_for(self: &Arc<Self>, ready: fn(&GateState) -> bool) -> bool {
+            let gate = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let state = lock(&gate.state);
+                let (state, _) = gate
+                    .changed
+                    .wait_timeout_while(state, GATE_BOUND, |s| !ready(s))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                ready(&state)
+            })
+            .await
+            .expect("waiter")
+        }
+
+        fn open(&self) {
+            lock(&self.state).open = true;
+            self.changed.notify_all();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_never_hold_the_write_lock() {
+        let f = Arc::new(fixture().await);
+        f.service
+            .create_account("alice", &admin())
+            .await
+            .expect("account");
+        f.service
+            .set_password("alice", "correct horse battery", &admin())
+            .await
+            .expect("password");
+        let gate = Gate::install(&f.service);
+        let tries: Vec<_> = (1..=3u8)
+            .map(|i| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let ip = IpAddr::from([192, 0, 2, i]);
+                    let caller = Caller::console(format!("console:alice@{ip}"), Some(ip));
+                    f.service
+                        .sign_in("alice", "not the password", None, &caller)
+                        .await
+                })
+            })
+            .collect();
+        assert!(gate.wait_for(|s| s.inside >= 1).await, "a check started");
+        // While password checks run, a change (it takes the write lock) goes through.
+        let operator = admin();
+        let change = tokio::time::timeout(GATE_BOUND, f.service.create_account("bob", &operator));
+        change
+            .await
+            .expect("a change waited for a password check")
+            .expect("account");
+        gate.open();
+        for attempt in tries {
+            let e = attempt.await.expect("task").expect_err("wrong password");
+            assert_eq!(e.status(), 401, "{e}");
+        }
+        let state = lock(&gate.state);
+        assert_eq!(state.entered, 3);
+        assert!(state.most_inside <= PASSWORD_JOBS, "{}", state.most_inside);
+    }
+
+    #[tokio::test]
+    async fn failure_maps_stay_bounded() {
+        let f = fixture().await;
+        let extra = 500;
+        for i in 0..u32::try_from(MAX_TRACKED_IPS + extra).expect("small") {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            f.service.record_ip_failure(Some(ip), T0);
+        }
+        let tracked = lock(&f.service.ip_failures).len();
+        assert!(tracked <= MAX_TRACKED_IPS, "{tracked} addresses tracked");
+    }
+
+    #[tokio::test]
+    async fn wrong_codes_from_one_ipv6_network_count_together() {
+        let f = fixture().await;
+        let ip = |net: u16, host: u16| {
+            Some(IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 1, net, 0, host, 0, 1,
+            )))
+        };
+        // Every wrong code from another address of the same /64: the 20th locks the /64.
+        for host in 1..u16::try_from(MAX_IP_FAILURES).expect("small") {
+            assert_eq!(f.service.record_ip_failure(ip(2, host), T0), None);
+        }
+        assert_eq!(
+            f.service.record_ip_failure(ip(2, 999), T0),
+            Some(T0 + IP_LOCK_MS)
+        );
+        assert_eq!(
+            f.service.ip_locked_until(ip(2, 4000), T0),
+            Some(T0 + IP_LOCK_MS)
+        );
+        // The next /64 is not locked.
+        assert_eq!(f.service.ip_locked_until(ip(3, 1), T0), None);
     }
 
     #[test]

@@ -2,16 +2,22 @@
 //! listener (`[console] listen`, off by default). Server-rendered HTML (maud), one small
 //! stylesheet, no JavaScript needed (a tiny script only adds copy buttons).
 //!
-//! Sign-in: name, password (argon2id) and, once 2FA is on, a TOTP code; failures lock the
-//! account and the address as wrong codes do (`decisions.md` 17). Sessions: random 256-bit
-//! ids in a server-side map with idle and absolute expiry on the gateway's clock, in an
-//! `HttpOnly`, `SameSite=Strict` cookie (`Secure` unless `[console] secure_cookie = false`).
-//! Every form carries the session's CSRF token; every POST without it is refused (403).
+//! Sign-in: name, password (argon2id) and, once 2FA is on, a TOTP code. Every failure gets the
+//! same answer, and growing delays per (name, source) and per source slow guessing down
+//! without letting a stranger lock anyone out (see [`crate::manage`]'s console part).
+//!
+//! Before sign-in nothing is stored: the sign-in and one-time-link forms carry a token signed
+//! with a per-process key over a random nonce in a cookie (double submit, see `anonymous.rs`).
+//! Signed-in sessions: random 256-bit ids in a server-side map with idle and absolute expiry on
+//! the gateway's clock, in an `HttpOnly`, `SameSite=Strict` cookie (`Secure` unless `[console]
+//! secure_cookie = false`); a session ends when its account's password is set again. Every
+//! form carries its CSRF token; every POST without it is refused (403).
 //!
 //! Every operation goes through [`KeyService`], the code path of the admin API and the CLI,
 //! so the same rules, stores, caches and audit log apply; every change asks for a current
 //! TOTP code.
 
+mod anonymous;
 mod pages;
 mod session;
 
@@ -29,11 +35,14 @@ use maud::Markup;
 use crate::manage::{Caller, CreateKey, KeyService, KeyView, ManageError, TwoFactor};
 use crate::pipeline::Gateway;
 use crate::server::Peer;
+use anonymous::FormKey;
 use pages::Chrome;
-use session::{Session, Sessions, csrf_matches};
+use session::{NotCreated, Session, Sessions, csrf_matches};
 
-/// The session cookie's name.
+/// The signed-in session's cookie.
 pub const COOKIE: &str = "wbauth_console";
+/// The cookie of a visitor who is not signed in: the nonce their forms' token is signed over.
+pub const FORM_COOKIE: &str = "wbauth_console_form";
 
 const CSS: &str = include_str!("console.css");
 const JS: &str = include_str!("console.js");
@@ -44,6 +53,8 @@ struct Console {
     gateway: Arc<Gateway>,
     service: Arc<KeyService>,
     sessions: Arc<Sessions>,
+    /// Signs the forms of visitors who are not signed in (none without randomness).
+    form_key: Option<Arc<FormKey>>,
     secure_cookie: bool,
 }
 
@@ -53,6 +64,7 @@ pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router
     let config = &gateway.config.console;
     let state = Console {
         sessions: Arc::new(Sessions::new(config.session_idle_ms, config.session_max_ms)),
+        form_key: FormKey::random().map(Arc::new),
         secure_cookie: config.secure_cookie,
         gateway: gateway.clone(),
         service,
@@ -81,11 +93,13 @@ pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router
 // Request context, forms, responses
 // ---------------------------------------------------------------------------------------------
 
-/// Who is asking: the client address (through trusted proxies, as on the public listener)
-/// and the session, when the cookie names a live one.
+/// Who is asking: the client address (through trusted proxies, as on the public listener),
+/// the session, when the cookie names a live one whose password still stands, and the form
+/// nonce of a visitor who is not signed in.
 struct Ctx {
     ip: Option<IpAddr>,
     session: Option<(String, Session)>,
+    nonce: Option<String>,
 }
 
 impl axum::extract::FromRequestParts<Console> for Ctx {
@@ -99,9 +113,28 @@ impl axum::extract::FromRequestParts<Console> for Ctx {
             crate::ip::canonical(state.gateway.client_ip(addr.ip(), &parts.headers))
         });
         let now = state.service.now_ms();
-        let session =
-            cookie(&parts.headers).and_then(|id| state.sessions.get(&id, now).map(|s| (id, s)));
-        Ok(Ctx { ip, session })
+        let mut session = cookie(&parts.headers, COOKIE)
+            .and_then(|id| state.sessions.get(&id, now).map(|s| (id, s)));
+        if let Some((id, s)) = &session {
+            match state
+                .service
+                .console_session_valid(&s.account, &s.stamp)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The password was set again (or the account is gone): the session ends.
+                    state.sessions.remove(id);
+                    session = None;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wbauth::console", "cannot check a session: {e}");
+                    session = None;
+                }
+            }
+        }
+        let nonce = cookie(&parts.headers, FORM_COOKIE);
+        Ok(Ctx { ip, session, nonce })
     }
 }
 
@@ -111,18 +144,19 @@ impl Ctx {
             Some(ip) => format!("console:{account}@{ip}"),
             None => format!("console:{account}"),
         };
-        Caller::new(actor, self.ip)
+        Caller::console(actor, self.ip)
     }
 }
 
-fn cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name`, when it is 64 hex digits.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -231,21 +265,41 @@ fn redirect(to: &str) -> Response {
 }
 
 impl Console {
-    fn set_cookie(&self, response: &mut Response, id: &str) {
+    fn set_cookie(&self, response: &mut Response, name: &str, value: &str) {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
         if let Ok(value) = HeaderValue::from_str(&format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
         )) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
 
-    fn clear_cookie(&self, response: &mut Response) {
+    fn clear_cookie(&self, response: &mut Response, name: &str) {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
         if let Ok(value) = HeaderValue::from_str(&format!(
-            "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+            "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
         )) {
             response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+
+    /// The form nonce of a visitor who is not signed in (a new one when there is none: the
+    /// response must then set its cookie) and the token their forms carry.
+    fn visitor_form(&self, ctx: &Ctx) -> Option<(String, bool, String)> {
+        let key = self.form_key.as_ref()?;
+        let (nonce, fresh) = match &ctx.nonce {
+            Some(nonce) => (nonce.clone(), false),
+            None => (session::random_token()?, true),
+        };
+        let token = key.token(&nonce);
+        Some((nonce, fresh, token))
+    }
+
+    /// Whether a form of a visitor who is not signed in carries the token of their cookie.
+    fn visitor_form_ok(&self, ctx: &Ctx, form: &Form) -> bool {
+        match (&self.form_key, &ctx.nonce) {
+            (Some(key), Some(nonce)) => key.matches(nonce, form.get("csrf")),
+            _ => false,
         }
     }
 
@@ -355,10 +409,7 @@ fn signed_in(ctx: &Ctx, form: Option<&Form>) -> Result<(String, String, Session)
     {
         return Err(Box::new(csrf_refused()));
     }
-    match &session.account {
-        Some(account) => Ok((id.clone(), account.clone(), session.clone())),
-        None => Err(Box::new(redirect("/signin"))),
-    }
+    Ok((id.clone(), session.account.clone(), session.clone()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,10 +456,35 @@ async fn not_found() -> Response {
 }
 
 async fn home(ctx: Ctx) -> Response {
-    match ctx.session.as_ref().and_then(|(_, s)| s.account.as_ref()) {
+    match ctx.session {
         Some(_) => redirect("/keys"),
         None => redirect("/signin"),
     }
+}
+
+/// The page of a visitor who is not signed in, with their forms' token (and the cookie, for
+/// a new visitor).
+fn visitor_page(
+    state: &Console,
+    ctx: &Ctx,
+    status: StatusCode,
+    (title, flash, error): (&str, Option<&str>, Option<&str>),
+    body: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let Some((nonce, fresh, token)) = state.visitor_form(ctx) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let chrome = Chrome {
+        account: None,
+        csrf: "",
+        flash,
+        error,
+    };
+    let mut response = html(status, pages::layout(title, &chrome, &body(&token)));
+    if fresh {
+        state.set_cookie(&mut response, FORM_COOKIE, &nonce);
+    }
+    response
 }
 
 fn sign_in_page(
@@ -416,98 +492,80 @@ fn sign_in_page(
     ctx: &Ctx,
     status: StatusCode,
     name: &str,
-    error: Option<&str>,
+    (flash, error): (Option<&str>, Option<&str>),
 ) -> Response {
-    // Reuse an anonymous session; a fresh one otherwise (never a signed-in one's token).
-    let existing = ctx
-        .session
-        .as_ref()
-        .filter(|(_, s)| s.account.is_none())
-        .cloned();
-    let (id, session) = match existing {
-        Some(found) => found,
-        None => match state.sessions.create(None, state.service.now_ms()) {
-            Some(created) => created,
-            None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        },
-    };
-    let flash = state.sessions.take_flash(&id);
-    let mut response = html(
-        status,
-        pages::layout(
-            "Sign in",
-            &Chrome {
-                account: None,
-                csrf: &session.csrf,
-                flash: flash.as_deref(),
-                error,
-            },
-            &pages::sign_in(&session.csrf, name),
-        ),
-    );
-    state.set_cookie(&mut response, &id);
-    response
+    visitor_page(state, ctx, status, ("Sign in", flash, error), |token| {
+        pages::sign_in(token, name)
+    })
 }
 
-async fn sign_in_form(State(state): State<Console>, ctx: Ctx) -> Response {
-    if ctx
-        .session
-        .as_ref()
-        .is_some_and(|(_, s)| s.account.is_some())
-    {
+async fn sign_in_form(
+    State(state): State<Console>,
+    ctx: Ctx,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if ctx.session.is_some() {
         return redirect("/keys");
     }
-    sign_in_page(&state, &ctx, StatusCode::OK, "", None)
+    let flash = (query_param(query.as_deref(), "password").as_deref() == Some("set"))
+        .then_some("Password set. Sign in with it.");
+    sign_in_page(&state, &ctx, StatusCode::OK, "", (flash, None))
 }
 
 async fn sign_in(State(state): State<Console>, ctx: Ctx, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let Some((old_id, session)) = &ctx.session else {
-        return csrf_refused();
-    };
-    if !csrf_matches(session, form.get("csrf")) {
+    if !state.visitor_form_ok(&ctx, &form) {
         return csrf_refused();
     }
     let name = form.text("name").trim().to_owned();
     let caller = ctx.caller(&name);
     let code = form.get("code").filter(|c| !c.trim().is_empty());
-    match state
+    let signed_in = match state
         .service
         .sign_in(&name, form.text("password"), code, &caller)
         .await
     {
-        Ok(_) => {
-            // A new id at sign-in (no session fixation).
-            state.sessions.remove(old_id);
-            let Some((id, _)) = state
-                .sessions
-                .create(Some(name.clone()), state.service.now_ms())
-            else {
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            };
+        Ok(signed_in) => signed_in,
+        Err(e) => {
+            let message = e.public_message();
+            let mut response =
+                sign_in_page(&state, &ctx, status_of(&e), &name, (None, Some(&message)));
+            if let Some(seconds) = e.retry_after_s()
+                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    };
+    // A new id at sign-in (no session fixation); an earlier session of this browser ends.
+    if let Some((old_id, _)) = &ctx.session {
+        state.sessions.remove(old_id);
+    }
+    match state
+        .sessions
+        .create(&name, signed_in.stamp, state.service.now_ms())
+    {
+        Ok((id, _)) => {
             let mut response = redirect("/keys");
-            state.set_cookie(&mut response, &id);
+            state.set_cookie(&mut response, COOKIE, &id);
+            state.clear_cookie(&mut response, FORM_COOKIE);
             response
         }
-        Err(e) => {
-            let message = match &e {
-                ManageError::Locked { until_ms, .. } => {
-                    format!("{} {}", e.public_message(), pages::lock_hint(*until_ms))
-                }
-                other => other.public_message(),
-            };
-            sign_in_page(&state, &ctx, status_of(&e), &name, Some(&message))
-        }
+        Err(NotCreated::Full) => sign_in_page(
+            &state,
+            &ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &name,
+            (
+                None,
+                Some(
+                    "The console has too many open sessions right now; try again in a few minutes.",
+                ),
+            ),
+        ),
+        Err(NotCreated::NoRandomness) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-}
-
-/// The anonymous session of a visitor who is not signed in (reused, else a new one).
-fn anonymous_session(state: &Console, ctx: &Ctx) -> Option<(String, Session)> {
-    ctx.session
-        .as_ref()
-        .filter(|(_, s)| s.account.is_none())
-        .cloned()
-        .or_else(|| state.sessions.create(None, state.service.now_ms()))
 }
 
 /// The one-time link's page: the form to choose `account`'s console password (with `error`
@@ -519,22 +577,16 @@ fn welcome_page(
     (token, account): (&str, Option<&str>),
     error: Option<&str>,
 ) -> Response {
-    let Some((id, session)) = anonymous_session(state, ctx) else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let body = match account {
-        Some(account) => pages::welcome(&session.csrf, token, account),
-        None => maud::html! { p { a href="/signin" { "Sign in" } } },
-    };
-    let chrome = Chrome {
-        account: None,
-        csrf: "",
-        flash: None,
-        error,
-    };
-    let mut response = html(status, pages::layout("Set your password", &chrome, &body));
-    state.set_cookie(&mut response, &id);
-    response
+    visitor_page(
+        state,
+        ctx,
+        status,
+        ("Set your password", None, error),
+        |csrf| match account {
+            Some(account) => pages::welcome(csrf, token, account),
+            None => maud::html! { p { a href="/signin" { "Sign in" } } },
+        },
+    )
 }
 
 async fn welcome_form(
@@ -561,10 +613,7 @@ async fn welcome(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let Some((id, session)) = &ctx.session else {
-        return csrf_refused();
-    };
-    if !csrf_matches(session, form.get("csrf")) {
+    if !state.visitor_form_ok(&ctx, &form) {
         return csrf_refused();
     }
     let account = match state.service.console_link_account(&token).await {
@@ -590,13 +639,7 @@ async fn welcome(
         .redeem_console_link(&token, &password, &ctx.caller(&account))
         .await
     {
-        Ok(name) => {
-            state.sessions.set_flash(
-                id,
-                format!("Password set for account {name}. Sign in with it."),
-            );
-            redirect("/signin")
-        }
+        Ok(_) => redirect("/signin?password=set"),
         Err(e) => {
             let message = e.public_message();
             // A password that breaks the rules keeps the form; anything else ends the link.
@@ -622,7 +665,7 @@ async fn sign_out(State(state): State<Console>, ctx: Ctx, body: Bytes) -> Respon
         )
         .await;
     let mut response = redirect("/signin");
-    state.clear_cookie(&mut response);
+    state.clear_cookie(&mut response, COOKIE);
     response
 }
 
@@ -994,12 +1037,13 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("other=1; {COOKIE}={id}")).expect("header"),
         );
-        assert_eq!(cookie(&headers), Some(id));
+        assert_eq!(cookie(&headers, COOKIE), Some(id));
+        assert_eq!(cookie(&headers, FORM_COOKIE), None);
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("wbauth_console=short"),
         );
-        assert_eq!(cookie(&headers), None);
+        assert_eq!(cookie(&headers, COOKIE), None);
     }
 
     #[test]

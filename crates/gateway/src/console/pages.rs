@@ -327,8 +327,3 @@ pub(crate) fn delete_confirm(csrf: &str, key: &KeyView) -> Markup {
         }
     }
 }
-
-/// When a lock ends, after the message that says how long it lasts.
-pub(crate) fn lock_hint(until_ms: u64) -> String {
-    format!("Locked until {}.", date(until_ms))
-}
