@@ -467,3 +467,138 @@ async fn conformance_vectors_through_the_gateway() {
         "exactly the two accepted cases reached the upstream"
     );
 }
+
+/// A gauge of the admin listener's `/metrics`, when it is there.
+async fn gauge(gw: &Gateway, name: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{}/metrics", gw.admin))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits (bounded) until `gauge` reads at most `most`; returns what it read last.
+async fn wait_for_gauge_at_most(gw: &Gateway, name: &str, most: u64) -> Option<u64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let value = gauge(gw, name).await;
+        if value.is_some_and(|v| v <= most) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Records in the embedded token replay file.
+fn replay_file_records(gw: &Gateway) -> u64 {
+    std::fs::metadata(gw.data_dir.join("tokens").join("tokens.replay"))
+        .expect("replay file")
+        .len()
+        / 44
+}
+
+/// Partner tokens claimed round after round on the test clock: the gateway's timer forgets the
+/// expired ones, so memory holds about the live tokens and the file is compacted, while a live
+/// token stays refused as a replay, also after a `kill -9` and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_token_memory_follows_the_live_tokens() {
+    use whitebit_auth::fiat::OrderFields;
+    use whitebit_client::{FiatCredentials, SecretString};
+
+    const PER_ROUND: u64 = 40;
+    const ROUNDS: u64 = 10;
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    );
+    let gw = Gateway::start_with(&upstream, &extra).await;
+    let created = gw.ok(&["partners", "create", "acme"]);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= in {created}"))
+            .to_owned()
+    };
+    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key));
+    let send = |gw: &Gateway, bearer: String, body: String| {
+        let url = format!("{}{DEPOSIT}", gw.base);
+        let auth_key = auth_key.clone();
+        async move {
+            post(
+                &url,
+                &[
+                    ("content-type", b"application/json"),
+                    ("authorization", bearer.as_bytes()),
+                    ("x-auth-key", auth_key.as_bytes()),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let mut now = gw.advance(0).await;
+    let mut live = None;
+    for round in 0..ROUNDS {
+        for i in 0..PER_ROUND {
+            let order_id = format!("r{round}-{i}");
+            let order = OrderFields {
+                currency: "UAH",
+                amount: "10.00",
+                order_id: &order_id,
+            };
+            let bearer = creds.token_at(DEPOSIT, &order, now).authorization();
+            let body = format!(r#"{{"currency":"UAH","amount":"10.00","orderId":"{order_id}"}}"#);
+            let a = send(&gw, bearer.clone(), body.clone()).await;
+            assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+            live = Some((bearer, body));
+        }
+        // 30 s later: the previous round's tokens (60 s lifetime) have expired, this round's
+        // are live.
+        now = gw.advance(30_000).await;
+        let entries = wait_for_gauge_at_most(&gw, "wbauth_fiat_replay_entries", PER_ROUND).await;
+        assert_eq!(
+            entries,
+            Some(PER_ROUND),
+            "round {round}: memory keeps the live tokens only"
+        );
+        let (bearer, body) = live.clone().expect("a token of this round");
+        let a = send(&gw, bearer, body).await;
+        assert_eq!(
+            (a.status, a.body),
+            (401, refused("Token already used.")),
+            "round {round}: a live token is still refused"
+        );
+    }
+    // 400 tokens were claimed; the file was compacted down to about the live ones.
+    let records = replay_file_records(&gw);
+    assert!(
+        records <= 2 * PER_ROUND + 256,
+        "the replay file holds {records} records for {PER_ROUND} live tokens"
+    );
+    assert_eq!(
+        gauge(&gw, "wbauth_fiat_replay_file_records").await,
+        Some(records)
+    );
+    let gw = gw.kill9_and_restart(1, now);
+    let (bearer, body) = live.expect("a live token");
+    let a = send(&gw, bearer, body).await;
+    assert_eq!(
+        (a.status, a.body),
+        (401, refused("Token already used.")),
+        "a live token is refused after the restart"
+    );
+    assert_eq!(
+        gauge(&gw, "wbauth_fiat_replay_entries").await,
+        Some(PER_ROUND)
+    );
+    assert_eq!(
+        upstream.count(),
+        usize::try_from(PER_ROUND * ROUNDS).expect("count")
+    );
+}

@@ -267,6 +267,7 @@ pub async fn run(
 
     let sweeper = {
         let nonces = stores.nonces.clone();
+        let replay = stores.replay.clone();
         let clock = gateway.clock.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -275,6 +276,9 @@ pub async fn run(
                 // A failed sweep is retried on the next tick; expired entries never match.
                 if let Err(e) = nonces.sweep(clock.now_ms()).await {
                     tracing::warn!(target: "wbauth::store", "nonce sweep failed: {e}");
+                }
+                if let Err(e) = replay.sweep(clock.now_ms()).await {
+                    tracing::warn!(target: "wbauth::store", "token replay sweep failed: {e}");
                 }
             }
         })

@@ -103,6 +103,19 @@ pub trait ReplayGuard: Send + Sync + 'static {
         expires_at_ms: u64,
         now_ms: u64,
     ) -> BoxFuture<'_, Result<replay::Claim, StoreError>>;
+
+    /// Forgets the tokens that expired before `now_ms` (called every second on the gateway's
+    /// clock; stores whose entries expire by themselves, or are swept with the nonces, do
+    /// nothing). The number forgotten. A live token is never forgotten.
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = now_ms;
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Figures for `/metrics`: `(name, help, value)`.
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// What a store says about itself when asked for its health.
