@@ -243,6 +243,10 @@ pub struct StoreConfig {
     /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
     /// (`decisions.md` 19): a restarted Redis may then forget accepted nonces.
     pub redis_allow_non_durable: bool,
+    /// With `keys` on PostgreSQL, allow `nonces = "embedded"`: accepted nonces then live in
+    /// this instance's data directory only, which is safe for a single instance and lets a
+    /// request accepted by one instance be accepted again by another.
+    pub allow_per_instance_nonces: bool,
 }
 
 impl Default for StoreConfig {
@@ -257,6 +261,7 @@ impl Default for StoreConfig {
             op_timeout_ms: 1_000,
             refresh_interval_ms: 30_000,
             redis_allow_non_durable: false,
+            allow_per_instance_nonces: false,
         }
     }
 }
@@ -559,8 +564,22 @@ impl Config {
         for (i, trusted) in self.proxy.trusted.iter().enumerate() {
             IpRule::parse(trusted).map_err(|e| format!("proxy.trusted[{i}]: {e}"))?;
         }
-        self.store.key_backend()?;
-        self.store.nonce_backend()?;
+        let keys = self.store.key_backend()?;
+        let nonces = self.store.nonce_backend()?;
+        if matches!(keys, KeyBackend::Postgres(_))
+            && nonces == NonceBackend::Embedded
+            && !self.store.allow_per_instance_nonces
+        {
+            return Err(
+                "store.nonces: the keys are in PostgreSQL, which several instances \
+                 share, but nonces = \"embedded\" keeps the accepted nonces in this \
+                 instance's data directory only, so a request accepted by one instance would be \
+                 accepted again by another. Set [store] nonces to the nonce store every \
+                 instance shares (a redis://… or postgres://… URL) or, if this is the only \
+                 instance using these keys, set [store] allow_per_instance_nonces = true."
+                    .to_owned(),
+            );
+        }
         if self.store.pool_size == 0 || self.store.pool_size > 1_000 {
             return Err("store.pool_size: must be between 1 and 1000".to_owned());
         }
@@ -862,6 +881,48 @@ trade = { requests = 10, window_ms = 1000 }
             .expect_err("refused")
             .to_string();
         assert!(e.contains("store.op_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn postgres_keys_need_shared_nonces_or_an_explicit_single_instance() {
+        let config = |store: &str| Config::from_toml(&format!("[store]\n{store}"), "g.toml", &[]);
+        for store in [
+            "keys = \"postgres://wb:pw@db/keys\"\n",
+            "keys = \"postgresql://db/keys\"\nnonces = \"embedded\"\n",
+            "keys = \"postgres://db/keys\"\nallow_per_instance_nonces = false\n",
+        ] {
+            let e = config(store).expect_err(store).to_string();
+            assert!(e.starts_with("g.toml: store.nonces: "), "{e}");
+            assert!(
+                e.contains("accepted again by another")
+                    && e.contains("redis://")
+                    && e.contains("allow_per_instance_nonces = true"),
+                "{e}"
+            );
+            assert!(!e.contains("decision") && !e.contains("pw@"), "{e}");
+        }
+        // The same through the environment.
+        let vars = vec![(
+            "WBAUTH_GATEWAY__STORE__KEYS".to_owned(),
+            "postgres://db/keys".to_owned(),
+        )];
+        let e = Config::from_toml("", "g.toml", &vars).expect_err("refused");
+        assert!(e.to_string().contains("allow_per_instance_nonces"), "{e}");
+        // Shared nonces, or the explicit choice of one instance, are accepted.
+        for store in [
+            "keys = \"postgres://db/keys\"\nnonces = \"redis://cache:6379/0\"\n",
+            "keys = \"postgres://db/keys\"\nnonces = \"postgres://db/keys\"\n",
+            "keys = \"postgres://db/keys\"\nallow_per_instance_nonces = true\n",
+            "keys = \"sqlite\"\n",
+        ] {
+            let c = config(store).expect(store);
+            assert_eq!(
+                c.store.allow_per_instance_nonces,
+                store.contains("allow_per_instance_nonces"),
+                "{store}"
+            );
+        }
+        assert!(!load("").expect("defaults").store.allow_per_instance_nonces);
     }
 
     #[test]
