@@ -84,7 +84,11 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
                 )));
             };
             let master = MasterKey::from_source(&MasterKeySource::Env(hex.to_owned()))?;
-            Arc::new(PgKeyStore::connect(&url, master, &remote).await?)
+            Arc::new(
+                PgKeyStore::connect(&url, master, &remote)
+                    .await
+                    .map_err(|e| at_key("store.keys", e))?,
+            )
         }
     };
     let (nonces, replay): (Arc<dyn NonceStore>, Arc<dyn ReplayGuard>) = match config
@@ -112,13 +116,19 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
             (Arc::new(journal), Arc::new(replay))
         }
         NonceBackend::Redis(url) => {
-            let store =
-                Arc::new(crate::store::redis::RedisNonceStore::connect(&url, &remote).await?);
+            let store = Arc::new(
+                crate::store::redis::RedisNonceStore::connect(&url, &remote)
+                    .await
+                    .map_err(|e| at_key("store.nonces", e))?,
+            );
             (store.clone(), store)
         }
         NonceBackend::Postgres(url) => {
-            let store =
-                Arc::new(crate::store::pg_nonce::PgNonceStore::connect(&url, &remote).await?);
+            let store = Arc::new(
+                crate::store::pg_nonce::PgNonceStore::connect(&url, &remote)
+                    .await
+                    .map_err(|e| at_key("store.nonces", e))?,
+            );
             (store.clone(), store)
         }
     };
@@ -127,6 +137,19 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         nonces,
         replay,
     })
+}
+
+/// A store error that says which `[store]` setting named the store.
+fn at_key(key: &str, e: StoreError) -> StoreError {
+    let with = |message: String| format!("{key}: {message}");
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(with(m)),
+        StoreError::Corrupt(m) => StoreError::Corrupt(with(m)),
+        StoreError::Conflict(m) => StoreError::Conflict(with(m)),
+        StoreError::WrongMasterKey(m) => StoreError::WrongMasterKey(with(m)),
+        StoreError::Refused(m) => StoreError::Refused(with(m)),
+        io @ StoreError::Io(_) => io,
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
