@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::admin::{AdminOptions, AdminToken, admin_router};
+use crate::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::ip::IpRule;
@@ -528,18 +528,20 @@ pub struct AdminServer {
 /// The admin router of a gateway: the management API over `service` (built with
 /// [`KeyService::for_gateway`], so it shares the gateway's store, cache, configuration and
 /// clock), `/healthz`, `/readyz` over both stores, and `POST /test/clock` in test builds.
-/// `extra` is merged in without authentication: mount `/metrics` there.
+/// `extra` is merged in without authentication: mount `/metrics` there. Every route answers
+/// only the `Host` values `hosts` allows.
 pub fn admin_router_for(
     service: Arc<KeyService>,
     stores: &Stores,
     token: AdminToken,
     clock: &ServeClock,
     extra: Option<axum::Router>,
+    hosts: AdminHosts,
 ) -> axum::Router {
     let nonces: Arc<dyn NonceStore> = stores.nonces.clone();
     #[cfg(not(feature = "test-clock"))]
     let _ = clock;
-    admin_router(
+    let router = admin_router(
         service,
         token,
         AdminOptions {
@@ -548,7 +550,8 @@ pub fn admin_router_for(
             #[cfg(feature = "test-clock")]
             test_clock: Some(clock.test.clone()),
         },
-    )
+    );
+    with_host_check(router, hosts)
 }
 
 /// The web console's listener and router (`[console] listen`; see [`crate::console`]).

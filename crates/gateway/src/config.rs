@@ -196,15 +196,59 @@ impl Default for ListenConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin listener (loopback by default).
+    /// Address of the admin listener: a loopback address unless `allow_remote`.
     pub addr: SocketAddr,
+    /// Allow `addr` to be a non-loopback address (the admin API, `/metrics` and `/readyz`
+    /// are then reachable from the network: keep it behind a firewall).
+    pub allow_remote: bool,
+    /// With `allow_remote`: the `Host` names (optionally `name:port`) the admin listener
+    /// answers besides the loopback names and its own address.
+    pub hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            allow_remote: false,
+            hosts: Vec::new(),
         }
+    }
+}
+
+impl AdminConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !crate::ip::canonical(self.addr.ip()).is_loopback() && !self.allow_remote {
+            return Err(format!(
+                "admin.addr: {} is not a loopback address. The admin listener serves the \
+                 management API, /metrics and /readyz, so it listens on loopback only \
+                 (127.0.0.1 or [::1]); to listen on {} anyway, set [admin] allow_remote = true, \
+                 keep the port behind a firewall, and list the names clients use for it in \
+                 [admin] hosts",
+                self.addr, self.addr
+            ));
+        }
+        if !self.hosts.is_empty() && !self.allow_remote {
+            return Err(
+                "admin.hosts: only used with [admin] allow_remote = true (loopback \
+                 names and addresses are always accepted); remove it or set allow_remote"
+                    .to_owned(),
+            );
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let ok = !host.is_empty()
+                && host.len() <= 260
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                });
+            if !ok {
+                return Err(format!(
+                    "admin.hosts[{i}]: {host:?} is not a host name or address (optionally \
+                     with :port), e.g. \"admin.internal\" or \"10.0.0.5:8081\""
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -538,6 +582,7 @@ impl Config {
         if self.verify.max_body_bytes == 0 {
             return Err("verify.max_body_bytes: must be at least 1".into());
         }
+        self.admin.validate()?;
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
         }
@@ -1056,6 +1101,52 @@ trade = { requests = 10, window_ms = 1000 }
             "{debug}"
         );
         assert!(debug.contains("postgres://wb:***@db/k"), "{debug}");
+    }
+
+    #[test]
+    fn the_admin_listener_stays_on_loopback_unless_allowed() {
+        for (toml, said) in [
+            (
+                "[admin]\naddr = \"0.0.0.0:8081\"\n",
+                "admin.addr: 0.0.0.0:8081",
+            ),
+            ("[admin]\naddr = \"[::]:8081\"\n", "admin.addr: [::]:8081"),
+            (
+                "[admin]\naddr = \"10.0.0.5:8081\"\n",
+                "admin.addr: 10.0.0.5:8081",
+            ),
+            (
+                "[admin]\nhosts = [\"admin.internal\"]\n",
+                "admin.hosts: only used with [admin] allow_remote = true",
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:8081\"\nallow_remote = true\nhosts = [\"a b\"]\n",
+                "admin.hosts[0]",
+            ),
+        ] {
+            let e = load(toml).expect_err(toml).to_string();
+            assert!(e.contains(said), "{toml}: {e}");
+            assert!(
+                e.contains("allow_remote") || e.contains("admin.hosts[0]"),
+                "{e}"
+            );
+        }
+        for toml in [
+            "[admin]\naddr = \"127.0.0.1:8081\"\n",
+            "[admin]\naddr = \"127.0.0.2:0\"\n",
+            "[admin]\naddr = \"[::1]:8081\"\n",
+            "[admin]\naddr = \"[::ffff:127.0.0.1]:8081\"\n",
+            "[admin]\naddr = \"0.0.0.0:8081\"\nallow_remote = true\n",
+            "[admin]\naddr = \"10.0.0.5:8081\"\nallow_remote = true\nhosts = [\"admin.internal\", \"10.0.0.5:8081\", \"[fd00::1]:8081\"]\n",
+        ] {
+            load(toml).expect(toml);
+        }
+        let vars = vec![(
+            "WBAUTH_GATEWAY__ADMIN__ADDR".to_owned(),
+            "0.0.0.0:8081".to_owned(),
+        )];
+        let e = Config::from_toml("", "g.toml", &vars).expect_err("refused");
+        assert!(e.to_string().contains("allow_remote = true"), "{e}");
     }
 
     #[test]
