@@ -594,7 +594,9 @@ async fn admin_listener_checks_the_host() {
 async fn admin_listener_refuses_a_remote_bind_unless_allowed() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&str, &str, &[(&str, &str)], &[&str]); 4] = [
+    /// (name, `[admin]` section, environment, what stderr must say)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
         (
             "0.0.0.0",
             "[admin]\naddr = \"0.0.0.0:0\"\n",
