@@ -172,6 +172,96 @@ fn call_failures_exit_non_zero_with_the_message() {
     assert!(err.contains("expected key=value"), "{err}");
 }
 
+/// Starts, on its own runtime thread, a server answering every request with `307` and
+/// `Location: location`; returns its base URL.
+fn redirecting_server(location: String) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Router::new().fallback(move || {
+                let location = location.clone();
+                async move {
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(axum::http::header::LOCATION, location)],
+                    )
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("address"))
+}
+
+/// A server that counts the requests it receives; (base URL, count).
+fn counting_server() -> (String, Arc<Mutex<usize>>) {
+    let count: Arc<Mutex<usize>> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Router::new().fallback(move || {
+                let counter = counter.clone();
+                async move {
+                    *counter.lock().expect("lock") += 1;
+                    (StatusCode::OK, "{}")
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    (format!("http://{}", rx.recv().expect("address")), count)
+}
+
+#[test]
+fn call_does_not_follow_a_redirect() {
+    let (elsewhere, received) = counting_server();
+    let base = redirecting_server(format!(
+        "http://ops:hunter2@{}/collect?sig=abc",
+        &elsewhere[7..]
+    ));
+    let (code, out, err) = run(with_credentials(SECRET).args([
+        "call",
+        "/api/v4/trade-account/balance",
+        "--base-url",
+        &base,
+    ]));
+    assert_eq!((code, out.as_str()), (1, ""), "stderr: {err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("307")
+            && err.contains(&format!("{elsewhere}/collect"))
+            && err.contains("not followed")
+            && err.contains("base URL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2") && !err.contains("sig=abc"),
+        "{err}"
+    );
+    assert_eq!(
+        *received.lock().expect("lock"),
+        0,
+        "the signed request was sent on"
+    );
+}
+
 #[test]
 fn sign_prints_the_headers_of_the_exact_body() {
     let body = r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#;

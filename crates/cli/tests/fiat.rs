@@ -80,8 +80,10 @@ async fn issued_tokens_open_fiat_routes() {
         seen.headers.get("authorization").is_none(),
         "the credential stays at the gateway"
     );
-    // Without "Bearer " too.
-    let a = fiat(&gw, &[("authorization", token.as_bytes())], order).await;
+    // Without "Bearer " too (a fresh token: each is used once).
+    let fresh = issue(&gw, &key, &secret, 2).await;
+    let fresh = fresh.trim_start_matches("Bearer ");
+    let a = fiat(&gw, &[("authorization", fresh.as_bytes())], order).await;
     assert_eq!(a.status, 200, "{a:?}");
 
     type Case<'a> = (Vec<(&'a str, &'a [u8])>, &'a str);
@@ -124,8 +126,9 @@ async fn issued_tokens_open_fiat_routes() {
         (401, refused("Invalid token signature."))
     );
     // Expiry on the test clock (60 s lifetime, no leeway on exp).
+    let unused = issue(&gw, &key, &secret, 3).await;
     gw.advance(61_000).await;
-    let a = fiat(&gw, &[("authorization", bearer.as_bytes())], order).await;
+    let a = fiat(&gw, &[("authorization", unused.as_bytes())], order).await;
     assert_eq!((a.status, a.body), (401, refused("Token expired.")));
     assert_eq!(
         upstream.count(),
@@ -134,7 +137,7 @@ async fn issued_tokens_open_fiat_routes() {
     );
 
     // Rotation: add a second key; new tokens use it, tokens of the first still verify.
-    let old_token = issue(&gw, &key, &secret, 2).await;
+    let old_token = issue(&gw, &key, &secret, 4).await;
     assert_eq!(kid_of(&old_token), "k1");
     let pem2 = keys.path().join("signing-2.pem");
     whitebit_gateway::tokens::SigningKey::generate_rs256()
@@ -150,8 +153,9 @@ async fn issued_tokens_open_fiat_routes() {
         upstream.addr,
         &extra.replace(&k1, &format!("{k1}, {k2}")),
     );
+    let old_unused = issue(&gw, &key, &secret, 5).await;
     let gw = gw.kill9_and_restart(1, now);
-    let new_token = issue(&gw, &key, &secret, 3).await;
+    let new_token = issue(&gw, &key, &secret, 6).await;
     assert_eq!(kid_of(&new_token), "k2", "new tokens use the newest key");
     for bearer in [&old_token, &new_token] {
         let a = fiat(&gw, &[("authorization", bearer.as_bytes())], order).await;
@@ -161,15 +165,19 @@ async fn issued_tokens_open_fiat_routes() {
             "both keys verify"
         );
     }
+    // Used once, also across the restart.
+    let a = fiat(&gw, &[("authorization", new_token.as_bytes())], order).await;
+    assert_eq!((a.status, a.body), (401, refused("Token already used.")));
     // Remove the first key: its tokens fail, the second key's still pass.
+    let new_unused = issue(&gw, &key, &secret, 7).await;
     common::gateway::write_config(&dir, upstream.addr, &extra.replace(&k1, &k2));
     let gw = gw.kill9_and_restart(2, now);
-    let a = fiat(&gw, &[("authorization", old_token.as_bytes())], order).await;
+    let a = fiat(&gw, &[("authorization", old_unused.as_bytes())], order).await;
     assert_eq!(
         (a.status, a.body),
         (401, refused("Invalid token signature."))
     );
-    let a = fiat(&gw, &[("authorization", new_token.as_bytes())], order).await;
+    let a = fiat(&gw, &[("authorization", new_unused.as_bytes())], order).await;
     assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER));
 }
 
@@ -465,5 +473,279 @@ async fn conformance_vectors_through_the_gateway() {
         upstream.count(),
         2,
         "exactly the two accepted cases reached the upstream"
+    );
+}
+
+/// A gauge of the admin listener's `/metrics`, when it is there.
+async fn gauge(gw: &Gateway, name: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{}/metrics", gw.admin))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits (bounded) until `gauge` reads at most `most`; returns what it read last.
+async fn wait_for_gauge_at_most(gw: &Gateway, name: &str, most: u64) -> Option<u64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let value = gauge(gw, name).await;
+        if value.is_some_and(|v| v <= most) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Records in the embedded token replay file.
+fn replay_file_records(gw: &Gateway) -> u64 {
+    std::fs::metadata(gw.data_dir.join("tokens").join("tokens.replay"))
+        .expect("replay file")
+        .len()
+        / 44
+}
+
+/// Partner tokens claimed round after round on the test clock: the gateway's timer forgets the
+/// expired ones, so memory holds about the live tokens and the file is compacted, while a live
+/// token stays refused as a replay, also after a `kill -9` and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_token_memory_follows_the_live_tokens() {
+    use whitebit_auth::fiat::OrderFields;
+    use whitebit_client::{FiatCredentials, SecretString};
+
+    const PER_ROUND: u64 = 40;
+    const ROUNDS: u64 = 10;
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    );
+    let gw = Gateway::start_with(&upstream, &extra).await;
+    let created = gw.ok(&["partners", "create", "acme"]);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= in {created}"))
+            .to_owned()
+    };
+    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key));
+    let send = |gw: &Gateway, bearer: String, body: String| {
+        let url = format!("{}{DEPOSIT}", gw.base);
+        let auth_key = auth_key.clone();
+        async move {
+            post(
+                &url,
+                &[
+                    ("content-type", b"application/json"),
+                    ("authorization", bearer.as_bytes()),
+                    ("x-auth-key", auth_key.as_bytes()),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let mut now = gw.advance(0).await;
+    let mut live = None;
+    for round in 0..ROUNDS {
+        for i in 0..PER_ROUND {
+            let order_id = format!("r{round}-{i}");
+            let order = OrderFields {
+                currency: "UAH",
+                amount: "10.00",
+                order_id: &order_id,
+            };
+            let bearer = creds.token_at(DEPOSIT, &order, now).authorization();
+            let body = format!(r#"{{"currency":"UAH","amount":"10.00","orderId":"{order_id}"}}"#);
+            let a = send(&gw, bearer.clone(), body.clone()).await;
+            assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+            live = Some((bearer, body));
+        }
+        // 30 s later: the previous round's tokens (60 s lifetime) have expired, this round's
+        // are live.
+        now = gw.advance(30_000).await;
+        let entries = wait_for_gauge_at_most(&gw, "wbauth_fiat_replay_entries", PER_ROUND).await;
+        assert_eq!(
+            entries,
+            Some(PER_ROUND),
+            "round {round}: memory keeps the live tokens only"
+        );
+        let (bearer, body) = live.clone().expect("a token of this round");
+        let a = send(&gw, bearer, body).await;
+        assert_eq!(
+            (a.status, a.body),
+            (401, refused("Token already used.")),
+            "round {round}: a live token is still refused"
+        );
+    }
+    // 400 tokens were claimed; the file was compacted down to about the live ones.
+    let records = replay_file_records(&gw);
+    assert!(
+        records <= 2 * PER_ROUND + 256,
+        "the replay file holds {records} records for {PER_ROUND} live tokens"
+    );
+    assert_eq!(
+        gauge(&gw, "wbauth_fiat_replay_file_records").await,
+        Some(records)
+    );
+    let gw = gw.kill9_and_restart(1, now);
+    let (bearer, body) = live.expect("a live token");
+    let a = send(&gw, bearer, body).await;
+    assert_eq!(
+        (a.status, a.body),
+        (401, refused("Token already used.")),
+        "a live token is refused after the restart"
+    );
+    assert_eq!(
+        gauge(&gw, "wbauth_fiat_replay_entries").await,
+        Some(PER_ROUND)
+    );
+    assert_eq!(
+        upstream.count(),
+        usize::try_from(PER_ROUND * ROUNDS).expect("count")
+    );
+}
+
+/// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route; the PEM's directory.
+async fn start_issuing(upstream: &Upstream) -> (Gateway, tempfile::TempDir) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pem = keys.path().join("signing.pem");
+    whitebit_gateway::tokens::SigningKey::generate_rs256()
+        .expect("key")
+        .write_pkcs8_pem_file(&pem)
+        .expect("PEM written");
+    let extra = format!(
+        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
+         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
+         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        pem.display(),
+        upstream.addr
+    );
+    (Gateway::start_with(upstream, &extra).await, keys)
+}
+
+/// An account with 2FA and a `fiat` key through the admin API; (public key, secret, TOTP
+/// secret).
+async fn provision_with_totp(gw: &Gateway, account: &str) -> (String, String, Vec<u8>) {
+    use common::gateway::{TOKEN, base32_decode, code};
+    let admin = |path: String, body: serde_json::Value| {
+        let url = format!("{}{path}", gw.admin);
+        async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("admin request");
+            let status = answer.status();
+            let text = answer.text().await.expect("admin answer");
+            assert!(status.is_success(), "{status}: {text}");
+            serde_json::from_str::<serde_json::Value>(&text).expect("admin JSON")
+        }
+    };
+    admin(
+        "/admin/accounts".into(),
+        serde_json::json!({"name": account}),
+    )
+    .await;
+    let enrolled = admin(
+        format!("/admin/accounts/{account}/2fa/enrol"),
+        serde_json::json!({}),
+    )
+    .await;
+    let totp = base32_decode(enrolled["secret"].as_str().expect("secret"));
+    let now = gw.advance(30_000).await;
+    admin(
+        format!("/admin/accounts/{account}/2fa/confirm"),
+        serde_json::json!({"code": code(&totp, now)}),
+    )
+    .await;
+    let now = gw.advance(30_000).await;
+    let created = admin(
+        "/admin/keys".into(),
+        serde_json::json!({"account": account, "kind": "fiat", "code": code(&totp, now)}),
+    )
+    .await;
+    (
+        created["key"]["public_key"]
+            .as_str()
+            .expect("key")
+            .to_owned(),
+        created["secret"].as_str().expect("secret").to_owned(),
+        totp,
+    )
+}
+
+/// A token issued by `POST /api/v4/jwt` opens a Fiat Gateway route once, and only while the key
+/// that asked for it is still in force: disabled (it works again once re-enabled, as a refusal
+/// uses nothing up), deleted, or replaced by a secret rotation, its tokens are refused with a
+/// reason that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_tokens_are_single_use_and_die_with_their_key() {
+    let upstream = Upstream::start().await;
+    let (gw, _keys) = start_issuing(&upstream).await;
+    let (key, secret, totp) = provision_with_totp(&gw, "fb").await;
+    let order = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-9"}"#;
+    let use_token = |bearer: String| {
+        let gw = &gw;
+        async move { fiat(gw, &[("authorization", bearer.as_bytes())], order).await }
+    };
+
+    // Single use, with or without "Bearer ".
+    let bearer = issue(&gw, &key, &secret, 1).await;
+    let a = use_token(bearer.clone()).await;
+    assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+    let a = use_token(bearer.clone()).await;
+    assert_eq!((a.status, a.body), (401, refused("Token already used.")));
+    let a = use_token(bearer.trim_start_matches("Bearer ").to_owned()).await;
+    assert_eq!((a.status, a.body), (401, refused("Token already used.")));
+
+    // A disabled key's tokens are refused; the refusal uses nothing up.
+    let bearer = issue(&gw, &key, &secret, 2).await;
+    gw.ok(&["keys", "disable", &key]);
+    let disabled = refused("API key disabled or deactivated: enable it, then request a new token.");
+    let a = use_token(bearer.clone()).await;
+    assert_eq!((a.status, a.body), (401, disabled.clone()));
+    let a = use_token(bearer.clone()).await;
+    assert_eq!((a.status, a.body), (401, disabled));
+    gw.ok(&["keys", "enable", &key]);
+    let a = use_token(bearer.clone()).await;
+    assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+
+    // A secret rotation ends the tokens issued before it.
+    let before = issue(&gw, &key, &secret, 3).await;
+    let now = gw.advance(30_000).await;
+    let rotated = gw.ok_json(&[
+        "keys",
+        "rotate-secret",
+        &key,
+        "--code",
+        &common::gateway::code(&totp, now),
+    ]);
+    let new_secret = rotated["secret"].as_str().expect("new secret").to_owned();
+    let replaced = refused("API key deleted or its secret changed: request a new token.");
+    let a = use_token(before).await;
+    assert_eq!((a.status, a.body), (401, replaced.clone()));
+    let after = issue(&gw, &key, &new_secret, 4).await;
+    let a = use_token(after).await;
+    assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
+
+    // A deleted key's tokens are refused.
+    let last = issue(&gw, &key, &new_secret, 5).await;
+    gw.ok(&["keys", "delete", &key]);
+    let a = use_token(last).await;
+    assert_eq!((a.status, a.body), (401, replaced));
+
+    assert_eq!(
+        upstream.count(),
+        3,
+        "only the three accepted uses reached the upstream"
     );
 }

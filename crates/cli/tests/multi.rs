@@ -335,10 +335,11 @@ async fn the_postgres_key_store_needs_the_shared_master_key() {
     let stores = shared_stores(Nonces::Postgres);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), upstream.addr, "");
-    let keys = stores.keys.clone();
+    let (keys, nonces) = (stores.keys.clone(), stores.nonces.clone());
     let without = [
         ("WBAUTH_ADMIN_TOKEN", TOKEN),
         ("WBAUTH_GATEWAY__STORE__KEYS", keys.as_str()),
+        ("WBAUTH_GATEWAY__STORE__NONCES", nonces.as_str()),
     ];
     let Err((status, stderr)) = spawn_serve(dir.path(), &config, &without, "no-key.log") else {
         panic!("started without a master key");
@@ -351,6 +352,7 @@ async fn the_postgres_key_store_needs_the_shared_master_key() {
     let wrong = [
         ("WBAUTH_ADMIN_TOKEN", TOKEN),
         ("WBAUTH_GATEWAY__STORE__KEYS", keys.as_str()),
+        ("WBAUTH_GATEWAY__STORE__NONCES", nonces.as_str()),
         (
             "WBAUTH_MASTER_KEY",
             "0000000000000000000000000000000000000000000000000000000000000001",
@@ -361,6 +363,76 @@ async fn the_postgres_key_store_needs_the_shared_master_key() {
     };
     assert!(!status.success());
     assert!(stderr.contains("master key does not match"), "{stderr}");
+}
+
+/// Instances sharing a PostgreSQL key store must share their nonces too: with the default
+/// embedded nonces a request accepted by one would be accepted again by another. Such a start
+/// is refused with what to set, before any store is touched (no table, no master-key check
+/// value, no data directory); the explicit single-instance setting starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keys_with_per_instance_nonces_are_refused_before_any_store_is_touched() {
+    let upstream = Upstream::start().await;
+    let keys = postgres().fresh_database().expect("a fresh database");
+    let database = keys.rsplit('/').next().expect("database name").to_owned();
+    let tables = || {
+        postgres()
+            .psql(
+                &database,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .expect("psql")
+            .trim()
+            .to_owned()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base_env = [
+        ("WBAUTH_ADMIN_TOKEN", TOKEN),
+        ("WBAUTH_MASTER_KEY", common::backends::MASTER_KEY),
+        ("WBAUTH_GATEWAY__STORE__KEYS", keys.as_str()),
+    ];
+    // The default nonces (through the environment), and nonces = "embedded" in the file.
+    for (name, in_file) in [("default", false), ("file", true)] {
+        let config = write_config(dir.path(), upstream.addr, "");
+        if in_file {
+            let text = std::fs::read_to_string(&config).expect("config");
+            std::fs::write(
+                &config,
+                text.replace("[store]\n", "[store]\nnonces = \"embedded\"\n"),
+            )
+            .expect("config written");
+        }
+        let Err((status, stderr)) =
+            spawn_serve(dir.path(), &config, &base_env, &format!("{name}.log"))
+        else {
+            panic!("{name}: started with PostgreSQL keys and per-instance nonces");
+        };
+        assert_eq!(status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("gateway.toml: store.nonces: ")
+                && stderr.contains("accepted again by another")
+                && stderr.contains("redis://")
+                && stderr.contains("allow_per_instance_nonces = true"),
+            "{name}: {stderr}"
+        );
+        assert!(!stderr.contains("decision"), "{stderr}");
+        assert_eq!(
+            tables(),
+            "0",
+            "{name}: the refused start wrote to the key store"
+        );
+        assert!(
+            !dir.path().join("data").exists(),
+            "{name}: the refused start created the data directory"
+        );
+    }
+    // The explicit choice of one instance starts, on the same database.
+    let config = write_config(dir.path(), upstream.addr, "");
+    let mut env = base_env.to_vec();
+    env.push(("WBAUTH_GATEWAY__STORE__ALLOW_PER_INSTANCE_NONCES", "true"));
+    let gateway = spawn_serve(dir.path(), &config, &env, "explicit.log")
+        .unwrap_or_else(|(status, err)| panic!("explicit single instance exited {status}: {err}"));
+    assert_ne!(tables(), "0", "the single instance uses the key store");
+    drop(gateway);
 }
 
 impl OwnServers {

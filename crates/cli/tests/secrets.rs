@@ -670,3 +670,137 @@ fn debug_output_of_secret_carrying_types() {
     // And the pretty form.
     needles.assert_absent("{:#?} of SignedRequest", &format!("{signed:#?}"));
 }
+
+/// Start-up errors about the configuration name the file (or variable), the key and the reason,
+/// and never show a store password: not from a TOML error inside `[store]` or on a line holding
+/// a URL with credentials, not from a refused or unusable store URL (a password with a `/` in
+/// it included), not from the `WBAUTH_GATEWAY__STORE__…` variables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_never_show_store_passwords() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let head = format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\n\n[admin]\naddr = \"127.0.0.1:0\"\n\n[store]\n\
+         data_dir = \"{}\"\n",
+        data.display()
+    );
+    // (what, file text after the [store] head, password, what stderr must name)
+    let file_cases: Vec<(&str, String, &str, Vec<&str>)> = vec![
+        (
+            "an unterminated string in [store]",
+            "keys = \"postgres://wb:S3cretPw1@db.internal/keys\n".to_owned(),
+            "S3cretPw1",
+            vec!["line 9", "store.keys"],
+        ),
+        (
+            "a type error in [store]",
+            "pool_size = \"S3cretPw2\"\n".to_owned(),
+            "S3cretPw2",
+            vec!["line 9", "store.pool_size", "invalid type", "expected u32"],
+        ),
+        (
+            "a URL where [store] wants a word",
+            "durability = \"postgres://wb:S3cretPw3@db/x\"\n".to_owned(),
+            "S3cretPw3",
+            vec!["line 9", "store.durability", "process-crash"],
+        ),
+        (
+            "an unsupported key store URL",
+            "keys = \"mysql://root:S3cretPw4@db/keys\"\n".to_owned(),
+            "S3cretPw4",
+            vec![
+                "store.keys",
+                "unsupported key store",
+                "mysql://root:***@db/keys",
+            ],
+        ),
+        (
+            "a Redis password with a slash",
+            "nonces = \"redis://:S3cret/Pass5@127.0.0.1:1/0\"\nconnect_timeout_ms = 200\n"
+                .to_owned(),
+            "S3cret",
+            vec!["store.nonces", "Redis"],
+        ),
+        (
+            "a TOML error on another line holding credentials",
+            "\n[console]\npublic_url = \"https://ops:S3cretPw6@console.example\" oops\n".to_owned(),
+            "S3cretPw6",
+            vec!["line 11", "console.public_url"],
+        ),
+        (
+            "an upstream URL with credentials",
+            "\n[[route]]\nprefix = \"/api\"\nupstream = \"http://ops:S3cretPw7@127.0.0.1:9\"\n"
+                .to_owned(),
+            "S3cretPw7",
+            vec!["route[0].upstream"],
+        ),
+    ];
+    for (i, (what, store, password, named)) in file_cases.iter().enumerate() {
+        let config = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&config, format!("{head}{store}")).expect("config written");
+        let Err((status, stderr)) = spawn_serve(dir.path(), &config, &[], &format!("bad-{i}.log"))
+        else {
+            panic!("{what}: the gateway started");
+        };
+        assert_eq!(status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            !stderr.contains(password),
+            "{what}: the password is shown: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("bad-{i}.toml")) || i == 4,
+            "{what}: the file is not named: {stderr}"
+        );
+        for name in named {
+            assert!(stderr.contains(name), "{what}: {name:?} missing: {stderr}");
+        }
+    }
+
+    // The same through the environment, on a valid file.
+    let config = dir.path().join("good.toml");
+    std::fs::write(&config, &head).expect("config written");
+    let env_cases: [(&str, &str, &str, &[&str]); 4] = [
+        (
+            "WBAUTH_GATEWAY__STORE__DURABILITY",
+            "postgres://wb:S3cretPw8@db/x",
+            "S3cretPw8",
+            &["WBAUTH_GATEWAY__STORE__DURABILITY", "process-crash"],
+        ),
+        (
+            "WBAUTH_GATEWAY__STORE__POOL_SIZE",
+            "S3cretPw9",
+            "S3cretPw9",
+            &["WBAUTH_GATEWAY__STORE__POOL_SIZE", "expected u32"],
+        ),
+        (
+            "WBAUTH_GATEWAY__STORE__KEYS",
+            "mysql://root:S3cretPw10@db/keys",
+            "S3cretPw10",
+            &["store.keys", "mysql://root:***@db/keys"],
+        ),
+        (
+            "WBAUTH_GATEWAY__STORE__NONCES",
+            "redis://:S3cret/Pass11@127.0.0.1:1/0",
+            "S3cret",
+            &["store.nonces", "Redis"],
+        ),
+    ];
+    for (i, (var, value, password, named)) in env_cases.iter().enumerate() {
+        let env = [
+            (*var, *value),
+            ("WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS", "200"),
+        ];
+        let Err((status, stderr)) = spawn_serve(dir.path(), &config, &env, &format!("env-{i}.log"))
+        else {
+            panic!("{var}: the gateway started");
+        };
+        assert_eq!(status.code(), Some(2), "{var}: {stderr}");
+        assert!(
+            !stderr.contains(password),
+            "{var}: the password is shown: {stderr}"
+        );
+        for name in *named {
+            assert!(stderr.contains(name), "{var}: {name:?} missing: {stderr}");
+        }
+    }
+}

@@ -456,3 +456,189 @@ async fn slow_clients_are_cut_off_by_the_configured_timeouts() {
     let a = send(&gw, &key, &secret, ORDER, &b, &b, &[]).await;
     assert_answer(&a, 200, UPSTREAM_ANSWER);
 }
+
+/// A raw GET/POST to the admin listener with exactly this `Host` (none for `None`).
+fn admin_request(gw: &Gateway, method: &str, path: &str, host: Option<&str>) -> (u16, String) {
+    let addr = gw.admin.trim_start_matches("http://").to_owned();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if let Some(host) = host {
+        request.push_str(&format!("Host: {host}\r\n"));
+    }
+    request.push_str(&format!(
+        "Authorization: Bearer {}\r\nContent-Type: application/json\r\n",
+        common::gateway::TOKEN
+    ));
+    let body = if method == "POST" {
+        r#"{"name":"rebound"}"#
+    } else {
+        ""
+    };
+    request.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    match common::raw::exchange(&addr, request.into_bytes()) {
+        common::raw::Reply::Response(r) => {
+            let text = r.body_text();
+            (r.status, text)
+        }
+        other => panic!("{method} {path} with Host {host:?}: no answer: {other:?}"),
+    }
+}
+
+/// The admin listener answers only requests addressed to it by a loopback name or address (or,
+/// with `allow_remote`, a configured name): a page of some web site whose name resolves to
+/// 127.0.0.1 (DNS rebinding) gets neither `/metrics`, `/readyz`, `/healthz` nor the admin API,
+/// and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_checks_the_host() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let port = gw.admin.rsplit(':').next().expect("port").to_owned();
+    let routes = [
+        ("GET", "/metrics"),
+        ("GET", "/readyz"),
+        ("GET", "/healthz"),
+        ("GET", "/admin/accounts"),
+        ("POST", "/admin/accounts"),
+        ("GET", "/test/clock"),
+    ];
+    let foreign = [
+        Some("evil.example".to_owned()),
+        Some(format!("evil.example:{port}")),
+        Some(format!("127.0.0.1.nip.io:{port}")),
+        Some(format!("localhost.evil.example:{port}")),
+        Some("127.0.0.1:80@evil.example".to_owned()),
+        Some(String::new()),
+        None,
+    ];
+    for (method, path) in routes {
+        for host in &foreign {
+            let (status, body) = admin_request(&gw, method, path, host.as_deref());
+            assert_eq!(status, 421, "{method} {path} with Host {host:?}: {body}");
+            let value: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+            let message = value["message"].as_str().expect("message");
+            assert!(
+                message.contains("loopback") && message.contains("[admin] hosts"),
+                "{message}"
+            );
+            assert!(!message.contains("decision"), "{message}");
+        }
+    }
+    // Nothing was created by the refused POSTs.
+    let loopback = format!("127.0.0.1:{port}");
+    let (status, body) = admin_request(&gw, "GET", "/admin/accounts", Some(&loopback));
+    assert_eq!((status, body.as_str()), (200, r#"{"accounts":[]}"#));
+    // Loopback names and addresses, with or without the port, in any case.
+    for host in [
+        loopback.clone(),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        "localhost".to_owned(),
+        format!("[::1]:{port}"),
+        "127.0.0.1".to_owned(),
+    ] {
+        for path in ["/metrics", "/readyz", "/healthz", "/admin/accounts"] {
+            let (status, body) = admin_request(&gw, "GET", path, Some(&host));
+            assert_eq!(status, 200, "GET {path} with Host {host:?}: {body}");
+        }
+    }
+    let (status, _) = admin_request(&gw, "POST", "/admin/accounts", Some(&loopback));
+    assert_eq!(status, 201);
+    // The public listener is not concerned.
+    let public = reqwest::get(format!("{}/api/v4/public/time", gw.base))
+        .await
+        .expect("GET");
+    assert_ne!(public.status().as_u16(), 421);
+
+    // With allow_remote, the configured names are accepted too (still on loopback here).
+    drop(gw);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::gateway::write_config(dir.path(), upstream.addr, "");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "[admin]\naddr = \"127.0.0.1:0\"\n",
+            "[admin]\naddr = \"127.0.0.1:0\"\nallow_remote = true\nhosts = [\"Admin.Internal\", \"ops.internal:9999\"]\n",
+        ),
+    )
+    .expect("config written");
+    let gw = common::gateway::spawn_serve(
+        dir.path(),
+        &config,
+        &[("WBAUTH_ADMIN_TOKEN", common::gateway::TOKEN)],
+        "remote.log",
+    )
+    .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
+    let port = gw.admin.rsplit(':').next().expect("port").to_owned();
+    for (host, status) in [
+        (format!("admin.internal:{port}"), 200),
+        ("admin.internal".to_owned(), 200),
+        ("ops.internal:9999".to_owned(), 200),
+        (format!("ops.internal:{port}"), 421),
+        (format!("other.internal:{port}"), 421),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        assert_eq!(
+            admin_request(&gw, "GET", "/metrics", Some(&host)).0,
+            status,
+            "Host {host:?}"
+        );
+    }
+}
+
+/// The admin listener binds a loopback address unless `[admin] allow_remote = true`; any other
+/// address is refused at start-up with what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_refuses_a_remote_bind_unless_allowed() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    /// (name, `[admin]` section, environment, what stderr must say)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
+        (
+            "0.0.0.0",
+            "[admin]\naddr = \"0.0.0.0:0\"\n",
+            &[],
+            &["admin.addr", "0.0.0.0:0", "loopback", "allow_remote = true"],
+        ),
+        (
+            "[::]",
+            "[admin]\naddr = \"[::]:0\"\n",
+            &[],
+            &["admin.addr", "[::]:0", "allow_remote = true"],
+        ),
+        (
+            "environment",
+            "[admin]\naddr = \"127.0.0.1:0\"\n",
+            &[("WBAUTH_GATEWAY__ADMIN__ADDR", "192.0.2.10:0")],
+            &["admin.addr", "192.0.2.10:0", "allow_remote = true"],
+        ),
+        (
+            "hosts without allow_remote",
+            "[admin]\naddr = \"127.0.0.1:0\"\nhosts = [\"admin.internal\"]\n",
+            &[],
+            &["admin.hosts", "allow_remote = true"],
+        ),
+    ];
+    for (name, admin, env, said) in cases {
+        let config = common::gateway::write_config(dir.path(), upstream.addr, "");
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            text.replace("[admin]\naddr = \"127.0.0.1:0\"\n", admin),
+        )
+        .expect("config written");
+        let Err((status, stderr)) =
+            common::gateway::spawn_serve(dir.path(), &config, env, &format!("{name}.log"))
+        else {
+            panic!("{name}: the admin listener was bound");
+        };
+        assert_eq!(status.code(), Some(2), "{name}: {stderr}");
+        for s in said {
+            assert!(stderr.contains(s), "{name}: {s:?} missing: {stderr}");
+        }
+        assert!(!stderr.contains("decision"), "{stderr}");
+    }
+}

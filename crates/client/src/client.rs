@@ -195,7 +195,11 @@ impl ClientBuilder {
         self
     }
 
-    /// Uses this reqwest client (its own timeouts apply).
+    /// Uses this reqwest client (its own timeouts apply). Build it with
+    /// `.redirect(reqwest::redirect::Policy::none())`: a client that follows redirects would
+    /// send the signed headers and body to wherever a redirect points (where they could be
+    /// replayed) before this client can refuse; such a followed redirect is reported as
+    /// [`Error::Config`].
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -228,7 +232,10 @@ impl ClientBuilder {
         let http = match self.http {
             Some(http) => http,
             None => {
+                // Never follow a redirect: it would hand the signed request to another
+                // address, where it could be replayed.
                 let mut builder = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(self.connect_timeout)
                     .user_agent(concat!("whitebit-client/", env!("CARGO_PKG_VERSION")));
                 if let Some(timeout) = self.timeout {
@@ -408,6 +415,7 @@ impl Client {
             .send()
             .await
             .map_err(Error::transport)?;
+        refuse_redirect(&response)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(Error::transport)?;
         let received = unix_ms();
@@ -438,6 +446,8 @@ impl Client {
 
     async fn send_once(&self, path: &str, signed: SignedRequest) -> Result<Value, Error> {
         let url = format!("{}{}", self.inner.base, path);
+        let sent_to = reqwest::Url::parse(&url)
+            .map_err(|e| Error::Config(format!("invalid request URL: {e}")))?;
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let header = |value: &str| {
@@ -451,12 +461,22 @@ impl Client {
         let response = self
             .inner
             .http
-            .post(url)
+            .post(sent_to.clone())
             .headers(headers)
             .body(signed.body)
             .send()
             .await
             .map_err(Error::transport)?;
+        refuse_redirect(&response)?;
+        if response.url() != &sent_to {
+            // A caller's HTTP client followed a redirect (see `ClientBuilder::http_client`).
+            return Err(Error::Config(format!(
+                "the HTTP client given to ClientBuilder::http_client followed a redirect to \
+                 {}, so the signed request was sent there; build that client with \
+                 reqwest::redirect::Policy::none()",
+                crate::error::shown_target(response.url())
+            )));
+        }
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -478,6 +498,22 @@ impl Client {
         }
         Ok(value)
     }
+}
+
+/// A redirect answer becomes [`Error::Redirect`]; it is never followed.
+fn refuse_redirect(response: &reqwest::Response) -> Result<(), Error> {
+    if !response.status().is_redirection() {
+        return Ok(());
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    Err(Error::redirect(
+        response.status().as_u16(),
+        response.url(),
+        location,
+    ))
 }
 
 /// Offset (server − local, ms) from a whole-second server time observed between `sent_ms`

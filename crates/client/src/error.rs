@@ -185,9 +185,32 @@ pub enum Error {
     /// The request could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The server answered a signed request with a redirect (3xx). It was not followed:
+    /// sending the signed headers and body on would let whoever receives them replay the
+    /// request. `location` is the target without user name, password, query or fragment.
+    #[error(
+        "the server answered {status} {reason} (a redirect{to}); it was not followed, since \
+         that would send the signed request to another address where it could be replayed: \
+         use the base URL that answers directly",
+        reason = redirect_reason(*status),
+        to = location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default()
+    )]
+    Redirect {
+        /// The HTTP status (301, 302, 303, 307, 308, …).
+        status: u16,
+        /// Where it pointed: `scheme://host[:port]/path`, when the `Location` header parsed.
+        location: Option<String>,
+    },
     /// The client is not configured correctly.
     #[error("configuration error: {0}")]
     Config(String),
+}
+
+fn redirect_reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Redirect")
 }
 
 impl Error {
@@ -209,7 +232,26 @@ impl Error {
     pub(crate) fn transport(e: reqwest::Error) -> Self {
         Error::Transport(e.without_url())
     }
+
+    /// A redirect answer to a request sent to `url`: its status and where it pointed, without
+    /// credentials, query or fragment (they may carry secrets).
+    pub(crate) fn redirect(status: u16, url: &reqwest::Url, location: Option<&str>) -> Self {
+        let location = location
+            .and_then(|l| url.join(l).ok())
+            .map(|target| shown_target(&target));
+        Error::Redirect { status, location }
+    }
 }
+
+/// `scheme://host[:port]/path` of a URL: no user name, password, query or fragment.
+pub(crate) fn shown_target(target: &reqwest::Url) -> String {
+    // IPv6 hosts come in brackets.
+    let host = target.host_str().unwrap_or_default();
+    let port = target.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{host}{port}{}", target.scheme(), target.path())
+}
+
+impl Error {}
 
 #[cfg(test)]
 mod tests {
@@ -246,6 +288,32 @@ mod tests {
             };
             assert_eq!(f.kind, expected, "{e:?}");
         }
+    }
+
+    #[test]
+    fn redirects_name_their_target_without_secrets() {
+        let url = reqwest::Url::parse("http://127.0.0.1:9/api/v4/x").expect("url");
+        let e = Error::redirect(
+            307,
+            &url,
+            Some("https://u:p4ss@other.example:8443/y?sig=1#f"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "the server answered 307 Temporary Redirect (a redirect to \
+             https://other.example:8443/y); it was not followed, since that would send the \
+             signed request to another address where it could be replayed: use the base URL \
+             that answers directly"
+        );
+        let e = Error::redirect(308, &url, Some("/elsewhere?token=1"));
+        assert!(
+            e.to_string()
+                .contains("308 Permanent Redirect (a redirect to http://127.0.0.1:9/elsewhere)"),
+            "{e}"
+        );
+        let e = Error::redirect(302, &url, None);
+        assert!(e.to_string().contains("302 Found (a redirect);"), "{e}");
+        assert_eq!(e.kind(), None);
     }
 
     #[test]

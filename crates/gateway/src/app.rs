@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::admin::{AdminOptions, AdminToken, admin_router};
+use crate::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::ip::IpRule;
@@ -84,7 +84,11 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
                 )));
             };
             let master = MasterKey::from_source(&MasterKeySource::Env(hex.to_owned()))?;
-            Arc::new(PgKeyStore::connect(&url, master, &remote).await?)
+            Arc::new(
+                PgKeyStore::connect(&url, master, &remote)
+                    .await
+                    .map_err(|e| at_key("store.keys", e))?,
+            )
         }
     };
     let (nonces, replay): (Arc<dyn NonceStore>, Arc<dyn ReplayGuard>) = match config
@@ -112,13 +116,19 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
             (Arc::new(journal), Arc::new(replay))
         }
         NonceBackend::Redis(url) => {
-            let store =
-                Arc::new(crate::store::redis::RedisNonceStore::connect(&url, &remote).await?);
+            let store = Arc::new(
+                crate::store::redis::RedisNonceStore::connect(&url, &remote)
+                    .await
+                    .map_err(|e| at_key("store.nonces", e))?,
+            );
             (store.clone(), store)
         }
         NonceBackend::Postgres(url) => {
-            let store =
-                Arc::new(crate::store::pg_nonce::PgNonceStore::connect(&url, &remote).await?);
+            let store = Arc::new(
+                crate::store::pg_nonce::PgNonceStore::connect(&url, &remote)
+                    .await
+                    .map_err(|e| at_key("store.nonces", e))?,
+            );
             (store.clone(), store)
         }
     };
@@ -127,6 +137,19 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         nonces,
         replay,
     })
+}
+
+/// A store error that says which `[store]` setting named the store.
+fn at_key(key: &str, e: StoreError) -> StoreError {
+    let with = |message: String| format!("{key}: {message}");
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(with(m)),
+        StoreError::Corrupt(m) => StoreError::Corrupt(with(m)),
+        StoreError::Conflict(m) => StoreError::Conflict(with(m)),
+        StoreError::WrongMasterKey(m) => StoreError::WrongMasterKey(with(m)),
+        StoreError::Refused(m) => StoreError::Refused(with(m)),
+        io @ StoreError::Io(_) => io,
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
@@ -267,6 +290,7 @@ pub async fn run(
 
     let sweeper = {
         let nonces = stores.nonces.clone();
+        let replay = stores.replay.clone();
         let clock = gateway.clock.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -275,6 +299,9 @@ pub async fn run(
                 // A failed sweep is retried on the next tick; expired entries never match.
                 if let Err(e) = nonces.sweep(clock.now_ms()).await {
                     tracing::warn!(target: "wbauth::store", "nonce sweep failed: {e}");
+                }
+                if let Err(e) = replay.sweep(clock.now_ms()).await {
+                    tracing::warn!(target: "wbauth::store", "token replay sweep failed: {e}");
                 }
             }
         })
@@ -501,18 +528,20 @@ pub struct AdminServer {
 /// The admin router of a gateway: the management API over `service` (built with
 /// [`KeyService::for_gateway`], so it shares the gateway's store, cache, configuration and
 /// clock), `/healthz`, `/readyz` over both stores, and `POST /test/clock` in test builds.
-/// `extra` is merged in without authentication: mount `/metrics` there.
+/// `extra` is merged in without authentication: mount `/metrics` there. Every route answers
+/// only the `Host` values `hosts` allows.
 pub fn admin_router_for(
     service: Arc<KeyService>,
     stores: &Stores,
     token: AdminToken,
     clock: &ServeClock,
     extra: Option<axum::Router>,
+    hosts: AdminHosts,
 ) -> axum::Router {
     let nonces: Arc<dyn NonceStore> = stores.nonces.clone();
     #[cfg(not(feature = "test-clock"))]
     let _ = clock;
-    admin_router(
+    let router = admin_router(
         service,
         token,
         AdminOptions {
@@ -521,7 +550,8 @@ pub fn admin_router_for(
             #[cfg(feature = "test-clock")]
             test_clock: Some(clock.test.clone()),
         },
-    )
+    );
+    with_host_check(router, hosts)
 }
 
 /// The web console's listener and router (`[console] listen`; see [`crate::console`]).

@@ -196,15 +196,59 @@ impl Default for ListenConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin listener (loopback by default).
+    /// Address of the admin listener: a loopback address unless `allow_remote`.
     pub addr: SocketAddr,
+    /// Allow `addr` to be a non-loopback address (the admin API, `/metrics` and `/readyz`
+    /// are then reachable from the network: keep it behind a firewall).
+    pub allow_remote: bool,
+    /// With `allow_remote`: the `Host` names (optionally `name:port`) the admin listener
+    /// answers besides the loopback names and its own address.
+    pub hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            allow_remote: false,
+            hosts: Vec::new(),
         }
+    }
+}
+
+impl AdminConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !crate::ip::canonical(self.addr.ip()).is_loopback() && !self.allow_remote {
+            return Err(format!(
+                "admin.addr: {} is not a loopback address. The admin listener serves the \
+                 management API, /metrics and /readyz, so it listens on loopback only \
+                 (127.0.0.1 or [::1]); to listen on {} anyway, set [admin] allow_remote = true, \
+                 keep the port behind a firewall, and list the names clients use for it in \
+                 [admin] hosts",
+                self.addr, self.addr
+            ));
+        }
+        if !self.hosts.is_empty() && !self.allow_remote {
+            return Err(
+                "admin.hosts: only used with [admin] allow_remote = true (loopback \
+                 names and addresses are always accepted); remove it or set allow_remote"
+                    .to_owned(),
+            );
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let ok = !host.is_empty()
+                && host.len() <= 260
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                });
+            if !ok {
+                return Err(format!(
+                    "admin.hosts[{i}]: {host:?} is not a host name or address (optionally \
+                     with :port), e.g. \"admin.internal\" or \"10.0.0.5:8081\""
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -219,8 +263,8 @@ pub enum DurabilityConfig {
     PowerLoss,
 }
 
-/// `[store]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[store]`. `Debug` shows the store URLs without their passwords.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Where the embedded stores and the generated master key live.
@@ -243,6 +287,27 @@ pub struct StoreConfig {
     /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
     /// (`decisions.md` 19): a restarted Redis may then forget accepted nonces.
     pub redis_allow_non_durable: bool,
+    /// With `keys` on PostgreSQL, allow `nonces = "embedded"`: accepted nonces then live in
+    /// this instance's data directory only, which is safe for a single instance and lets a
+    /// request accepted by one instance be accepted again by another.
+    pub allow_per_instance_nonces: bool,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("keys", &crate::store::redact_url(&self.keys))
+            .field("nonces", &crate::store::redact_url(&self.nonces))
+            .field("durability", &self.durability)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("op_timeout_ms", &self.op_timeout_ms)
+            .field("refresh_interval_ms", &self.refresh_interval_ms)
+            .field("redis_allow_non_durable", &self.redis_allow_non_durable)
+            .field("allow_per_instance_nonces", &self.allow_per_instance_nonces)
+            .finish()
+    }
 }
 
 impl Default for StoreConfig {
@@ -257,6 +322,7 @@ impl Default for StoreConfig {
             op_timeout_ms: 1_000,
             refresh_interval_ms: 30_000,
             redis_allow_non_durable: false,
+            allow_per_instance_nonces: false,
         }
     }
 }
@@ -493,19 +559,22 @@ impl Config {
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
         // First from the text alone, so errors carry the file's line numbers.
-        let parsed: Config =
-            toml::from_str(text).map_err(|e| ConfigError::new(source_name, toml_message(&e)))?;
+        let parsed: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::new(source_name, toml_message(text, &e, false)))?;
         let config = if overrides.is_empty() {
             parsed
         } else {
             let mut table: toml::Table = toml::from_str(text)
-                .map_err(|e| ConfigError::new(source_name, toml_message(&e)))?;
+                .map_err(|e| ConfigError::new(source_name, toml_message(text, &e, false)))?;
             for (var, value) in overrides {
                 apply_override(&mut table, var, value)?;
             }
             let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+            // A `[store]` variable's value is never repeated (it may be a URL with a password).
+            let store_prefix = format!("{ENV_PREFIX}STORE__");
+            let hide = names.iter().any(|n| n.starts_with(&store_prefix));
             Config::deserialize(toml::Value::Table(table))
-                .map_err(|e| ConfigError::new(names.join(", "), toml_message(&e)))?
+                .map_err(|e| ConfigError::new(names.join(", "), toml_message("", &e, hide)))?
         };
         config
             .validate()
@@ -518,6 +587,7 @@ impl Config {
         if self.verify.max_body_bytes == 0 {
             return Err("verify.max_body_bytes: must be at least 1".into());
         }
+        self.admin.validate()?;
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
         }
@@ -540,7 +610,8 @@ impl Config {
                 .is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains(['?', '#', ' ']))
             {
                 return Err(format!(
-                    "console.public_url: {url:?} is not an http:// or https:// address without query"
+                    "console.public_url: {:?} is not an http:// or https:// address without query",
+                    crate::store::redact_url(url)
                 ));
             }
         }
@@ -564,8 +635,22 @@ impl Config {
         for (i, trusted) in self.proxy.trusted.iter().enumerate() {
             IpRule::parse(trusted).map_err(|e| format!("proxy.trusted[{i}]: {e}"))?;
         }
-        self.store.key_backend()?;
-        self.store.nonce_backend()?;
+        let keys = self.store.key_backend()?;
+        let nonces = self.store.nonce_backend()?;
+        if matches!(keys, KeyBackend::Postgres(_))
+            && nonces == NonceBackend::Embedded
+            && !self.store.allow_per_instance_nonces
+        {
+            return Err(
+                "store.nonces: the keys are in PostgreSQL, which several instances \
+                 share, but nonces = \"embedded\" keeps the accepted nonces in this \
+                 instance's data directory only, so a request accepted by one instance would be \
+                 accepted again by another. Set [store] nonces to the nonce store every \
+                 instance shares (a redis://… or postgres://… URL) or, if this is the only \
+                 instance using these keys, set [store] allow_per_instance_nonces = true."
+                    .to_owned(),
+            );
+        }
         if self.store.pool_size == 0 || self.store.pool_size > 1_000 {
             return Err("store.pool_size: must be between 1 and 1000".to_owned());
         }
@@ -636,8 +721,138 @@ impl Config {
     }
 }
 
-fn toml_message(e: &toml::de::Error) -> String {
-    e.to_string().trim_end().replace('\n', "\n  ")
+/// A TOML error as a message: where (line, column, key) and why. The offending line is quoted
+/// (as the TOML parser shows it) unless it lies in `[store]` (whose values are URLs with
+/// passwords) or holds a URL with credentials; then, and whenever `hide_values`, the values
+/// the reason would repeat are left out too. URLs left in the message lose their passwords.
+fn toml_message(text: &str, e: &toml::de::Error, hide_values: bool) -> String {
+    let reason = e.message().trim_end();
+    let Some(span) = e.span().filter(|span| span.start <= text.len()) else {
+        let message = e.to_string();
+        let message = if hide_values {
+            hide_quoted_values(&message)
+        } else {
+            message
+        };
+        return crate::store::redact_urls_in(message.trim_end()).replace('\n', "\n  ");
+    };
+    let start = span.start;
+    let end = span.end.clamp(start, text.len());
+    let line = text[..start].matches('\n').count();
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..]
+        .char_indices()
+        .take_while(|(i, _)| line_start + i < start)
+        .count()
+        + 1;
+    let last_line = line + text[start..end].matches('\n').count();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let touched = lines.get(line..=last_line.min(lines.len().saturating_sub(1)));
+    let key = key_path_at(&lines, line);
+    let in_store = key == "store" || key.starts_with("store.");
+    let credentials = touched.is_some_and(|touched| touched.iter().any(|l| has_credentials(l)));
+    if !(hide_values || in_store || credentials) {
+        let message = crate::store::redact_urls_in(e.to_string().trim_end());
+        return message.replace('\n', "\n  ");
+    }
+    let place = if key.is_empty() {
+        format!("line {}, column {column}", line + 1)
+    } else {
+        format!("line {}, column {column}, in {key}", line + 1)
+    };
+    format!(
+        "{place}: {} (the line is not shown: it may hold a password)",
+        crate::store::redact_urls_in(&hide_quoted_values(reason))
+    )
+}
+
+/// Whether a line holds a URL with user information (`scheme://user:password@host`).
+fn has_credentials(line: &str) -> bool {
+    line.find("://")
+        .is_some_and(|at| line[at + 3..].contains('@'))
+}
+
+/// The dotted key of line `index` of a TOML document: its table (the last `[table]` or
+/// `[[array]]` header above it) and the key before its `=`; empty when unknown.
+fn key_path_at(lines: &[&str], index: usize) -> String {
+    let unquote = |part: &str| {
+        part.split('.')
+            .map(|p| p.trim().trim_matches(['"', '\'']))
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let header = |line: &str| {
+        let line = line.trim();
+        line.starts_with('[').then(|| {
+            let inner = line.trim_start_matches('[');
+            let inner = inner.split(']').next().unwrap_or_default();
+            unquote(inner)
+        })
+    };
+    let current = lines.get(index).copied().unwrap_or_default();
+    if let Some(table) = header(current) {
+        return table;
+    }
+    let table = lines
+        .get(..index)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .find_map(|l| header(l))
+        .unwrap_or_default();
+    let key = current
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'' | ' ')
+                })
+        })
+        .map(unquote)
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => table,
+        (true, false) => key,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// A serde reason without the value it quotes: `invalid type: string "…", expected u32` →
+/// `invalid type: a string, expected u32`; `unknown variant `…`, expected …` →
+/// `unknown variant, expected …`.
+fn hide_quoted_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    loop {
+        let string = rest.find("string \"");
+        let variant = rest.find("variant `");
+        match (string, variant) {
+            (Some(s), v) if v.is_none_or(|v| s < v) => {
+                out.push_str(&rest[..s]);
+                out.push_str("a string");
+                // Skip the Debug-escaped string literal.
+                let body = &rest[s + "string \"".len()..];
+                let mut escaped = false;
+                let close = body.char_indices().find(|&(_, c)| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                });
+                rest = close.map_or("", |(i, _)| &body[i + 1..]);
+            }
+            (_, Some(v)) => {
+                out.push_str(&rest[..v]);
+                out.push_str("variant");
+                let body = &rest[v + "variant `".len()..];
+                rest = body.find('`').map_or("", |i| &body[i + 1..]);
+            }
+            _ => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
 }
 
 /// Sets `a.b.c` from `WBAUTH_GATEWAY__A__B__C=value`; the value is read as TOML when it
@@ -690,12 +905,18 @@ fn check_forward_headers(route: &RouteConfig) -> Result<(), String> {
 }
 
 fn check_upstream(url: &str) -> Result<(), String> {
+    let shown = crate::store::redact_url(url);
     let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("{url:?}: expected http://host:port (TLS to upstreams is terminated elsewhere)")
+        format!("{shown:?}: expected http://host:port (TLS to upstreams is terminated elsewhere)")
     })?;
     let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!("{url:?}: expected http://host:port with no path"));
+    if authority.contains('@') {
+        return Err(format!(
+            "{shown:?}: expected http://host:port without user name or password"
+        ));
+    }
+    if authority.is_empty() || authority.contains(['/', '?', '#', ' ']) {
+        return Err(format!("{shown:?}: expected http://host:port with no path"));
     }
     Ok(())
 }
@@ -819,6 +1040,154 @@ trade = { requests = 10, window_ms = 1000 }
     }
 
     #[test]
+    fn store_values_and_credentials_are_never_quoted() {
+        let cases = [
+            // (file, password, what the message must still say)
+            (
+                "[store]\nkeys = \"postgres://wb:S3cretA@db/keys\n",
+                "S3cretA",
+                vec!["line 2, column", "in store.keys", "not shown"],
+            ),
+            (
+                "[store]\npool_size = \"S3cretB\"\n",
+                "S3cretB",
+                vec![
+                    "line 2",
+                    "in store.pool_size",
+                    "invalid type: a string, expected u32",
+                ],
+            ),
+            (
+                "[store]\ndurability = \"postgres://wb:S3cretC@db/x\"\n",
+                "S3cretC",
+                vec![
+                    "in store.durability",
+                    "unknown variant, expected `process-crash`",
+                ],
+            ),
+            (
+                "store.keys = \"postgres://wb:S3cretD@db/keys\" x\n",
+                "S3cretD",
+                vec!["line 1", "in store.keys"],
+            ),
+            (
+                "store = { keys = \"postgres://wb:S3cretE@db/keys\", x }\n",
+                "S3cretE",
+                vec!["line 1", "in store"],
+            ),
+            (
+                "[console]\npublic_url = \"https://ops:S3cretF@c.example\" oops\n",
+                "S3cretF",
+                vec!["line 2", "in console.public_url"],
+            ),
+            (
+                "[[route]]\nprefix = \"/api\"\nupstream = \"http://ops:S3cretG@x:1\"\n",
+                "S3cretG",
+                vec!["route[0].upstream", "without user name or password"],
+            ),
+            (
+                "[console]\npublic_url = \"ftp://ops:S3cretH@c.example\"\n",
+                "S3cretH",
+                vec!["console.public_url"],
+            ),
+            (
+                "[store]\nnonces = \"memcached://:S3cretI/x@cache\"\n",
+                "S3cretI",
+                vec!["store.nonces", "unsupported nonce store"],
+            ),
+        ];
+        for (text, password, said) in cases {
+            let e = load(text).expect_err(text).to_string();
+            assert!(!e.contains(password), "{text}: {e}");
+            assert!(e.starts_with("gateway.toml: "), "{e}");
+            for s in said {
+                assert!(e.contains(s), "{text}: {s:?} missing in {e}");
+            }
+        }
+        // Through the environment.
+        for (var, value, password) in [
+            (
+                "WBAUTH_GATEWAY__STORE__DURABILITY",
+                "postgres://wb:S3cretJ@db/x",
+                "S3cretJ",
+            ),
+            ("WBAUTH_GATEWAY__STORE__POOL_SIZE", "S3cretK", "S3cretK"),
+            (
+                "WBAUTH_GATEWAY__STORE__KEYS",
+                "mysql://root:S3cretL@db/k",
+                "S3cretL",
+            ),
+        ] {
+            let vars = vec![(var.to_owned(), value.to_owned())];
+            let e = Config::from_toml("", "g.toml", &vars)
+                .expect_err(var)
+                .to_string();
+            assert!(!e.contains(password), "{var}: {e}");
+            assert!(e.contains("store."), "{var}: {e}");
+        }
+        // Elsewhere the line is still quoted.
+        let e = load("[verify]\nbody_match = \"fuzzy\"\n").expect_err("bad enum");
+        assert!(e.to_string().contains("body_match = \"fuzzy\""), "{e}");
+        // Debug shows no password.
+        let c = load(
+            "[store]\nkeys = \"postgres://wb:S3cretM@db/k\"\nnonces = \"redis://:S3cretN@c/0\"\n",
+        )
+        .expect("valid");
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("S3cretM") && !debug.contains("S3cretN"),
+            "{debug}"
+        );
+        assert!(debug.contains("postgres://wb:***@db/k"), "{debug}");
+    }
+
+    #[test]
+    fn the_admin_listener_stays_on_loopback_unless_allowed() {
+        for (toml, said) in [
+            (
+                "[admin]\naddr = \"0.0.0.0:8081\"\n",
+                "admin.addr: 0.0.0.0:8081",
+            ),
+            ("[admin]\naddr = \"[::]:8081\"\n", "admin.addr: [::]:8081"),
+            (
+                "[admin]\naddr = \"10.0.0.5:8081\"\n",
+                "admin.addr: 10.0.0.5:8081",
+            ),
+            (
+                "[admin]\nhosts = [\"admin.internal\"]\n",
+                "admin.hosts: only used with [admin] allow_remote = true",
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:8081\"\nallow_remote = true\nhosts = [\"a b\"]\n",
+                "admin.hosts[0]",
+            ),
+        ] {
+            let e = load(toml).expect_err(toml).to_string();
+            assert!(e.contains(said), "{toml}: {e}");
+            assert!(
+                e.contains("allow_remote") || e.contains("admin.hosts[0]"),
+                "{e}"
+            );
+        }
+        for toml in [
+            "[admin]\naddr = \"127.0.0.1:8081\"\n",
+            "[admin]\naddr = \"127.0.0.2:0\"\n",
+            "[admin]\naddr = \"[::1]:8081\"\n",
+            "[admin]\naddr = \"[::ffff:127.0.0.1]:8081\"\n",
+            "[admin]\naddr = \"0.0.0.0:8081\"\nallow_remote = true\n",
+            "[admin]\naddr = \"10.0.0.5:8081\"\nallow_remote = true\nhosts = [\"admin.internal\", \"10.0.0.5:8081\", \"[fd00::1]:8081\"]\n",
+        ] {
+            load(toml).expect(toml);
+        }
+        let vars = vec![(
+            "WBAUTH_GATEWAY__ADMIN__ADDR".to_owned(),
+            "0.0.0.0:8081".to_owned(),
+        )];
+        let e = Config::from_toml("", "g.toml", &vars).expect_err("refused");
+        assert!(e.to_string().contains("allow_remote = true"), "{e}");
+    }
+
+    #[test]
     fn environment_overrides() {
         let vars = vec![
             (
@@ -900,6 +1269,48 @@ trade = { requests = 10, window_ms = 1000 }
             .expect_err("refused")
             .to_string();
         assert!(e.contains("store.op_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn postgres_keys_need_shared_nonces_or_an_explicit_single_instance() {
+        let config = |store: &str| Config::from_toml(&format!("[store]\n{store}"), "g.toml", &[]);
+        for store in [
+            "keys = \"postgres://wb:pw@db/keys\"\n",
+            "keys = \"postgresql://db/keys\"\nnonces = \"embedded\"\n",
+            "keys = \"postgres://db/keys\"\nallow_per_instance_nonces = false\n",
+        ] {
+            let e = config(store).expect_err(store).to_string();
+            assert!(e.starts_with("g.toml: store.nonces: "), "{e}");
+            assert!(
+                e.contains("accepted again by another")
+                    && e.contains("redis://")
+                    && e.contains("allow_per_instance_nonces = true"),
+                "{e}"
+            );
+            assert!(!e.contains("decision") && !e.contains("pw@"), "{e}");
+        }
+        // The same through the environment.
+        let vars = vec![(
+            "WBAUTH_GATEWAY__STORE__KEYS".to_owned(),
+            "postgres://db/keys".to_owned(),
+        )];
+        let e = Config::from_toml("", "g.toml", &vars).expect_err("refused");
+        assert!(e.to_string().contains("allow_per_instance_nonces"), "{e}");
+        // Shared nonces, or the explicit choice of one instance, are accepted.
+        for store in [
+            "keys = \"postgres://db/keys\"\nnonces = \"redis://cache:6379/0\"\n",
+            "keys = \"postgres://db/keys\"\nnonces = \"postgres://db/keys\"\n",
+            "keys = \"postgres://db/keys\"\nallow_per_instance_nonces = true\n",
+            "keys = \"sqlite\"\n",
+        ] {
+            let c = config(store).expect(store);
+            assert_eq!(
+                c.store.allow_per_instance_nonces,
+                store.contains("allow_per_instance_nonces"),
+                "{store}"
+            );
+        }
+        assert!(!load("").expect("defaults").store.allow_per_instance_nonces);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Fiat Gateway routes (`decisions.md` 22–24): a request with `x-auth-key` carries a partner
 //! token (HS256, key chosen by `x-auth-key`, single use); without it, the token must be one
-//! this gateway issued (`POST /api/v4/jwt`, checked against the JWKS keys). Failures answer
-//! 401 `Request authorization failed` with the reason.
+//! this gateway issued (`POST /api/v4/jwt`, checked against the JWKS keys), whose API key must
+//! still be in force (enabled, not idle-deactivated, not deleted, the same secret) and which
+//! is used once too. Failures answer 401 `Request authorization failed` with the reason.
 
 use axum::http::{HeaderMap, HeaderName};
 use whitebit_auth::TokenRejection;
@@ -62,12 +63,25 @@ pub async fn authorize(
         .map(|v| v.to_str().unwrap_or(""))
         .collect();
     if auth_keys.is_empty() {
-        // The gateway's own tokens: the JWKS algorithm only.
-        return gw
+        // The gateway's own tokens: the JWKS algorithm only, the key still in force, once.
+        let token = gw
             .tokens
             .verify(&authorization, now_ms)
-            .map(|t| FiatIdentity::Account(t.subject))
-            .map_err(FiatRefusal::Token);
+            .map_err(FiatRefusal::Token)?;
+        check_token_key(gw, &token, now_ms).map_err(FiatRefusal::Token)?;
+        let expires_at_ms = token.expires_at_s.saturating_mul(1000);
+        return match gw
+            .replay
+            .claim(issued_replay_id(&token.jti), expires_at_ms, now_ms)
+            .await
+        {
+            Ok(Claim::Fresh) => Ok(FiatIdentity::Account(token.subject)),
+            Ok(Claim::Replayed) => Err(FiatRefusal::Token(TokenRejection::AlreadyUsed)),
+            Err(e) => {
+                tracing::error!(target: "wbauth::fiat", error = %e, "cannot record a token");
+                Err(FiatRefusal::StoreDown)
+            }
+        };
     }
     // A partner token: HS256 only, the key chosen by x-auth-key (one value).
     let x_auth_key = match auth_keys.as_slice() {
@@ -106,4 +120,40 @@ pub async fn authorize(
             Err(FiatRefusal::StoreDown)
         }
     }
+}
+
+/// The API key a gateway-issued token was issued for must still be in force: the same key
+/// (not deleted, not given a new secret, which gives it a new id) of the token's account,
+/// enabled and not idle-deactivated — the state its HMAC-signed requests are checked against.
+/// A token that names no key (none this gateway issues) is malformed.
+fn check_token_key(
+    gw: &Gateway,
+    token: &crate::tokens::VerifiedIssuedToken,
+    now_ms: u64,
+) -> Result<(), TokenRejection> {
+    let (Some(public_key), Some(key_id)) = (token.key.as_deref(), token.key_id) else {
+        return Err(TokenRejection::Malformed);
+    };
+    let Some(key) = gw.keys.get(public_key) else {
+        return Err(TokenRejection::KeyReplaced);
+    };
+    if key.id != key_id || key.account_name != token.subject {
+        return Err(TokenRejection::KeyReplaced);
+    }
+    if !key.enabled || key.is_idle(now_ms, gw.config.keys.idle_days) {
+        return Err(TokenRejection::KeyDisabled);
+    }
+    Ok(())
+}
+
+/// A gateway-issued token's identity in the replay store: SHA-256 of its `jti`, apart from
+/// the partner tokens' (their signature bytes).
+fn issued_replay_id(jti: &str) -> [u8; 32] {
+    let mut input = Vec::with_capacity(24 + jti.len());
+    input.extend_from_slice(b"wbauth issued token jti\0");
+    input.extend_from_slice(jti.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest.as_ref());
+    id
 }

@@ -31,7 +31,8 @@ pub struct ActiveKey {
     pub account_name: String,
     /// Kind.
     pub kind: String,
-    /// The keyed HMAC state (the secret itself is not kept here).
+    /// The keyed HMAC state (the secret itself is not kept here); wiped from memory when
+    /// dropped.
     pub mac: HmacSha512Key,
     /// Not disabled by an operator.
     pub enabled: bool,

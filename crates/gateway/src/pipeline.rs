@@ -215,6 +215,7 @@ impl Gateway {
             u64::try_from(self.keys.len()).unwrap_or(u64::MAX),
         )];
         gauges.extend(self.nonces.metrics());
+        gauges.extend(self.replay.metrics());
         gauges.extend(self.metrics.store_gauges());
         self.metrics.render(&gauges)
     }

@@ -244,10 +244,14 @@ async fn handle_inner(
             json(200, crate::builtin::answer(&verified)),
             Outcome::Accepted,
         ),
-        Target::IssueToken => match gw
-            .tokens
-            .issue(&verified.key.account_name, gw.clock.now_ms())
-        {
+        Target::IssueToken => match gw.tokens.issue_for_key(
+            &verified.key.account_name,
+            crate::tokens::TokenKey {
+                public_key: &verified.key.public_key,
+                id: verified.key.id,
+            },
+            gw.clock.now_ms(),
+        ) {
             Ok(issued) => {
                 let mut response = json(200, issued.response_body());
                 response

@@ -659,6 +659,21 @@ pub struct VerifiedIssuedToken {
     pub jti: String,
     /// The `exp` claim, Unix seconds.
     pub expires_at_s: u64,
+    /// The `key` claim: the public API key that asked for the token (tokens from
+    /// [`TokenIssuer::issue_for_key`]).
+    pub key: Option<String>,
+    /// The `key_id` claim: that key's store id when the token was issued (a new secret gives
+    /// the key a new id).
+    pub key_id: Option<u64>,
+}
+
+/// The API key a token is issued for: checked again each time the token is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKey<'a> {
+    /// The public API key (`X-TXC-APIKEY`).
+    pub public_key: &'a str,
+    /// Its store id (changes with its secret).
+    pub id: u64,
 }
 
 /// Issues and verifies the gateway's own tokens and publishes their JWKS.
@@ -773,6 +788,30 @@ impl TokenIssuer {
     /// [`TokenError::NoUsableKey`] without keys; [`TokenError::Signing`] or
     /// [`TokenError::Randomness`] when the platform fails. All answer 500.
     pub fn issue(&self, subject: &str, now_ms: u64) -> Result<IssuedToken, TokenError> {
+        self.issue_inner(subject, None, now_ms)
+    }
+
+    /// Issues a token for the account `subject` on behalf of its API key `api_key`, which
+    /// the token names in its `key` and `key_id` claims, so that the token can be refused once
+    /// that key is disabled, deleted or given a new secret. What `POST /api/v4/jwt` answers.
+    ///
+    /// # Errors
+    /// As [`TokenIssuer::issue`].
+    pub fn issue_for_key(
+        &self,
+        subject: &str,
+        api_key: TokenKey<'_>,
+        now_ms: u64,
+    ) -> Result<IssuedToken, TokenError> {
+        self.issue_inner(subject, Some(api_key), now_ms)
+    }
+
+    fn issue_inner(
+        &self,
+        subject: &str,
+        api_key: Option<TokenKey<'_>>,
+        now_ms: u64,
+    ) -> Result<IssuedToken, TokenError> {
         let key = self.current_key().ok_or(TokenError::NoUsableKey)?;
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|_| TokenError::Randomness)?;
@@ -795,8 +834,14 @@ impl TokenIssuer {
         claims.push_str(",\"aud\":");
         write_string(&self.audience, &mut claims);
         claims.push_str(&format!(
-            ",\"iat\":{iat_s},\"exp\":{expires_at_s},\"jti\":\"{jti}\"}}"
+            ",\"iat\":{iat_s},\"exp\":{expires_at_s},\"jti\":\"{jti}\""
         ));
+        if let Some(api_key) = api_key {
+            claims.push_str(",\"key\":");
+            write_string(api_key.public_key, &mut claims);
+            claims.push_str(&format!(",\"key_id\":{}", api_key.id));
+        }
+        claims.push('}');
 
         let mut token = String::with_capacity(1024);
         token.push_str(&URL_SAFE_NO_PAD.encode(header.as_bytes()));
@@ -832,7 +877,8 @@ impl TokenIssuer {
     /// 5. `alg` ≠ the algorithm of the key named by `kid` → [`TokenRejection::AlgorithmNotAllowed`];
     /// 6. signature wrong for that key → [`TokenRejection::InvalidSignature`];
     /// 7. claims not a JSON object without duplicates; `iss`, `sub`, `aud`, `iat`, `exp` or
-    ///    `jti` missing; `sub` or `jti` not a string → [`TokenRejection::Malformed`];
+    ///    `jti` missing; `sub` or `jti` not a string; `key` present but not a string or
+    ///    `key_id` present but not a non-negative integer → [`TokenRejection::Malformed`];
     /// 8. `iss` ≠ the configured issuer → [`TokenRejection::InvalidSignature`] (a token naming
     ///    another issuer is not one this issuer signed);
     /// 9. `aud` neither the configured audience nor an array containing it →
@@ -841,7 +887,8 @@ impl TokenIssuer {
     /// 11. `iat` (seconds) later than now plus the leeway → [`TokenRejection::IssuedInFuture`];
     /// 12. `now ≥ exp` (no leeway) → [`TokenRejection::Expired`].
     ///
-    /// Single use is not checked here: the caller may remember `jti` until `expires_at_s`.
+    /// Single use and the state of the key named by `key` are not checked here: the Fiat
+    /// Gateway route does both (`crate::fiat_route`).
     ///
     /// # Errors
     /// The [`TokenRejection`] of the first failing check; answer 401 with its `body()`.
@@ -893,6 +940,15 @@ impl TokenIssuer {
         else {
             return Err(TokenRejection::Malformed);
         };
+        let key = match claims.get("key") {
+            None => None,
+            Some(JsonValue::String(key)) => Some(key.to_string()),
+            Some(_) => return Err(TokenRejection::Malformed),
+        };
+        let key_id = match claims.get("key_id") {
+            None => None,
+            Some(_) => Some(claim_u64(&claims, "key_id").ok_or(TokenRejection::Malformed)?),
+        };
         match claims.get("iss") {
             Some(JsonValue::String(iss)) if *iss == self.issuer => {}
             _ => return Err(TokenRejection::InvalidSignature),
@@ -923,6 +979,8 @@ impl TokenIssuer {
             subject: subject.to_string(),
             jti: jti.to_string(),
             expires_at_s: exp,
+            key,
+            key_id,
         })
     }
 }
@@ -1016,6 +1074,8 @@ mod tests {
             subject: "alice".to_owned(),
             jti: issued.jti.clone(),
             expires_at_s: issued.expires_at_s,
+            key: None,
+            key_id: None,
         };
         let bearer = format!("Bearer {}", issued.token);
         assert_eq!(issuer.verify(&[&bearer], NOW_MS), Ok(expected.clone()));
@@ -1024,6 +1084,47 @@ mod tests {
         // jti values differ between tokens.
         let again = issuer.issue("alice", NOW_MS).expect("issue");
         assert_ne!(again.jti, issued.jti);
+
+        // A token for an API key names it.
+        let api_key = TokenKey {
+            public_key: "pk-\"1\"",
+            id: 42,
+        };
+        let for_key = issuer
+            .issue_for_key("alice", api_key, NOW_MS)
+            .expect("issue");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&b64d(&parts(&for_key.token)[1])).expect("claims");
+        assert_eq!(
+            (claims["key"].as_str(), claims["key_id"].as_u64()),
+            (Some("pk-\"1\""), Some(42))
+        );
+        let verified = issuer.verify(&[&for_key.token], NOW_MS).expect("verify");
+        assert_eq!(
+            (verified.key.as_deref(), verified.key_id),
+            (Some("pk-\"1\""), Some(42))
+        );
+        for (name, value) in [
+            ("key", "7"),
+            ("key_id", "\"7\""),
+            ("key_id", "-1"),
+            ("key_id", "1.5"),
+        ] {
+            let forged = forge(
+                &key,
+                &header_for(&key),
+                &format!(
+                    r#"{{"iss":"wbauth","sub":"alice","aud":"fiat-gateway","iat":{},"exp":{},"jti":"00","{name}":{value}}}"#,
+                    NOW_MS / 1000,
+                    NOW_MS / 1000 + 60
+                ),
+            );
+            assert_eq!(
+                issuer.verify(&[&forged], NOW_MS),
+                Err(TokenRejection::Malformed),
+                "{name} = {value}"
+            );
+        }
 
         let body: serde_json::Value =
             serde_json::from_str(&issued.response_body()).expect("body JSON");

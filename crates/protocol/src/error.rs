@@ -268,6 +268,14 @@ pub enum TokenRejection {
     /// The token was seen before.
     #[error("Token already used.")]
     AlreadyUsed,
+    /// A gateway-issued token whose API key is disabled by an operator or deactivated after
+    /// a period without use.
+    #[error("API key disabled or deactivated: enable it, then request a new token.")]
+    KeyDisabled,
+    /// A gateway-issued token whose API key was deleted, or whose secret was changed since
+    /// the token was issued.
+    #[error("API key deleted or its secret changed: request a new token.")]
+    KeyReplaced,
 }
 
 impl TokenRejection {

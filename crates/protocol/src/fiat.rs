@@ -119,11 +119,16 @@ pub fn order_fields_from_body(body: &[u8], names: &OrderFieldNames) -> Option<Ow
     })
 }
 
-/// A partner's Enc Key with its HMAC-SHA256 state cached.
+/// A partner's Enc Key with its HMAC-SHA256 state cached, wiped from memory when dropped
+/// (like [`crate::mac::HmacSha512Key`]).
 #[derive(Clone)]
 pub struct EncKey {
     keyed: Hmac<Sha256>,
 }
+
+// Every part of `Hmac<Sha256>` zeroizes itself on drop (see the test
+// `mac::tests::keyed_states_are_wiped_on_drop`).
+impl zeroize::ZeroizeOnDrop for EncKey {}
 
 impl EncKey {
     /// Keys HMAC-SHA256 with the Enc Key's UTF-8 bytes.

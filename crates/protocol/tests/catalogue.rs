@@ -226,6 +226,14 @@ fn token_rejections_are_exact() {
             "Order signature mismatch.",
         ),
         (TokenRejection::AlreadyUsed, "Token already used."),
+        (
+            TokenRejection::KeyDisabled,
+            "API key disabled or deactivated: enable it, then request a new token.",
+        ),
+        (
+            TokenRejection::KeyReplaced,
+            "API key deleted or its secret changed: request a new token.",
+        ),
     ];
     for (rejection, reason) in reasons {
         assert_eq!(rejection.status(), 401);

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use clap::Args;
-use whitebit_gateway::admin::{ADMIN_TOKEN_ENV, AdminToken};
+use whitebit_gateway::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};
 use whitebit_gateway::app::{
     AdminServer, ConsoleServer, ServeClock, admin_router_for, bind, build_gateway, open_stores,
     run_with_admin,
@@ -51,6 +51,7 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| CliError::Config(e.to_string()))?;
+    let admin_hosts = AdminHosts::new(admin_addr, &config.admin);
     let gateway = build_gateway(config, &stores, clock, false)
         .await
         .map_err(gateway_error)?;
@@ -69,7 +70,14 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let token_origin = token.origin().to_owned();
     // Unauthenticated operational routes of the admin listener.
     let extra = Some(whitebit_gateway::metrics::metrics_router(gateway.clone()));
-    let router = admin_router_for(service.clone(), &stores, token, &serve_clock, extra);
+    let router = admin_router_for(
+        service.clone(),
+        &stores,
+        token,
+        &serve_clock,
+        extra,
+        admin_hosts,
+    );
     eprintln!(
         "wbauth gateway listening on http://{addr} ({} keys); admin API on http://{admin_addr} \
          (admin token: {token_origin})",

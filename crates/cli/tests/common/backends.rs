@@ -53,18 +53,35 @@ pub struct StoreUrls {
 }
 
 impl StoreUrls {
+    /// PostgreSQL keys with embedded nonces: one instance only, said explicitly (the gateway
+    /// refuses the combination otherwise).
+    fn per_instance_nonces(&self) -> bool {
+        self.keys.starts_with("postgres") && self.nonces == "embedded"
+    }
+
     /// The `WBAUTH_GATEWAY__STORE__…` and `WBAUTH_MASTER_KEY` variables.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("WBAUTH_GATEWAY__STORE__KEYS".into(), self.keys.clone()),
             ("WBAUTH_GATEWAY__STORE__NONCES".into(), self.nonces.clone()),
             ("WBAUTH_MASTER_KEY".into(), MASTER_KEY.into()),
-        ]
+        ];
+        if self.per_instance_nonces() {
+            env.push((
+                "WBAUTH_GATEWAY__STORE__ALLOW_PER_INSTANCE_NONCES".into(),
+                "true".into(),
+            ));
+        }
+        env
     }
 
     /// The same as TOML lines of a `[store]` section (without the header).
     pub fn toml(&self) -> String {
-        format!("keys = {:?}\nnonces = {:?}\n", self.keys, self.nonces)
+        let mut toml = format!("keys = {:?}\nnonces = {:?}\n", self.keys, self.nonces);
+        if self.per_instance_nonces() {
+            toml.push_str("allow_per_instance_nonces = true\n");
+        }
+        toml
     }
 }
 

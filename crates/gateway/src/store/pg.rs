@@ -34,7 +34,8 @@ pub async fn connect(url: &str, options: &RemoteOptions) -> Result<PgPool, Store
     let shown = redact_url(url);
     let connect_options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
         StoreError::Unavailable(format!(
-            "{shown} is not a usable PostgreSQL URL: {}",
+            "{shown} is not a usable PostgreSQL URL ({}): {}",
+            super::PERCENT_ENCODE,
             strip(&e)
         ))
     })?;

@@ -67,7 +67,10 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::{BoxFuture, KeyId, NonceStore, RemoteOptions, StoreError, StoreHealth, redact_url};
+use super::{
+    BoxFuture, KeyId, NonceStore, PERCENT_ENCODE, RemoteOptions, StoreError, StoreHealth,
+    redact_url,
+};
 
 /// The consume script. `KEYS[1]`: the mark; `KEYS[2]`: the window entry (window mode only).
 /// `ARGV[1]`: `s` (strict) or `w` (window); `ARGV[2]`: the nonce as 16 lowercase hex digits;
@@ -122,8 +125,9 @@ pub struct RedisNonceStore {
     script: Script,
     /// The URL without its password, for messages.
     shown: String,
-    /// The URL's password as written, scrubbed from any message that might echo it.
-    password: Option<String>,
+    /// The URL's secrets (`super::url_secrets`), scrubbed from any message that might echo
+    /// them.
+    secrets: Vec<String>,
     op_timeout: Duration,
     counters: Counters,
 }
@@ -161,15 +165,6 @@ fn decode_mark(text: &str) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
-/// The password part of `scheme://user:password@host…`, if any.
-fn url_password(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then(|| password.to_owned())
-}
-
 impl RedisNonceStore {
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`) and checks
     /// that it is durable (`appendonly yes`, `appendfsync always`), unless
@@ -181,13 +176,11 @@ impl RedisNonceStore {
     /// does not let its configuration be read. No message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let password = url_password(url);
-        let scrub = |text: String| match &password {
-            Some(secret) => text.replace(secret.as_str(), "***"),
-            None => text,
-        };
+        let scrub = |text: String| super::scrub_url_secrets(&text, url);
         let client = Client::open(url).map_err(|e| {
-            StoreError::Unavailable(scrub(format!("{shown} is not a usable Redis URL: {e}")))
+            StoreError::Unavailable(scrub(format!(
+                "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
+            )))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
@@ -217,7 +210,7 @@ impl RedisNonceStore {
             manager,
             script: Script::new(CONSUME_LUA),
             shown,
-            password,
+            secrets: super::url_secrets(url),
             op_timeout: options.op_timeout,
             counters: Counters::default(),
         };
@@ -293,10 +286,9 @@ impl RedisNonceStore {
     }
 
     fn scrub(&self, text: String) -> String {
-        match &self.password {
-            Some(secret) => text.replace(secret.as_str(), "***"),
-            None => text,
-        }
+        self.secrets
+            .iter()
+            .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
     }
 
     fn failure(&self, what: &str, e: &RedisError) -> StoreError {
@@ -578,15 +570,15 @@ mod tests {
 
     #[test]
     fn the_password_is_found_for_scrubbing() {
+        let secrets = super::super::url_secrets;
+        assert_eq!(secrets("redis://user:s3cret@host:6379/0"), ["s3cret"]);
+        assert_eq!(secrets("redis://:s3cret@host"), ["s3cret"]);
+        assert!(secrets("redis://host:6379/").is_empty());
+        assert!(secrets("redis://user@host/").is_empty());
+        // A `/` in the password: the whole user information, and the part after the `:`.
         assert_eq!(
-            url_password("redis://user:s3cret@host:6379/0").as_deref(),
-            Some("s3cret")
+            secrets("redis://:s3cret/x@host/0"),
+            [":s3cret/x", "s3cret/x"]
         );
-        assert_eq!(
-            url_password("redis://:s3cret@host").as_deref(),
-            Some("s3cret")
-        );
-        assert_eq!(url_password("redis://host:6379/"), None);
-        assert_eq!(url_password("redis://user@host/"), None);
     }
 }

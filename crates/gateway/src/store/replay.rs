@@ -5,6 +5,13 @@
 //! token's claim is written (and, in power-loss mode, synced) before the request goes
 //! upstream, so a `kill -9` at any moment cannot let a token be used twice. At open, expired
 //! and torn records are dropped and the file is rewritten with the live ones.
+//!
+//! While running, [`ReplayStore::sweep`] (every second, on the gateway's clock) forgets the
+//! tokens that have expired, so memory holds the live tokens only (request rate × token
+//! lifetime), and rewrites the file with the live records once it holds more than twice as
+//! many records as are live (plus [`COMPACT_SLACK`]). A live token is never forgotten: the
+//! rewritten file is complete before it replaces the old one, and claims made after it go to
+//! the new file.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -15,6 +22,10 @@ use std::sync::Mutex;
 use crate::store::StoreError;
 
 const RECORD: usize = 32 + 8 + 4;
+
+/// The file is rewritten with the live records once it holds more than twice as many records
+/// as are live, plus this many (so a nearly idle store is not rewritten at every sweep).
+pub const COMPACT_SLACK: usize = 256;
 
 /// Whether a claim was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +76,35 @@ fn decode(record: &[u8]) -> Option<([u8; 32], u64)> {
     Some((id, expires))
 }
 
+/// Replaces the file at `path` with the records of `live`: written and synced beside it,
+/// then renamed over it. Returns the new file, open for appending (opened before the rename,
+/// so later claims can only go to the file that replaced the old one).
+fn rewrite(path: &Path, live: &HashMap<[u8; 32], u64>) -> Result<File, StoreError> {
+    let tmp = path.with_extension("replay.tmp");
+    if let Err(e) = std::fs::remove_file(&tmp)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(e.into());
+    }
+    let mut out = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&tmp)?;
+    let mut buffer = Vec::with_capacity(live.len() * RECORD);
+    for (id, expires) in live {
+        buffer.extend_from_slice(&encode(id, *expires));
+    }
+    out.write_all(&buffer)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(out)
+}
+
 impl ReplayStore {
     /// Opens (or creates) `dir/tokens.replay`, keeping the entries still live at `now_ms`.
     /// `sync` adds an fdatasync per claim (power-loss durability).
@@ -87,21 +127,7 @@ impl ReplayStore {
             }
         }
         // Rewrite with the live entries only, atomically.
-        let tmp = dir.join("tokens.replay.tmp");
-        {
-            let mut out = File::create(&tmp)?;
-            let mut buffer = Vec::with_capacity(live.len() * RECORD);
-            for (id, expires) in &live {
-                buffer.extend_from_slice(&encode(id, *expires));
-            }
-            out.write_all(&buffer)?;
-            out.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let file = rewrite(&path, &live)?;
         let records_in_file = live.len();
         Ok(Self {
             path,
@@ -129,9 +155,6 @@ impl ReplayStore {
         if inner.live.get(&id).is_some_and(|exp| *exp > now_ms) {
             return Ok(Claim::Replayed);
         }
-        if inner.live.len() > 4096 && inner.live.len() * 2 > inner.records_in_file.max(1) {
-            inner.live.retain(|_, exp| *exp > now_ms);
-        }
         inner.live.insert(id, expires_at_ms);
         let record = encode(&id, expires_at_ms);
         inner.file.write_all(&record)?;
@@ -142,6 +165,31 @@ impl ReplayStore {
         Ok(Claim::Fresh)
     }
 
+    /// Forgets the tokens expired at `now_ms` (`expires_at_ms <= now_ms`) and, when the file
+    /// holds more than twice as many records as are live plus [`COMPACT_SLACK`], rewrites it
+    /// with the live records. Returns how many tokens were forgotten.
+    ///
+    /// A failed rewrite leaves the old file (every record still in it) in use and is retried
+    /// at the next sweep.
+    pub fn sweep(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = inner.live.len();
+        inner.live.retain(|_, exp| *exp > now_ms);
+        let live = inner.live.len();
+        // Give memory back after a burst (a map never shrinks by itself).
+        if inner.live.capacity() > 4 * live.max(COMPACT_SLACK) {
+            inner.live.shrink_to(2 * live);
+        }
+        if inner.records_in_file > 2 * live + COMPACT_SLACK {
+            inner.file = rewrite(&self.path, &inner.live)?;
+            inner.records_in_file = live;
+        }
+        Ok(u64::try_from(before - live).unwrap_or(u64::MAX))
+    }
+
     /// Live entries (for metrics).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -150,6 +198,15 @@ impl ReplayStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .live
             .len()
+    }
+
+    /// (entries in memory, records in the file).
+    fn figures(&self) -> (usize, usize) {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (inner.live.len(), inner.records_in_file)
     }
 
     /// Whether no token is remembered.
@@ -168,6 +225,29 @@ impl super::ReplayGuard for ReplayStore {
     ) -> super::BoxFuture<'_, Result<Claim, StoreError>> {
         let claimed = ReplayStore::claim(self, id, expires_at_ms, now_ms);
         Box::pin(async move { claimed })
+    }
+
+    fn sweep(&self, now_ms: u64) -> super::BoxFuture<'_, Result<u64, StoreError>> {
+        let swept = ReplayStore::sweep(self, now_ms);
+        Box::pin(async move { swept })
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let (entries, records) = self.figures();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        vec![
+            (
+                "wbauth_fiat_replay_entries",
+                "Fiat Gateway tokens remembered in memory until they expire (embedded store).",
+                count(entries),
+            ),
+            (
+                "wbauth_fiat_replay_file_records",
+                "Records in the embedded token replay file (rewritten with the live ones when \
+                 it holds more than twice as many).",
+                count(records),
+            ),
+        ]
     }
 }
 
@@ -202,6 +282,97 @@ mod tests {
             store.claim(a, 60_000, 10_000).expect("claim"),
             Claim::Replayed
         );
+    }
+
+    /// Records in the file (what a reopen would read).
+    fn file_records(dir: &Path) -> usize {
+        let bytes = std::fs::metadata(dir.join("tokens.replay"))
+            .expect("replay file")
+            .len();
+        usize::try_from(bytes).expect("size") / RECORD
+    }
+
+    /// 100 tokens a second, each valid for 60 s, for ten simulated minutes, swept every
+    /// second as the gateway's timer does: memory and the file follow the tokens still live
+    /// (about 6,000), not the 60,000 ever claimed, and a live token is refused all along and
+    /// after a restart.
+    #[test]
+    fn sweeps_keep_memory_and_file_near_the_live_tokens() {
+        const PER_SECOND: u64 = 100;
+        const LIFETIME_MS: u64 = 60_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = 1_750_000_000_000_u64;
+        let store = ReplayStore::open(dir.path(), false, start).expect("open");
+        // A token that stays live for the whole run.
+        let keeper = [0xEE; 32];
+        let keeper_expiry = start + 700_000;
+        assert_eq!(
+            store.claim(keeper, keeper_expiry, start).expect("claim"),
+            Claim::Fresh
+        );
+        let mut now = start;
+        let mut next_id = 0_u64;
+        // After each sweep the tokens of the last 59 seconds are live, and the keeper.
+        let live_bound = usize::try_from(PER_SECOND * (LIFETIME_MS / 1000 - 1)).expect("bound") + 1;
+        let mut most_in_memory = 0;
+        let mut most_in_file = 0;
+        for second in 0..600_u64 {
+            for _ in 0..PER_SECOND {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&next_id.to_le_bytes());
+                next_id += 1;
+                assert_eq!(
+                    store.claim(id, now + LIFETIME_MS, now).expect("claim"),
+                    Claim::Fresh
+                );
+            }
+            now += 1_000;
+            store.sweep(now).expect("sweep");
+            most_in_memory = most_in_memory.max(store.len());
+            most_in_file = most_in_file.max(file_records(dir.path()));
+            assert!(
+                store.len() <= live_bound,
+                "second {second}: {} entries in memory, at most {live_bound} tokens are live",
+                store.len()
+            );
+            assert!(
+                file_records(dir.path()) <= 2 * live_bound + COMPACT_SLACK,
+                "second {second}: the file holds {} records for {} live tokens",
+                file_records(dir.path()),
+                store.len()
+            );
+            if second % 50 == 0 {
+                assert_eq!(
+                    store.claim(keeper, keeper_expiry, now).expect("claim"),
+                    Claim::Replayed,
+                    "second {second}: a live token was forgotten"
+                );
+            }
+        }
+        assert_eq!(next_id, 60_000);
+        assert_eq!(most_in_memory, live_bound);
+        assert!(most_in_file > 0, "{most_in_file}");
+        // A restart keeps every live token (and only those).
+        let live_before = store.len();
+        drop(store);
+        let store = ReplayStore::open(dir.path(), false, now).expect("reopen");
+        assert_eq!(store.len(), live_before);
+        assert_eq!(
+            store.claim(keeper, keeper_expiry, now).expect("claim"),
+            Claim::Replayed
+        );
+        let mut last = [0u8; 32];
+        last[..8].copy_from_slice(&(next_id - 1).to_le_bytes());
+        assert_eq!(
+            store.claim(last, now + LIFETIME_MS, now).expect("claim"),
+            Claim::Replayed,
+            "the newest token is live and still refused after the restart"
+        );
+        // Once everything has expired, a sweep empties memory and the file.
+        let after = keeper_expiry + 1;
+        store.sweep(after).expect("sweep");
+        assert_eq!(store.len(), 0);
+        assert_eq!(file_records(dir.path()), 0);
     }
 
     #[test]
