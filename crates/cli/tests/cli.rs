@@ -263,6 +263,45 @@ fn call_does_not_follow_a_redirect() {
 }
 
 #[test]
+fn admin_commands_do_not_follow_a_redirect() {
+    let (elsewhere, received) = counting_server();
+    let admin = redirecting_server(format!("{elsewhere}/admin/accounts"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args([
+            "accounts",
+            "create",
+            "alice",
+            "--password-stdin",
+            "--admin-url",
+            &admin,
+        ])
+        .env("WBAUTH_ADMIN_TOKEN", "test-admin-token-0123456789abcdef")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(b"a long console password 1\n")?;
+            }
+            child.wait_with_output()
+        })
+        .expect("wbauth runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("307") && err.contains("redirect") && err.contains("not followed"),
+        "{err}"
+    );
+    assert_eq!(
+        *received.lock().expect("lock"),
+        0,
+        "the admin request (and its password) was sent on"
+    );
+}
+
+#[test]
 fn sign_prints_the_headers_of_the_exact_body() {
     let body = r#"{"request":"/api/v4/trade-account/balance","nonce":1594297865000}"#;
     let (code, out, err) =

@@ -644,8 +644,14 @@ fn fiat_url_claims_follow_the_path_rule() {
         };
         verify_partner_token(&request, |k| (k == "partner").then_some(&enc)).map(|_| ())
     };
-    assert_eq!(check("/api/v1/fiat/deposit", "/api/v1/fiat/deposit"), Ok(()));
-    assert_eq!(check("/api/v1/fiat/deposit", "//api/v1//fiat/deposit"), Ok(()));
+    assert_eq!(
+        check("/api/v1/fiat/deposit", "/api/v1/fiat/deposit"),
+        Ok(())
+    );
+    assert_eq!(
+        check("/api/v1/fiat/deposit", "//api/v1//fiat/deposit"),
+        Ok(())
+    );
     for bad in [
         "/api/v1/fiat/%2e%2e/withdraw",
         "/api/v1/fiat/..;/withdraw",

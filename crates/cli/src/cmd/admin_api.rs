@@ -86,8 +86,10 @@ impl AdminClient {
             )));
         }
         let token = admin_token(args.data_dir.as_deref())?;
+        // Never follow a redirect: it would resend the body (TOTP codes, passwords) elsewhere.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CliError::Config(format!("cannot build an HTTP client: {e}")))?;
         let actor = std::env::var("USER")
@@ -151,6 +153,17 @@ impl AdminClient {
             status,
             message: format!("reading the admin API's answer failed: {e}"),
         })?;
+        if (300..400).contains(&status) {
+            return Err(CliError::Admin {
+                status,
+                message: format!(
+                    "the admin API at {} answered HTTP {status}, a redirect; it was not followed \
+                     (it would resend the request elsewhere): point --admin-url at the gateway's \
+                     admin listener itself",
+                    self.base
+                ),
+            });
+        }
         let value: Option<Value> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {
             return value.ok_or_else(|| CliError::Admin {
