@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
-# One build profile for every stage that compiles tests (decisions.md 32).
+# One build profile for every stage that compiles tests (docs/design-decisions.md 32).
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
 started=$(date +%s)
@@ -71,7 +71,7 @@ stage "clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 stage "test"
-# test-clock (decisions.md 29) is compiled into test builds only, never into releases.
+# test-clock (docs/design-decisions.md 29) is compiled into test builds only, never into releases.
 cargo test --workspace --all-features --locked
 
 stage "drills"
@@ -102,7 +102,7 @@ stage "audit"
 if ! cargo audit --version >/dev/null 2>&1; then
     cargo install cargo-audit --locked
 fi
-# The RustSec snapshot shipped beside the repository (decisions.md 30), else the live database.
+# The RustSec snapshot shipped beside the repository (docs/design-decisions.md 30), else the live database.
 advisory_db="${WBAUTH_ADVISORY_DB:-../shared/advisory-db}"
 if [ -d "$advisory_db" ]; then
     cargo audit --db "$advisory_db" --no-fetch --deny warnings

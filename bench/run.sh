@@ -167,7 +167,7 @@ if wanted builtin; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. nginx as a plain reverse proxy in front of the echo server (decisions.md 34)
+# 3. nginx as a plain reverse proxy in front of the echo server (docs/design-decisions.md 34)
 # ---------------------------------------------------------------------------------------------
 nginx_port=$(free_port)
 mkdir -p "$work/nginx"

@@ -131,7 +131,7 @@ echo "sandbox: $base ($bin)"
 # ---------------------------------------------------------------------------------------------
 balance='{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}'
 jwt_ok='^POST /api/v4/jwt 200 \{"data":\{"token":"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+","expires_at":[0-9]+\}\}$'
-# With a wrong secret: the exact bodies of errors.md (row 12 and the JWT endpoint's 401).
+# With a wrong secret: the exact bodies of docs/errors.md (row 12 and the JWT endpoint's 401).
 balance_denied='POST /api/v4/trade-account/balance 401 {"code":10,"message":"Unauthorized request."}'
 jwt_denied='POST /api/v4/jwt 401 {"code":0,"message":"Invalid API key, signature, or nonce"}'
 

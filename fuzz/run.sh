@@ -8,7 +8,7 @@
 #   FUZZ_TOOLCHAIN=stable fuzz/run.sh   # force the stable path even when nightly is installed
 #
 # Fuzzing needs nightly features (sanitizers): the nightly toolchain when it is installed,
-# else stable with RUSTC_BOOTSTRAP=1 (decisions.md 32). Not part of CI: CI replays the
+# else stable with RUSTC_BOOTSTRAP=1 (docs/design-decisions.md 32). Not part of CI: CI replays the
 # committed corpus on stable (crates/fuzzing/tests/corpus.rs).
 set -euo pipefail
 cd "$(dirname "$0")"

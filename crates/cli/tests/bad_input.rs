@@ -1,7 +1,7 @@
 //! The bad-input table: malformed, hostile and borderline requests sent as raw bytes to a
 //! real `wbauth serve` (test clock, frozen) in front of a recording upstream. Every case
-//! asserts the status and the exact body of the first failing check of `spec/errors.md`
-//! (status only for failures of the HTTP layer itself, `decisions.md` 9) and that nothing
+//! asserts the status and the exact body of the first failing check of `docs/errors.md`
+//! (status only for failures of the HTTP layer itself, `docs/design-decisions.md` 9) and that nothing
 //! changed: the upstream saw nothing, and afterwards a valid request with the key's next
 //! strict nonce and one with the case's window nonce are both accepted (the bad request
 //! consumed no nonce). Then the slow clients (header and body timeouts) and thousands of idle
@@ -27,7 +27,7 @@ const ORDER: &str = "/api/v4/order/new";
 /// document (200,000 bytes), so that case reaches the JSON parser instead of row 2.
 const LIMIT: usize = 262_144;
 
-// The catalogue (`spec/errors.md`), byte for byte.
+// The catalogue (`docs/errors.md`), byte for byte.
 const METHOD: &str = r#"{"code":0,"message":"Method not allowed."}"#;
 const TOO_LARGE: &str = r#"{"code":0,"message":"Payload too large."}"#;
 const MEDIA: &str = r#"{"code":0,"message":"Content-Type must be application/json."}"#;
@@ -207,7 +207,7 @@ impl Ctx {
     }
 
     /// A request whose body is `body`, `payload` in `X-TXC-PAYLOAD`, signed with `secret`
-    /// over the payload header exactly as sent (`decisions.md` 3).
+    /// over the payload header exactly as sent (`docs/design-decisions.md` 3).
     fn raw_signed(&self, body: &[u8], payload: &str, secret: &str) -> Req {
         Req {
             method: "POST".into(),
@@ -269,7 +269,7 @@ impl Ctx {
 enum Expect {
     /// A catalogue answer: status and exact JSON body.
     Api(u16, &'static str),
-    /// A failure of the HTTP layer: status only (`decisions.md` 9).
+    /// A failure of the HTTP layer: status only (`docs/design-decisions.md` 9).
     Transport(u16),
     /// Accepted: 200 with the upstream's answer, and the upstream got exactly the body.
     Accepted,
@@ -388,7 +388,7 @@ fn cases() -> Vec<Case> {
             },
             Api(401, SIGNATURE_MISSING),
         ),
-        // --- Duplicated headers (decisions.md 2) ----------------------------------------
+        // --- Duplicated headers (docs/design-decisions.md 2) ----------------------------------------
         case(
             "apikey sent twice",
             |c| c.valid().add("X-TXC-APIKEY", c.key.clone()),
@@ -429,7 +429,7 @@ fn cases() -> Vec<Case> {
             Api(401, UNAUTHORIZED),
         ),
         case(
-            // decisions.md 9: headers over the limit are refused by the HTTP layer.
+            // docs/design-decisions.md 9: headers over the limit are refused by the HTTP layer.
             "header block over the limit (500 KB header)",
             |c| c.valid().add("X-Pad", "p".repeat(500_000)),
             Transport(431),
@@ -439,7 +439,7 @@ fn cases() -> Vec<Case> {
             |c| c.valid().set("X-TXC-PAYLOAD", "QUFB".repeat(125_000)),
             Transport(431),
         ),
-        // --- Non-UTF-8 and non-visible-ASCII values (decisions.md 2) ---------------------
+        // --- Non-UTF-8 and non-visible-ASCII values (docs/design-decisions.md 2) ---------------------
         case(
             "apikey not UTF-8",
             |c| c.valid().set("X-TXC-APIKEY", b"key\xff\xfe".to_vec()),
@@ -710,7 +710,7 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_PAYLOAD),
         ),
         case(
-            // decisions.md 3: trailing bits must be zero.
+            // docs/design-decisions.md 3: trailing bits must be zero.
             "payload with non-zero trailing bits",
             |c| {
                 let body = body_len_one_mod_three(c);
@@ -811,7 +811,7 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_PAYLOAD),
         ),
         case(
-            // decisions.md 4: keys are compared after unescaping.
+            // docs/design-decisions.md 4: keys are compared after unescaping.
             "duplicate key spelled with an escape",
             |c| {
                 c.signed(format!(
@@ -886,7 +886,7 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_PAYLOAD),
         ),
         case(
-            // Numbers are kept as their text (decisions.md 4, 24): forwarded byte for byte.
+            // Numbers are kept as their text (docs/design-decisions.md 4, 24): forwarded byte for byte.
             "huge number in a parameter (5,000 digits) is forwarded as is",
             |c| {
                 let body = format!(
@@ -921,7 +921,7 @@ fn cases() -> Vec<Case> {
             Api(400, REQUEST_MISSING),
         ),
         case(
-            // decisions.md 5.
+            // docs/design-decisions.md 5.
             "request null",
             |c| c.signed(format!(r#"{{"request":null,"nonce":{}}}"#, c.next)),
             Api(400, REQUEST_MISSING),
@@ -957,7 +957,7 @@ fn cases() -> Vec<Case> {
             Api(400, PATH_MISMATCH),
         ),
         case(
-            // decisions.md 1: no percent decoding.
+            // docs/design-decisions.md 1: no percent decoding.
             "request percent-encoded",
             |c| {
                 c.signed(format!(
@@ -973,7 +973,7 @@ fn cases() -> Vec<Case> {
             Api(400, PATH_MISMATCH),
         ),
         case(
-            // decisions.md 1: no case folding.
+            // docs/design-decisions.md 1: no case folding.
             "request in other case",
             |c| {
                 c.signed(format!(
@@ -1004,7 +1004,7 @@ fn cases() -> Vec<Case> {
             Api(400, PATH_MISMATCH),
         ),
         case(
-            // decisions.md 1: dot segments get row 8.
+            // docs/design-decisions.md 1: dot segments get row 8.
             "request with a dot segment",
             |c| {
                 c.signed(format!(
@@ -1025,13 +1025,13 @@ fn cases() -> Vec<Case> {
             Api(400, PATH_MISMATCH),
         ),
         case(
-            // decisions.md 1: the URL may carry no query either.
+            // docs/design-decisions.md 1: the URL may carry no query either.
             "URL with a query, request without",
             |c| c.valid().target("/api/v4/order/new?market=BTC_USDT"),
             Api(400, PATH_MISMATCH),
         ),
         case(
-            // decisions.md 1: an encoded slash gets row 8 even when `request` spells it too.
+            // docs/design-decisions.md 1: an encoded slash gets row 8 even when `request` spells it too.
             "URL and request with an encoded slash",
             |c| {
                 c.signed(format!(
@@ -1060,7 +1060,7 @@ fn cases() -> Vec<Case> {
             Api(404, NOT_FOUND),
         ),
         case(
-            // decisions.md 1: repeated slashes are merged on both sides, so this one is fine.
+            // docs/design-decisions.md 1: repeated slashes are merged on both sides, so this one is fine.
             "request with repeated slashes is the same path",
             |c| {
                 c.signed(format!(
@@ -1119,7 +1119,7 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_PAYLOAD),
         ),
         case(
-            // decisions.md 5: digit strings must be canonical.
+            // docs/design-decisions.md 5: digit strings must be canonical.
             "nonce with leading zeros as a string",
             |c| c.with_nonce(&format!("\"00{}\"", c.next)),
             Api(400, BAD_NONCE),
@@ -1219,7 +1219,7 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_WINDOW),
         ),
         case(
-            // decisions.md 5.
+            // docs/design-decisions.md 5.
             "nonceWindow null",
             |c| {
                 c.signed(format!(

@@ -2,7 +2,7 @@
 //! connection, never answer, answer only part of their head or body and then reset or close
 //! the connection, or send their head and then stall. Under concurrent load mixed with good
 //! requests, every failed request gets exactly 502 `{"code":0,"message":"Bad gateway."}` or
-//! 504 `{"code":0,"message":"Gateway timeout."}` (`errors.md`), the gateway stays healthy
+//! 504 `{"code":0,"message":"Gateway timeout."}` (`docs/errors.md`), the gateway stays healthy
 //! (`/healthz` 200, the good route keeps answering 200), and a replay of every request is
 //! refused: a failed forward still consumed its nonce, nothing is accepted twice.
 //!

@@ -1,4 +1,4 @@
-//! Crash drill (`decisions.md` 14 and 35): `kill -9` the real gateway while requests are in
+//! Crash drill (`docs/design-decisions.md` 14 and 35): `kill -9` the real gateway while requests are in
 //! flight, restart it on the same data dir, replay every request ever sent: zero accepted
 //! twice. "Accepted" means answered 200 or delivered upstream; the recording upstream outlives
 //! the gateway and counts deliveries per nonce. Run in strict mode with small counters, and in
@@ -186,7 +186,7 @@ async fn drill(window: bool) {
         assert_eq!(deliveries.get(nonce), Some(&1), "nonce {nonce}");
     }
     // A nonce recorded just before the kill but never forwarded is refused on replay: burned,
-    // never doubled (the fail-safe side of `decisions.md` 14). With the clock frozen, every
+    // never doubled (the fail-safe side of `docs/design-decisions.md` 14). With the clock frozen, every
     // other nonce of the window drill is eventually accepted once.
     if window {
         let burned = REQUESTS - deliveries.len() as u64;

@@ -1,6 +1,6 @@
 //! Fiat Gateway routes through the real `wbauth serve`: tokens issued by `POST /api/v4/jwt`
 //! open them (signature from the configured PEM key, audience, expiry on the test clock);
-//! refusals answer 401 `Request authorization failed` with the reason of `decisions.md` 23.
+//! refusals answer 401 `Request authorization failed` with the reason of `docs/design-decisions.md` 23.
 
 #![cfg(feature = "test-clock")]
 
@@ -372,7 +372,7 @@ async fn start_with_partner(
 
 /// The shared Fiat Gateway vectors (tokens made by the Node `jsonwebtoken` package) through
 /// the running gateway: each case at its own time on the test clock; the two accepted cases
-/// carry the same token, so each runs against a fresh replay store (`decisions.md` 24).
+/// carry the same token, so each runs against a fresh replay store (`docs/design-decisions.md` 24).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_vectors_through_the_gateway() {
     let path = concat!(

@@ -154,7 +154,7 @@ async fn send_signed(base: &str, key: &str, body: &str, signed: &SignedRequest) 
 async fn two_hundred_copies(nonces: Nonces, window: bool) {
     let upstream = Upstream::start().await;
     let pair = pair(&upstream, nonces).await;
-    // Both clocks frozen (decisions.md 35), 50 s ahead of the real time: Redis expires window
+    // Both clocks frozen (docs/design-decisions.md 35), 50 s ahead of the real time: Redis expires window
     // entries by its own clock at nonce + 10 s, so this leaves a minute of real time for the
     // copies however slow the machine; every copy is inside the window, only the store refuses.
     let now = now_ms() + 50_000;
@@ -308,7 +308,7 @@ async fn wait_for_metric(gateway: &Gateway, line: &str) {
 }
 
 /// An instance whose clock is off by more than half the window margin is not ready
-/// (`decisions.md` 15): window entries expire by the store's clock.
+/// (`docs/design-decisions.md` 15): window entries expire by the store's clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_when_the_clock_is_off_from_the_store() {
     let upstream = Upstream::start().await;

@@ -1,5 +1,5 @@
-//! The real `wbauth sandbox` on a loopback port: every row of `spec/errors.md` that the
-//! sandbox can reach, every variant of `spec/interop.md`, a rejected request changing
+//! The real `wbauth sandbox` on a loopback port: every row of `docs/errors.md` that the
+//! sandbox can reach, every variant of `docs/interop.md`, a rejected request changing
 //! nothing, 200 concurrent copies of one request, the client end to end, graceful shutdown.
 
 mod common;

@@ -593,7 +593,7 @@ impl ServiceHarness {
     /// (payload = base64 of the body, signature = its HMAC), bit 1 adds
     /// `Content-Type: application/json`, bit 2 moves the clock 1 ms forward and replaces every
     /// `NONCE` in the body with the clock's time (a fresh nonce). Invariant: the answer is a
-    /// 200 with a JSON body, or a status and body of the error catalogue (`spec/errors.md`),
+    /// 200 with a JSON body, or a status and body of the error catalogue (`docs/errors.md`),
     /// with `Allow` on 405 and `Retry-After` on 429 and 503.
     pub fn call(&self, data: &[u8]) -> Outcome {
         let (flags, rest) = flags_and_rest(data);

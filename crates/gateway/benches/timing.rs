@@ -1,5 +1,5 @@
 //! dudect-style timing test (`cargo bench -p whitebit-gateway --bench timing`,
-//! `decisions.md` 35): is a request with an **unknown key** answered in a time statistically
+//! `docs/design-decisions.md` 35): is a request with an **unknown key** answered in a time statistically
 //! indistinguishable from one with a **known key and a wrong signature**? Both are refused at
 //! row 12 (`{"code":10,"message":"Unauthorized request."}`).
 //!

@@ -2,7 +2,7 @@
 //! every `/admin/…` route behind `Authorization: Bearer <admin token>` (compared in constant
 //! time). It is a thin layer over [`KeyService`]: the CLI's `accounts` and `keys` commands
 //! talk to it, so every change goes through the one code path that keeps the gateway's
-//! in-memory keys right (`decisions.md` 27).
+//! in-memory keys right (`docs/design-decisions.md` 27).
 //!
 //! Every route, authenticated or not, first checks the request's `Host` ([`AdminHosts`]): only
 //! loopback names and addresses, the listener's own address and (with `[admin] allow_remote`)
@@ -12,7 +12,7 @@
 //! Unauthenticated: `GET /healthz` (`{"status":"ok"}`) and `GET /readyz` (200 when the stores
 //! answer, else 503). Extra routes (the lead's `/metrics`) are merged in through
 //! [`AdminOptions::extra`]. Builds with the `test-clock` feature also serve
-//! `POST /test/clock` (authenticated; `decisions.md` 29); release builds have no such route.
+//! `POST /test/clock` (authenticated; `docs/design-decisions.md` 29); release builds have no such route.
 //!
 //! Routes (answers are JSON; errors are `{"code":0,"message":"…"}`):
 //!
@@ -224,7 +224,7 @@ fn create_token_file(path: &FsPath) -> Result<AdminToken, GatewayError> {
 #[derive(Default)]
 pub struct AdminOptions {
     /// Unauthenticated routes merged at the root — the place to mount `/metrics`
-    /// (`decisions.md` 8: operational routes live on the admin listener only).
+    /// (`docs/design-decisions.md` 8: operational routes live on the admin listener only).
     pub extra: Router,
     /// Checked by `/readyz` next to the key store.
     pub nonces: Option<Arc<dyn NonceStore>>,

@@ -65,7 +65,7 @@ impl std::fmt::Debug for Stores {
 }
 
 /// Opens the stores `[store]` names: the embedded ones in `data_dir` by default, PostgreSQL
-/// and Redis when configured (`WBAUTH_MASTER_KEY` is then required, `decisions.md` 18).
+/// and Redis when configured (`WBAUTH_MASTER_KEY` is then required, `docs/design-decisions.md` 18).
 pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, GatewayError> {
     let dir = &config.store.data_dir;
     create_private_dir(dir)?;
@@ -463,7 +463,7 @@ impl Drop for TempDataDir {
 
 /// The clock `wbauth serve` runs on: the system clock, or — in builds with the `test-clock`
 /// feature — a `TestClock` (`crate::clock`) that `POST /test/clock` on the admin listener
-/// moves (`decisions.md` 29).
+/// moves (`docs/design-decisions.md` 29).
 #[derive(Clone)]
 pub struct ServeClock {
     /// The clock every component reads.

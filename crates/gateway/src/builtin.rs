@@ -1,4 +1,4 @@
-//! The sandbox's built-in answers (`decisions.md` 25).
+//! The sandbox's built-in answers (`docs/design-decisions.md` 25).
 
 use whitebit_auth::json::{self, JsonValue, write_string};
 

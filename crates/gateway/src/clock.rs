@@ -1,5 +1,5 @@
 //! Time, injected. Production uses the system clock; builds with the `test-clock` feature can
-//! also run on a clock that tests set and advance (`decisions.md` 29).
+//! also run on a clock that tests set and advance (`docs/design-decisions.md` 29).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! Gateway configuration: one TOML file (`decisions.md` 26), every setting with a default,
+//! Gateway configuration: one TOML file (`docs/design-decisions.md` 26), every setting with a default,
 //! each overridable by `WBAUTH_GATEWAY__SECTION__KEY` environment variables, validated once at
 //! start-up with errors that name the file, the key and the reason (and the line when the
 //! TOML parser gives it).
@@ -252,7 +252,7 @@ impl AdminConfig {
     }
 }
 
-/// How durable "durable" is (`decisions.md` 14).
+/// How durable "durable" is (`docs/design-decisions.md` 14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DurabilityConfig {
@@ -285,7 +285,7 @@ pub struct StoreConfig {
     /// announcements of the PostgreSQL key store.
     pub refresh_interval_ms: u64,
     /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
-    /// (`decisions.md` 19): a restarted Redis may then forget accepted nonces.
+    /// (`docs/design-decisions.md` 19): a restarted Redis may then forget accepted nonces.
     pub redis_allow_non_durable: bool,
     /// With `keys` on PostgreSQL, allow `nonces = "embedded"`: accepted nonces then live in
     /// this instance's data directory only, which is safe for a single instance and lets a

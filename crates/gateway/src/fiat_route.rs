@@ -1,4 +1,4 @@
-//! Fiat Gateway routes (`decisions.md` 22–24): a request with `x-auth-key` carries a partner
+//! Fiat Gateway routes (`docs/design-decisions.md` 22–24): a request with `x-auth-key` carries a partner
 //! token (HS256, key chosen by `x-auth-key`, single use); without it, the token must be one
 //! this gateway issued (`POST /api/v4/jwt`, checked against the JWKS keys), whose API key must
 //! still be in force (enabled, not idle-deactivated, not deleted, the same secret) and which

@@ -2,7 +2,7 @@
 //!
 //! Ready means: the key store answers, the nonce store answers, and — for a nonce store with a
 //! clock of its own (Redis, PostgreSQL) — the instance's clock is within half the window
-//! margin of the store's (`decisions.md` 15), since window-mode entries expire by the store's
+//! margin of the store's (`docs/design-decisions.md` 15), since window-mode entries expire by the store's
 //! clock while the window is checked by the instance's.
 
 use whitebit_auth::nonce::WINDOW_MARGIN_MS;

@@ -1,5 +1,5 @@
 //! Client addresses: allow-list entries (addresses or CIDR blocks, v4 and v6) and the client
-//! IP behind trusted proxies (`decisions.md` 11).
+//! IP behind trusted proxies (`docs/design-decisions.md` 11).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,4 +1,4 @@
-//! The in-memory key cache: every key is held in memory (`decisions.md` 13), with its keyed
+//! The in-memory key cache: every key is held in memory (`docs/design-decisions.md` 13), with its keyed
 //! HMAC state derived once, so verification never re-keys and unknown keys never reach a
 //! database.
 
@@ -125,7 +125,7 @@ impl ActiveKey {
 impl ActiveKey {
     /// A stand-in for unknown public keys: keyed with the dummy secret nobody holds (`mac` is a
     /// copy of [`HmacSha512Key::dummy`]), so that an unknown key costs the same work as a known
-    /// one (`decisions.md` 13). Disabled, refusing every address; never accepted.
+    /// one (`docs/design-decisions.md` 13). Disabled, refusing every address; never accepted.
     fn stand_in(mac: HmacSha512Key) -> Self {
         Self {
             id: 0,

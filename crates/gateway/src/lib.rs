@@ -1,7 +1,7 @@
 //! # whitebit-gateway
 //!
 //! The authenticating gateway: it sits in front of upstream services and lets through only
-//! private requests that pass every check of `spec/errors.md`, in order, forwarding exactly
+//! private requests that pass every check of `docs/errors.md`, in order, forwarding exactly
 //! the signed bytes. `wbauth serve` and `wbauth sandbox` run it.
 
 pub mod admin;

@@ -5,7 +5,7 @@
 //! is audited (stored, and printed on stderr as one JSON line `{"audit":…}`), never with a
 //! secret in it.
 //!
-//! Second factor (`decisions.md` 17): TOTP (RFC 6238) with ±1 step of skew, each time step
+//! Second factor (`docs/design-decisions.md` 17): TOTP (RFC 6238) with ±1 step of skew, each time step
 //! accepted once per account; through the admin API 5 wrong codes lock the account for 15
 //! minutes (stored) and 20 wrong codes from one source (an IPv4 address or an IPv6 /64) lock
 //! that source for 15 minutes (counted in memory); re-enrolling needs a current code or an
@@ -14,7 +14,7 @@
 //! can be created (or its secret rotated) only for an account whose 2FA is on, and only with a
 //! current code.
 //!
-//! Key lifecycle (`decisions.md` 16): active, disabled (by an operator), idle-deactivated
+//! Key lifecycle (`docs/design-decisions.md` 16): active, disabled (by an operator), idle-deactivated
 //! (unused for `keys.idle_days`; found in memory by the request path, persisted by
 //! [`KeyService::sweep_idle`]). `enable` clears both flags and restarts the idle clock.
 //! `rotate-secret` gives the key a new secret, shown once, and a fresh nonce state (a new
@@ -444,7 +444,7 @@ pub struct KeyService {
     clock: SharedClock,
     /// Serialises changes (and TOTP checks, so a code cannot be used twice concurrently).
     write: tokio::sync::Mutex<()>,
-    /// The admin API's wrong codes per source (in memory, `decisions.md` 17).
+    /// The admin API's wrong codes per source (in memory, `docs/design-decisions.md` 17).
     ip_failures: Mutex<CodeLocks<Source>>,
     /// The console's failed sign-ins per (name, source) and per source.
     sign_ins: Mutex<SignInThrottle>,
@@ -1061,7 +1061,7 @@ impl KeyService {
 
         let secret = Zeroizing::new(hex_encode(&random_bytes(SECRET_BYTES)?));
         // A new row (a new id, so a fresh nonce state: the high-water mark of the old id is
-        // never lowered, `decisions.md` 16) with the same public key, rules and state, swapped
+        // never lowered, `docs/design-decisions.md` 16) with the same public key, rules and state, swapped
         // in one store transaction.
         let replaced = self
             .store

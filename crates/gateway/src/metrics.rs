@@ -1,5 +1,5 @@
 //! Prometheus metrics (text exposition format), served on the admin listener only
-//! (`decisions.md` 8). No per-key labels: cardinality stays bounded by the catalogue.
+//! (`docs/design-decisions.md` 8). No per-key labels: cardinality stays bounded by the catalogue.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,7 +181,7 @@ impl Metrics {
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
-            "# HELP wbauth_requests_total Private API requests by outcome and errors.md row.\n",
+            "# HELP wbauth_requests_total Private API requests by outcome and docs/errors.md row.\n",
         );
         out.push_str("# TYPE wbauth_requests_total counter\n");
         let mut line = |outcome: &str, row: &str, code: u16, value: u64| {

@@ -1,5 +1,5 @@
 //! The request's way through the gateway: one straight line of named stages, each returning
-//! the next stage's input or a row of `spec/errors.md`. Nothing downstream re-reads the raw
+//! the next stage's input or a row of `docs/errors.md`. Nothing downstream re-reads the raw
 //! request: the result is a [`Verified`] request whose body is the decoded payload.
 
 use std::collections::HashMap;
@@ -75,7 +75,7 @@ pub enum Refusal {
     Api(ApiError),
     /// Rate limited; wait this many seconds.
     RateLimited(u64),
-    /// Token endpoint: missing fields (`decisions.md` 20).
+    /// Token endpoint: missing fields (`docs/design-decisions.md` 20).
     MissingFields {
         /// `request` missing.
         request: bool,
@@ -278,7 +278,7 @@ impl Gateway {
             .map(|(_, target)| target)
     }
 
-    /// The client address (`decisions.md` 11).
+    /// The client address (`docs/design-decisions.md` 11).
     #[must_use]
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if self.trusted_proxies.is_empty() {

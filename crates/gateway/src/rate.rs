@@ -1,4 +1,4 @@
-//! Per-key rate limits by kind (row 15, `decisions.md` 12): off unless configured; fixed
+//! Per-key rate limits by kind (row 15, `docs/design-decisions.md` 12): off unless configured; fixed
 //! windows; only requests whose nonce would be accepted are counted.
 
 use std::collections::{BTreeMap, HashMap};

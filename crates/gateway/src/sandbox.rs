@@ -1,4 +1,4 @@
-//! `wbauth sandbox`: a zero-config offline double of the real service (`decisions.md` 25).
+//! `wbauth sandbox`: a zero-config offline double of the real service (`docs/design-decisions.md` 25).
 
 use std::net::SocketAddr;
 

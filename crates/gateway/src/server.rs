@@ -88,7 +88,7 @@ fn refusal_response(refusal: Refusal, jwt_endpoint: bool) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             response
         }
-        // Produced only on the token endpoint (`decisions.md` 20).
+        // Produced only on the token endpoint (`docs/design-decisions.md` 20).
         Refusal::MissingFields { request, nonce } => {
             let e = JwtEndpointError::ValidationFailed {
                 request_missing: request,

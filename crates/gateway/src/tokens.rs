@@ -1,5 +1,5 @@
 //! The gateway's own tokens: issued by `POST /api/v4/jwt`, verified on Fiat Gateway routes
-//! that accept them, and published as a JWKS document (`decisions.md` 21 and 22).
+//! that accept them, and published as a JWKS document (`docs/design-decisions.md` 21 and 22).
 //!
 //! * [`SigningKey`] — one private key (RS256 by default; ES256 and EdDSA as options) with its
 //!   `kid`. Loaded from a PEM file ([`SigningKey::load_pem_file`]) or generated in memory for

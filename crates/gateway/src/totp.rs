@@ -1,6 +1,6 @@
 //! TOTP second factor (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits), as authenticator apps
 //! implement it. A code is accepted once (the last used step is remembered) with a skew of
-//! ±1 step (`decisions.md` 17).
+//! ±1 step (`docs/design-decisions.md` 17).
 
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha1::Sha1;

@@ -1,7 +1,7 @@
 //! Byte encodings used by the scheme: standard base64 for `X-TXC-PAYLOAD` and hex for
 //! `X-TXC-SIGNATURE`.
 //!
-//! Decoding is strict where the specification is strict (`decisions.md` 3): the standard
+//! Decoding is strict where the specification is strict (`docs/design-decisions.md` 3): the standard
 //! alphabet only, `=` padding optional but correct when present, trailing bits zero, no
 //! whitespace.
 

@@ -1,11 +1,11 @@
-//! The error catalogue of `spec/errors.md`: every variant knows its HTTP status and its exact
+//! The error catalogue of `docs/errors.md`: every variant knows its HTTP status and its exact
 //! JSON body, byte for byte.
 
 use crate::json::write_string;
 
 macro_rules! catalogue {
     ($( $(#[$doc:meta])* $variant:ident => ($row:expr, $status:expr, $body:expr) ),+ $(,)?) => {
-        /// A rejection of an HMAC-signed private request (`spec/errors.md`, first table, and
+        /// A rejection of an HMAC-signed private request (`docs/errors.md`, first table, and
         /// the rows after it). The same enum serves the gateway (which answers with it) and
         /// the client (which recognises it).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -18,7 +18,7 @@ macro_rules! catalogue {
             /// Every variant, in catalogue order.
             pub const ALL: &'static [ApiError] = &[ $(ApiError::$variant),+ ];
 
-            /// The row of `spec/errors.md` (`"16a"`, `"415"` …), for logs and metrics labels.
+            /// The row of `docs/errors.md` (`"16a"`, `"415"` …), for logs and metrics labels.
             #[must_use]
             pub const fn row(self) -> &'static str {
                 match self { $(ApiError::$variant => $row),+ }
@@ -127,7 +127,7 @@ impl ApiError {
         )
     }
 
-    /// How `POST /api/v4/jwt` answers this failure (`decisions.md` 20): rows 1, 2, 15, the
+    /// How `POST /api/v4/jwt` answers this failure (`docs/design-decisions.md` 20): rows 1, 2, 15, the
     /// 415 and the store outage keep their own answers; rows 3–6, 8–14 and 16 become
     /// 401 "Invalid API key, signature, or nonce". (Rows 7 and 9 are reported together
     /// as [`JwtEndpointError::ValidationFailed`] by the verifier itself.)
@@ -155,7 +155,7 @@ impl ApiError {
     }
 }
 
-/// The answers of `POST /api/v4/jwt` other than success (`spec/errors.md`, second table).
+/// The answers of `POST /api/v4/jwt` other than success (`docs/errors.md`, second table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JwtEndpointError {
     /// 400 "Validation failed" naming only the missing fields.
@@ -220,7 +220,7 @@ impl JwtEndpointError {
     }
 }
 
-/// Why a Fiat Gateway token was refused (`decisions.md` 23); each reason is the exact text
+/// Why a Fiat Gateway token was refused (`docs/design-decisions.md` 23); each reason is the exact text
 /// placed in `errors.token[0]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]

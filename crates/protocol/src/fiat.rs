@@ -1,7 +1,7 @@
-//! Fiat Gateway partner tokens (`spec/fiat-gateway-jwt.md`): HS256 JWTs signed with the
+//! Fiat Gateway partner tokens (`docs/protocol.md`): HS256 JWTs signed with the
 //! partner's Enc Key whose `iat`/`exp` are **milliseconds**.
 //!
-//! The checks are done here, by hand, in the order of `decisions.md` 23: no JWT library's
+//! The checks are done here, by hand, in the order of `docs/design-decisions.md` 23: no JWT library's
 //! seconds-based `exp` handling is involved, and the key is chosen by `x-auth-key`, never by
 //! the token's `alg`.
 
@@ -98,7 +98,7 @@ impl OwnedOrderFields {
     }
 }
 
-/// Reads the order fields from a JSON body (`decisions.md` 24): `currency` a string,
+/// Reads the order fields from a JSON body (`docs/design-decisions.md` 24): `currency` a string,
 /// `amount` and `orderId` strings or numbers (a number by its exact text). `None` when the
 /// body is not a JSON object or a field is missing or of another type.
 #[must_use]
@@ -358,7 +358,7 @@ fn claim_u64(obj: &JsonObject<'_>, name: &str) -> Option<u64> {
 /// verifies the signature over `header.claims` under `key` in constant time. `None` (an
 /// unknown or disabled partner) costs the same HMAC against a dummy key and fails. The claims
 /// are returned decoded but unchecked: [`verify_partner_token`] runs this step first
-/// and then checks them (`decisions.md` 23); known-answer tests (RFC 7515 A.1, whose `exp` is
+/// and then checks them (`docs/design-decisions.md` 23); known-answer tests (RFC 7515 A.1, whose `exp` is
 /// in seconds) run through this step alone.
 ///
 /// # Errors
@@ -389,7 +389,7 @@ pub fn verify_hs256_signature<'t>(
     }
 }
 
-/// Verifies a partner token, every check of `decisions.md` 23 except "already used".
+/// Verifies a partner token, every check of `docs/design-decisions.md` 23 except "already used".
 ///
 /// `enc_key_for` maps an Auth Key to its Enc Key (`None` for unknown or disabled partners,
 /// which then cost the same HMAC as a known one).

@@ -1,7 +1,7 @@
 //! A strict, allocation-light JSON reader for signed payloads.
 //!
 //! Why not `serde_json::Value`: the verifier must reject duplicate object keys at any depth,
-//! compared after unescaping (`"nonce"` and `"\u006eonce"` are one key, `decisions.md` 4),
+//! compared after unescaping (`"nonce"` and `"\u006eonce"` are one key, `docs/design-decisions.md` 4),
 //! and in `body_match = "json"` mode compare numbers by their exact text (`1` ≠ `1.0`).
 //! This reader keeps every number as the text it was written with, unescapes strings only
 //! when they contain escapes, limits nesting depth, and accepts exactly RFC 8259 JSON.

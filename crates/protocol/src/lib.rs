@@ -6,7 +6,7 @@
 //!
 //! - [`sign`]: build the body once, `X-TXC-PAYLOAD` = base64(body),
 //!   `X-TXC-SIGNATURE` = hex(HMAC-SHA512(payload, secret)).
-//! - [`verify`]: the verifier's checks 3–12 of `spec/errors.md`, in order.
+//! - [`verify`]: the verifier's checks 3–12 of `docs/errors.md`, in order.
 //! - [`nonce`]: nonce parsing and the strict and window rules as pure functions.
 //! - [`error`]: the error catalogue; every variant knows its status and exact body.
 //! - [`fiat`]: Fiat Gateway partner tokens (HS256, millisecond claims).

@@ -104,7 +104,7 @@ impl HmacSha512Key {
     }
 
     /// A key nobody holds, used to spend the same work on unknown API keys as on known
-    /// ones (`decisions.md` 13).
+    /// ones (`docs/design-decisions.md` 13).
     #[must_use]
     pub fn dummy() -> Self {
         Self::new(b"whitebit-auth dummy key for unknown api keys")

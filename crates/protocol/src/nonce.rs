@@ -18,7 +18,7 @@ use crate::json::JsonValue;
 pub const WINDOW_MS: u64 = 5_000;
 
 /// Extra lifetime of a window-mode uniqueness entry beyond the window: the largest clock
-/// difference tolerated between gateway instances and their store (`decisions.md` 15).
+/// difference tolerated between gateway instances and their store (`docs/design-decisions.md` 15).
 pub const WINDOW_MARGIN_MS: u64 = 5_000;
 
 /// How a request's nonce is checked.

@@ -1,4 +1,4 @@
-//! The verifier's pure checks, rows 3–12 of `spec/errors.md`, in order.
+//! The verifier's pure checks, rows 3–12 of `docs/errors.md`, in order.
 //!
 //! Header values and the body go in; a [`CheckedRequest`] (rows 3–11 passed) or the first
 //! failing row comes out. Row 12 needs the key's secret, so it is the separate step
@@ -14,10 +14,10 @@ use crate::mac::{HmacSha512Key, PayloadMac, Signature};
 use crate::nonce::{NonceMode, parse_nonce};
 use crate::path::normalize_path;
 
-/// The path of the token endpoint, whose field checks differ (`decisions.md` 20).
+/// The path of the token endpoint, whose field checks differ (`docs/design-decisions.md` 20).
 pub const JWT_ENDPOINT_PATH: &str = "/api/v4/jwt";
 
-/// What an `X-TXC-*` header looked like on the wire (`decisions.md` 2). Its `Debug` shows
+/// What an `X-TXC-*` header looked like on the wire (`docs/design-decisions.md` 2). Its `Debug` shows
 /// the value's length only: the payload and signature never reach a log through it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum HeaderValue<'a> {
@@ -69,7 +69,7 @@ impl<'a> HeaderValue<'a> {
     }
 }
 
-/// How the body must relate to the decoded payload (`spec/interop.md`).
+/// How the body must relate to the decoded payload (`docs/interop.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum BodyMatch {
     /// Byte for byte (the default, as the live service).
@@ -111,7 +111,7 @@ impl fmt::Debug for RequestParts<'_> {
 pub enum Rejection {
     /// A row of the private-API catalogue.
     Api(ApiError),
-    /// Token endpoint only: rows 7 and 9 evaluated together (`decisions.md` 20).
+    /// Token endpoint only: rows 7 and 9 evaluated together (`docs/design-decisions.md` 20).
     MissingFields {
         /// `request` is missing (or not a string).
         request: bool,
@@ -161,7 +161,7 @@ pub fn check_request<'a>(
     body_match: BodyMatch,
 ) -> Result<CheckedRequest<'a>, Rejection> {
     // Rows 3–5: presence. Invalid (duplicated, non-ASCII) values pass here and fail at the
-    // row their header belongs to (`decisions.md` 2).
+    // row their header belongs to (`docs/design-decisions.md` 2).
     if parts.api_key == HeaderValue::Missing {
         return Err(ApiError::ApiKeyNotProvided.into());
     }

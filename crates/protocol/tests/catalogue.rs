@@ -1,4 +1,4 @@
-//! The error catalogue, byte for byte against `spec/errors.md`.
+//! The error catalogue, byte for byte against `docs/errors.md`.
 
 use whitebit_auth::{ApiError, JwtEndpointError, TokenRejection};
 
@@ -176,7 +176,7 @@ fn jwt_endpoint_answers_are_exact() {
         (500, r#"{"code":0,"message":"Server configuration issues"}"#)
     );
 
-    // decisions.md 20: rows 1, 2, 15, the 415 and outages keep their own answers; rows 3–6,
+    // docs/design-decisions.md 20: rows 1, 2, 15, the 415 and outages keep their own answers; rows 3–6,
     // 8–14 and 16 become 401 "Invalid API key, signature, or nonce".
     for e in ApiError::ALL {
         let mapped = e.for_jwt_endpoint();

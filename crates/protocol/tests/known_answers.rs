@@ -108,7 +108,7 @@ const RFC7515_A1_JWS: &str = concat!(
     "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
 );
 
-/// The signature only (`decisions.md` 33: the example's `exp` is in seconds, so its claims
+/// The signature only (`docs/design-decisions.md` 33: the example's `exp` is in seconds, so its claims
 /// are no partner token's).
 #[test]
 fn rfc7515_a1_hs256_signature() {

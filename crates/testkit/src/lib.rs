@@ -7,7 +7,7 @@
 //!
 //! PostgreSQL refuses to run as root: when the tests run as root, `initdb` and `postgres` run
 //! as the system user [`PG_USER`] (created when missing) through `runuser`, with the data
-//! directory owned by that user, mode 0700 (`decisions.md` 31). Any cluster the distribution
+//! directory owned by that user, mode 0700 (`docs/design-decisions.md` 31). Any cluster the distribution
 //! package created on port 5432 is ignored.
 //!
 //! Nothing here sleeps for a fixed time: readiness is a bounded wait on a condition (the
@@ -139,7 +139,7 @@ fn read_log(path: &Path) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// A throw-away `redis-server` with `appendonly yes` and `appendfsync always`
-/// (`decisions.md` 19), stopped when dropped.
+/// (`docs/design-decisions.md` 19), stopped when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,

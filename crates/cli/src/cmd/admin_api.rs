@@ -1,6 +1,6 @@
 //! What `accounts`, `keys` and `partners` share: the admin API of a running gateway
 //! (`--admin-url`, the token from `WBAUTH_ADMIN_TOKEN` or the gateway's `admin.token` file), and
-//! text output helpers (`decisions.md` 27: one code path, so the gateway's caches stay right).
+//! text output helpers (`docs/design-decisions.md` 27: one code path, so the gateway's caches stay right).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

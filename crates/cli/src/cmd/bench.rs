@@ -1,7 +1,7 @@
 //! `wbauth bench`: the project's own load generator. Unlike wrk it signs every request during
 //! the run (one cached keyed HMAC-SHA512 state per key, about 1 µs a request), keeps window
-//! nonces within one key's ~1000 requests/s (`decisions.md` 28) and reports its own CPU use:
-//! a run where the generator was busier than 90 % is invalid (`decisions.md` 34).
+//! nonces within one key's ~1000 requests/s (`docs/design-decisions.md` 28) and reports its own CPU use:
+//! a run where the generator was busier than 90 % is invalid (`docs/design-decisions.md` 34).
 //!
 //! Each connection is a keep-alive HTTP/1.1 connection (hyper's low-level client) driven as a
 //! closed loop: one request in flight, the next one written as soon as the previous answer's
@@ -48,7 +48,7 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
 const CLOCK_TICKS_PER_S: f64 = 100.0;
 /// Above this share of its threads' CPU the generator, not the server, was measured.
 const CPU_LIMIT: f64 = 0.9;
-/// Window mode: above this rate per key, nonces run ahead of the clock (`decisions.md` 28).
+/// Window mode: above this rate per key, nonces run ahead of the clock (`docs/design-decisions.md` 28).
 const WINDOW_RATE_PER_KEY: f64 = 900.0;
 
 /// Load-tests a server with signed requests and reports throughput, latency percentiles,
@@ -1095,7 +1095,7 @@ impl Report {
                 report.warnings.push(format!(
                     "window mode: {per_key:.0} requests/s per key is above ~{WINDOW_RATE_PER_KEY:.0}: \
                      one key sustains about 1000/s before its nonces run out of the ±5 s window; \
-                     give at least {needed:.0} keys with --keys (decisions.md 28)"
+                     give at least {needed:.0} keys with --keys (docs/design-decisions.md 28)"
                 ));
             }
         }

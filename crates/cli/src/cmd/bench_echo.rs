@@ -1,6 +1,6 @@
 //! `wbauth bench-echo`: the upstream limit of a benchmark. A bare hyper HTTP/1.1 server with
 //! the gateway's listener settings (keep-alive, header read timeout, header buffer limit)
-//! on the same runtime, answering every request `200 {"ok":true}` (`decisions.md` 34).
+//! on the same runtime, answering every request `200 {"ok":true}` (`docs/design-decisions.md` 34).
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -17,11 +17,11 @@ use whitebit_auth::sign::{SignedRequest, sign_body};
 
 use crate::common::gateway::Upstream;
 
-/// The fail-closed answer of an unreachable store (`errors.md`).
+/// The fail-closed answer of an unreachable store (`docs/errors.md`).
 pub const BUSY: &str = r#"{"code":0,"message":"Service temporarily unavailable."}"#;
-/// An upstream that cannot be reached (`errors.md`).
+/// An upstream that cannot be reached (`docs/errors.md`).
 pub const BAD_GATEWAY: &str = r#"{"code":0,"message":"Bad gateway."}"#;
-/// An upstream that does not answer in time (`errors.md`).
+/// An upstream that does not answer in time (`docs/errors.md`).
 pub const GATEWAY_TIMEOUT: &str = r#"{"code":0,"message":"Gateway timeout."}"#;
 /// Rows 16b and 16c.
 pub const NONCE_REFUSED: &str = r#"{"code":0,"errors":{},"message":"Too many requests."}"#;

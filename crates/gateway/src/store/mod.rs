@@ -38,7 +38,7 @@ pub enum StoreError {
     #[error("wrong master key: {0}")]
     WrongMasterKey(String),
     /// The store answers but is not set up as the gateway requires (e.g. a Redis without
-    /// `appendonly yes` and `appendfsync always`, `decisions.md` 19).
+    /// `appendonly yes` and `appendfsync always`, `docs/design-decisions.md` 19).
     #[error("store refused: {0}")]
     Refused(String),
 }
@@ -80,7 +80,7 @@ pub trait NonceStore: Send + Sync + 'static {
     }
 
     /// Whether the store answers, and its clock when it has one of its own (`/readyz`
-    /// compares it with the gateway's, `decisions.md` 15). `Err` when it cannot be reached.
+    /// compares it with the gateway's, `docs/design-decisions.md` 15). `Err` when it cannot be reached.
     fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
         Box::pin(async { Ok(StoreHealth::default()) })
     }
@@ -92,7 +92,7 @@ pub trait NonceStore: Send + Sync + 'static {
 }
 
 /// Remembers Fiat Gateway partner tokens until they expire, so each is used once
-/// (`decisions.md` 23). Backed by the nonce store's backend, so instances sharing a nonce store
+/// (`docs/design-decisions.md` 23). Backed by the nonce store's backend, so instances sharing a nonce store
 /// share it too.
 pub trait ReplayGuard: Send + Sync + 'static {
     /// Claims token `id` (valid until `expires_at_ms`): `Fresh` once recorded durably,
@@ -134,7 +134,7 @@ pub struct RemoteOptions {
     pub connect_timeout: std::time::Duration,
     /// Giving up on one operation after this long: the request fails closed (503).
     pub op_timeout: std::time::Duration,
-    /// Accept a Redis without `appendonly yes` + `appendfsync always` (`decisions.md` 19).
+    /// Accept a Redis without `appendonly yes` + `appendfsync always` (`docs/design-decisions.md` 19).
     pub allow_non_durable: bool,
 }
 
@@ -411,7 +411,7 @@ pub struct KeyRecord {
     pub secret: SecretBytesEq,
     /// Not disabled by an operator.
     pub enabled: bool,
-    /// Deactivated after the idle period (stored, `decisions.md` 16).
+    /// Deactivated after the idle period (stored, `docs/design-decisions.md` 16).
     pub idle_deactivated: bool,
     /// Trusted IPs / CIDR blocks (empty: any address).
     pub ips: Vec<String>,
@@ -505,7 +505,7 @@ pub struct AuditEntry {
 }
 
 /// Accounts, keys, Fiat Gateway partners and the audit log. Every key and partner is loaded
-/// into memory at start (`decisions.md` 13); the store is the durable copy and the source for
+/// into memory at start (`docs/design-decisions.md` 13); the store is the durable copy and the source for
 /// other instances.
 pub trait KeyStore: Send + Sync + 'static {
     /// Every key, secrets decrypted.

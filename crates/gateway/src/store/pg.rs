@@ -11,7 +11,7 @@ use super::{RemoteOptions, StoreError, redact_url};
 /// migrator, so they may share one database or use two.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A u64 as an order-preserving signed BIGINT: `(n XOR 2^63) as i64` (`decisions.md` 6), so
+/// A u64 as an order-preserving signed BIGINT: `(n XOR 2^63) as i64` (`docs/design-decisions.md` 6), so
 /// SQL's `<` on the column is `<` on the nonces.
 #[must_use]
 pub const fn u64_to_ordered_i64(n: u64) -> i64 {

@@ -5,11 +5,11 @@
 //! # Encoding
 //!
 //! Nonces are `u64`, stored order-preserving in signed BIGINTs as `(n XOR 2^63) as i64`
-//! ([`super::pg::u64_to_ordered_i64`], `decisions.md` 6), so SQL's `<` is `<` on the nonces
+//! ([`super::pg::u64_to_ordered_i64`], `docs/design-decisions.md` 6), so SQL's `<` is `<` on the nonces
 //! and nothing goes through floating point. Key ids are the key store's positive BIGINT ids,
 //! stored as they are; an id above `i64::MAX` cannot come from a key store and is refused
 //! with [`StoreError::Corrupt`]. `expires_ms` is a plain Unix time in ms
-//! (`nonce + 5000 + margin`, `decisions.md` 15), saturated at `i64::MAX`.
+//! (`nonce + 5000 + margin`, `docs/design-decisions.md` 15), saturated at `i64::MAX`.
 //!
 //! # Atomicity and answers
 //!
@@ -36,7 +36,7 @@
 //!
 //! With asynchronous streaming replication a failover can lose the last commits, rolling a
 //! high-water mark back. There is no replay window across failovers only with synchronous
-//! replication (`synchronous_standby_names`, `decisions.md` 36).
+//! replication (`synchronous_standby_names`, `docs/design-decisions.md` 36).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

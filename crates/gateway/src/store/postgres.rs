@@ -4,7 +4,7 @@
 //! - The schema is the SQLite store's (same tables and columns; `migrations/postgres/`, a test
 //!   keeps the two in step). Secrets are encrypted exactly as there, under the master key from
 //!   `WBAUTH_MASTER_KEY`, which every instance must share: a key-check value in `meta` makes a
-//!   wrong key a clear start-up error on every instance (`decisions.md` 18).
+//!   wrong key a clear start-up error on every instance (`docs/design-decisions.md` 18).
 //! - Every change (a key or partner created, changed, deleted or replaced) sends
 //!   `NOTIFY wbauth_changes, 'key:<id>'` (or `'partner:<id>'`) in the transaction that makes it,
 //!   so it is announced exactly when it commits. [`KeyStore::changes`] listens on a connection

@@ -9,7 +9,7 @@
 //!   in either mode), as **exactly 16 lowercase hexadecimal digits** (`format!("{:016x}")`).
 //!   It never expires.
 //! - `wbauth:{k<id>}:w:<nonce in decimal>` — a window-mode uniqueness entry, value `1`, set
-//!   with `PXAT nonce + 5000 + margin` (an absolute expiry, `decisions.md` 15), so entries
+//!   with `PXAT nonce + 5000 + margin` (an absolute expiry, `docs/design-decisions.md` 15), so entries
 //!   expire by themselves ([`NonceStore::sweep`] does nothing).
 //!
 //! # No floating point
@@ -37,7 +37,7 @@
 //! still have been applied by the server: the nonce is then burned, never accepted twice.
 //! The connection (a multiplexed [`ConnectionManager`]) reconnects by itself.
 //!
-//! # Durability (`decisions.md` 19)
+//! # Durability (`docs/design-decisions.md` 19)
 //!
 //! `Ok(Ok(()))` means Redis executed the script. Only with `appendonly yes` and
 //! `appendfsync always` is that write in the append-only file, fsynced, before the answer;
@@ -55,7 +55,7 @@
 //! forgetting window entries), so a nonce accepted just before the failover can be accepted
 //! again after it. Operators who need no replay window across failovers use the PostgreSQL
 //! nonce store ([`super::pg_nonce`]) with synchronous replication
-//! (`synchronous_standby_names`, `decisions.md` 36).
+//! (`synchronous_standby_names`, `docs/design-decisions.md` 36).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -253,7 +253,7 @@ impl RedisNonceStore {
             Ok(Err(e)) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
                 return Err(StoreError::Refused(self.scrub(format!(
                     "Redis at {} does not permit CONFIG GET ({e}), so the gateway cannot check \
-                     that it runs with appendonly yes and appendfsync always (decisions.md 19). \
+                     that it runs with appendonly yes and appendfsync always (docs/design-decisions.md 19). \
                      If it does (or you accept that a Redis restart may let accepted nonces be \
                      replayed), set {OVERRIDE}",
                     self.shown
@@ -276,7 +276,7 @@ impl RedisNonceStore {
             Err(StoreError::Refused(format!(
                 "Redis at {} runs with appendonly {} and appendfsync {}: the nonce store needs \
                  appendonly yes and appendfsync always, or a Redis restart forgets accepted \
-                 nonces and they can be replayed (decisions.md 19). Fix the Redis \
+                 nonces and they can be replayed (docs/design-decisions.md 19). Fix the Redis \
                  configuration, or set {OVERRIDE} to accept that risk",
                 self.shown,
                 shown_setting(&appendonly),

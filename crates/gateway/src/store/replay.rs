@@ -1,4 +1,4 @@
-//! Single use of Fiat Gateway partner tokens (`decisions.md` 23: "Token already used."),
+//! Single use of Fiat Gateway partner tokens (`docs/design-decisions.md` 23: "Token already used."),
 //! remembered as durably as nonces until the token expires.
 //!
 //! An append-only file of fixed-size records (`id[32] ‖ expires_at_ms u64 LE ‖ CRC-32`); a

@@ -1,6 +1,6 @@
 //! The embedded default key store: accounts, API keys and the audit log in one SQLite file
 //! (through sqlx), with every secret encrypted at rest under the master key
-//! (`decisions.md` 18).
+//! (`docs/design-decisions.md` 18).
 //!
 //! Start-up, in order:
 //!
