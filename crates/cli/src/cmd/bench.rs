@@ -1095,7 +1095,7 @@ impl Report {
                 report.warnings.push(format!(
                     "window mode: {per_key:.0} requests/s per key is above ~{WINDOW_RATE_PER_KEY:.0}: \
                      one key sustains about 1000/s before its nonces run out of the ±5 s window; \
-                     give at least {needed:.0} keys with --keys (docs/design-decisions.md 28)"
+                     give at least {needed:.0} keys with --keys"
                 ));
             }
         }
