@@ -33,7 +33,7 @@ use whitebit_auth::fiat::{
 use whitebit_auth::json::{self, JsonValue};
 use whitebit_auth::mac::{HmacSha512Key, sign_payload};
 use whitebit_auth::nonce::parse_nonce;
-use whitebit_auth::path::normalize_path;
+use whitebit_auth::path::{normalize_path, pattern_matches};
 use whitebit_auth::sign::sign_body;
 use whitebit_auth::verify::{
     BodyMatch, HeaderValue, JWT_ENDPOINT_PATH, Rejection, RequestParts, check_request,
@@ -41,8 +41,7 @@ use whitebit_auth::verify::{
 use whitebit_auth::{ApiError, JwtEndpointError, NonceMode, TokenRejection};
 use whitebit_gateway::app::{Stores, TempDataDir, build_gateway, open_stores};
 use whitebit_gateway::clock::ManualClock;
-use whitebit_gateway::config::{Config, ENV_PREFIX, pattern_matches};
-use whitebit_gateway::pipeline::Gateway;
+use whitebit_gateway::config::{Config, ENV_PREFIX};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key};
 use whitebit_gateway::server::public_router;
 use whitebit_gateway::tokens::{SigningKey, TokenIssuer};
@@ -501,10 +500,7 @@ pub fn config(data: &[u8]) -> Outcome {
             assert!(config.store.key_backend().is_ok());
             assert!(config.store.nonce_backend().is_ok());
             let _ = config.store.remote_options();
-            for (prefix, _) in Gateway::routes_from(&config)
-                .iter()
-                .chain(Gateway::fiat_routes_from(&config).iter())
-            {
+            for prefix in whitebit_gateway::verify::Routes::new(&config, false).prefixes() {
                 assert!(
                     normalize_path(prefix).is_ok(),
                     "a route prefix that is not a path: {prefix:?}"

@@ -58,8 +58,9 @@ use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
 use whitebit_gateway::app::{build_gateway, open_stores};
 use whitebit_gateway::clock::{SharedClock, SystemClock};
-use whitebit_gateway::pipeline::{Gateway, Incoming, Refusal};
+use whitebit_gateway::pipeline::Gateway;
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
+use whitebit_gateway::verify::{Incoming, Refusal};
 
 const KNOWN_KEY: &str = "4e32e2ba2e3b4b0b9d6f5c1a7e8f9a0b";
 const UNKNOWN_KEY: &str = "b0a9f8e7a1c5f6d9b0b4b3e2ab2e23e4";

@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError, DurabilityConfig, KeyBackend, NonceBack
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
 use crate::manage::KeyService;
-use crate::pipeline::{Gateway, Target};
+use crate::pipeline::Gateway;
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
 use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
@@ -188,11 +188,7 @@ pub async fn build_gateway(
         .map(|k| (k.name.clone(), k.paths.clone()))
         .collect();
     let tokens = token_issuer(&config, builtin)?;
-    let routes = if builtin {
-        vec![("/".to_owned(), Target::Builtin)]
-    } else {
-        Gateway::routes_from(&config)
-    };
+    let routes = crate::verify::Routes::new(&config, builtin);
     Ok(Arc::new(Gateway {
         body_match: config.verify.body_match.into(),
         rate: RateLimiter::new(config.rate_limit.kinds.clone()),
@@ -208,11 +204,6 @@ pub async fn build_gateway(
         metrics: crate::metrics::Metrics::default(),
         tokens: Arc::new(tokens),
         replay: stores.replay.clone(),
-        fiat_routes: if builtin {
-            Vec::new()
-        } else {
-            Gateway::fiat_routes_from(&config)
-        },
         config: Arc::new(config),
     }))
 }

@@ -2,7 +2,7 @@
 
 use whitebit_auth::json::{self, JsonValue, write_string};
 
-use crate::pipeline::Verified;
+use crate::verify::Verified;
 
 /// `/api/v4/trade-account/balance`
 pub const TRADE_BALANCE: &str =

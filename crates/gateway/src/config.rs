@@ -921,20 +921,6 @@ fn check_upstream(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Does `path` (normalised) match a kind pattern (exact path, or `/prefix/*` for everything
-/// strictly below `/prefix`; `/*` for every path)?
-#[must_use]
-pub fn pattern_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix("/*") {
-        Some(prefix) => {
-            path.len() > prefix.len() + 1
-                && path.starts_with(prefix)
-                && path.as_bytes()[prefix.len()] == b'/'
-        }
-        None => pattern == path,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1363,24 +1349,5 @@ trade = { requests = 10, window_ms = 1000 }
             c.console.public_url.as_deref(),
             Some("https://console.example.com/")
         );
-    }
-
-    #[test]
-    fn patterns() {
-        assert!(pattern_matches(
-            "/api/v4/trade-account/*",
-            "/api/v4/trade-account/balance"
-        ));
-        assert!(!pattern_matches(
-            "/api/v4/trade-account/*",
-            "/api/v4/trade-account"
-        ));
-        assert!(!pattern_matches(
-            "/api/v4/trade/*",
-            "/api/v4/trade-account/balance"
-        ));
-        assert!(pattern_matches("/api/v4/jwt", "/api/v4/jwt"));
-        assert!(!pattern_matches("/api/v4/jwt", "/api/v4/jwt/x"));
-        assert!(pattern_matches("/*", "/anything/at/all"));
     }
 }

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use whitebit_auth::ApiError;
 
-use crate::pipeline::Verified;
+use crate::verify::Verified;
 
 /// A pooled HTTP/1.1 client for upstreams.
 pub type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;

@@ -11,9 +11,9 @@ use std::sync::{Arc, RwLock};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use whitebit_auth::mac::HmacSha512Key;
 
-use crate::config::pattern_matches;
 use crate::ip::IpRule;
 use crate::store::{KeyId, KeyRecord};
+use whitebit_auth::path::pattern_matches;
 
 /// One day in milliseconds.
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;

@@ -10,7 +10,6 @@ pub mod builtin;
 pub mod clock;
 pub mod config;
 pub mod console;
-pub mod fiat_route;
 pub mod forward;
 pub mod health;
 pub mod ip;
@@ -28,5 +27,6 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod touch;
+pub mod verify;
 
 pub use app::GatewayError;

@@ -30,7 +30,7 @@ use whitebit_auth::encoding::hex_encode;
 use zeroize::Zeroizing;
 
 use crate::clock::SharedClock;
-use crate::config::{Config, pattern_matches};
+use crate::config::Config;
 use crate::ip::IpRule;
 use crate::keys::{DAY_MS, KeyCache};
 use crate::partners::PartnerCache;
@@ -495,21 +495,6 @@ pub fn check_account_name(name: &str) -> Result<(), ManageError> {
         Err(ManageError::Invalid(format!(
             "account name {name:?}: use 1 to {MAX_ACCOUNT_NAME} letters, digits, '.', '_', '-' or '@'"
         )))
-    }
-}
-
-/// Whether every path `inner` opens is also opened by `outer` (both endpoint patterns).
-#[must_use]
-pub fn pattern_within(inner: &str, outer: &str) -> bool {
-    match (inner.strip_suffix("/*"), outer.strip_suffix("/*")) {
-        (_, Some("")) => true,
-        (None, _) => pattern_matches(outer, inner),
-        (Some(inner_prefix), Some(outer_prefix)) => {
-            inner_prefix == outer_prefix
-                || (inner_prefix.starts_with(outer_prefix)
-                    && inner_prefix.as_bytes().get(outer_prefix.len()) == Some(&b'/'))
-        }
-        (Some(_), None) => false,
     }
 }
 
@@ -1273,7 +1258,10 @@ impl KeyService {
             let endpoint = endpoint.trim();
             whitebit_auth::path::check_pattern(endpoint)
                 .map_err(|e| ManageError::Invalid(format!("endpoint {e}")))?;
-            if !patterns.iter().any(|p| pattern_within(endpoint, p)) {
+            if !patterns
+                .iter()
+                .any(|p| whitebit_auth::path::pattern_within(endpoint, p))
+            {
                 return Err(ManageError::Invalid(format!(
                     "endpoint {endpoint:?} is outside the {kind:?} kind, which opens: {}",
                     patterns.join(", ")
@@ -1910,20 +1898,6 @@ mod tests {
         let e = f.service.show_key("nope").await.expect_err("unknown");
         assert_eq!(e.body(), r#"{"code":0,"message":"No API key \"nope\"."}"#);
         assert_eq!(e.status(), 404);
-    }
-
-    #[test]
-    fn patterns_within_patterns() {
-        assert!(pattern_within("/a/b", "/a/*"));
-        assert!(pattern_within("/a/b/*", "/a/*"));
-        assert!(pattern_within("/a/*", "/a/*"));
-        assert!(pattern_within("/anything/*", "/*"));
-        assert!(pattern_within("/a", "/a"));
-        assert!(!pattern_within("/a", "/a/*"));
-        assert!(!pattern_within("/a/*", "/a/b"));
-        assert!(!pattern_within("/ab/*", "/a/*"));
-        assert!(!pattern_within("/*", "/a/*"));
-        assert!(!pattern_within("/ab", "/a/*"));
     }
 
     #[tokio::test]

@@ -10,19 +10,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
-use whitebit_auth::verify::JWT_ENDPOINT_PATH;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
 use crate::forward::{UpstreamClient, forward, upstream_client};
 use crate::metrics::Outcome;
-use crate::pipeline::{Gateway, Incoming, Refusal, Target, check_content_type, check_method};
+use crate::pipeline::Gateway;
+use crate::verify::{Admitted, Destination, FiatAdmitted, Refusal, Target, Verified};
 
 /// The TCP peer of a request (inserted per connection).
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +100,8 @@ fn refusal_response(refusal: Refusal, jwt_endpoint: bool) -> Response {
             other => json(other.status(), other.body()),
         },
         Refusal::Api(e) => error_response(e),
+        Refusal::Token(reason) => json(reason.status(), reason.body()),
+        Refusal::Transport(status) => status.into_response(),
     }
 }
 
@@ -132,6 +133,8 @@ fn refused(refusal: Refusal, jwt_endpoint: bool) -> (Response, Outcome) {
         Refusal::Api(e) => Outcome::Refused(e),
         Refusal::RateLimited(_) => Outcome::Refused(ApiError::RateLimited),
         Refusal::MissingFields { .. } => Outcome::MissingFields,
+        Refusal::Token(_) => Outcome::TokenRefused,
+        Refusal::Transport(_) => Outcome::Transport,
     };
     (refusal_response(refusal, jwt_endpoint), outcome)
 }
@@ -140,6 +143,7 @@ fn failed(e: ApiError) -> (Response, Outcome) {
     (error_response(e), Outcome::Refused(e))
 }
 
+/// One request: where it goes (decided once), the check table, then the answer.
 async fn handle_inner(
     state: &AppState,
     peer: Option<Extension<Peer>>,
@@ -147,98 +151,39 @@ async fn handle_inner(
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
     let (parts, body) = request.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let jwt_endpoint =
-        whitebit_auth::path::normalize_path(parts.uri.path()).is_ok_and(|p| p == JWT_ENDPOINT_PATH);
-
-    // Public GET routes.
-    if parts.method == Method::GET && parts.uri.path() == "/.well-known/jwks.json" {
-        return (json(200, gw.tokens.jwks()), Outcome::Public);
+    let destination = gw.destination(&parts.method, &parts.uri);
+    match destination {
+        Destination::Jwks => return (json(200, gw.tokens.jwks()), Outcome::Public),
+        Destination::Time => {
+            let time = format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000);
+            return (json(200, time), Outcome::Public);
+        }
+        Destination::Fiat(_) | Destination::Private(_) => {}
     }
-    if parts.method == Method::GET && state.sandbox && parts.uri.path() == "/api/v4/public/time" {
-        return (
-            json(200, format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000)),
-            Outcome::Public,
-        );
-    }
-
-    // Row 1.
-    if let Err(e) = check_method(&parts.method) {
-        return failed(e);
-    }
-    // Row 2: declared length first, then the bytes actually sent.
-    let limit = gw.config.verify.max_body_bytes;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return failed(ApiError::PayloadTooLarge);
-    }
-    let timeout = Duration::from_millis(gw.config.listen.body_timeout_ms);
-    let body =
-        match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect())
-            .await
-        {
-            Err(_) => {
-                return (
-                    StatusCode::REQUEST_TIMEOUT.into_response(),
-                    Outcome::Transport,
-                );
-            }
-            Ok(Err(e)) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    return failed(ApiError::PayloadTooLarge);
-                }
-                return (StatusCode::BAD_REQUEST.into_response(), Outcome::Transport);
-            }
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
-    // The 415 check.
-    if let Err(e) = check_content_type(&parts.headers) {
-        return failed(e);
-    }
-
     let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
         addr.ip()
     });
-
-    // Fiat Gateway routes: tokens instead of HMAC signatures.
-    if parts.uri.query().is_none()
-        && let Ok(path) = whitebit_auth::path::normalize_path(parts.uri.path())
-        && let Some(Target::Upstream {
-            base,
-            timeout_ms,
-            forward_headers,
-        }) = gw.fiat_route(&path).cloned()
-    {
-        let route = crate::forward::Route {
-            base: &base,
-            timeout: Duration::from_millis(timeout_ms),
-            max_response_bytes: gw.config.verify.max_response_bytes,
-            forward_headers: &forward_headers,
-        };
-        let client_ip = gw.client_ip(peer_ip, &parts.headers);
-        return handle_fiat(state, &parts.headers, &path, body, route, client_ip).await;
+    let admitted = match gw.check(destination, &parts, body, peer_ip).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refused(refusal, destination.is_token_endpoint()),
+    };
+    match admitted {
+        Admitted::Fiat(fiat) => match destination {
+            Destination::Fiat(target) => forward_fiat(state, &parts.headers, fiat, target).await,
+            // `check` admits a Fiat request only for a Fiat destination.
+            _ => failed(ApiError::EndpointNotFound),
+        },
+        Admitted::Private(verified) => answer_private(state, &parts.headers, verified).await,
     }
-    let incoming = Incoming {
-        method: &parts.method,
-        path_and_query: &path_and_query,
-        headers: &parts.headers,
-        body: &body,
-        peer: peer_ip,
-    };
-    let verified = match gw.verify(&incoming).await {
-        Ok(v) => v,
-        Err(refusal) => return refused(refusal, jwt_endpoint),
-    };
+}
+
+/// The answer to an accepted private request: built in, a token, or the upstream's.
+async fn answer_private(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    verified: Verified,
+) -> (Response, Outcome) {
+    let gw = &state.gateway;
     match verified.target.clone() {
         Target::Builtin => (
             json(200, crate::builtin::answer(&verified)),
@@ -276,7 +221,7 @@ async fn handle_inner(
                 max_response_bytes: gw.config.verify.max_response_bytes,
                 forward_headers: &forward_headers,
             };
-            match forward(&state.upstream, route, &parts.headers, verified).await {
+            match forward(&state.upstream, route, headers, verified).await {
                 Ok(response) => (response, Outcome::Accepted),
                 // The nonce is consumed (the request was accepted); the upstream failed.
                 Err(e) => failed(e),
@@ -285,38 +230,34 @@ async fn handle_inner(
     }
 }
 
-async fn handle_fiat(
+/// Forwards a Fiat Gateway request whose token passed.
+async fn forward_fiat(
     state: &AppState,
     headers: &axum::http::HeaderMap,
-    path: &str,
-    body: bytes::Bytes,
-    route: crate::forward::Route<'_>,
-    client_ip: IpAddr,
+    fiat: FiatAdmitted,
+    target: &Target,
 ) -> (Response, Outcome) {
-    let gw = &state.gateway;
-    let identity =
-        match crate::fiat_route::authorize(gw, headers, path, &body, gw.clock.now_ms()).await {
-            Ok(identity) => identity,
-            Err(crate::fiat_route::FiatRefusal::Token(reason)) => {
-                return (json(reason.status(), reason.body()), Outcome::TokenRefused);
-            }
-            Err(crate::fiat_route::FiatRefusal::StoreDown) => {
-                return failed(ApiError::ServiceUnavailable);
-            }
-        };
+    let Target::Upstream {
+        base,
+        timeout_ms,
+        forward_headers,
+    } = target
+    else {
+        return failed(ApiError::EndpointNotFound);
+    };
     let upstream_headers = crate::forward::upstream_headers(
         headers,
-        route.forward_headers,
-        &[identity.header()],
-        client_ip,
-        body.len(),
+        forward_headers,
+        &[fiat.identity.header()],
+        fiat.client_ip,
+        fiat.body.len(),
     );
     let outbound = crate::forward::Outbound {
-        base: route.base,
-        timeout: route.timeout,
-        max_response_bytes: route.max_response_bytes,
-        path,
-        body,
+        base,
+        timeout: Duration::from_millis(*timeout_ms),
+        max_response_bytes: state.gateway.config.verify.max_response_bytes,
+        path: &fiat.path,
+        body: fiat.body,
         headers: upstream_headers,
     };
     match crate::forward::send_upstream(&state.upstream, outbound).await {

@@ -156,6 +156,35 @@ pub fn check_pattern(pattern: &str) -> Result<(), PatternRejection> {
     }
 }
 
+/// Whether endpoint `pattern` (checked by [`check_pattern`]) opens `path` (normalised): an exact
+/// path opens itself; `/prefix/*` opens every path strictly below `/prefix`; `/*` opens all.
+#[must_use]
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix("/*") {
+        Some(prefix) => {
+            path.len() > prefix.len() + 1
+                && path.starts_with(prefix)
+                && path.as_bytes().get(prefix.len()) == Some(&b'/')
+        }
+        None => pattern == path,
+    }
+}
+
+/// Whether every path endpoint pattern `inner` opens is also opened by `outer`.
+#[must_use]
+pub fn pattern_within(inner: &str, outer: &str) -> bool {
+    match (inner.strip_suffix("/*"), outer.strip_suffix("/*")) {
+        (_, Some("")) => true,
+        (None, _) => pattern_matches(outer, inner),
+        (Some(inner_prefix), Some(outer_prefix)) => {
+            inner_prefix == outer_prefix
+                || (inner_prefix.starts_with(outer_prefix)
+                    && inner_prefix.as_bytes().get(outer_prefix.len()) == Some(&b'/'))
+        }
+        (Some(_), None) => false,
+    }
+}
+
 /// Whether `path` is under `prefix` by whole segments: `/api/v4/trade` matches
 /// `/api/v4/trade` and `/api/v4/trade/x`, not `/api/v4/trade-account`. Both must already
 /// be normalised. A prefix ending in `/` matches everything below it.
@@ -317,6 +346,35 @@ mod tests {
         ] {
             assert!(check_pattern(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn patterns_match_and_nest() {
+        assert!(pattern_matches(
+            "/api/v4/trade-account/*",
+            "/api/v4/trade-account/balance"
+        ));
+        assert!(!pattern_matches(
+            "/api/v4/trade-account/*",
+            "/api/v4/trade-account"
+        ));
+        assert!(!pattern_matches(
+            "/api/v4/trade/*",
+            "/api/v4/trade-account/balance"
+        ));
+        assert!(pattern_matches("/api/v4/jwt", "/api/v4/jwt"));
+        assert!(!pattern_matches("/api/v4/jwt", "/api/v4/jwt/x"));
+        assert!(pattern_matches("/*", "/anything/at/all"));
+        assert!(pattern_within("/a/b", "/a/*"));
+        assert!(pattern_within("/a/b/*", "/a/*"));
+        assert!(pattern_within("/a/*", "/a/*"));
+        assert!(pattern_within("/anything/*", "/*"));
+        assert!(pattern_within("/a", "/a"));
+        assert!(!pattern_within("/a", "/a/*"));
+        assert!(!pattern_within("/a/*", "/a/b"));
+        assert!(!pattern_within("/ab/*", "/a/*"));
+        assert!(!pattern_within("/*", "/a/*"));
+        assert!(!pattern_within("/ab", "/a/*"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use whitebit_auth::fiat::{
     OrderFieldNames, PartnerTokenRequest, order_fields_from_body, verify_partner_token,
 };
 
+use super::Refusal;
 use crate::pipeline::Gateway;
 use crate::store::replay::Claim;
 
@@ -35,23 +36,16 @@ impl FiatIdentity {
     }
 }
 
-/// Why a Fiat Gateway request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FiatRefusal {
-    /// A token check failed (401 with the reason).
-    Token(TokenRejection),
-    /// The replay store could not record the token (503, fail closed).
-    StoreDown,
-}
-
-/// Checks the token of a request to a Fiat Gateway route. `path` is the normalised path.
-pub async fn authorize(
+/// Checks the token of a request to a Fiat Gateway route (instead of rows 3–16). `path` is
+/// the normalised path. A token failure answers 401 with its reason; a replay store that
+/// cannot record the token refuses (503), never lets it through.
+pub(super) async fn authorize(
     gw: &Gateway,
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
-    now_ms: u64,
-) -> Result<FiatIdentity, FiatRefusal> {
+) -> Result<FiatIdentity, Refusal> {
+    let now_ms = gw.clock.now_ms();
     let authorization: Vec<&str> = headers
         .get_all(axum::http::header::AUTHORIZATION)
         .iter()
@@ -67,8 +61,8 @@ pub async fn authorize(
         let token = gw
             .tokens
             .verify(&authorization, now_ms)
-            .map_err(FiatRefusal::Token)?;
-        check_token_key(gw, &token, now_ms).map_err(FiatRefusal::Token)?;
+            .map_err(Refusal::Token)?;
+        check_token_key(gw, &token, now_ms).map_err(Refusal::Token)?;
         let expires_at_ms = token.expires_at_s.saturating_mul(1000);
         return match gw
             .replay
@@ -76,10 +70,10 @@ pub async fn authorize(
             .await
         {
             Ok(Claim::Fresh) => Ok(FiatIdentity::Account(token.subject)),
-            Ok(Claim::Replayed) => Err(FiatRefusal::Token(TokenRejection::AlreadyUsed)),
+            Ok(Claim::Replayed) => Err(Refusal::Token(TokenRejection::AlreadyUsed)),
             Err(e) => {
                 tracing::error!(target: "wbauth::fiat", error = %e, "cannot record a token");
-                Err(FiatRefusal::StoreDown)
+                Err(Refusal::Api(whitebit_auth::ApiError::ServiceUnavailable))
             }
         };
     }
@@ -107,17 +101,17 @@ pub async fn authorize(
         iat_leeway_ms: cfg.iat_leeway_ms,
     };
     let verified = verify_partner_token(&request, |_| partner.as_deref().map(|p| &p.enc))
-        .map_err(FiatRefusal::Token)?;
+        .map_err(Refusal::Token)?;
     match gw
         .replay
         .claim(verified.replay_id, verified.expires_at_ms, now_ms)
         .await
     {
         Ok(Claim::Fresh) => Ok(FiatIdentity::Partner(verified.auth_key)),
-        Ok(Claim::Replayed) => Err(FiatRefusal::Token(TokenRejection::AlreadyUsed)),
+        Ok(Claim::Replayed) => Err(Refusal::Token(TokenRejection::AlreadyUsed)),
         Err(e) => {
             tracing::error!(target: "wbauth::fiat", error = %e, "cannot record a partner token");
-            Err(FiatRefusal::StoreDown)
+            Err(Refusal::Api(whitebit_auth::ApiError::ServiceUnavailable))
         }
     }
 }

@@ -1,0 +1,224 @@
+//! Where a request goes, decided once from its method and URL path: a public GET route, a
+//! Fiat Gateway route (a token instead of an HMAC signature), or a private endpoint served by
+//! the gateway itself (the token endpoint, the sandbox's built-in answers) or by an upstream.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, Method, Uri};
+use whitebit_auth::path::{normalize_path, path_has_prefix};
+use whitebit_auth::verify::JWT_ENDPOINT_PATH;
+
+use crate::config::{Config, RouteConfig};
+
+/// Where a verified private request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Forward to `http://host:port`.
+    Upstream {
+        /// Base URL.
+        base: String,
+        /// Timeout in ms.
+        timeout_ms: u64,
+        /// The client headers forwarded (the route's `forward_headers` or the default list).
+        forward_headers: Arc<[HeaderName]>,
+    },
+    /// Answer inside the gateway (the sandbox's built-in responses).
+    Builtin,
+    /// `POST /api/v4/jwt`: issue a token to the key's account.
+    IssueToken,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// `GET /.well-known/jwks.json`: the token keys.
+    Jwks,
+    /// `GET /api/v4/public/time` (sandbox only): the server's clock.
+    Time,
+    /// A Fiat Gateway route: rows 1, 2 and the 415 check, then the token checks.
+    Fiat(&'a Target),
+    /// A private endpoint: every row of the check table. `None`: no route serves the path
+    /// (404 after row 13).
+    Private(Option<&'a Target>),
+}
+
+impl Destination<'_> {
+    /// Whether refusals take the token endpoint's answer shapes.
+    #[must_use]
+    pub fn is_token_endpoint(&self) -> bool {
+        matches!(self, Destination::Private(Some(Target::IssueToken)))
+    }
+}
+
+/// The route tables, longest prefix first.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    private: Vec<(String, Target)>,
+    fiat: Vec<(String, Target)>,
+    sandbox: bool,
+}
+
+impl Routes {
+    /// The configured routes; `builtin` (the sandbox) answers every private path itself, has no
+    /// Fiat routes and serves the public time route.
+    #[must_use]
+    pub fn new(config: &Config, builtin: bool) -> Self {
+        if builtin {
+            return Self {
+                private: vec![("/".to_owned(), Target::Builtin)],
+                fiat: Vec::new(),
+                sandbox: true,
+            };
+        }
+        Self {
+            private: table(&config.routes),
+            fiat: table(&config.fiat.routes),
+            sandbox: false,
+        }
+    }
+
+    /// The configured private and Fiat route prefixes.
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
+        self.private
+            .iter()
+            .chain(self.fiat.iter())
+            .map(|(prefix, _)| prefix.as_str())
+    }
+
+    /// Where a request for `uri` with `method` goes.
+    #[must_use]
+    pub fn destination(&self, method: &Method, uri: &Uri) -> Destination<'_> {
+        let raw = uri.path();
+        if method == Method::GET {
+            if raw == "/.well-known/jwks.json" {
+                return Destination::Jwks;
+            }
+            if self.sandbox && raw == "/api/v4/public/time" {
+                return Destination::Time;
+            }
+        }
+        let Ok(path) = normalize_path(raw) else {
+            // Refused at row 8 (the path rule) before any route matters.
+            return Destination::Private(None);
+        };
+        if uri.query().is_none()
+            && let Some(target) = find(&self.fiat, &path)
+        {
+            return Destination::Fiat(target);
+        }
+        Destination::Private(self.private_target(&path))
+    }
+
+    /// The private route serving `path` (normalised).
+    #[must_use]
+    pub fn private_target(&self, path: &str) -> Option<&Target> {
+        if path == JWT_ENDPOINT_PATH {
+            return Some(&Target::IssueToken);
+        }
+        find(&self.private, path)
+    }
+}
+
+fn find<'a>(table: &'a [(String, Target)], path: &str) -> Option<&'a Target> {
+    table
+        .iter()
+        .find(|(prefix, _)| path_has_prefix(path, prefix))
+        .map(|(_, target)| target)
+}
+
+fn table(routes: &[RouteConfig]) -> Vec<(String, Target)> {
+    let mut routes: Vec<(String, Target)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r.prefix.clone(),
+                Target::Upstream {
+                    base: r.upstream.trim_end_matches('/').to_owned(),
+                    timeout_ms: r.timeout_ms,
+                    forward_headers: r.forward_headers.as_ref().map_or_else(
+                        crate::forward::default_forward_headers,
+                        |names| {
+                            names
+                                .iter()
+                                .filter_map(|n| crate::forward::check_forward_header(n).ok())
+                                .collect()
+                        },
+                    ),
+                },
+            )
+        })
+        .collect();
+    routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Routes {
+        let config = Config::from_toml(
+            "[[route]]\nprefix = \"/api/v4\"\nupstream = \"http://127.0.0.1:1\"\n\
+             [[route]]\nprefix = \"/api/v4/order\"\nupstream = \"http://127.0.0.1:2\"\n\
+             [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://127.0.0.1:3\"\n",
+            "gateway.toml",
+            &[],
+        )
+        .expect("config");
+        Routes::new(&config, false)
+    }
+
+    fn base(d: Destination<'_>) -> Option<String> {
+        match d {
+            Destination::Private(Some(Target::Upstream { base, .. }))
+            | Destination::Fiat(Target::Upstream { base, .. }) => Some(base.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn each_request_goes_one_way() {
+        let r = routes();
+        let at = |method: Method, uri: &str| r.destination(&method, &uri.parse().expect("uri"));
+        assert_eq!(at(Method::GET, "/.well-known/jwks.json"), Destination::Jwks);
+        // Only the sandbox serves the time; elsewhere it is a private path like any other.
+        assert_eq!(
+            base(at(Method::GET, "/api/v4/public/time")).as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert!(at(Method::POST, "/api/v4/jwt").is_token_endpoint());
+        assert!(at(Method::POST, "//api/v4//jwt").is_token_endpoint());
+        assert_eq!(
+            base(at(Method::POST, "/api/v4/order/new")).as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(
+            base(at(Method::POST, "/api/v4/orders")).as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert!(matches!(
+            at(Method::POST, "/api/v1/fiat/deposit"),
+            Destination::Fiat(_)
+        ));
+        // A query is never a Fiat request: it goes the HMAC way and meets row 8.
+        assert!(matches!(
+            at(Method::POST, "/api/v1/fiat/deposit?x=1"),
+            Destination::Private(None)
+        ));
+        assert_eq!(at(Method::POST, "/other"), Destination::Private(None));
+        assert_eq!(
+            at(Method::POST, "/api/v4/%2e%2e/x"),
+            Destination::Private(None)
+        );
+
+        let sandbox = Routes::new(&Config::default(), true);
+        let at =
+            |method: Method, uri: &str| sandbox.destination(&method, &uri.parse().expect("uri"));
+        assert_eq!(at(Method::GET, "/api/v4/public/time"), Destination::Time);
+        assert_eq!(
+            at(Method::POST, "/anything"),
+            Destination::Private(Some(&Target::Builtin))
+        );
+        assert!(at(Method::POST, "/api/v4/jwt").is_token_endpoint());
+    }
+}
