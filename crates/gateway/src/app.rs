@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigError, DurabilityConfig, KeyBackend, NonceBackend};
+use crate::config::{Config, DurabilityConfig, KeyBackend, NonceBackend};
+use crate::error::GatewayError;
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
 use crate::manage::KeyService;
@@ -25,28 +26,6 @@ use crate::store::sqlite::{
 };
 use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, ReplayGuard, StoreError};
 use crate::touch::TouchQueue;
-
-/// The gateway crate's one error type.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    /// The configuration is not usable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A store failed to open or to work.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A listener could not be bound or served.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// An operation was refused (bad input, unknown account, …).
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The opened stores.
 pub struct Stores {

@@ -10,6 +10,8 @@ pub mod builtin;
 pub mod clock;
 pub mod config;
 pub mod console;
+mod error;
+mod form;
 pub mod forward;
 pub mod health;
 pub mod ip;
@@ -29,4 +31,4 @@ pub mod totp;
 pub mod touch;
 pub mod verify;
 
-pub use app::GatewayError;
+pub use error::GatewayError;

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 
 use whitebit_auth::encoding::hex_encode;
 
-use crate::app::{GatewayError, Stores};
+use crate::app::Stores;
 use crate::config::{Config, KindConfig};
+use crate::error::GatewayError;
 use crate::store::{NewKey, SecretBytes};
 
 /// The kind of the demo key: every path.

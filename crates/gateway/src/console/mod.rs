@@ -32,6 +32,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use maud::Markup;
 
+use crate::form::{Form, query_param};
 use crate::manage::{Caller, CreateKey, KeyService, KeyView, ManageError, TwoFactor};
 use crate::pipeline::Gateway;
 use crate::server::Peer;
@@ -159,75 +160,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// An `application/x-www-form-urlencoded` body (repeated names kept in order).
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn parse(body: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(body);
-        Form(
-            text.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent(k), percent(v))
-                })
-                .collect(),
-        )
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self, name: &str) -> &str {
-        self.get(name).unwrap_or_default()
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
-
-/// Percent-decoding with `+` as space; bad escapes are kept as they are.
-fn percent(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'+' {
-            out.push(b' ');
-        } else if b == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|c| char::from(*c).to_digit(16)),
-                bytes.get(i + 2).and_then(|c| char::from(*c).to_digit(16)),
-            )
-        {
-            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-            i += 3;
-            continue;
-        } else {
-            out.push(b);
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    Form::parse(query.unwrap_or_default().as_bytes())
-        .get(name)
-        .map(str::to_owned)
 }
 
 fn secure_headers(response: &mut Response) {
@@ -1026,7 +958,6 @@ mod tests {
         assert_eq!(ip_list(form.text("ips")), vec!["1.2.3.4", "10.0.0.0/8"]);
         assert_eq!(form.text("name"), "a b");
         assert_eq!(form.get("missing"), None);
-        assert_eq!(percent("%zz%4"), "%zz%4");
     }
 
     #[test]
