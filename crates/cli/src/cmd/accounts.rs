@@ -8,7 +8,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
+use whitebit_gateway::manage::AccountView;
+
+use super::admin_api::{AdminArgs, AdminClient, Fields, format_time, label, print_table};
 use super::print_json;
 use crate::error::CliError;
 
@@ -100,14 +102,14 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 .call(Method::POST, &AdminClient::path(&["accounts"]), Some(&body))
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
                 println!(
                     "Created account {name}. Enable two-factor authentication before creating keys: \
                      wbauth accounts 2fa {name}"
                 );
-                if let Some(link) = answer.get("console_link") {
-                    print_link(name, link);
+                if let Some(link) = answer.fields().optional("console_link") {
+                    print_link(name, &link)?;
                 }
             }
         }
@@ -120,9 +122,9 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                print_link(name, answer.get("console_link").unwrap_or(&Value::Null));
+                print_link(name, &answer.fields().part("console_link")?)?;
             }
         }
         AccountsCommand::List => {
@@ -130,29 +132,19 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 .call(Method::GET, &AdminClient::path(&["accounts"]), None)
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                let accounts = answer
-                    .get("accounts")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let accounts: Vec<AccountView> = answer.fields().list("accounts")?;
                 let rows: Vec<Vec<String>> = accounts
                     .iter()
                     .map(|a| {
                         vec![
-                            text(a, "name").to_owned(),
-                            text(a, "two_factor").to_owned(),
-                            a.get("keys")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0)
-                                .to_string(),
-                            a.get("locked_until_ms")
-                                .and_then(Value::as_u64)
+                            a.name.clone(),
+                            label(&a.two_factor),
+                            a.keys.to_string(),
+                            a.locked_until_ms
                                 .map_or_else(|| "-".to_owned(), format_time),
-                            a.get("created_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
+                            format_time(a.created_ms),
                         ]
                     })
                     .collect();
@@ -164,9 +156,9 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 .call(Method::GET, &AdminClient::path(&["accounts", name]), None)
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                print_account(answer.get("account").unwrap_or(&Value::Null));
+                print_account(&answer.fields().get("account")?);
             }
         }
         AccountsCommand::Password { name, .. } => {
@@ -180,7 +172,7 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
                 println!("Set the web console password of account {name}.");
             }
@@ -191,16 +183,15 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
 }
 
 /// A one-time console link, for the operator to hand to the account's holder.
-fn print_link(name: &str, link: &Value) {
-    let expires = link
-        .get("expires_ms")
-        .and_then(Value::as_u64)
-        .map_or_else(String::new, format_time);
+fn print_link(name: &str, link: &Fields<'_>) -> Result<(), CliError> {
+    let url = link.secret("url")?;
+    let expires = format_time(link.get("expires_ms")?);
     println!(
         "One-time link for the holder of {name} to set the web console password (works once, \
          until {expires}; a newer link replaces it):\n{}",
-        text(link, "url")
+        url.as_str()
     );
+    Ok(())
 }
 
 /// The password on standard input: its first line, without the line end.
@@ -218,25 +209,15 @@ fn read_password() -> Result<Zeroizing<String>, CliError> {
     Ok(Zeroizing::new(password.to_owned()))
 }
 
-fn print_account(a: &Value) {
-    println!("account:         {}", text(a, "name"));
-    println!("2FA:             {}", text(a, "two_factor"));
-    println!(
-        "keys:            {}",
-        a.get("keys").and_then(Value::as_u64).unwrap_or(0)
-    );
-    println!(
-        "wrong codes:     {}",
-        a.get("failed_attempts")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    );
-    if let Some(until) = a.get("locked_until_ms").and_then(Value::as_u64) {
+fn print_account(a: &AccountView) {
+    println!("account:         {}", a.name);
+    println!("2FA:             {}", label(&a.two_factor));
+    println!("keys:            {}", a.keys);
+    println!("wrong codes:     {}", a.failed_attempts);
+    if let Some(until) = a.locked_until_ms {
         println!("locked until:    {}", format_time(until));
     }
-    if let Some(created) = a.get("created_ms").and_then(Value::as_u64) {
-        println!("created:         {}", format_time(created));
-    }
+    println!("created:         {}", format_time(a.created_ms));
 }
 
 /// The QR code of `data` in Unicode half blocks (two modules per character cell), for a
@@ -262,7 +243,7 @@ async fn confirm(client: &AdminClient, name: &str, code: &str, json: bool) -> Re
         )
         .await?;
     if json {
-        print_json(&answer);
+        print_json(answer.json());
     } else {
         println!("Two-factor authentication is on for account {name}.");
     }
@@ -306,8 +287,8 @@ async fn two_factor(
             Some(&body),
         )
         .await?;
-    let uri = Zeroizing::new(text(&answer, "otpauth_uri").to_owned());
-    let secret = Zeroizing::new(text(&answer, "secret").to_owned());
+    let uri = answer.fields().secret("otpauth_uri")?;
+    let secret = answer.fields().secret("secret")?;
     drop(answer);
     {
         let mut out = std::io::stdout().lock();

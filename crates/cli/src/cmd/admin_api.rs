@@ -8,9 +8,11 @@ use std::time::Duration;
 use clap::Args;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use whitebit_client::{ExposeSecret as _, SecretString};
 use whitebit_gateway::admin::{ACTOR_HEADER, ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE};
+use zeroize::Zeroizing;
 
 use crate::error::CliError;
 
@@ -119,14 +121,14 @@ impl AdminClient {
         out
     }
 
-    /// Sends a request; the answer's JSON on success, [`CliError::Admin`] with the gateway's
-    /// message otherwise.
+    /// Sends a request; the answer on success, [`CliError::Admin`] with the gateway's message
+    /// otherwise.
     pub(crate) async fn call(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+    ) -> Result<Answer, CliError> {
         let url = format!("{}{path_and_query}", self.base);
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
             .map_err(|_| {
@@ -166,10 +168,12 @@ impl AdminClient {
         }
         let value: Option<Value> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {
-            return value.ok_or_else(|| CliError::Admin {
-                status,
-                message: "the admin API answered something that is not JSON".to_owned(),
-            });
+            return value
+                .map(|json| Answer { status, json })
+                .ok_or_else(|| CliError::Admin {
+                    status,
+                    message: "the admin API answered something that is not JSON".to_owned(),
+                });
         }
         let message = value
             .as_ref()
@@ -180,6 +184,130 @@ impl AdminClient {
                 str::to_owned,
             );
         Err(CliError::Admin { status, message })
+    }
+}
+
+/// An answer of the admin API: its JSON exactly as the gateway sent it (what `--json` prints),
+/// read with [`Answer::fields`] into the gateway's own view types.
+pub(crate) struct Answer {
+    status: u16,
+    json: Value,
+}
+
+impl Answer {
+    /// The JSON as the gateway sent it.
+    pub(crate) fn json(&self) -> &Value {
+        &self.json
+    }
+
+    /// The whole answer, to read field by field.
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        Fields {
+            value: &self.json,
+            path: String::new(),
+            status: self.status,
+        }
+    }
+}
+
+/// A value inside an [`Answer`] and where it is (e.g. `keys[2].key`): a field that is missing
+/// or of the wrong type is an error that names it, never an empty cell.
+pub(crate) struct Fields<'a> {
+    value: &'a Value,
+    path: String,
+    status: u16,
+}
+
+impl<'a> Fields<'a> {
+    /// Where field `name` of this value is.
+    fn path_of(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    fn error(&self, message: String) -> CliError {
+        CliError::Admin {
+            status: self.status,
+            message,
+        }
+    }
+
+    /// Field `name`; `None` when it is absent or null.
+    pub(crate) fn optional(&self, name: &str) -> Option<Fields<'a>> {
+        let value = self.value.get(name).filter(|v| !v.is_null())?;
+        Some(Fields {
+            value,
+            path: self.path_of(name),
+            status: self.status,
+        })
+    }
+
+    /// Field `name`, which must be there.
+    pub(crate) fn part(&self, name: &str) -> Result<Fields<'a>, CliError> {
+        self.optional(name).ok_or_else(|| {
+            self.error(format!(
+                "the admin API's answer lacks {}",
+                self.path_of(name)
+            ))
+        })
+    }
+
+    /// Field `name` as a `T`: one of the gateway's views, or a plain value.
+    pub(crate) fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, CliError> {
+        self.part(name)?.view()
+    }
+
+    /// Field `name`, a string that holds a secret, in a buffer wiped when dropped.
+    pub(crate) fn secret(&self, name: &str) -> Result<Zeroizing<String>, CliError> {
+        self.get::<String>(name).map(Zeroizing::new)
+    }
+
+    /// Field `name`, an array of `T`s.
+    pub(crate) fn list<T: DeserializeOwned>(&self, name: &str) -> Result<Vec<T>, CliError> {
+        self.items(name)?.iter().map(Fields::view).collect()
+    }
+
+    /// Field `name`, an array: its elements.
+    pub(crate) fn items(&self, name: &str) -> Result<Vec<Fields<'a>>, CliError> {
+        let part = self.part(name)?;
+        let items = part.value.as_array().ok_or_else(|| {
+            self.error(format!(
+                "the admin API's answer has an unexpected {}: not an array",
+                part.path
+            ))
+        })?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| Fields {
+                value,
+                path: format!("{}[{index}]", part.path),
+                status: self.status,
+            })
+            .collect())
+    }
+
+    /// This value as a `T`.
+    fn view<T: DeserializeOwned>(&self) -> Result<T, CliError> {
+        T::deserialize(self.value).map_err(|e| {
+            let text = e.to_string();
+            match text
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+            {
+                Some(field) => self.error(format!(
+                    "the admin API's answer lacks {}",
+                    self.path_of(field)
+                )),
+                None => self.error(format!(
+                    "the admin API's answer has an unexpected {}: {text}",
+                    self.path
+                )),
+            }
+        })
     }
 }
 
@@ -197,29 +325,25 @@ pub(crate) fn format_time(ms: u64) -> String {
     )
 }
 
-/// An optional time field.
-pub(crate) fn format_opt_time(value: &Value) -> String {
-    value
-        .as_u64()
-        .map_or_else(|| "never".to_owned(), format_time)
+/// An optional time.
+pub(crate) fn format_opt_time(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "never".to_owned(), format_time)
 }
 
-/// A JSON string field, or "".
-pub(crate) fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value.get(field).and_then(Value::as_str).unwrap_or("")
-}
-
-/// A JSON array of strings, joined; `empty` when there are none.
-pub(crate) fn list(value: &Value, field: &str, empty: &str) -> String {
-    let items: Vec<&str> = value
-        .get(field)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+/// A list, joined; `empty` when there is nothing in it.
+pub(crate) fn joined(items: &[String], empty: &str) -> String {
     if items.is_empty() {
         empty.to_owned()
     } else {
         items.join(", ")
+    }
+}
+
+/// The name the admin API gives a state (`active`, `pending`, …): its JSON string.
+pub(crate) fn label<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        _ => String::new(),
     }
 }
 
@@ -265,5 +389,50 @@ mod tests {
             "a%20b%2Fc"
         );
         assert_eq!(AdminClient::path(&["keys", "ab/c"]), "/admin/keys/ab%2Fc");
+    }
+
+    #[test]
+    fn answers_name_the_field_they_lack() {
+        let answer = Answer {
+            status: 201,
+            json: serde_json::json!({"keys": [
+                {"key": {"public_key": "k1"}, "secret": "s1"},
+                {"key": {"public_key": 7}},
+            ]}),
+        };
+        let message = |e: CliError| match e {
+            CliError::Admin {
+                status: 201,
+                message,
+            } => message,
+            other => format!("unexpected {other:?}"),
+        };
+        let items = answer.fields().items("keys").unwrap_or_default();
+        assert_eq!(items.len(), 2);
+        let first = items.first().map(|k| k.get::<String>("secret"));
+        assert!(matches!(first, Some(Ok(ref s)) if s == "s1"), "{first:?}");
+        let errors: Vec<String> = items
+            .iter()
+            .filter_map(|k| k.get::<whitebit_gateway::manage::KeyView>("key").err())
+            .map(message)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "the admin API's answer lacks keys[0].key.account",
+                "the admin API's answer has an unexpected keys[1].key: invalid type: integer `7`, \
+                 expected a string",
+            ]
+        );
+        assert_eq!(
+            answer
+                .fields()
+                .secret("secret")
+                .err()
+                .map(message)
+                .as_deref(),
+            Some("the admin API's answer lacks secret")
+        );
+        assert!(answer.fields().optional("nothing").is_none());
     }
 }

@@ -5,11 +5,13 @@ use std::io::Write as _;
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use zeroize::Zeroizing;
 
+use whitebit_gateway::manage::{AuditView, KeyView};
+
 use super::admin_api::{
-    AdminArgs, AdminClient, format_opt_time, format_time, list, print_table, text,
+    AdminArgs, AdminClient, Answer, format_opt_time, format_time, joined, label, print_table,
 };
 use super::print_json;
 use crate::error::CliError;
@@ -143,22 +145,11 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                     )
                     .await?;
                 let pairs: Vec<(String, String)> = answer
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .map(|keys| {
-                        keys.iter()
-                            .map(|k| {
-                                (
-                                    k["key"]["public_key"]
-                                        .as_str()
-                                        .unwrap_or_default()
-                                        .to_owned(),
-                                    k["secret"].as_str().unwrap_or_default().to_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                    .fields()
+                    .items("keys")?
+                    .iter()
+                    .map(|k| Ok((k.get::<KeyView>("key")?.public_key, k.get("secret")?)))
+                    .collect::<Result<_, CliError>>()?;
                 super::write_keys_file(out, "wbauth keys create --count", &pairs)?;
                 if json {
                     print_json(&json!({"created": pairs.len(), "file": out.display().to_string()}));
@@ -174,7 +165,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
             let answer = client
                 .call(Method::POST, &AdminClient::path(&["keys"]), Some(&body))
                 .await?;
-            print_secret(&answer, json, "Created API key");
+            print_secret(&answer, json, "Created API key")?;
         }
         KeysCommand::List { account } => {
             let query = account
@@ -189,24 +180,20 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                let keys = answer
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let keys: Vec<KeyView> = answer.fields().list("keys")?;
                 let rows: Vec<Vec<String>> = keys
                     .iter()
                     .map(|k| {
                         vec![
-                            text(k, "public_key").to_owned(),
-                            text(k, "account").to_owned(),
-                            text(k, "kind").to_owned(),
-                            text(k, "state").to_owned(),
-                            list(k, "ips", "any"),
-                            list(k, "endpoints", "whole kind"),
-                            format_opt_time(k.get("last_used_ms").unwrap_or(&Value::Null)),
+                            k.public_key.clone(),
+                            k.account.clone(),
+                            k.kind.clone(),
+                            label(&k.state),
+                            joined(&k.ips, "any"),
+                            joined(&k.endpoints, "whole kind"),
+                            format_opt_time(k.last_used_ms),
                         ]
                     })
                     .collect();
@@ -228,7 +215,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
             let answer = client
                 .call(Method::GET, &AdminClient::path(&["keys", public_key]), None)
                 .await?;
-            print_key_answer(&answer, json, None);
+            print_key_answer(&answer, json, None)?;
         }
         KeysCommand::Enable { public_key } => {
             let answer = client
@@ -238,7 +225,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            print_key_answer(&answer, json, Some("Enabled"));
+            print_key_answer(&answer, json, Some("Enabled"))?;
         }
         KeysCommand::Disable { public_key } => {
             let answer = client
@@ -248,7 +235,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            print_key_answer(&answer, json, Some("Disabled"));
+            print_key_answer(&answer, json, Some("Disabled"))?;
         }
         KeysCommand::Delete { public_key } => {
             let answer = client
@@ -259,7 +246,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
                 println!("Deleted API key {public_key}.");
             }
@@ -281,7 +268,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                     Some(&json!({"ips": ips})),
                 )
                 .await?;
-            print_key_answer(&answer, json, Some("Updated the trusted IPs of"));
+            print_key_answer(&answer, json, Some("Updated the trusted IPs of"))?;
         }
         KeysCommand::SetEndpoints {
             public_key,
@@ -300,7 +287,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                     Some(&json!({"endpoints": endpoints})),
                 )
                 .await?;
-            print_key_answer(&answer, json, Some("Updated the endpoints of"));
+            print_key_answer(&answer, json, Some("Updated the endpoints of"))?;
         }
         KeysCommand::RotateSecret { public_key, code } => {
             let answer = client
@@ -314,7 +301,7 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 &answer,
                 json,
                 "New secret (the old one is refused from now on) for API key",
-            );
+            )?;
         }
         KeysCommand::Audit { limit } => {
             let answer = client
@@ -325,23 +312,17 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                let entries = answer
-                    .get("entries")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let entries: Vec<AuditView> = answer.fields().list("entries")?;
                 let rows: Vec<Vec<String>> = entries
                     .iter()
                     .map(|e| {
                         vec![
-                            e.get("at_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
-                            text(e, "actor").to_owned(),
-                            text(e, "action").to_owned(),
-                            e.get("detail").map_or_else(String::new, Value::to_string),
+                            format_time(e.at_ms),
+                            e.actor.clone(),
+                            e.action.clone(),
+                            e.detail.to_string(),
                         ]
                     })
                     .collect();
@@ -352,49 +333,48 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_key(k: &Value) {
-    println!("public key:   {}", text(k, "public_key"));
-    println!("account:      {}", text(k, "account"));
-    println!("kind:         {}", text(k, "kind"));
-    println!("state:        {}", text(k, "state"));
-    println!("trusted IPs:  {}", list(k, "ips", "any address"));
-    println!("endpoints:    {}", list(k, "endpoints", "the whole kind"));
-    if let Some(created) = k.get("created_ms").and_then(Value::as_u64) {
-        println!("created:      {}", format_time(created));
-    }
-    println!(
-        "last used:    {}",
-        format_opt_time(k.get("last_used_ms").unwrap_or(&Value::Null))
-    );
+fn print_key(k: &KeyView) {
+    println!("public key:   {}", k.public_key);
+    println!("account:      {}", k.account);
+    println!("kind:         {}", k.kind);
+    println!("state:        {}", label(&k.state));
+    println!("trusted IPs:  {}", joined(&k.ips, "any address"));
+    println!("endpoints:    {}", joined(&k.endpoints, "the whole kind"));
+    println!("created:      {}", format_time(k.created_ms));
+    println!("last used:    {}", format_opt_time(k.last_used_ms));
 }
 
-fn print_key_answer(answer: &Value, json: bool, done: Option<&str>) {
+fn print_key_answer(answer: &Answer, json: bool, done: Option<&str>) -> Result<(), CliError> {
     if json {
-        print_json(answer);
-        return;
+        print_json(answer.json());
+        return Ok(());
     }
-    let key = answer.get("key").unwrap_or(&Value::Null);
+    let key: KeyView = answer.fields().get("key")?;
     if let Some(done) = done {
-        println!("{done} API key {}.", text(key, "public_key"));
+        println!("{done} API key {}.", key.public_key);
     }
-    print_key(key);
+    print_key(&key);
+    Ok(())
 }
 
 /// Prints an answer that carries a secret (creation, rotation): `api_key=`/`api_secret=`
 /// lines, like the sandbox, and a reminder that the secret is never shown again.
-fn print_secret(answer: &Value, json: bool, headline: &str) {
-    let mut out = std::io::stdout().lock();
+fn print_secret(answer: &Answer, json: bool, headline: &str) -> Result<(), CliError> {
     if json {
-        let line = Zeroizing::new(answer.to_string());
+        let mut out = std::io::stdout().lock();
+        let line = Zeroizing::new(answer.json().to_string());
         let _ = writeln!(out, "{}", line.as_str());
         let _ = out.flush();
-        return;
+        return Ok(());
     }
-    let key = answer.get("key").unwrap_or(&Value::Null);
-    let _ = writeln!(out, "{headline} {}:", text(key, "public_key"));
-    let _ = writeln!(out, "api_key={}", text(key, "public_key"));
-    let _ = writeln!(out, "api_secret={}", text(answer, "secret"));
+    let key: KeyView = answer.fields().get("key")?;
+    let secret = answer.fields().secret("secret")?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{headline} {}:", key.public_key);
+    let _ = writeln!(out, "api_key={}", key.public_key);
+    let _ = writeln!(out, "api_secret={}", secret.as_str());
     let _ = writeln!(out, "Store the secret now: it is never shown again.\n");
     drop(out);
-    print_key(key);
+    print_key(&key);
+    Ok(())
 }

@@ -5,10 +5,12 @@ use std::io::Write as _;
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
+use whitebit_gateway::manage_partners::PartnerView;
+
+use super::admin_api::{AdminArgs, AdminClient, Answer, format_time, label, print_table};
 use super::print_json;
 use crate::error::CliError;
 
@@ -80,30 +82,24 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
             let answer = client
                 .call(Method::POST, &AdminClient::path(&["partners"]), Some(&body))
                 .await?;
-            print_enc_key(&answer, json);
+            print_enc_key(&answer, json)?;
         }
         PartnersCommand::List => {
             let answer = client
                 .call(Method::GET, &AdminClient::path(&["partners"]), None)
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
-                let partners = answer
-                    .get("partners")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let partners: Vec<PartnerView> = answer.fields().list("partners")?;
                 let rows: Vec<Vec<String>> = partners
                     .iter()
                     .map(|p| {
                         vec![
-                            text(p, "auth_key").to_owned(),
-                            text(p, "name").to_owned(),
-                            text(p, "state").to_owned(),
-                            p.get("created_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
+                            p.auth_key.clone(),
+                            p.name.clone(),
+                            label(&p.state),
+                            format_time(p.created_ms),
                         ]
                     })
                     .collect();
@@ -118,7 +114,7 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            print_partner_answer(&answer, json, None);
+            print_partner_answer(&answer, json, None)?;
         }
         PartnersCommand::Enable { auth_key } => {
             let answer = client
@@ -128,7 +124,7 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            print_partner_answer(&answer, json, Some("Enabled"));
+            print_partner_answer(&answer, json, Some("Enabled"))?;
         }
         PartnersCommand::Disable { auth_key } => {
             let answer = client
@@ -138,7 +134,7 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
                     None,
                 )
                 .await?;
-            print_partner_answer(&answer, json, Some("Disabled"));
+            print_partner_answer(&answer, json, Some("Disabled"))?;
         }
         PartnersCommand::Delete { auth_key } => {
             let answer = client
@@ -149,7 +145,7 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
                 )
                 .await?;
             if json {
-                print_json(&answer);
+                print_json(answer.json());
             } else {
                 println!("Deleted partner {auth_key}.");
             }
@@ -158,42 +154,44 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_partner(p: &Value) {
-    println!("auth key:  {}", text(p, "auth_key"));
-    println!("name:      {}", text(p, "name"));
-    println!("state:     {}", text(p, "state"));
-    if let Some(created) = p.get("created_ms").and_then(Value::as_u64) {
-        println!("created:   {}", format_time(created));
-    }
+fn print_partner(p: &PartnerView) {
+    println!("auth key:  {}", p.auth_key);
+    println!("name:      {}", p.name);
+    println!("state:     {}", label(&p.state));
+    println!("created:   {}", format_time(p.created_ms));
 }
 
-fn print_partner_answer(answer: &Value, json: bool, done: Option<&str>) {
+fn print_partner_answer(answer: &Answer, json: bool, done: Option<&str>) -> Result<(), CliError> {
     if json {
-        print_json(answer);
-        return;
+        print_json(answer.json());
+        return Ok(());
     }
-    let partner = answer.get("partner").unwrap_or(&Value::Null);
+    let partner: PartnerView = answer.fields().get("partner")?;
     if let Some(done) = done {
-        println!("{done} partner {}.", text(partner, "auth_key"));
+        println!("{done} partner {}.", partner.auth_key);
     }
-    print_partner(partner);
+    print_partner(&partner);
+    Ok(())
 }
 
 /// Prints the answer to `create`: `auth_key=`/`enc_key=` lines and a reminder that the Enc Key
 /// is never shown again.
-fn print_enc_key(answer: &Value, json: bool) {
-    let mut out = std::io::stdout().lock();
+fn print_enc_key(answer: &Answer, json: bool) -> Result<(), CliError> {
     if json {
-        let line = Zeroizing::new(answer.to_string());
+        let mut out = std::io::stdout().lock();
+        let line = Zeroizing::new(answer.json().to_string());
         let _ = writeln!(out, "{}", line.as_str());
         let _ = out.flush();
-        return;
+        return Ok(());
     }
-    let partner = answer.get("partner").unwrap_or(&Value::Null);
-    let _ = writeln!(out, "Created partner {}:", text(partner, "name"));
-    let _ = writeln!(out, "auth_key={}", text(partner, "auth_key"));
-    let _ = writeln!(out, "enc_key={}", text(answer, "enc_key"));
+    let partner: PartnerView = answer.fields().get("partner")?;
+    let enc_key = answer.fields().secret("enc_key")?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Created partner {}:", partner.name);
+    let _ = writeln!(out, "auth_key={}", partner.auth_key);
+    let _ = writeln!(out, "enc_key={}", enc_key.as_str());
     let _ = writeln!(out, "Store the Enc Key now: it is never shown again.\n");
     drop(out);
-    print_partner(partner);
+    print_partner(&partner);
+    Ok(())
 }
