@@ -21,7 +21,7 @@ use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks};
 use super::keys::{Signer, keys_of_connection};
 use super::plan::{Plan, Stop, Target};
 use super::progress::Ticker;
-use super::report::Report;
+use super::report::{Report, Setup};
 use crate::error::CliError;
 
 /// Phase of the run, shared with the connections.
@@ -258,17 +258,15 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / CLOCK_TICKS_PER_S),
         _ => None,
     };
-    Ok(Report::collect(
-        &load.target.url,
+    let setup = Setup {
+        url: load.target.url.clone(),
         mode,
         keys_given,
         // Every key given is in use (taken in turn when there are more keys than connections).
-        keys_given,
+        keys_used: keys_given,
         connections,
         threads,
         warmup,
-        wall,
-        cpu_seconds,
-        results,
-    ))
+    };
+    Ok(Report::collect(setup, wall, cpu_seconds, results))
 }

@@ -43,17 +43,30 @@ impl Percentiles {
     }
 }
 
+/// How a run was set up.
+#[derive(Debug)]
+pub(super) struct Setup {
+    /// The target.
+    pub(super) url: String,
+    /// The nonce mode.
+    pub(super) mode: Mode,
+    /// Keys given (none: unsigned).
+    pub(super) keys_given: usize,
+    /// Keys in use.
+    pub(super) keys_used: usize,
+    /// Connections.
+    pub(super) connections: usize,
+    /// Worker threads of the generator.
+    pub(super) threads: usize,
+    /// The warmup before measuring.
+    pub(super) warmup: Duration,
+}
+
 /// The results of a run.
 #[derive(Debug)]
 pub(super) struct Report {
-    url: String,
-    mode: Mode,
+    setup: Setup,
     signed: bool,
-    keys_given: usize,
-    keys_used: usize,
-    connections: usize,
-    threads: usize,
-    warmup: Duration,
     wall: Duration,
     /// Answers received (any status).
     responses: u64,
@@ -69,15 +82,8 @@ pub(super) struct Report {
 
 impl Report {
     /// Merges the connections' results.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn collect(
-        url: &str,
-        mode: Mode,
-        keys_given: usize,
-        keys_used: usize,
-        connections: usize,
-        threads: usize,
-        warmup: Duration,
+        setup: Setup,
         wall: Duration,
         cpu_seconds: Option<f64>,
         results: Vec<ConnStats>,
@@ -97,15 +103,10 @@ impl Report {
             reconnects += r.reconnects;
         }
         latencies.sort_unstable();
+        let mode = setup.mode;
         let mut report = Self {
-            url: url.to_owned(),
-            mode,
-            signed: keys_given > 0,
-            keys_given,
-            keys_used,
-            connections,
-            threads,
-            warmup,
+            signed: setup.keys_given > 0,
+            setup,
             wall,
             responses: latencies.len() as u64,
             transport_errors: errors.values().sum(),
@@ -143,7 +144,7 @@ impl Report {
                 "INVALID run: the generator used {:.0} % of its {} thread(s) (limit {:.0} %): it, not \
                  the server, was measured; use more --threads or a faster machine for the generator",
                 report.cpu_fraction().unwrap_or(0.0) * 100.0,
-                report.threads,
+                report.setup.threads,
                 CPU_LIMIT * 100.0
             ));
         }
@@ -162,10 +163,10 @@ impl Report {
 
     /// Answers per second per key in use.
     fn per_key_rps(&self) -> f64 {
-        if self.keys_used == 0 {
+        if self.setup.keys_used == 0 {
             0.0
         } else {
-            self.rps() / self.keys_used as f64
+            self.rps() / self.setup.keys_used as f64
         }
     }
 
@@ -178,7 +179,8 @@ impl Report {
 
     /// CPU use as a share of the generator's threads.
     fn cpu_fraction(&self) -> Option<f64> {
-        self.cpu_cores().map(|c| c / self.threads.max(1) as f64)
+        self.cpu_cores()
+            .map(|c| c / self.setup.threads.max(1) as f64)
     }
 
     /// A run is valid unless the generator was over 90 % busy.
@@ -203,14 +205,14 @@ impl Report {
             |l| json!({"p50": l.p50, "p90": l.p90, "p99": l.p99, "max": l.max, "mean": l.mean}),
         );
         json!({
-            "url": self.url,
-            "mode": self.mode.name(),
+            "url": self.setup.url,
+            "mode": self.setup.mode.name(),
             "signed": self.signed,
-            "keys": self.keys_given,
-            "keys_used": self.keys_used,
-            "connections": self.connections,
-            "threads": self.threads,
-            "warmup_s": self.warmup.as_secs_f64(),
+            "keys": self.setup.keys_given,
+            "keys_used": self.setup.keys_used,
+            "connections": self.setup.connections,
+            "threads": self.setup.threads,
+            "warmup_s": self.setup.warmup.as_secs_f64(),
             "duration_s": self.wall.as_secs_f64(),
             "requests": self.responses + self.transport_errors,
             "responses": self.responses,
@@ -239,31 +241,31 @@ impl Report {
         let mut line = |label: &str, value: String| {
             out.push_str(&format!("{label:<12}{value}\n"));
         };
-        line("target", self.url.clone());
+        line("target", self.setup.url.clone());
         let keys = if !self.signed {
             "unsigned (--plain)".to_owned()
-        } else if self.keys_used < self.keys_given {
+        } else if self.setup.keys_used < self.setup.keys_given {
             format!(
                 "signed, {} keys ({} in use), {:.0} req/s per key",
-                self.keys_given,
-                self.keys_used,
+                self.setup.keys_given,
+                self.setup.keys_used,
                 self.per_key_rps()
             )
         } else {
             format!(
                 "signed, {} key(s), {:.0} req/s per key",
-                self.keys_given,
+                self.setup.keys_given,
                 self.per_key_rps()
             )
         };
-        line("mode", format!("{}, {keys}", self.mode.name()));
+        line("mode", format!("{}, {keys}", self.setup.mode.name()));
         line(
             "load",
             format!(
                 "{} connection(s) on {} thread(s), warmup {:.1} s",
-                self.connections,
-                self.threads,
-                self.warmup.as_secs_f64()
+                self.setup.connections,
+                self.setup.threads,
+                self.setup.warmup.as_secs_f64()
             ),
         );
         line(
@@ -287,33 +289,15 @@ impl Report {
                 },
             ),
         );
-        let status = if self.status.is_empty() {
-            "none".to_owned()
-        } else {
-            self.status
-                .iter()
-                .map(|(code, n)| format!("{code}: {n}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-        line("status", status);
-        let errors = if self.errors.is_empty() {
-            "0".to_owned()
-        } else {
-            self.errors
-                .iter()
-                .map(|(kind, n)| format!("{kind}: {n}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-        line("errors", errors);
+        line("status", counts(&self.status, "none"));
+        line("errors", counts(&self.errors, "0"));
         line("reconnects", self.reconnects.to_string());
         let cpu = match (self.cpu_seconds, self.cpu_cores(), self.cpu_fraction()) {
             (Some(secs), Some(cores), Some(fraction)) => format!(
                 "{secs:.2} s CPU = {:.0} % of one core, {:.2} of {} thread(s){}",
                 cores * 100.0,
                 fraction,
-                self.threads,
+                self.setup.threads,
                 if self.valid() {
                     "  (valid)".to_owned()
                 } else {
@@ -325,4 +309,16 @@ impl Report {
         line("generator", cpu);
         out
     }
+}
+
+/// `what: n` for each entry of a tally, two spaces apart; `empty` when there are none.
+fn counts<K: std::fmt::Display>(tally: &BTreeMap<K, u64>, empty: &str) -> String {
+    if tally.is_empty() {
+        return empty.to_owned();
+    }
+    tally
+        .iter()
+        .map(|(what, n)| format!("{what}: {n}"))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
