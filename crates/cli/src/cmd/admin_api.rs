@@ -1,6 +1,7 @@
 //! What `accounts`, `keys` and `partners` share: the admin API of a running gateway
-//! (`--admin-url`, the token from `WBAUTH_ADMIN_TOKEN` or the gateway's `admin.token` file), and
-//! text output helpers (`docs/design-decisions.md` 27: one code path, so the gateway's caches stay right).
+//! (`--admin-url`, the token from `WBAUTH_ADMIN_TOKEN` or the gateway's `admin.token` file;
+//! `docs/design-decisions.md` 27: one code path, so the gateway's caches stay right), and its
+//! answers, read into the gateway's own view types or printed as sent (`--json`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use whitebit_gateway::admin::{ACTOR_HEADER, ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
+use crate::output::{print_json, print_secret_json, print_table};
 
 /// The admin API's default address (`[admin] addr` of the default configuration).
 pub(crate) const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8081";
@@ -111,19 +113,82 @@ impl AdminClient {
         })
     }
 
-    /// `/admin/…` with each of `segments` percent-encoded.
-    pub(crate) fn path(parts: &[&str]) -> String {
+    /// `/admin/…` with each of `segments` percent-encoded, and `?name=value` (value
+    /// percent-encoded) when there is a query.
+    fn path(segments: &[&str], query: Option<(&str, &str)>) -> String {
+        use whitebit_auth::encoding::percent_encode;
         let mut out = String::from("/admin");
-        for part in parts {
+        for segment in segments {
             out.push('/');
-            out.push_str(&whitebit_auth::encoding::percent_encode(part));
+            out.push_str(&percent_encode(segment));
+        }
+        if let Some((name, value)) = query {
+            out.push_str(&format!("?{name}={}", percent_encode(value)));
         }
         out
     }
 
+    /// `GET /admin/{segments}[?query]`.
+    pub(crate) async fn get(
+        &self,
+        segments: &[&str],
+        query: Option<(&str, &str)>,
+    ) -> Result<Answer, CliError> {
+        self.call(Method::GET, &Self::path(segments, query), None)
+            .await
+    }
+
+    /// `POST /admin/{segments}`, with a JSON body or none.
+    pub(crate) async fn post(
+        &self,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> Result<Answer, CliError> {
+        self.call(Method::POST, &Self::path(segments, None), body)
+            .await
+    }
+
+    /// `PUT /admin/{segments}` with a JSON body.
+    pub(crate) async fn put(&self, segments: &[&str], body: &Value) -> Result<Answer, CliError> {
+        self.call(Method::PUT, &Self::path(segments, None), Some(body))
+            .await
+    }
+
+    /// `DELETE /admin/{segments}`.
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<Answer, CliError> {
+        self.call(Method::DELETE, &Self::path(segments, None), None)
+            .await
+    }
+
+    /// Does `action` to record `id` of `records` and prints the answer.
+    pub(crate) async fn act(
+        &self,
+        records: &Records,
+        id: &str,
+        action: Action,
+        json: bool,
+    ) -> Result<(), CliError> {
+        let collection = records.collection;
+        let answer = match action {
+            Action::Show => self.get(&[collection, id], None).await?,
+            Action::Enable => self.post(&[collection, id, "enable"], None).await?,
+            Action::Disable => self.post(&[collection, id, "disable"], None).await?,
+            Action::Delete => self.delete(&[collection, id]).await?,
+        };
+        answer.print(json, |a| match action {
+            Action::Show => (records.print)(a, None),
+            Action::Enable => (records.print)(a, Some("Enabled")),
+            Action::Disable => (records.print)(a, Some("Disabled")),
+            Action::Delete => {
+                println!("Deleted {} {id}.", records.noun);
+                Ok(())
+            }
+        })
+    }
+
     /// Sends a request; the answer on success, [`CliError::Admin`] with the gateway's message
     /// otherwise.
-    pub(crate) async fn call(
+    async fn call(
         &self,
         method: Method,
         path_and_query: &str,
@@ -187,6 +252,29 @@ impl AdminClient {
     }
 }
 
+/// A kind of record the admin API manages one by one (API keys, partners).
+pub(crate) struct Records {
+    /// Where the records are: `/admin/{collection}/{id}`.
+    pub(crate) collection: &'static str,
+    /// What one is called in messages.
+    pub(crate) noun: &'static str,
+    /// Prints the record of an answer, after a line saying what was done to it.
+    pub(crate) print: fn(&Fields<'_>, Option<&str>) -> Result<(), CliError>,
+}
+
+/// What `show`, `enable`, `disable` and `delete` do to one record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action {
+    /// See it.
+    Show,
+    /// Switch it on.
+    Enable,
+    /// Switch it off.
+    Disable,
+    /// Delete it.
+    Delete,
+}
+
 /// An answer of the admin API: its JSON exactly as the gateway sent it (what `--json` prints),
 /// read with [`Answer::fields`] into the gateway's own view types.
 pub(crate) struct Answer {
@@ -195,9 +283,39 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// The JSON as the gateway sent it.
-    pub(crate) fn json(&self) -> &Value {
-        &self.json
+    /// Prints the answer: with `--json` (`json`) as the gateway sent it, otherwise as `text`
+    /// prints its fields.
+    pub(crate) fn print(
+        &self,
+        json: bool,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        self.print_with(json.then_some(print_json), text)
+    }
+
+    /// [`Answer::print`] for an answer that carries a secret: with `--json`, one compact line
+    /// through a buffer wiped afterwards.
+    pub(crate) fn print_secret(
+        &self,
+        json: bool,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        self.print_with(json.then_some(print_secret_json), text)
+    }
+
+    /// The JSON with `print_json` when there is one, else the fields with `text`.
+    fn print_with(
+        &self,
+        print_json: Option<fn(&Value)>,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        match print_json {
+            Some(print) => {
+                print(&self.json);
+                Ok(())
+            }
+            None => text(&self.fields()),
+        }
     }
 
     /// The whole answer, to read field by field.
@@ -270,6 +388,19 @@ impl<'a> Fields<'a> {
         self.items(name)?.iter().map(Fields::view).collect()
     }
 
+    /// Field `name`, an array of `T`s, as a table: `columns`, then the cells `row` gives
+    /// each item.
+    pub(crate) fn print_table<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        columns: &[&str],
+        row: fn(&T) -> Vec<String>,
+    ) -> Result<(), CliError> {
+        let rows: Vec<Vec<String>> = self.list(name)?.iter().map(row).collect();
+        print_table(columns, &rows);
+        Ok(())
+    }
+
     /// Field `name`, an array: its elements.
     pub(crate) fn items(&self, name: &str) -> Result<Vec<Fields<'a>>, CliError> {
         let part = self.part(name)?;
@@ -325,56 +456,6 @@ pub(crate) fn format_time(ms: u64) -> String {
     )
 }
 
-/// An optional time.
-pub(crate) fn format_opt_time(ms: Option<u64>) -> String {
-    ms.map_or_else(|| "never".to_owned(), format_time)
-}
-
-/// A list, joined; `empty` when there is nothing in it.
-pub(crate) fn joined(items: &[String], empty: &str) -> String {
-    if items.is_empty() {
-        empty.to_owned()
-    } else {
-        items.join(", ")
-    }
-}
-
-/// The name the admin API gives a state (`active`, `pending`, …): its JSON string.
-pub(crate) fn label<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
-/// Prints rows as aligned columns.
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                let width = widths.get(i).copied().unwrap_or(0);
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,7 +469,14 @@ mod tests {
             whitebit_auth::encoding::percent_encode("a b/c"),
             "a%20b%2Fc"
         );
-        assert_eq!(AdminClient::path(&["keys", "ab/c"]), "/admin/keys/ab%2Fc");
+        assert_eq!(
+            AdminClient::path(&["keys", "ab/c"], None),
+            "/admin/keys/ab%2Fc"
+        );
+        assert_eq!(
+            AdminClient::path(&["keys"], Some(("account", "a b"))),
+            "/admin/keys?account=a%20b"
+        );
     }
 
     #[test]

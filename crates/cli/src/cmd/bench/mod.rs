@@ -29,12 +29,13 @@ use std::io::Write as _;
 pub(crate) use self::args::BenchArgs;
 use self::load::drive;
 use self::plan::Plan;
-use super::print_json;
+use super::Context;
 use crate::error::CliError;
+use crate::output::print_json;
 
 /// Runs the command: the load runs on its own runtime in its own thread, so the number of
 /// threads whose CPU is measured is exactly `--threads`.
-pub(crate) async fn run(args: &BenchArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &BenchArgs, _ctx: &Context) -> Result<(), CliError> {
     let plan = Plan::from_args(args)?;
     let json_output = args.json;
     let (tx, rx) = tokio::sync::oneshot::channel();
