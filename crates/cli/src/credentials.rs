@@ -136,6 +136,23 @@ impl Credentials {
         }
     }
 
+    /// A client for the configured server and key.
+    pub(crate) fn client(
+        &self,
+        strict: bool,
+        retries: u32,
+    ) -> Result<whitebit_client::Client, CliError> {
+        let (key, secret) = self.require_api()?;
+        let mut builder = whitebit_client::Client::builder()
+            .credentials(key, secret)
+            .base_url(self.base_url().as_str())
+            .retry(whitebit_client::RetryPolicy::new(retries));
+        if strict {
+            builder = builder.strict_nonces();
+        }
+        Ok(builder.build()?)
+    }
+
     /// The target server: the configured one, else the global server.
     pub(crate) fn base_url(&self) -> String {
         self.base_url

@@ -201,8 +201,9 @@ fn redirecting_server(location: String) -> String {
     format!("http://{}", rx.recv().expect("address"))
 }
 
-/// A server that counts the requests it receives; (base URL, count).
-fn counting_server() -> (String, Arc<Mutex<usize>>) {
+/// A server that answers every request `200 answer` and counts the requests it receives;
+/// (base URL, count).
+fn counting_server(answer: &'static str) -> (String, Arc<Mutex<usize>>) {
     let count: Arc<Mutex<usize>> = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
     let counter = count.clone();
@@ -216,7 +217,7 @@ fn counting_server() -> (String, Arc<Mutex<usize>>) {
                 let counter = counter.clone();
                 async move {
                     *counter.lock().expect("lock") += 1;
-                    (StatusCode::OK, "{}")
+                    (StatusCode::OK, answer)
                 }
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -231,7 +232,7 @@ fn counting_server() -> (String, Arc<Mutex<usize>>) {
 
 #[test]
 fn call_does_not_follow_a_redirect() {
-    let (elsewhere, received) = counting_server();
+    let (elsewhere, received) = counting_server("{}");
     let base = redirecting_server(format!(
         "http://ops:hunter2@{}/collect?sig=abc",
         &elsewhere[7..]
@@ -264,7 +265,7 @@ fn call_does_not_follow_a_redirect() {
 
 #[test]
 fn admin_commands_do_not_follow_a_redirect() {
-    let (elsewhere, received) = counting_server();
+    let (elsewhere, received) = counting_server("{}");
     let admin = redirecting_server(format!("{elsewhere}/admin/accounts"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
         .args([
@@ -299,6 +300,48 @@ fn admin_commands_do_not_follow_a_redirect() {
         0,
         "the admin request (and its password) was sent on"
     );
+}
+
+#[test]
+fn admin_answers_that_lack_a_field_are_errors_that_name_it() {
+    let admin_command = |answer: &'static str, args: &[&str]| {
+        let (admin, _) = counting_server(answer);
+        run(wbauth()
+            .args(args)
+            .args(["--admin-url", &admin])
+            .env("WBAUTH_ADMIN_TOKEN", "test-admin-token-0123456789abcdef"))
+    };
+    let partial_key = r#"{"key":{"public_key":"k1","account":"alice"}}"#;
+    let (code, out, err) = admin_command(partial_key, &["keys", "show", "k1"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert_eq!(err, "error: the admin API's answer lacks key.kind\n");
+    // --json prints the answer as the gateway sent it.
+    let (code, out, err) = admin_command(partial_key, &["keys", "show", "k1", "--json"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, format!("{partial_key}\n").as_str()),
+        "{err}"
+    );
+
+    let (code, _, err) = admin_command(r#"{"accounts":[{"name":"a"}]}"#, &["accounts", "list"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "error: the admin API's answer lacks accounts[0].created_ms\n"
+        )
+    );
+    let (code, _, err) = admin_command(r#"{"partner":null}"#, &["partners", "enable", "p1"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: the admin API's answer lacks partner\n")
+    );
+    let (code, out, err) = admin_command(
+        r#"{"account":"alice","otpauth_uri":"otpauth://totp/x"}"#,
+        &["accounts", "2fa", "alice", "--no-confirm"],
+    );
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert_eq!(err, "error: the admin API's answer lacks secret\n");
 }
 
 #[test]

@@ -4,13 +4,15 @@
 use std::io::Write as _;
 
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use serde_json::{Value, json};
+use whitebit_gateway::manage::AccountView;
 use zeroize::Zeroizing;
 
-use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
-use super::print_json;
+use super::Context;
+use super::admin_api::{AdminArgs, AdminClient, Fields, format_time};
 use crate::error::CliError;
+use crate::input::{read_stdin_line, stdin_error};
+use crate::output::{label, print_secret_json};
 
 /// Manages accounts (key holders) and their TOTP two-factor authentication on a running
 /// gateway. A key can be created only for an account whose 2FA is on.
@@ -82,7 +84,7 @@ struct TwoFactorArgs {
 }
 
 /// Runs the command.
-pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &AccountsArgs, _ctx: &Context) -> Result<(), CliError> {
     let client = AdminClient::new(&args.admin)?;
     let json = args.admin.json;
     match &args.command {
@@ -96,147 +98,115 @@ pub(crate) async fn run(args: &AccountsArgs) -> Result<(), CliError> {
             } else {
                 json!({"name": name})
             };
-            let answer = client
-                .call(Method::POST, &AdminClient::path(&["accounts"]), Some(&body))
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
+            let answer = client.post(&["accounts"], Some(&body)).await?;
+            answer.print(json, |a| {
+                let link = a.optional("console_link").map(|l| Link::read(&l));
+                let link = link.transpose()?;
                 println!(
                     "Created account {name}. Enable two-factor authentication before creating keys: \
                      wbauth accounts 2fa {name}"
                 );
-                if let Some(link) = answer.get("console_link") {
-                    print_link(name, link);
+                if let Some(link) = link {
+                    link.print(name);
                 }
-            }
+                Ok(())
+            })
         }
         AccountsCommand::Link { name } => {
             let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["accounts", name, "console-link"]),
-                    None,
-                )
+                .post(&["accounts", name, "console-link"], None)
                 .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print_link(name, answer.get("console_link").unwrap_or(&Value::Null));
-            }
+            answer.print(json, |a| {
+                Link::read(&a.part("console_link")?)?.print(name);
+                Ok(())
+            })
         }
         AccountsCommand::List => {
-            let answer = client
-                .call(Method::GET, &AdminClient::path(&["accounts"]), None)
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                let accounts = answer
-                    .get("accounts")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let rows: Vec<Vec<String>> = accounts
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            text(a, "name").to_owned(),
-                            text(a, "two_factor").to_owned(),
-                            a.get("keys")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0)
-                                .to_string(),
-                            a.get("locked_until_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(|| "-".to_owned(), format_time),
-                            a.get("created_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
-                        ]
-                    })
-                    .collect();
-                print_table(&["NAME", "2FA", "KEYS", "LOCKED UNTIL", "CREATED"], &rows);
-            }
+            let answer = client.get(&["accounts"], None).await?;
+            answer.print(json, |a| a.print_table("accounts", &COLUMNS, row))
         }
         AccountsCommand::Show { name } => {
-            let answer = client
-                .call(Method::GET, &AdminClient::path(&["accounts", name]), None)
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print_account(answer.get("account").unwrap_or(&Value::Null));
-            }
+            let answer = client.get(&["accounts", name], None).await?;
+            answer.print(json, |a| {
+                print_account(&a.get("account")?);
+                Ok(())
+            })
         }
         AccountsCommand::Password { name, .. } => {
             let password = read_password()?;
             let body = json!({"password": password.as_str()});
-            let answer = client
-                .call(
-                    Method::PUT,
-                    &AdminClient::path(&["accounts", name, "password"]),
-                    Some(&body),
-                )
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
+            let answer = client.put(&["accounts", name, "password"], &body).await?;
+            answer.print(json, |_| {
                 println!("Set the web console password of account {name}.");
-            }
+                Ok(())
+            })
         }
-        AccountsCommand::TwoFactor(two) => two_factor(&client, two, json).await?,
+        AccountsCommand::TwoFactor(two) => two_factor(&client, two, json).await,
     }
-    Ok(())
 }
 
-/// A one-time console link, for the operator to hand to the account's holder.
-fn print_link(name: &str, link: &Value) {
-    let expires = link
-        .get("expires_ms")
-        .and_then(Value::as_u64)
-        .map_or_else(String::new, format_time);
-    println!(
-        "One-time link for the holder of {name} to set the web console password (works once, \
-         until {expires}; a newer link replaces it):\n{}",
-        text(link, "url")
-    );
+/// A one-time console link, for the operator to hand to the account's holder (the URL carries
+/// the token).
+struct Link {
+    url: Zeroizing<String>,
+    expires_ms: u64,
+}
+
+impl Link {
+    fn read(link: &Fields<'_>) -> Result<Self, CliError> {
+        Ok(Self {
+            url: link.secret("url")?,
+            expires_ms: link.get("expires_ms")?,
+        })
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "One-time link for the holder of {name} to set the web console password (works once, \
+             until {}; a newer link replaces it):\n{}",
+            format_time(self.expires_ms),
+            self.url.as_str()
+        );
+    }
 }
 
 /// The password on standard input: its first line, without the line end.
 fn read_password() -> Result<Zeroizing<String>, CliError> {
-    let mut line = Zeroizing::new(String::new());
-    std::io::stdin().read_line(&mut line).map_err(|e| {
+    let line = read_stdin_line().map_err(|e| {
         CliError::Usage(format!("cannot read the password from standard input: {e}"))
     })?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err(CliError::Usage(
+    match line {
+        Some(password) if !password.is_empty() => Ok(password),
+        _ => Err(CliError::Usage(
             "--password-stdin: standard input holds no password".to_owned(),
-        ));
+        )),
     }
-    Ok(Zeroizing::new(password.to_owned()))
 }
 
-fn print_account(a: &Value) {
-    println!("account:         {}", text(a, "name"));
-    println!("2FA:             {}", text(a, "two_factor"));
-    println!(
-        "keys:            {}",
-        a.get("keys").and_then(Value::as_u64).unwrap_or(0)
-    );
-    println!(
-        "wrong codes:     {}",
-        a.get("failed_attempts")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    );
-    if let Some(until) = a.get("locked_until_ms").and_then(Value::as_u64) {
+/// The columns of `list`.
+const COLUMNS: [&str; 5] = ["NAME", "2FA", "KEYS", "LOCKED UNTIL", "CREATED"];
+
+/// An account in `list`.
+fn row(a: &AccountView) -> Vec<String> {
+    vec![
+        a.name.clone(),
+        label(&a.two_factor),
+        a.keys.to_string(),
+        a.locked_until_ms
+            .map_or_else(|| "-".to_owned(), format_time),
+        format_time(a.created_ms),
+    ]
+}
+
+fn print_account(a: &AccountView) {
+    println!("account:         {}", a.name);
+    println!("2FA:             {}", label(&a.two_factor));
+    println!("keys:            {}", a.keys);
+    println!("wrong codes:     {}", a.failed_attempts);
+    if let Some(until) = a.locked_until_ms {
         println!("locked until:    {}", format_time(until));
     }
-    if let Some(created) = a.get("created_ms").and_then(Value::as_u64) {
-        println!("created:         {}", format_time(created));
-    }
+    println!("created:         {}", format_time(a.created_ms));
 }
 
 /// The QR code of `data` in Unicode half blocks (two modules per character cell), for a
@@ -254,33 +224,21 @@ fn qr_code(data: &str) -> Option<String> {
 }
 
 async fn confirm(client: &AdminClient, name: &str, code: &str, json: bool) -> Result<(), CliError> {
+    let body = json!({"code": code.trim()});
     let answer = client
-        .call(
-            Method::POST,
-            &AdminClient::path(&["accounts", name, "2fa", "confirm"]),
-            Some(&json!({"code": code.trim()})),
-        )
+        .post(&["accounts", name, "2fa", "confirm"], Some(&body))
         .await?;
-    if json {
-        print_json(&answer);
-    } else {
+    answer.print(json, |_| {
         println!("Two-factor authentication is on for account {name}.");
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
-/// Reads one line from standard input (`None` at its end).
+/// Reads one line from standard input, trimmed (`None` at its end).
 async fn read_code() -> Result<Option<String>, CliError> {
     tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        match std::io::stdin().read_line(&mut line) {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(line.trim().to_owned())),
-            Err(source) => Err(CliError::Io {
-                path: "standard input".into(),
-                source,
-            }),
-        }
+        let line = read_stdin_line().map_err(stdin_error)?;
+        Ok(line.map(|code| code.trim().to_owned()))
     })
     .await
     .map_err(|e| CliError::Usage(format!("reading standard input failed: {e}")))?
@@ -300,35 +258,22 @@ async fn two_factor(
         body["code"] = Value::String(code.trim().to_owned());
     }
     let answer = client
-        .call(
-            Method::POST,
-            &AdminClient::path(&["accounts", name, "2fa", "enrol"]),
-            Some(&body),
-        )
+        .post(&["accounts", name, "2fa", "enrol"], Some(&body))
         .await?;
-    let uri = Zeroizing::new(text(&answer, "otpauth_uri").to_owned());
-    let secret = Zeroizing::new(text(&answer, "secret").to_owned());
+    let uri = answer.fields().secret("otpauth_uri")?;
+    let secret = answer.fields().secret("secret")?;
     drop(answer);
-    {
-        let mut out = std::io::stdout().lock();
-        if json {
-            let line = Zeroizing::new(
-                json!({"account": name, "otpauth_uri": uri.as_str(), "secret": secret.as_str()})
-                    .to_string(),
-            );
-            let _ = writeln!(out, "{}", line.as_str());
-        } else {
-            let _ = writeln!(
-                out,
-                "Scan this QR code with an authenticator app (or type the secret in by hand):"
-            );
-            if let Some(qr) = qr_code(&uri) {
-                let _ = writeln!(out, "\n{qr}\n");
-            }
-            let _ = writeln!(out, "otpauth URI: {}", uri.as_str());
-            let _ = writeln!(out, "secret:      {}", secret.as_str());
+    if json {
+        print_secret_json(
+            &json!({"account": name, "otpauth_uri": uri.as_str(), "secret": secret.as_str()}),
+        );
+    } else {
+        println!("Scan this QR code with an authenticator app (or type the secret in by hand):");
+        if let Some(qr) = qr_code(&uri) {
+            println!("\n{qr}\n");
         }
-        let _ = out.flush();
+        println!("otpauth URI: {}", uri.as_str());
+        println!("secret:      {}", secret.as_str());
     }
     if args.no_confirm {
         if !json {

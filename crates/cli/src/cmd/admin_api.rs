@@ -1,6 +1,7 @@
 //! What `accounts`, `keys` and `partners` share: the admin API of a running gateway
-//! (`--admin-url`, the token from `WBAUTH_ADMIN_TOKEN` or the gateway's `admin.token` file), and
-//! text output helpers (`docs/design-decisions.md` 27: one code path, so the gateway's caches stay right).
+//! (`--admin-url`, the token from `WBAUTH_ADMIN_TOKEN` or the gateway's `admin.token` file;
+//! `docs/design-decisions.md` 27: one code path, so the gateway's caches stay right), and its
+//! answers, read into the gateway's own view types or printed as sent (`--json`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,11 +9,14 @@ use std::time::Duration;
 use clap::Args;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use whitebit_client::{ExposeSecret as _, SecretString};
 use whitebit_gateway::admin::{ACTOR_HEADER, ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE};
+use zeroize::Zeroizing;
 
 use crate::error::CliError;
+use crate::output::{print_json, print_secret_json, print_table};
 
 /// The admin API's default address (`[admin] addr` of the default configuration).
 pub(crate) const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:8081";
@@ -109,24 +113,87 @@ impl AdminClient {
         })
     }
 
-    /// `/admin/…` with each of `segments` percent-encoded.
-    pub(crate) fn path(parts: &[&str]) -> String {
+    /// `/admin/…` with each of `segments` percent-encoded, and `?name=value` (value
+    /// percent-encoded) when there is a query.
+    fn path(segments: &[&str], query: Option<(&str, &str)>) -> String {
+        use whitebit_auth::encoding::percent_encode;
         let mut out = String::from("/admin");
-        for part in parts {
+        for segment in segments {
             out.push('/');
-            out.push_str(&whitebit_auth::encoding::percent_encode(part));
+            out.push_str(&percent_encode(segment));
+        }
+        if let Some((name, value)) = query {
+            out.push_str(&format!("?{name}={}", percent_encode(value)));
         }
         out
     }
 
-    /// Sends a request; the answer's JSON on success, [`CliError::Admin`] with the gateway's
-    /// message otherwise.
-    pub(crate) async fn call(
+    /// `GET /admin/{segments}[?query]`.
+    pub(crate) async fn get(
+        &self,
+        segments: &[&str],
+        query: Option<(&str, &str)>,
+    ) -> Result<Answer, CliError> {
+        self.call(Method::GET, &Self::path(segments, query), None)
+            .await
+    }
+
+    /// `POST /admin/{segments}`, with a JSON body or none.
+    pub(crate) async fn post(
+        &self,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> Result<Answer, CliError> {
+        self.call(Method::POST, &Self::path(segments, None), body)
+            .await
+    }
+
+    /// `PUT /admin/{segments}` with a JSON body.
+    pub(crate) async fn put(&self, segments: &[&str], body: &Value) -> Result<Answer, CliError> {
+        self.call(Method::PUT, &Self::path(segments, None), Some(body))
+            .await
+    }
+
+    /// `DELETE /admin/{segments}`.
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<Answer, CliError> {
+        self.call(Method::DELETE, &Self::path(segments, None), None)
+            .await
+    }
+
+    /// Does `action` to record `id` of `records` and prints the answer.
+    pub(crate) async fn act(
+        &self,
+        records: &Records,
+        id: &str,
+        action: Action,
+        json: bool,
+    ) -> Result<(), CliError> {
+        let collection = records.collection;
+        let answer = match action {
+            Action::Show => self.get(&[collection, id], None).await?,
+            Action::Enable => self.post(&[collection, id, "enable"], None).await?,
+            Action::Disable => self.post(&[collection, id, "disable"], None).await?,
+            Action::Delete => self.delete(&[collection, id]).await?,
+        };
+        answer.print(json, |a| match action {
+            Action::Show => (records.print)(a, None),
+            Action::Enable => (records.print)(a, Some("Enabled")),
+            Action::Disable => (records.print)(a, Some("Disabled")),
+            Action::Delete => {
+                println!("Deleted {} {id}.", records.noun);
+                Ok(())
+            }
+        })
+    }
+
+    /// Sends a request; the answer on success, [`CliError::Admin`] with the gateway's message
+    /// otherwise.
+    async fn call(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+    ) -> Result<Answer, CliError> {
         let url = format!("{}{path_and_query}", self.base);
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
             .map_err(|_| {
@@ -166,10 +233,12 @@ impl AdminClient {
         }
         let value: Option<Value> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {
-            return value.ok_or_else(|| CliError::Admin {
-                status,
-                message: "the admin API answered something that is not JSON".to_owned(),
-            });
+            return value
+                .map(|json| Answer { status, json })
+                .ok_or_else(|| CliError::Admin {
+                    status,
+                    message: "the admin API answered something that is not JSON".to_owned(),
+                });
         }
         let message = value
             .as_ref()
@@ -180,6 +249,196 @@ impl AdminClient {
                 str::to_owned,
             );
         Err(CliError::Admin { status, message })
+    }
+}
+
+/// A kind of record the admin API manages one by one (API keys, partners).
+pub(crate) struct Records {
+    /// Where the records are: `/admin/{collection}/{id}`.
+    pub(crate) collection: &'static str,
+    /// What one is called in messages.
+    pub(crate) noun: &'static str,
+    /// Prints the record of an answer, after a line saying what was done to it.
+    pub(crate) print: fn(&Fields<'_>, Option<&str>) -> Result<(), CliError>,
+}
+
+/// What `show`, `enable`, `disable` and `delete` do to one record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action {
+    /// See it.
+    Show,
+    /// Switch it on.
+    Enable,
+    /// Switch it off.
+    Disable,
+    /// Delete it.
+    Delete,
+}
+
+/// An answer of the admin API: its JSON exactly as the gateway sent it (what `--json` prints),
+/// read with [`Answer::fields`] into the gateway's own view types.
+pub(crate) struct Answer {
+    status: u16,
+    json: Value,
+}
+
+impl Answer {
+    /// Prints the answer: with `--json` (`json`) as the gateway sent it, otherwise as `text`
+    /// prints its fields.
+    pub(crate) fn print(
+        &self,
+        json: bool,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        self.print_with(json.then_some(print_json), text)
+    }
+
+    /// [`Answer::print`] for an answer that carries a secret: with `--json`, one compact line
+    /// through a buffer wiped afterwards.
+    pub(crate) fn print_secret(
+        &self,
+        json: bool,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        self.print_with(json.then_some(print_secret_json), text)
+    }
+
+    /// The JSON with `print_json` when there is one, else the fields with `text`.
+    fn print_with(
+        &self,
+        print_json: Option<fn(&Value)>,
+        text: impl FnOnce(&Fields<'_>) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        match print_json {
+            Some(print) => {
+                print(&self.json);
+                Ok(())
+            }
+            None => text(&self.fields()),
+        }
+    }
+
+    /// The whole answer, to read field by field.
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        Fields {
+            value: &self.json,
+            path: String::new(),
+            status: self.status,
+        }
+    }
+}
+
+/// A value inside an [`Answer`] and where it is (e.g. `keys[2].key`): a field that is missing
+/// or of the wrong type is an error that names it, never an empty cell.
+pub(crate) struct Fields<'a> {
+    value: &'a Value,
+    path: String,
+    status: u16,
+}
+
+impl<'a> Fields<'a> {
+    /// Where field `name` of this value is.
+    fn path_of(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    fn error(&self, message: String) -> CliError {
+        CliError::Admin {
+            status: self.status,
+            message,
+        }
+    }
+
+    /// Field `name`; `None` when it is absent or null.
+    pub(crate) fn optional(&self, name: &str) -> Option<Fields<'a>> {
+        let value = self.value.get(name).filter(|v| !v.is_null())?;
+        Some(Fields {
+            value,
+            path: self.path_of(name),
+            status: self.status,
+        })
+    }
+
+    /// Field `name`, which must be there.
+    pub(crate) fn part(&self, name: &str) -> Result<Fields<'a>, CliError> {
+        self.optional(name).ok_or_else(|| {
+            self.error(format!(
+                "the admin API's answer lacks {}",
+                self.path_of(name)
+            ))
+        })
+    }
+
+    /// Field `name` as a `T`: one of the gateway's views, or a plain value.
+    pub(crate) fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, CliError> {
+        self.part(name)?.view()
+    }
+
+    /// Field `name`, a string that holds a secret, in a buffer wiped when dropped.
+    pub(crate) fn secret(&self, name: &str) -> Result<Zeroizing<String>, CliError> {
+        self.get::<String>(name).map(Zeroizing::new)
+    }
+
+    /// Field `name`, an array of `T`s.
+    pub(crate) fn list<T: DeserializeOwned>(&self, name: &str) -> Result<Vec<T>, CliError> {
+        self.items(name)?.iter().map(Fields::view).collect()
+    }
+
+    /// Field `name`, an array of `T`s, as a table: `columns`, then the cells `row` gives
+    /// each item.
+    pub(crate) fn print_table<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        columns: &[&str],
+        row: fn(&T) -> Vec<String>,
+    ) -> Result<(), CliError> {
+        let rows: Vec<Vec<String>> = self.list(name)?.iter().map(row).collect();
+        print_table(columns, &rows);
+        Ok(())
+    }
+
+    /// Field `name`, an array: its elements.
+    pub(crate) fn items(&self, name: &str) -> Result<Vec<Fields<'a>>, CliError> {
+        let part = self.part(name)?;
+        let items = part.value.as_array().ok_or_else(|| {
+            self.error(format!(
+                "the admin API's answer has an unexpected {}: not an array",
+                part.path
+            ))
+        })?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| Fields {
+                value,
+                path: format!("{}[{index}]", part.path),
+                status: self.status,
+            })
+            .collect())
+    }
+
+    /// This value as a `T`.
+    fn view<T: DeserializeOwned>(&self) -> Result<T, CliError> {
+        T::deserialize(self.value).map_err(|e| {
+            let text = e.to_string();
+            match text
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+            {
+                Some(field) => self.error(format!(
+                    "the admin API's answer lacks {}",
+                    self.path_of(field)
+                )),
+                None => self.error(format!(
+                    "the admin API's answer has an unexpected {}: {text}",
+                    self.path
+                )),
+            }
+        })
     }
 }
 
@@ -197,60 +456,6 @@ pub(crate) fn format_time(ms: u64) -> String {
     )
 }
 
-/// An optional time field.
-pub(crate) fn format_opt_time(value: &Value) -> String {
-    value
-        .as_u64()
-        .map_or_else(|| "never".to_owned(), format_time)
-}
-
-/// A JSON string field, or "".
-pub(crate) fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value.get(field).and_then(Value::as_str).unwrap_or("")
-}
-
-/// A JSON array of strings, joined; `empty` when there are none.
-pub(crate) fn list(value: &Value, field: &str, empty: &str) -> String {
-    let items: Vec<&str> = value
-        .get(field)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if items.is_empty() {
-        empty.to_owned()
-    } else {
-        items.join(", ")
-    }
-}
-
-/// Prints rows as aligned columns.
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                let width = widths.get(i).copied().unwrap_or(0);
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +469,58 @@ mod tests {
             whitebit_auth::encoding::percent_encode("a b/c"),
             "a%20b%2Fc"
         );
-        assert_eq!(AdminClient::path(&["keys", "ab/c"]), "/admin/keys/ab%2Fc");
+        assert_eq!(
+            AdminClient::path(&["keys", "ab/c"], None),
+            "/admin/keys/ab%2Fc"
+        );
+        assert_eq!(
+            AdminClient::path(&["keys"], Some(("account", "a b"))),
+            "/admin/keys?account=a%20b"
+        );
+    }
+
+    #[test]
+    fn answers_name_the_field_they_lack() {
+        let answer = Answer {
+            status: 201,
+            json: serde_json::json!({"keys": [
+                {"key": {"public_key": "k1"}, "secret": "s1"},
+                {"key": {"public_key": 7}},
+            ]}),
+        };
+        let message = |e: CliError| match e {
+            CliError::Admin {
+                status: 201,
+                message,
+            } => message,
+            other => format!("unexpected {other:?}"),
+        };
+        let items = answer.fields().items("keys").unwrap_or_default();
+        assert_eq!(items.len(), 2);
+        let first = items.first().map(|k| k.get::<String>("secret"));
+        assert!(matches!(first, Some(Ok(ref s)) if s == "s1"), "{first:?}");
+        let errors: Vec<String> = items
+            .iter()
+            .filter_map(|k| k.get::<whitebit_gateway::manage::KeyView>("key").err())
+            .map(message)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "the admin API's answer lacks keys[0].key.account",
+                "the admin API's answer has an unexpected keys[1].key: invalid type: integer `7`, \
+                 expected a string",
+            ]
+        );
+        assert_eq!(
+            answer
+                .fields()
+                .secret("secret")
+                .err()
+                .map(message)
+                .as_deref(),
+            Some("the admin API's answer lacks secret")
+        );
+        assert!(answer.fields().optional("nothing").is_none());
     }
 }

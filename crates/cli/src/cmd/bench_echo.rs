@@ -2,7 +2,6 @@
 //! the gateway's listener settings (keep-alive, header read timeout, header buffer limit)
 //! on the same runtime, answering every request `200 {"ok":true}` (`docs/design-decisions.md` 34).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,7 +14,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use whitebit_gateway::config::{ListenConfig, VerifyConfig};
 use whitebit_gateway::server::HttpSettings;
 
+use super::Context;
 use crate::error::CliError;
+use crate::listen::{bind, shutdown_signal};
+use crate::output::print_fields;
 
 /// The fixed answer.
 const ANSWER: &[u8] = br#"{"ok":true}"#;
@@ -31,19 +33,9 @@ pub(crate) struct BenchEchoArgs {
 }
 
 /// Runs the command.
-pub(crate) async fn run(args: &BenchEchoArgs) -> Result<(), CliError> {
-    // Bound as the gateway binds its listeners (same backlog).
-    let listener = whitebit_gateway::app::bind(args.listen, "echo")
-        .await
-        .map_err(|e| CliError::Config(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Config(e.to_string()))?;
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening=http://{addr}");
-        let _ = out.flush();
-    }
+pub(crate) async fn run(args: &BenchEchoArgs, _ctx: &Context) -> Result<(), CliError> {
+    let (listener, addr) = bind(args.listen, "echo").await?;
+    print_fields(&[("listening", format!("http://{addr}"))]);
     // The gateway's defaults: `[verify] max_body_bytes` and `[listen] header_timeout_ms`.
     let settings = HttpSettings::for_limits(
         VerifyConfig::default().max_body_bytes,
@@ -55,7 +47,7 @@ pub(crate) async fn run(args: &BenchEchoArgs) -> Result<(), CliError> {
         .header_read_timeout(settings.header_timeout)
         .max_buf_size(settings.max_header_bytes)
         .keep_alive(true);
-    let shutdown = super::shutdown_signal();
+    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

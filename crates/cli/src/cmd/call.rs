@@ -2,9 +2,10 @@
 
 use clap::Args;
 
-use super::{Context, print_json};
+use super::Context;
 use crate::error::CliError;
 use crate::items::parse_items;
+use crate::output::print_json;
 
 /// Signs and sends a request to a private endpoint and prints the JSON answer.
 #[derive(Debug, Args)]
@@ -23,6 +24,7 @@ pub(crate) struct CallArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &CallArgs, ctx: &Context) -> Result<(), CliError> {
+    let credentials = ctx.credentials()?;
     let params = parse_items(&args.items).map_err(CliError::Usage)?;
     if !args.path.starts_with('/') {
         return Err(CliError::Usage(format!(
@@ -30,7 +32,7 @@ pub(crate) async fn run(args: &CallArgs, ctx: &Context) -> Result<(), CliError> 
             args.path
         )));
     }
-    let client = ctx.client(args.strict, args.retries)?;
+    let client = credentials.client(args.strict, args.retries)?;
     let answer = client.post(&args.path, params).await?;
     print_json(&answer);
     Ok(())

@@ -6,8 +6,9 @@ use clap::Args;
 use whitebit_auth::doctor::{Capture, Severity, diagnose};
 use whitebit_client::ExposeSecret as _;
 
-use super::{BodyArgs, Context, read_input};
+use super::Context;
 use crate::error::CliError;
+use crate::input::{BodyArgs, read_input};
 
 /// Diagnoses a captured request: give a raw HTTP request (--request), or the parts
 /// (--body/--body-file, --payload, --signature, --path). The secret is read from
@@ -91,7 +92,8 @@ fn parse_raw(raw: &[u8]) -> Result<RawRequest, CliError> {
 }
 
 /// Runs the command.
-pub(crate) fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
+pub(crate) async fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
+    let credentials = ctx.credentials()?;
     let mut raw = match &args.request {
         Some(path) => parse_raw(&read_input(path)?)?,
         None => RawRequest::default(),
@@ -109,7 +111,7 @@ pub(crate) fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
             "nothing to diagnose: give --request FILE, or --body/--body-file and --payload".into(),
         ));
     }
-    let secret = ctx.credentials.api_secret.as_ref();
+    let secret = credentials.api_secret.as_ref();
     let now = whitebit_client::unix_ms();
     let findings = diagnose(&Capture {
         body: has_body.then_some(raw.body.as_slice()),

@@ -30,8 +30,8 @@ pub(crate) struct FiatTokenArgs {
 }
 
 /// Runs the command.
-pub(crate) fn run(args: &FiatTokenArgs, ctx: &Context) -> Result<(), CliError> {
-    let c = &ctx.credentials;
+pub(crate) async fn run(args: &FiatTokenArgs, ctx: &Context) -> Result<(), CliError> {
+    let c = ctx.credentials()?;
     let (Some(auth_key), Some(enc_key)) = (&c.fiat_auth_key, &c.fiat_enc_key) else {
         return Err(CliError::Config(
             "no Fiat Gateway credentials: set WBAUTH_FIAT_AUTH_KEY and WBAUTH_FIAT_ENC_KEY, or [fiat] auth_key/enc_key in the credentials file".into(),

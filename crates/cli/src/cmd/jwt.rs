@@ -4,8 +4,9 @@ use clap::Args;
 use serde_json::json;
 use whitebit_client::ExposeSecret as _;
 
-use super::{Context, print_json};
+use super::Context;
 use crate::error::CliError;
+use crate::output::print_json;
 
 /// Requests a short-lived Fiat Gateway token (POST /api/v4/jwt) and prints it.
 #[derive(Debug, Args)]
@@ -17,7 +18,7 @@ pub(crate) struct JwtArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &JwtArgs, ctx: &Context) -> Result<(), CliError> {
-    let token = ctx.client(false, 0)?.issue_jwt().await?;
+    let token = ctx.credentials()?.client(false, 0)?.issue_jwt().await?;
     if args.token_only {
         println!("{}", token.token.expose_secret());
     } else {

@@ -1,18 +1,18 @@
 //! `wbauth keys`: API keys on a running gateway, through its admin API. A change is in force
 //! on the gateway's very next request.
 
-use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
+use whitebit_gateway::manage::{AuditView, KeyView};
 
-use super::admin_api::{
-    AdminArgs, AdminClient, format_opt_time, format_time, list, print_table, text,
-};
-use super::print_json;
+use super::Context;
+use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records, format_time};
 use crate::error::CliError;
+use crate::output::{
+    format_opt_time, joined, label, print_json, print_shown_once, write_keys_file,
+};
 
 /// Manages API keys on a running gateway: create (the secret is shown once), list, show,
 /// enable, disable, delete, trusted IPs, endpoint allow-lists, secret rotation, audit log.
@@ -116,11 +116,18 @@ struct CreateArgs {
     count: Option<usize>,
     /// With --count: write `public_key,secret` lines to this new file (mode 0600).
     #[arg(long, value_name = "FILE", requires = "count")]
-    out: Option<std::path::PathBuf>,
+    out: Option<PathBuf>,
 }
 
+/// API keys, one by one: `/admin/keys/{public_key}`.
+const KEYS: Records = Records {
+    collection: "keys",
+    noun: "API key",
+    print: print_key_answer,
+};
+
 /// Runs the command.
-pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &KeysArgs, _ctx: &Context) -> Result<(), CliError> {
     let client = AdminClient::new(&args.admin)?;
     let json = args.admin.json;
     match &args.command {
@@ -133,268 +140,199 @@ pub(crate) async fn run(args: &KeysArgs) -> Result<(), CliError> {
                 "endpoints": create.endpoints,
             });
             if let (Some(count), Some(out)) = (create.count, &create.out) {
-                let mut body = body;
-                body["count"] = json!(count);
-                let answer = client
-                    .call(
-                        Method::POST,
-                        &AdminClient::path(&["keys", "batch"]),
-                        Some(&body),
-                    )
-                    .await?;
-                let pairs: Vec<(String, String)> = answer
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .map(|keys| {
-                        keys.iter()
-                            .map(|k| {
-                                (
-                                    k["key"]["public_key"]
-                                        .as_str()
-                                        .unwrap_or_default()
-                                        .to_owned(),
-                                    k["secret"].as_str().unwrap_or_default().to_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                super::write_keys_file(out, "wbauth keys create --count", &pairs)?;
-                if json {
-                    print_json(&json!({"created": pairs.len(), "file": out.display().to_string()}));
-                } else {
-                    println!(
-                        "Created {} API keys; public keys and secrets are in {} (mode 0600).",
-                        pairs.len(),
-                        out.display()
-                    );
-                }
-                return Ok(());
+                return create_batch(&client, body, count, out, json).await;
             }
-            let answer = client
-                .call(Method::POST, &AdminClient::path(&["keys"]), Some(&body))
-                .await?;
-            print_secret(&answer, json, "Created API key");
+            let answer = client.post(&["keys"], Some(&body)).await?;
+            answer.print_secret(json, |a| print_secret(a, "Created API key"))
         }
         KeysCommand::List { account } => {
-            let query = account
-                .as_deref()
-                .map(|a| format!("?account={}", whitebit_auth::encoding::percent_encode(a)))
-                .unwrap_or_default();
-            let answer = client
-                .call(
-                    Method::GET,
-                    &format!("{}{query}", AdminClient::path(&["keys"])),
-                    None,
-                )
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                let keys = answer
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let rows: Vec<Vec<String>> = keys
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            text(k, "public_key").to_owned(),
-                            text(k, "account").to_owned(),
-                            text(k, "kind").to_owned(),
-                            text(k, "state").to_owned(),
-                            list(k, "ips", "any"),
-                            list(k, "endpoints", "whole kind"),
-                            format_opt_time(k.get("last_used_ms").unwrap_or(&Value::Null)),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &[
-                        "PUBLIC KEY",
-                        "ACCOUNT",
-                        "KIND",
-                        "STATE",
-                        "TRUSTED IPS",
-                        "ENDPOINTS",
-                        "LAST USED",
-                    ],
-                    &rows,
-                );
-            }
+            let query = account.as_deref().map(|a| ("account", a));
+            let answer = client.get(&["keys"], query).await?;
+            answer.print(json, |a| a.print_table("keys", &COLUMNS, row))
         }
-        KeysCommand::Show { public_key } => {
-            let answer = client
-                .call(Method::GET, &AdminClient::path(&["keys", public_key]), None)
-                .await?;
-            print_key_answer(&answer, json, None);
-        }
+        KeysCommand::Show { public_key } => client.act(&KEYS, public_key, Action::Show, json).await,
         KeysCommand::Enable { public_key } => {
-            let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["keys", public_key, "enable"]),
-                    None,
-                )
-                .await?;
-            print_key_answer(&answer, json, Some("Enabled"));
+            client.act(&KEYS, public_key, Action::Enable, json).await
         }
         KeysCommand::Disable { public_key } => {
-            let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["keys", public_key, "disable"]),
-                    None,
-                )
-                .await?;
-            print_key_answer(&answer, json, Some("Disabled"));
+            client.act(&KEYS, public_key, Action::Disable, json).await
         }
         KeysCommand::Delete { public_key } => {
-            let answer = client
-                .call(
-                    Method::DELETE,
-                    &AdminClient::path(&["keys", public_key]),
-                    None,
-                )
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                println!("Deleted API key {public_key}.");
-            }
+            client.act(&KEYS, public_key, Action::Delete, json).await
         }
         KeysCommand::SetIps {
             public_key,
             ips,
             clear,
-        } => {
-            if ips.is_empty() && !clear {
-                return Err(CliError::Usage(
-                    "give the trusted IPs, or --clear to allow any address".into(),
-                ));
-            }
-            let answer = client
-                .call(
-                    Method::PUT,
-                    &AdminClient::path(&["keys", public_key, "ips"]),
-                    Some(&json!({"ips": ips})),
-                )
-                .await?;
-            print_key_answer(&answer, json, Some("Updated the trusted IPs of"));
-        }
+        } => set_list(&client, &IPS, public_key, ips, *clear, json).await,
         KeysCommand::SetEndpoints {
             public_key,
             endpoints,
             clear,
-        } => {
-            if endpoints.is_empty() && !clear {
-                return Err(CliError::Usage(
-                    "give the endpoints, or --clear to open the key's whole kind".into(),
-                ));
-            }
-            let answer = client
-                .call(
-                    Method::PUT,
-                    &AdminClient::path(&["keys", public_key, "endpoints"]),
-                    Some(&json!({"endpoints": endpoints})),
-                )
-                .await?;
-            print_key_answer(&answer, json, Some("Updated the endpoints of"));
-        }
+        } => set_list(&client, &ENDPOINTS, public_key, endpoints, *clear, json).await,
         KeysCommand::RotateSecret { public_key, code } => {
+            let body = json!({"code": code.trim()});
             let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["keys", public_key, "rotate-secret"]),
-                    Some(&json!({"code": code.trim()})),
-                )
+                .post(&["keys", public_key, "rotate-secret"], Some(&body))
                 .await?;
-            print_secret(
-                &answer,
-                json,
-                "New secret (the old one is refused from now on) for API key",
-            );
+            answer.print_secret(json, |a| {
+                print_secret(
+                    a,
+                    "New secret (the old one is refused from now on) for API key",
+                )
+            })
         }
         KeysCommand::Audit { limit } => {
-            let answer = client
-                .call(
-                    Method::GET,
-                    &format!("{}?limit={limit}", AdminClient::path(&["audit"])),
-                    None,
-                )
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                let entries = answer
-                    .get("entries")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let rows: Vec<Vec<String>> = entries
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            e.get("at_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
-                            text(e, "actor").to_owned(),
-                            text(e, "action").to_owned(),
-                            e.get("detail").map_or_else(String::new, Value::to_string),
-                        ]
-                    })
-                    .collect();
-                print_table(&["AT", "ACTOR", "ACTION", "DETAIL"], &rows);
-            }
+            let limit = limit.to_string();
+            let answer = client.get(&["audit"], Some(("limit", &limit))).await?;
+            answer.print(json, |a| {
+                a.print_table("entries", &AUDIT_COLUMNS, audit_row)
+            })
         }
+    }
+}
+
+/// `create --count N --out FILE`: N keys alike, their secrets written to FILE only.
+async fn create_batch(
+    client: &AdminClient,
+    mut body: Value,
+    count: usize,
+    out: &Path,
+    json: bool,
+) -> Result<(), CliError> {
+    body["count"] = json!(count);
+    let answer = client.post(&["keys", "batch"], Some(&body)).await?;
+    let pairs: Vec<(String, String)> = answer
+        .fields()
+        .items("keys")?
+        .iter()
+        .map(|k| Ok((k.get::<KeyView>("key")?.public_key, k.get("secret")?)))
+        .collect::<Result<_, CliError>>()?;
+    write_keys_file(out, "wbauth keys create --count", &pairs)?;
+    if json {
+        print_json(&json!({"created": pairs.len(), "file": out.display().to_string()}));
+    } else {
+        println!(
+            "Created {} API keys; public keys and secrets are in {} (mode 0600).",
+            pairs.len(),
+            out.display()
+        );
     }
     Ok(())
 }
 
-fn print_key(k: &Value) {
-    println!("public key:   {}", text(k, "public_key"));
-    println!("account:      {}", text(k, "account"));
-    println!("kind:         {}", text(k, "kind"));
-    println!("state:        {}", text(k, "state"));
-    println!("trusted IPs:  {}", list(k, "ips", "any address"));
-    println!("endpoints:    {}", list(k, "endpoints", "the whole kind"));
-    if let Some(created) = k.get("created_ms").and_then(Value::as_u64) {
-        println!("created:      {}", format_time(created));
-    }
-    println!(
-        "last used:    {}",
-        format_opt_time(k.get("last_used_ms").unwrap_or(&Value::Null))
-    );
+/// A list of a key that `set-ips` or `set-endpoints` replaces.
+struct KeyList {
+    /// Its field in the admin API: `PUT /admin/keys/{public_key}/{field}`.
+    field: &'static str,
+    /// What to say when the new list is empty without `--clear`.
+    missing: &'static str,
+    /// What to say when it is replaced.
+    done: &'static str,
 }
 
-fn print_key_answer(answer: &Value, json: bool, done: Option<&str>) {
-    if json {
-        print_json(answer);
-        return;
+/// The trusted IPs.
+const IPS: KeyList = KeyList {
+    field: "ips",
+    missing: "give the trusted IPs, or --clear to allow any address",
+    done: "Updated the trusted IPs of",
+};
+
+/// The endpoint allow-list.
+const ENDPOINTS: KeyList = KeyList {
+    field: "endpoints",
+    missing: "give the endpoints, or --clear to open the key's whole kind",
+    done: "Updated the endpoints of",
+};
+
+/// Replaces `list` of key `public_key` with `items` (none only with `--clear`).
+async fn set_list(
+    client: &AdminClient,
+    list: &KeyList,
+    public_key: &str,
+    items: &[String],
+    clear: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    if items.is_empty() && !clear {
+        return Err(CliError::Usage(list.missing.into()));
     }
-    let key = answer.get("key").unwrap_or(&Value::Null);
+    let mut body = serde_json::Map::new();
+    body.insert(list.field.to_owned(), json!(items));
+    let answer = client
+        .put(&["keys", public_key, list.field], &body.into())
+        .await?;
+    answer.print(json, |a| print_key_answer(a, Some(list.done)))
+}
+
+/// The columns of `list`.
+const COLUMNS: [&str; 7] = [
+    "PUBLIC KEY",
+    "ACCOUNT",
+    "KIND",
+    "STATE",
+    "TRUSTED IPS",
+    "ENDPOINTS",
+    "LAST USED",
+];
+
+/// A key in `list`.
+fn row(k: &KeyView) -> Vec<String> {
+    vec![
+        k.public_key.clone(),
+        k.account.clone(),
+        k.kind.clone(),
+        label(&k.state),
+        joined(&k.ips, "any"),
+        joined(&k.endpoints, "whole kind"),
+        format_opt_time(k.last_used_ms),
+    ]
+}
+
+/// The columns of `audit`.
+const AUDIT_COLUMNS: [&str; 4] = ["AT", "ACTOR", "ACTION", "DETAIL"];
+
+/// An entry of the audit log.
+fn audit_row(e: &AuditView) -> Vec<String> {
+    vec![
+        format_time(e.at_ms),
+        e.actor.clone(),
+        e.action.clone(),
+        e.detail.to_string(),
+    ]
+}
+
+fn print_key(k: &KeyView) {
+    println!("public key:   {}", k.public_key);
+    println!("account:      {}", k.account);
+    println!("kind:         {}", k.kind);
+    println!("state:        {}", label(&k.state));
+    println!("trusted IPs:  {}", joined(&k.ips, "any address"));
+    println!("endpoints:    {}", joined(&k.endpoints, "the whole kind"));
+    println!("created:      {}", format_time(k.created_ms));
+    println!("last used:    {}", format_opt_time(k.last_used_ms));
+}
+
+/// Prints the key of an answer, after a line saying what was `done` to it.
+fn print_key_answer(answer: &Fields<'_>, done: Option<&str>) -> Result<(), CliError> {
+    let key: KeyView = answer.get("key")?;
     if let Some(done) = done {
-        println!("{done} API key {}.", text(key, "public_key"));
+        println!("{done} API key {}.", key.public_key);
     }
-    print_key(key);
+    print_key(&key);
+    Ok(())
 }
 
 /// Prints an answer that carries a secret (creation, rotation): `api_key=`/`api_secret=`
-/// lines, like the sandbox, and a reminder that the secret is never shown again.
-fn print_secret(answer: &Value, json: bool, headline: &str) {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let line = Zeroizing::new(answer.to_string());
-        let _ = writeln!(out, "{}", line.as_str());
-        let _ = out.flush();
-        return;
-    }
-    let key = answer.get("key").unwrap_or(&Value::Null);
-    let _ = writeln!(out, "{headline} {}:", text(key, "public_key"));
-    let _ = writeln!(out, "api_key={}", text(key, "public_key"));
-    let _ = writeln!(out, "api_secret={}", text(answer, "secret"));
-    let _ = writeln!(out, "Store the secret now: it is never shown again.\n");
-    drop(out);
-    print_key(key);
+/// lines, like the sandbox, a reminder that the secret is never shown again, and the key.
+fn print_secret(answer: &Fields<'_>, headline: &str) -> Result<(), CliError> {
+    let key: KeyView = answer.get("key")?;
+    let secret = answer.secret("secret")?;
+    print_shown_once(
+        &format!("{headline} {}", key.public_key),
+        &[("api_key", &key.public_key), ("api_secret", &secret)],
+        "the secret",
+    );
+    print_key(&key);
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! One module per command, all the same shape: an `Args` struct (clap) and
-//! `run(args, &Context) -> Result<(), CliError>`.
+//! `async fn run(args, &Context) -> Result<(), CliError>`; [`Command`] lists them. `admin_api`
+//! is what `accounts`, `keys` and `partners` share; what every command shares is outside this
+//! folder (`input`, `output`, `listen`, `credentials`).
 
 pub(crate) mod accounts;
 pub(crate) mod admin_api;
@@ -15,142 +17,85 @@ pub(crate) mod sandbox;
 pub(crate) mod serve;
 pub(crate) mod sign;
 
-use std::io::Read as _;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::Subcommand;
 
-use crate::credentials::Credentials;
+use crate::credentials::{self, Credentials};
 use crate::error::CliError;
 
-/// What every command gets: resolved credentials and target.
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Sign a request and send it; print the JSON answer.
+    Call(call::CallArgs),
+    /// Print the X-TXC-* headers for an exact body.
+    Sign(sign::SignArgs),
+    /// Explain what is wrong with a captured request.
+    Doctor(doctor::DoctorArgs),
+    /// Build a Fiat Gateway partner token (HS256, millisecond claims).
+    FiatToken(fiat_token::FiatTokenArgs),
+    /// Fetch a short-lived token from POST /api/v4/jwt.
+    Jwt(jwt::JwtArgs),
+    /// Run the gateway from a configuration file.
+    Serve(serve::ServeArgs),
+    /// Run the offline sandbox (one demo key, built-in answers).
+    Sandbox(sandbox::SandboxArgs),
+    /// Manage accounts and their 2FA on a running gateway (through its admin API).
+    Accounts(accounts::AccountsArgs),
+    /// Manage API keys on a running gateway (through its admin API).
+    Keys(keys::KeysArgs),
+    /// Manage Fiat Gateway partners (Auth Key, Enc Key) on a running gateway (through its
+    /// admin API).
+    Partners(partners::PartnersArgs),
+    /// Load-test a server with requests signed during the run; report throughput, latency
+    /// and the generator's own CPU use.
+    Bench(bench::BenchArgs),
+    /// Run a minimal upstream answering every request 200 {"ok":true} (the echo limit).
+    BenchEcho(bench_echo::BenchEchoArgs),
+}
+
+impl Command {
+    /// Runs the command.
+    pub(crate) async fn run(&self, ctx: &Context) -> Result<(), CliError> {
+        match self {
+            Command::Call(args) => call::run(args, ctx).await,
+            Command::Sign(args) => sign::run(args, ctx).await,
+            Command::Doctor(args) => doctor::run(args, ctx).await,
+            Command::FiatToken(args) => fiat_token::run(args, ctx).await,
+            Command::Jwt(args) => jwt::run(args, ctx).await,
+            Command::Serve(args) => serve::run(args, ctx).await,
+            Command::Sandbox(args) => sandbox::run(args, ctx).await,
+            Command::Accounts(args) => accounts::run(args, ctx).await,
+            Command::Keys(args) => keys::run(args, ctx).await,
+            Command::Partners(args) => partners::run(args, ctx).await,
+            Command::Bench(args) => bench::run(args, ctx).await,
+            Command::BenchEcho(args) => bench_echo::run(args, ctx).await,
+        }
+    }
+}
+
+/// What every command gets besides its own arguments: the global options.
 pub(crate) struct Context {
-    /// Credentials and base URL.
-    pub(crate) credentials: Credentials,
+    /// `--base-url`.
+    base_url: Option<String>,
+    /// `--credentials`.
+    credentials_file: Option<PathBuf>,
 }
 
 impl Context {
-    /// A client for the configured server and key.
-    pub(crate) fn client(
-        &self,
-        strict: bool,
-        retries: u32,
-    ) -> Result<whitebit_client::Client, CliError> {
-        let (key, secret) = self.credentials.require_api()?;
-        let mut builder = whitebit_client::Client::builder()
-            .credentials(key, secret)
-            .base_url(self.credentials.base_url().as_str())
-            .retry(whitebit_client::RetryPolicy::new(retries));
-        if strict {
-            builder = builder.strict_nonces();
-        }
-        Ok(builder.build()?)
-    }
-}
-
-/// A request body given inline or from a file.
-#[derive(Debug, Args)]
-pub(crate) struct BodyArgs {
-    /// The exact body (JSON text).
-    #[arg(long, conflicts_with = "body_file")]
-    pub(crate) body: Option<String>,
-    /// Read the exact body from a file (`-` for standard input).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) body_file: Option<PathBuf>,
-}
-
-impl BodyArgs {
-    /// The body bytes, or `None` when neither option was given.
-    pub(crate) fn read(&self) -> Result<Option<Vec<u8>>, CliError> {
-        if let Some(body) = &self.body {
-            return Ok(Some(body.clone().into_bytes()));
-        }
-        match &self.body_file {
-            Some(path) => read_input(path).map(Some),
-            None => Ok(None),
+    /// The context of the global options.
+    pub(crate) fn new(base_url: Option<String>, credentials_file: Option<PathBuf>) -> Self {
+        Self {
+            base_url,
+            credentials_file,
         }
     }
-}
 
-/// Reads a file, or standard input for `-`.
-pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
-    let shown = path.display().to_string();
-    if shown == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|source| CliError::Io {
-                path: "standard input".into(),
-                source,
-            })?;
-        return Ok(buf);
+    /// The credentials and target (`WBAUTH_*` variables, the credentials file, `--base-url`).
+    /// The commands that sign or call the API load them before anything else; the others
+    /// never read the credentials file.
+    pub(crate) fn credentials(&self) -> Result<Credentials, CliError> {
+        credentials::load(self.credentials_file.as_deref(), self.base_url.as_deref())
     }
-    std::fs::read(path).map_err(|source| CliError::Io {
-        path: shown,
-        source,
-    })
-}
-
-/// Prints JSON: pretty on a terminal, compact otherwise.
-pub(crate) fn print_json(value: &serde_json::Value) {
-    use std::io::IsTerminal as _;
-    let text = if std::io::stdout().is_terminal() {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    };
-    println!("{}", text.unwrap_or_else(|_| value.to_string()));
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Writes `public_key,secret` lines (after a `# public_key,secret (what)` comment) to a new
-/// private file (mode 0600; an existing file is replaced). `wbauth bench --keys` reads it.
-pub(crate) fn write_keys_file(
-    path: &std::path::Path,
-    what: &str,
-    pairs: &[(String, String)],
-) -> Result<(), crate::error::CliError> {
-    use std::io::Write as _;
-    let io = |e: std::io::Error| crate::error::CliError::Config(format!("{}: {e}", path.display()));
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let file = options.open(path).map_err(io)?;
-    let mut out = std::io::BufWriter::new(file);
-    writeln!(out, "# public_key,secret ({what})").map_err(io)?;
-    for (key, secret) in pairs {
-        writeln!(out, "{key},{secret}").map_err(io)?;
-    }
-    out.flush().map_err(io)
 }

@@ -1,16 +1,15 @@
 //! `wbauth partners`: Fiat Gateway partners (Auth Key → Enc Key) on a running gateway, through
 //! its admin API. A change is in force on the gateway's very next request.
 
-use std::io::Write as _;
-
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
-use zeroize::Zeroizing;
+use serde_json::json;
+use whitebit_gateway::manage_partners::PartnerView;
 
-use super::admin_api::{AdminArgs, AdminClient, format_time, print_table, text};
-use super::print_json;
+use super::Context;
+use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records, format_time};
 use crate::error::CliError;
+use crate::input::{read_stdin_line, stdin_error};
+use crate::output::{label, print_shown_once};
 
 /// Manages Fiat Gateway partners on a running gateway: create (the Enc Key is shown once),
 /// list, show, enable, disable, delete.
@@ -57,8 +56,15 @@ enum PartnersCommand {
     },
 }
 
+/// Partners, one by one: `/admin/partners/{auth_key}`.
+const PARTNERS: Records = Records {
+    collection: "partners",
+    noun: "partner",
+    print: print_partner_answer,
+};
+
 /// Runs the command.
-pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &PartnersArgs, _ctx: &Context) -> Result<(), CliError> {
     let client = AdminClient::new(&args.admin)?;
     let json = args.admin.json;
     match &args.command {
@@ -66,134 +72,73 @@ pub(crate) async fn run(args: &PartnersArgs) -> Result<(), CliError> {
             let body = match auth_key {
                 None => json!({"name": name}),
                 Some(auth_key) => {
-                    let mut enc_key = zeroize::Zeroizing::new(String::new());
-                    std::io::stdin()
-                        .read_line(&mut enc_key)
-                        .map_err(|source| CliError::Io {
-                            path: "standard input".into(),
-                            source,
-                        })?;
-                    let enc_key = enc_key.trim_end_matches(['\r', '\n']);
+                    let enc_key = read_stdin_line().map_err(stdin_error)?;
+                    let enc_key = enc_key.as_ref().map_or("", |k| k.as_str());
                     json!({"name": name, "auth_key": auth_key, "enc_key": enc_key})
                 }
             };
-            let answer = client
-                .call(Method::POST, &AdminClient::path(&["partners"]), Some(&body))
-                .await?;
-            print_enc_key(&answer, json);
+            let answer = client.post(&["partners"], Some(&body)).await?;
+            answer.print_secret(json, print_enc_key)
         }
         PartnersCommand::List => {
-            let answer = client
-                .call(Method::GET, &AdminClient::path(&["partners"]), None)
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                let partners = answer
-                    .get("partners")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let rows: Vec<Vec<String>> = partners
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            text(p, "auth_key").to_owned(),
-                            text(p, "name").to_owned(),
-                            text(p, "state").to_owned(),
-                            p.get("created_ms")
-                                .and_then(Value::as_u64)
-                                .map_or_else(String::new, format_time),
-                        ]
-                    })
-                    .collect();
-                print_table(&["AUTH KEY", "NAME", "STATE", "CREATED"], &rows);
-            }
+            let answer = client.get(&["partners"], None).await?;
+            answer.print(json, |a| a.print_table("partners", &COLUMNS, row))
         }
         PartnersCommand::Show { auth_key } => {
-            let answer = client
-                .call(
-                    Method::GET,
-                    &AdminClient::path(&["partners", auth_key]),
-                    None,
-                )
-                .await?;
-            print_partner_answer(&answer, json, None);
+            client.act(&PARTNERS, auth_key, Action::Show, json).await
         }
         PartnersCommand::Enable { auth_key } => {
-            let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["partners", auth_key, "enable"]),
-                    None,
-                )
-                .await?;
-            print_partner_answer(&answer, json, Some("Enabled"));
+            client.act(&PARTNERS, auth_key, Action::Enable, json).await
         }
         PartnersCommand::Disable { auth_key } => {
-            let answer = client
-                .call(
-                    Method::POST,
-                    &AdminClient::path(&["partners", auth_key, "disable"]),
-                    None,
-                )
-                .await?;
-            print_partner_answer(&answer, json, Some("Disabled"));
+            client.act(&PARTNERS, auth_key, Action::Disable, json).await
         }
         PartnersCommand::Delete { auth_key } => {
-            let answer = client
-                .call(
-                    Method::DELETE,
-                    &AdminClient::path(&["partners", auth_key]),
-                    None,
-                )
-                .await?;
-            if json {
-                print_json(&answer);
-            } else {
-                println!("Deleted partner {auth_key}.");
-            }
+            client.act(&PARTNERS, auth_key, Action::Delete, json).await
         }
     }
+}
+
+/// The columns of `list`.
+const COLUMNS: [&str; 4] = ["AUTH KEY", "NAME", "STATE", "CREATED"];
+
+/// A partner in `list`.
+fn row(p: &PartnerView) -> Vec<String> {
+    vec![
+        p.auth_key.clone(),
+        p.name.clone(),
+        label(&p.state),
+        format_time(p.created_ms),
+    ]
+}
+
+fn print_partner(p: &PartnerView) {
+    println!("auth key:  {}", p.auth_key);
+    println!("name:      {}", p.name);
+    println!("state:     {}", label(&p.state));
+    println!("created:   {}", format_time(p.created_ms));
+}
+
+/// Prints the partner of an answer, after a line saying what was `done` to it.
+fn print_partner_answer(answer: &Fields<'_>, done: Option<&str>) -> Result<(), CliError> {
+    let partner: PartnerView = answer.get("partner")?;
+    if let Some(done) = done {
+        println!("{done} partner {}.", partner.auth_key);
+    }
+    print_partner(&partner);
     Ok(())
 }
 
-fn print_partner(p: &Value) {
-    println!("auth key:  {}", text(p, "auth_key"));
-    println!("name:      {}", text(p, "name"));
-    println!("state:     {}", text(p, "state"));
-    if let Some(created) = p.get("created_ms").and_then(Value::as_u64) {
-        println!("created:   {}", format_time(created));
-    }
-}
-
-fn print_partner_answer(answer: &Value, json: bool, done: Option<&str>) {
-    if json {
-        print_json(answer);
-        return;
-    }
-    let partner = answer.get("partner").unwrap_or(&Value::Null);
-    if let Some(done) = done {
-        println!("{done} partner {}.", text(partner, "auth_key"));
-    }
-    print_partner(partner);
-}
-
-/// Prints the answer to `create`: `auth_key=`/`enc_key=` lines and a reminder that the Enc Key
-/// is never shown again.
-fn print_enc_key(answer: &Value, json: bool) {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let line = Zeroizing::new(answer.to_string());
-        let _ = writeln!(out, "{}", line.as_str());
-        let _ = out.flush();
-        return;
-    }
-    let partner = answer.get("partner").unwrap_or(&Value::Null);
-    let _ = writeln!(out, "Created partner {}:", text(partner, "name"));
-    let _ = writeln!(out, "auth_key={}", text(partner, "auth_key"));
-    let _ = writeln!(out, "enc_key={}", text(answer, "enc_key"));
-    let _ = writeln!(out, "Store the Enc Key now: it is never shown again.\n");
-    drop(out);
-    print_partner(partner);
+/// Prints the answer to `create`: `auth_key=`/`enc_key=` lines, a reminder that the Enc Key is
+/// never shown again, and the partner.
+fn print_enc_key(answer: &Fields<'_>) -> Result<(), CliError> {
+    let partner: PartnerView = answer.get("partner")?;
+    let enc_key = answer.secret("enc_key")?;
+    print_shown_once(
+        &format!("Created partner {}", partner.name),
+        &[("auth_key", &partner.auth_key), ("enc_key", &enc_key)],
+        "the Enc Key",
+    );
+    print_partner(&partner);
+    Ok(())
 }

@@ -1,15 +1,17 @@
 //! `wbauth sandbox`: the zero-config offline double of the real service.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 
 use clap::Args;
-use whitebit_gateway::app::{TempDataDir, bind, build_gateway, open_stores, run};
+use whitebit_gateway::app::{TempDataDir, build_gateway, open_stores, run as run_gateway};
 use whitebit_gateway::clock::{SharedClock, SystemClock};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
 
-use super::serve::gateway_error;
+use super::Context;
 use crate::error::CliError;
+use crate::listen::{bind, gateway_error, shutdown_signal};
+use crate::logging;
+use crate::output::{print_fields, write_keys_file};
 
 /// Runs an offline sandbox: a temporary data dir, one demo key that opens every private path,
 /// built-in balances and an echo of every other verified request. Prints
@@ -36,7 +38,8 @@ pub(crate) struct SandboxArgs {
 }
 
 /// Runs the command.
-pub(crate) async fn run_sandbox(args: &SandboxArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliError> {
+    logging::init();
     let options = SandboxOptions {
         listen: args.listen,
         demo_key: args.demo_key.clone(),
@@ -59,25 +62,19 @@ pub(crate) async fn run_sandbox(args: &SandboxArgs) -> Result<(), CliError> {
         let all: Vec<(String, String)> = std::iter::once((api_key.clone(), api_secret.clone()))
             .chain(extra)
             .collect();
-        super::write_keys_file(path, "wbauth sandbox demo keys", &all)?;
+        write_keys_file(path, "wbauth sandbox demo keys", &all)?;
     }
-    let listener = bind(config.listen.addr, "sandbox")
-        .await
-        .map_err(gateway_error)?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Config(e.to_string()))?;
+    let (listener, addr) = bind(config.listen.addr, "sandbox").await?;
     let gateway = build_gateway(config, &stores, clock, true)
         .await
         .map_err(gateway_error)?;
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening=http://{addr}");
-        let _ = writeln!(out, "api_key={api_key}");
-        let _ = writeln!(out, "api_secret={api_secret}");
-        let _ = out.flush();
-    }
-    let result = run(gateway, &stores, listener, true, super::shutdown_signal())
+    let listening = format!("http://{addr}");
+    print_fields(&[
+        ("listening", listening.as_str()),
+        ("api_key", &api_key),
+        ("api_secret", &api_secret),
+    ]);
+    let result = run_gateway(gateway, &stores, listener, true, shutdown_signal())
         .await
         .map_err(gateway_error);
     drop(stores);

@@ -1,20 +1,22 @@
 //! `wbauth serve`: run the gateway from a configuration file.
 
 use std::path::PathBuf;
-
-use std::io::Write as _;
 use std::sync::Arc;
 
 use clap::Args;
 use whitebit_gateway::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};
 use whitebit_gateway::app::{
-    AdminServer, ConsoleServer, ServeClock, admin_router_for, bind, build_gateway, open_stores,
+    AdminServer, ConsoleServer, ServeClock, admin_router_for, build_gateway, open_stores,
     run_with_admin,
 };
 use whitebit_gateway::config::Config;
 use whitebit_gateway::manage::KeyService;
 
+use super::Context;
 use crate::error::CliError;
+use crate::listen::{bind, gateway_error, local_addr, shutdown_signal};
+use crate::logging;
+use crate::output::print_fields;
 
 /// Runs the gateway: verifies every private request and forwards the accepted ones to the
 /// configured upstreams. Every setting has a default; WBAUTH_GATEWAY__SECTION__KEY
@@ -28,7 +30,8 @@ pub(crate) struct ServeArgs {
 
 /// Runs the command. Prints `listening=http://…` and `admin=http://…` (and `console=http://…`
 /// when `[console] listen` is set) on stdout once the listeners are bound (like the sandbox's contract; port 0 picks a free port).
-pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
+pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError> {
+    logging::init();
     let config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Config(e.to_string()))?;
     let serve_clock = ServeClock::new();
@@ -39,18 +42,8 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let env_token = std::env::var(ADMIN_TOKEN_ENV).ok();
     let token = AdminToken::load_or_create(&config.store.data_dir, env_token.as_deref())
         .map_err(gateway_error)?;
-    let listener = bind(config.listen.addr, "public")
-        .await
-        .map_err(gateway_error)?;
-    let admin_listener = bind(config.admin.addr, "admin")
-        .await
-        .map_err(gateway_error)?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Config(e.to_string()))?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|e| CliError::Config(e.to_string()))?;
+    let (listener, addr) = bind(config.listen.addr, "public").await?;
+    let (admin_listener, admin_addr) = bind(config.admin.addr, "admin").await?;
     let admin_hosts = AdminHosts::new(admin_addr, &config.admin);
     let gateway = build_gateway(config, &stores, clock, false)
         .await
@@ -60,11 +53,7 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(gateway_error)?;
     let console_addr = match &console {
-        Some(c) => Some(
-            c.listener
-                .local_addr()
-                .map_err(|e| CliError::Config(e.to_string()))?,
-        ),
+        Some(c) => Some(local_addr(&c.listener)?),
         None => None,
     };
     let token_origin = token.origin().to_owned();
@@ -83,15 +72,14 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
          (admin token: {token_origin})",
         gateway.keys.len()
     );
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening=http://{addr}");
-        let _ = writeln!(out, "admin=http://{admin_addr}");
-        if let Some(console_addr) = console_addr {
-            let _ = writeln!(out, "console=http://{console_addr}");
-        }
-        let _ = out.flush();
+    let mut lines = vec![
+        ("listening", format!("http://{addr}")),
+        ("admin", format!("http://{admin_addr}")),
+    ];
+    if let Some(console_addr) = console_addr {
+        lines.push(("console", format!("http://{console_addr}")));
     }
+    print_fields(&lines);
     run_with_admin(
         gateway,
         &stores,
@@ -102,13 +90,8 @@ pub(crate) async fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
         },
         console,
         service,
-        super::shutdown_signal(),
+        shutdown_signal(),
     )
     .await
     .map_err(gateway_error)
-}
-
-/// Start-up failures are configuration problems (exit code 2).
-pub(crate) fn gateway_error(e: whitebit_gateway::GatewayError) -> CliError {
-    CliError::Config(e.to_string())
 }

@@ -5,8 +5,9 @@ use whitebit_auth::doctor::{Capture, Severity, diagnose};
 use whitebit_auth::json::{self, JsonValue};
 use whitebit_client::headers;
 
-use super::{BodyArgs, Context};
+use super::Context;
 use crate::error::CliError;
+use crate::input::BodyArgs;
 
 /// Signs an exact body and prints the X-TXC-* headers.
 #[derive(Debug, Args)]
@@ -24,11 +25,12 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Runs the command.
-pub(crate) fn run(args: &SignArgs, ctx: &Context) -> Result<(), CliError> {
+pub(crate) async fn run(args: &SignArgs, ctx: &Context) -> Result<(), CliError> {
+    let credentials = ctx.credentials()?;
     let body = args.body.read()?.ok_or_else(|| {
         CliError::Usage("give the body with --body JSON or --body-file PATH".into())
     })?;
-    let client = ctx.client(false, 0)?;
+    let client = credentials.client(false, 0)?;
     // Warn about bodies the server would refuse (the signature itself is fine: we make it).
     for finding in diagnose(&Capture {
         body: Some(&body),

@@ -1,0 +1,24 @@
+//! The generator's own CPU use, from `/proc/self/stat`: a run where it was busier than 90 % of
+//! its threads measured the generator, not the server (`docs/design-decisions.md` 34).
+
+/// Linux clock ticks per second (`getconf CLK_TCK`), assumed rather than asked for.
+pub(super) const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// Above this share of its threads' CPU the generator, not the server, was measured.
+pub(super) const CPU_LIMIT: f64 = 0.9;
+
+/// CPU time of this process so far (user + system), in clock ticks, from `/proc/self/stat`;
+/// `None` where that file does not exist.
+pub(super) fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_stat_ticks(&stat)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted from the last `)`.
+pub(super) fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime.saturating_add(stime))
+}
