@@ -1,4 +1,6 @@
-//! The stable finding codes.
+//! The stable finding codes, and the row of `docs/errors.md` each problem answers with.
+
+use crate::error::ApiError;
 
 /// Neither a body nor an `X-TXC-PAYLOAD` value was given.
 pub const NOTHING_GIVEN: &str = "nothing-given";
@@ -184,3 +186,62 @@ pub const ALL: &[&str] = &[
     SECRET_IN_REQUEST,
     LOOKS_CORRECT,
 ];
+
+/// The problems the verifier lets through: the doctor reports them because they break the
+/// client later or leak the secret, not because this request is refused. A nonce in seconds or
+/// in micro- or nanoseconds passes a key's first strict-mode request (and in window mode also
+/// gets [`NONCE_OUTSIDE_WINDOW`]); the secret inside the request is a leak, not a refusal; and
+/// [`NOTHING_GIVEN`] is about the capture, not the request.
+pub const ADVISORY: &[&str] = &[
+    NOTHING_GIVEN,
+    NONCE_SECONDS,
+    NONCE_TOO_HIGH,
+    SECRET_IN_REQUEST,
+];
+
+/// The row of `docs/errors.md` the verifier refuses a request at when the doctor reports
+/// `code` as a problem: `"6"` for [`PAYLOAD_NOT_BASE64`], `"16a"` for
+/// [`NONCE_OUTSIDE_WINDOW`]. `None` for the [`ADVISORY`] problems and for codes that are
+/// never problems.
+#[must_use]
+pub fn row(code: &str) -> Option<&'static str> {
+    let refusal = match code {
+        PAYLOAD_EMPTY => ApiError::PayloadNotProvided,
+        SIGNATURE_EMPTY => ApiError::SignatureNotProvided,
+        PAYLOAD_URL_SAFE_BASE64
+        | PAYLOAD_WHITESPACE
+        | PAYLOAD_BAD_PADDING
+        | PAYLOAD_NOT_BASE64
+        | PAYLOAD_BODY_MISMATCH
+        | JSON_INVALID
+        | JSON_DUPLICATE_KEY
+        | JSON_NOT_OBJECT => ApiError::InvalidPayload,
+        REQUEST_MISSING | REQUEST_NOT_STRING => ApiError::RequestNotProvided,
+        REQUEST_NOT_ABSOLUTE
+        | REQUEST_HAS_QUERY
+        | REQUEST_INVALID_PATH
+        | REQUEST_PATH_MISMATCH
+        | PATH_HAS_QUERY
+        | PATH_INVALID => ApiError::RequestPathMismatch,
+        NONCE_MISSING => ApiError::NonceNotProvided,
+        NONCE_FLOAT | NONCE_NEGATIVE | NONCE_TOO_LARGE | NONCE_LEADING_ZERO | NONCE_INVALID => {
+            ApiError::InvalidNonce
+        }
+        NONCE_WINDOW_NOT_BOOLEAN => ApiError::InvalidNonceWindow,
+        SIGNATURE_NOT_HEX
+        | SIGNATURE_BASE64
+        | SIGNATURE_WRONG_LENGTH
+        | SIGNATURE_OVER_BODY
+        | SIGNATURE_PAYLOAD_HEADER_DIFFERS
+        | SIGNATURE_OVER_PAYLOAD_NEWLINE
+        | SIGNATURE_SECRET_DECODED
+        | SIGNATURE_SECRET_WHITESPACE
+        | SIGNATURE_KEY_MESSAGE_SWAPPED
+        | SIGNATURE_PLAIN_HASH
+        | SIGNATURE_MISMATCH => ApiError::Unauthorized,
+        // Too old or too new: one row.
+        NONCE_OUTSIDE_WINDOW => ApiError::NonceTooOld,
+        _ => return None,
+    };
+    Some(refusal.row())
+}

@@ -2,8 +2,9 @@
 //! URL path, and `nonceWindow`.
 
 use crate::error::ApiError;
-use crate::json::{self, JsonErrorKind, JsonObject, JsonValue};
+use crate::json::{self, JsonErrorKind, JsonObject, JsonValue, ObjectError};
 use crate::path::{PathRejection, normalize_path};
+use crate::verify;
 
 use super::capture::Capture;
 use super::code;
@@ -37,9 +38,22 @@ pub(super) fn check_document(
 ) {
     let name = source.name();
     let rejected = answer(ApiError::InvalidPayload);
-    let root = match json::parse(document) {
-        Ok(root) => root,
-        Err(e) => {
+    let fields = match json::parse_object(document) {
+        Ok(fields) => fields,
+        Err(ObjectError::NotObject(root)) => {
+            out.problem(
+                code::JSON_NOT_OBJECT,
+                format!(
+                    "The {name} is a JSON {} (`{}`), but it must be a JSON object such as \
+                     {{\"request\":\"/api/v4/trade-account/balance\",\"nonce\":1700000000000}} \
+                     ({rejected}).",
+                    root.type_name(),
+                    out.show(&root)
+                ),
+            );
+            return;
+        }
+        Err(ObjectError::Json(e)) => {
             if let JsonErrorKind::DuplicateKey(key) = &e.kind {
                 out.problem(
                     code::JSON_DUPLICATE_KEY,
@@ -72,27 +86,14 @@ pub(super) fn check_document(
             return;
         }
     };
-    let JsonValue::Object(fields) = &root else {
-        out.problem(
-            code::JSON_NOT_OBJECT,
-            format!(
-                "The {name} is a JSON {} (`{}`), but it must be a JSON object such as \
-                 {{\"request\":\"/api/v4/trade-account/balance\",\"nonce\":1700000000000}} \
-                 ({rejected}).",
-                root.type_name(),
-                out.show(&root)
-            ),
-        );
-        return;
+    check_request_field(&fields, name, capture.path, out);
+    let window = match verify::nonce_window_field(&fields) {
+        Ok(None) => Window::Absent,
+        Ok(Some(b)) => Window::Set(b),
+        Err(_) => Window::Invalid,
     };
-    check_request_field(fields, name, capture.path, out);
-    let window = match fields.get("nonceWindow") {
-        None => Window::Absent,
-        Some(JsonValue::Bool(b)) => Window::Set(*b),
-        Some(_) => Window::Invalid,
-    };
-    check_nonce(fields, name, window, capture.now_ms, out);
-    check_nonce_window(fields, out);
+    check_nonce(&fields, name, window, capture.now_ms, out);
+    check_nonce_window(&fields, out);
 }
 
 pub(super) fn check_url_path(path: &str, out: &mut Out<'_>) {
@@ -116,30 +117,32 @@ pub(super) fn check_url_path(path: &str, out: &mut Out<'_>) {
 
 fn check_request_field(fields: &JsonObject<'_>, name: &str, path: Option<&str>, out: &mut Out<'_>) {
     let mismatch = answer(ApiError::RequestPathMismatch);
-    let request = match fields.get("request") {
-        None | Some(JsonValue::Null) => {
-            out.problem(
-                code::REQUEST_MISSING,
-                format!(
-                    "The {name} has no \"request\" field (or it is null). It must be the \
-                     endpoint path, e.g. \"/api/v4/trade-account/balance\" ({}).",
-                    answer(ApiError::RequestNotProvided)
+    let request = match verify::request_field(fields) {
+        Ok(request) => request,
+        Err(refusal) => {
+            match fields
+                .get("request")
+                .filter(|v| !matches!(v, JsonValue::Null))
+            {
+                None => out.problem(
+                    code::REQUEST_MISSING,
+                    format!(
+                        "The {name} has no \"request\" field (or it is null). It must be the \
+                         endpoint path, e.g. \"/api/v4/trade-account/balance\" ({}).",
+                        answer(refusal)
+                    ),
                 ),
-            );
-            return;
-        }
-        Some(JsonValue::String(s)) => s.as_ref(),
-        Some(other) => {
-            out.problem(
-                code::REQUEST_NOT_STRING,
-                format!(
-                    "\"request\" is a {} (`{}`), but it must be a string holding the endpoint \
-                     path ({}).",
-                    other.type_name(),
-                    out.show(other),
-                    answer(ApiError::RequestNotProvided)
+                Some(other) => out.problem(
+                    code::REQUEST_NOT_STRING,
+                    format!(
+                        "\"request\" is a {} (`{}`), but it must be a string holding the \
+                         endpoint path ({}).",
+                        other.type_name(),
+                        out.show(other),
+                        answer(refusal)
+                    ),
                 ),
-            );
+            }
             return;
         }
     };
@@ -196,7 +199,7 @@ fn check_request_field(fields: &JsonObject<'_>, name: &str, path: Option<&str>, 
         // Already reported by check_url_path.
         return;
     };
-    if url == normalized {
+    let Err(refusal) = verify::request_path(path, request) else {
         let merged = if url.as_ref() != path || normalized.as_ref() != request {
             " (after merging repeated slashes)"
         } else {
@@ -207,7 +210,7 @@ fn check_request_field(fields: &JsonObject<'_>, name: &str, path: Option<&str>, 
             format!("\"request\" {request:?} matches the URL path{merged}."),
         );
         return;
-    }
+    };
     let hint = if url.eq_ignore_ascii_case(&normalized) {
         " They differ only in letter case; paths are compared case-sensitively."
     } else if url.trim_end_matches('/') == normalized.trim_end_matches('/') {
@@ -220,37 +223,35 @@ fn check_request_field(fields: &JsonObject<'_>, name: &str, path: Option<&str>, 
     out.problem(
         code::REQUEST_PATH_MISMATCH,
         format!(
-            "\"request\" is {request:?} but the request was sent to {path:?}.{hint} ({mismatch})."
+            "\"request\" is {request:?} but the request was sent to {path:?}.{hint} ({}).",
+            answer(refusal)
         ),
     );
 }
 
 fn check_nonce_window(fields: &JsonObject<'_>, out: &mut Out<'_>) {
-    let Some(value) = fields.get("nonceWindow") else {
+    let Err(refusal) = verify::nonce_window_field(fields) else {
         return;
     };
-    let detail = match value {
-        JsonValue::Bool(_) => return,
-        JsonValue::String(s) if s == "true" || s == "false" => {
+    let detail = match fields.get("nonceWindow") {
+        Some(JsonValue::String(s)) if s == "true" || s == "false" => {
             format!("the string \"{s}\"; it must be the JSON boolean {s} (without quotes)")
         }
-        JsonValue::Number(n) => {
+        Some(JsonValue::Number(n)) => {
             format!("the number {n}; it must be the JSON boolean true or false")
         }
-        JsonValue::Null => {
+        Some(JsonValue::Null) => {
             "null; leave the field out or send false (null is not accepted)".to_owned()
         }
-        other => format!(
+        Some(other) => format!(
             "a {} (`{}`); it must be the JSON boolean true or false",
             other.type_name(),
             out.show(other)
         ),
+        None => "not a JSON boolean".to_owned(),
     };
     out.problem(
         code::NONCE_WINDOW_NOT_BOOLEAN,
-        format!(
-            "\"nonceWindow\" is {detail} ({}).",
-            answer(ApiError::InvalidNonceWindow)
-        ),
+        format!("\"nonceWindow\" is {detail} ({}).", answer(refusal)),
     );
 }

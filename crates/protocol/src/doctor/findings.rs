@@ -48,6 +48,17 @@ impl Finding {
     pub fn is_problem(&self) -> bool {
         self.severity == Severity::Problem
     }
+
+    /// For a problem the verifier refuses the request for, the row of `docs/errors.md` it
+    /// answers with ([`code::row`](super::code::row)); `None` for anything else.
+    #[must_use]
+    pub fn row(&self) -> Option<&'static str> {
+        if self.is_problem() {
+            super::code::row(self.code)
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Display for Finding {

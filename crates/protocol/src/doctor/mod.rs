@@ -10,6 +10,14 @@
 //! that would quote it, for example because the body contains it, show `<secret>`
 //! instead), and the expected signature is never printed either, so the output is safe to
 //! paste into a bug report.
+//!
+//! The doctor and the verifier cannot disagree: every verdict the verifier makes (the payload's
+//! base64, the JSON object and its repeated keys, `request` against the URL path, the nonce,
+//! `nonceWindow`, the signature, the window-mode time check) comes from the verifier's own
+//! functions ([`crate::verify`], [`crate::json::parse_object`],
+//! [`crate::nonce::check_window_time`]); the doctor only looks further to explain why. Each
+//! problem names the row of `docs/errors.md` the verifier answers with ([`Finding::row`],
+//! [`code::row`]), and [`refused_at`] gives the row of a whole diagnosis.
 
 mod capture;
 mod civil;
@@ -24,6 +32,7 @@ mod style;
 
 use crate::encoding::base64_encode;
 use crate::error::ApiError;
+use crate::verify::HeaderValue;
 
 pub use capture::Capture;
 pub use civil::civil_from_days;
@@ -89,7 +98,7 @@ pub fn diagnose(capture: &Capture<'_>) -> Vec<Finding> {
     let mut decoded = None;
     let mut repaired = None;
     if let Some(payload) = payload {
-        if payload.is_empty() {
+        if HeaderValue::from_value(payload.as_bytes()) == HeaderValue::Missing {
             out.problem(
                 code::PAYLOAD_EMPTY,
                 format!(
@@ -165,6 +174,18 @@ pub fn diagnose(capture: &Capture<'_>) -> Vec<Finding> {
     }
 
     out.finish()
+}
+
+/// The row of `docs/errors.md` the verifier answers a request with, as the doctor sees it:
+/// of the rows its problems name ([`Finding::row`]), the one checked first. `None` when no
+/// problem is a refusal: the verifier accepts the request (given a key that is enabled and has
+/// not used a higher nonce).
+#[must_use]
+pub fn refused_at(findings: &[Finding]) -> Option<&'static str> {
+    findings
+        .iter()
+        .filter_map(Finding::row)
+        .min_by_key(|row| ApiError::ALL.iter().position(|e| e.row() == *row))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
-use crate::nonce::{WINDOW_MS, parse_u64_digits};
+use crate::nonce::{check_window_time, parse_u64_digits};
+use crate::verify;
 
 use super::civil::utc;
 use super::code;
@@ -26,112 +27,30 @@ pub(super) fn check_nonce(
     now_ms: Option<u64>,
     out: &mut Out<'_>,
 ) {
-    let invalid = answer(ApiError::InvalidNonce);
-    let value = match fields.get("nonce") {
-        None | Some(JsonValue::Null) => {
+    let value = fields
+        .get("nonce")
+        .filter(|v| !matches!(v, JsonValue::Null));
+    let nonce = match (verify::nonce_field(fields), value) {
+        (Ok(nonce), _) => nonce,
+        (Err(refusal), Some(value)) => {
+            explain_invalid_nonce(value, refusal, out);
+            return;
+        }
+        (Err(refusal), None) => {
             out.problem(
                 code::NONCE_MISSING,
                 format!(
                     "The {name} has no \"nonce\" field (or it is null). It must be the current \
                      Unix time in milliseconds as a JSON integer, e.g. 1700000000000 ({}).",
-                    answer(ApiError::NonceNotProvided)
-                ),
-            );
-            return;
-        }
-        Some(value) => value,
-    };
-    let (text, quoted) = match value {
-        JsonValue::Number(text) => (*text, false),
-        JsonValue::String(text) => (text.as_ref(), true),
-        other => {
-            out.problem(
-                code::NONCE_INVALID,
-                format!(
-                    "\"nonce\" is a {} (`{}`); it must be a JSON integer of milliseconds \
-                     ({invalid}).",
-                    other.type_name(),
-                    out.show(other)
+                    answer(refusal)
                 ),
             );
             return;
         }
     };
-    let shown = if quoted {
-        format!("the string {text:?}")
-    } else {
-        text.to_owned()
-    };
-    if text.is_empty() {
-        out.problem(
-            code::NONCE_INVALID,
-            format!("\"nonce\" is the empty string ({invalid})."),
-        );
-        return;
-    }
-    let is_number_text = matches!(json::parse(text.as_bytes()), Ok(JsonValue::Number(_)));
-    if is_number_text && text.contains(['.', 'e', 'E']) {
-        let advice = match float_as_integer(text) {
-            Some(integer) => format!(
-                "Its value is {integer}: send that as an integer (in Python use \
-                 time.time_ns() // 1_000_000 rather than time.time() * 1000)."
-            ),
-            None => "It has a fractional part: round down to whole milliseconds (in Python \
-                     time.time_ns() // 1_000_000)."
-                .to_owned(),
-        };
-        out.problem(
-            code::NONCE_FLOAT,
-            format!(
-                "\"nonce\" is {shown}, a floating-point number. The nonce must be a whole \
-                 number of milliseconds written as a JSON integer; floats are rejected \
-                 ({invalid}). {advice}"
-            ),
-        );
-        return;
-    }
-    if is_number_text && text.starts_with('-') {
-        out.problem(
-            code::NONCE_NEGATIVE,
-            format!(
-                "\"nonce\" is {shown}, which is negative. It must be a non-negative integer \
-                 (Unix time in milliseconds) ({invalid})."
-            ),
-        );
-        return;
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        let why = if text.trim() != text {
-            "it has surrounding whitespace"
-        } else {
-            "it is not a plain string of digits"
-        };
-        out.problem(
-            code::NONCE_INVALID,
-            format!("\"nonce\" is {shown}: {why}. It must be a JSON integer of milliseconds ({invalid})."),
-        );
-        return;
-    }
-    if quoted && text.len() > 1 && text.starts_with('0') {
-        out.problem(
-            code::NONCE_LEADING_ZERO,
-            format!(
-                "\"nonce\" is {shown}, which has a leading zero. A digit-string nonce must be \
-                 canonical (\"0\" or no leading zero) ({invalid})."
-            ),
-        );
-        return;
-    }
-    let Some(nonce) = parse_u64_digits(text) else {
-        out.problem(
-            code::NONCE_TOO_LARGE,
-            format!(
-                "\"nonce\" is {shown}, which does not fit in an unsigned 64-bit integer (the \
-                 largest is 18446744073709551615) ({invalid})."
-            ),
-        );
-        return;
-    };
+    // An accepted nonce is written canonically, as a JSON integer or a string of digits.
+    let text = nonce.to_string();
+    let quoted = matches!(value, Some(JsonValue::String(_)));
     if quoted {
         out.note(
             code::NONCE_STRING,
@@ -237,7 +156,7 @@ pub(super) fn check_nonce(
         let distance = diff.unsigned_abs();
         let direction = if diff < 0 { "behind" } else { "ahead of" };
         if window == Window::Set(true) {
-            if distance > u128::from(WINDOW_MS) {
+            if let Err(refusal) = check_window_time(nonce, now) {
                 out.problem(
                     code::NONCE_OUTSIDE_WINDOW,
                     format!(
@@ -246,11 +165,7 @@ pub(super) fn check_nonce(
                          Check the client's clock (NTP) and take the nonce right before sending.",
                         duration(distance),
                         utc(now),
-                        answer(if diff < 0 {
-                            ApiError::NonceTooOld
-                        } else {
-                            ApiError::NonceTooNew
-                        })
+                        answer(refusal)
                     ),
                 );
             } else {
@@ -308,6 +223,106 @@ pub(super) fn check_nonce(
                 "\"nonce\" {nonce} is a Unix time in milliseconds ({}). {mode}{timing}",
                 utc(nonce)
             ),
+        );
+    }
+}
+
+/// Explains a `nonce` the verifier refused ([`verify::nonce_field`]) although it is present.
+fn explain_invalid_nonce(value: &JsonValue<'_>, refusal: ApiError, out: &mut Out<'_>) {
+    let invalid = answer(refusal);
+    let (text, quoted) = match value {
+        JsonValue::Number(text) => (*text, false),
+        JsonValue::String(text) => (text.as_ref(), true),
+        other => {
+            out.problem(
+                code::NONCE_INVALID,
+                format!(
+                    "\"nonce\" is a {} (`{}`); it must be a JSON integer of milliseconds \
+                     ({invalid}).",
+                    other.type_name(),
+                    out.show(other)
+                ),
+            );
+            return;
+        }
+    };
+    let shown = if quoted {
+        format!("the string {text:?}")
+    } else {
+        text.to_owned()
+    };
+    if text.is_empty() {
+        out.problem(
+            code::NONCE_INVALID,
+            format!("\"nonce\" is the empty string ({invalid})."),
+        );
+        return;
+    }
+    let is_number_text = matches!(json::parse(text.as_bytes()), Ok(JsonValue::Number(_)));
+    if is_number_text && text.contains(['.', 'e', 'E']) {
+        let advice = match float_as_integer(text) {
+            Some(integer) => format!(
+                "Its value is {integer}: send that as an integer (in Python use \
+                 time.time_ns() // 1_000_000 rather than time.time() * 1000)."
+            ),
+            None => "It has a fractional part: round down to whole milliseconds (in Python \
+                     time.time_ns() // 1_000_000)."
+                .to_owned(),
+        };
+        out.problem(
+            code::NONCE_FLOAT,
+            format!(
+                "\"nonce\" is {shown}, a floating-point number. The nonce must be a whole \
+                 number of milliseconds written as a JSON integer; floats are rejected \
+                 ({invalid}). {advice}"
+            ),
+        );
+        return;
+    }
+    if is_number_text && text.starts_with('-') {
+        out.problem(
+            code::NONCE_NEGATIVE,
+            format!(
+                "\"nonce\" is {shown}, which is negative. It must be a non-negative integer \
+                 (Unix time in milliseconds) ({invalid})."
+            ),
+        );
+        return;
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        let why = if text.trim() != text {
+            "it has surrounding whitespace"
+        } else {
+            "it is not a plain string of digits"
+        };
+        out.problem(
+            code::NONCE_INVALID,
+            format!("\"nonce\" is {shown}: {why}. It must be a JSON integer of milliseconds ({invalid})."),
+        );
+        return;
+    }
+    if quoted && text.len() > 1 && text.starts_with('0') {
+        out.problem(
+            code::NONCE_LEADING_ZERO,
+            format!(
+                "\"nonce\" is {shown}, which has a leading zero. A digit-string nonce must be \
+                 canonical (\"0\" or no leading zero) ({invalid})."
+            ),
+        );
+        return;
+    }
+    if parse_u64_digits(text).is_none() {
+        out.problem(
+            code::NONCE_TOO_LARGE,
+            format!(
+                "\"nonce\" is {shown}, which does not fit in an unsigned 64-bit integer (the \
+                 largest is 18446744073709551615) ({invalid})."
+            ),
+        );
+    } else {
+        out.problem(
+            code::NONCE_INVALID,
+            format!("\"nonce\" is {shown}: it is not a valid nonce ({invalid})."),
         );
     }
 }

@@ -3,6 +3,7 @@
 use crate::encoding::base64_decode;
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
+use crate::verify;
 
 use super::code;
 use super::report::{Out, answer};
@@ -18,11 +19,12 @@ pub(super) fn check_payload_base64(
     payload: &str,
     out: &mut Out<'_>,
 ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let refusal = match verify::decode_payload(payload) {
+        Ok(decoded) => return (Some(decoded), None),
+        Err(refusal) => refusal,
+    };
     let bytes = payload.as_bytes();
-    if let Some(decoded) = base64_decode(bytes) {
-        return (Some(decoded), None);
-    }
-    let rejected = answer(ApiError::InvalidPayload);
+    let rejected = answer(refusal);
     let mut explained = false;
     if payload.trim_start().starts_with('{') {
         out.problem(

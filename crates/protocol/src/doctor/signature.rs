@@ -4,9 +4,10 @@
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::encoding::{base64_decode, base64_encode, hex_decode, hex_decode_array, hex_encode};
+use crate::encoding::{base64_decode, base64_encode, hex_decode, hex_encode};
 use crate::error::ApiError;
-use crate::mac::sign_payload;
+use crate::mac::{HmacSha512Key, Signature, sign_payload};
+use crate::verify::{self, HeaderValue};
 
 use super::capture::Capture;
 use super::code;
@@ -37,7 +38,7 @@ pub(super) fn check_signature(
         );
         return;
     };
-    if signature.is_empty() {
+    if HeaderValue::from_value(signature.as_bytes()) == HeaderValue::Missing {
         out.problem(
             code::SIGNATURE_EMPTY,
             format!(
@@ -48,17 +49,19 @@ pub(super) fn check_signature(
         );
         return;
     }
-    let payload = capture.payload.filter(|p| !p.is_empty());
+    let payload = capture
+        .payload
+        .filter(|p| HeaderValue::from_value(p.as_bytes()) != HeaderValue::Missing);
     // The correct signature, when it can be computed.
     let expected = match (secret, payload) {
         (Some(secret), Some(payload)) => Some(sign_payload(secret, payload.as_bytes())),
         _ => None,
     };
 
-    if hex_decode_array::<64>(signature.as_bytes()).is_none() {
+    let Some(parsed) = Signature::from_hex(signature.as_bytes()) else {
         diagnose_signature_format(signature, secret, payload, expected.as_deref(), out);
         return;
-    }
+    };
     if signature.bytes().any(|b| b.is_ascii_uppercase()) {
         out.note(
             code::SIGNATURE_UPPERCASE,
@@ -69,7 +72,7 @@ pub(super) fn check_signature(
     }
     let given = signature.to_ascii_lowercase();
 
-    let (Some(secret), Some(payload), Some(expected)) = (secret, payload, expected) else {
+    let (Some(secret), Some(payload)) = (secret, payload) else {
         if let Some(payload) = payload
             && sha512_hex(payload.as_bytes()) == given
         {
@@ -97,7 +100,7 @@ pub(super) fn check_signature(
         return;
     };
 
-    if given == expected {
+    if verify::signature_matches(&HmacSha512Key::new(secret), payload, Some(&parsed)) {
         out.ok(
             code::SIGNATURE_VALID,
             "X-TXC-SIGNATURE is the correct HMAC-SHA512 of the X-TXC-PAYLOAD text under the \
@@ -267,7 +270,7 @@ fn diagnose_signature_format(
         let trimmed = signature.trim();
         if prefix_hint.is_empty()
             && trimmed.len() != len
-            && hex_decode_array::<64>(trimmed.as_bytes()).is_some()
+            && Signature::from_hex(trimmed.as_bytes()).is_some()
         {
             out.problem(
                 code::SIGNATURE_NOT_HEX,

@@ -11,6 +11,8 @@ use crate::sign::sign_body;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
+mod agreement;
+
 const SECRET: &str = "s3cr3t-Key-For-Doctor-Tests";
 const PATH: &str = "/api/v4/trade-account/balance";
 const NOW: u64 = 1_700_000_000_000;
