@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, Method};
 use bytes::Bytes;
+use whitebit_auth::headers;
 use whitebit_auth::verify::{HeaderValue, Rejection, RequestParts, check_request};
 use whitebit_auth::{ApiError, BodyMatch, PayloadMac};
 
@@ -183,7 +184,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
             .next()
             .unwrap_or("")
             .trim();
-        if !media.eq_ignore_ascii_case("application/json") {
+        if !media.eq_ignore_ascii_case(headers::JSON_MEDIA_TYPE) {
             return Err(ApiError::UnsupportedMediaType);
         }
     }
@@ -192,9 +193,9 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The request's `X-TXC-*` headers, as names built once (looking a header up by `&str`
 /// parses the name on every request).
-static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-txc-apikey");
-static PAYLOAD_HEADER: HeaderName = HeaderName::from_static("x-txc-payload");
-static SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-txc-signature");
+static API_KEY_HEADER: HeaderName = HeaderName::from_static(headers::API_KEY_LOWERCASE);
+static PAYLOAD_HEADER: HeaderName = HeaderName::from_static(headers::PAYLOAD_LOWERCASE);
+static SIGNATURE_HEADER: HeaderName = HeaderName::from_static(headers::SIGNATURE_LOWERCASE);
 
 fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
     HeaderValue::from_values(

@@ -10,6 +10,7 @@
 //! - [`nonce`]: nonce parsing and the strict and window rules as pure functions.
 //! - [`error`]: the error catalogue; every variant knows its status and exact body.
 //! - [`fiat`]: Fiat Gateway partner tokens (HS256, millisecond claims).
+//! - [`headers`]: the header names, written once.
 //! - [`mac`], [`encoding`], [`json`], [`path`]: the building blocks.
 //!
 //! ```
@@ -40,6 +41,7 @@ pub mod doctor;
 pub mod encoding;
 pub mod error;
 pub mod fiat;
+pub mod headers;
 pub mod json;
 pub mod mac;
 pub mod nonce;
