@@ -11,6 +11,7 @@
 //! - [`error`]: the error catalogue; every variant knows its status and exact body.
 //! - [`fiat`]: Fiat Gateway partner tokens (HS256, millisecond claims).
 //! - [`headers`]: the header names, written once.
+//! - [`time`]: Unix milliseconds as UTC calendar time, the one date formatter.
 //! - [`mac`], [`encoding`], [`json`], [`path`]: the building blocks.
 //!
 //! ```
@@ -47,6 +48,7 @@ pub mod mac;
 pub mod nonce;
 pub mod path;
 pub mod sign;
+pub mod time;
 pub mod verify;
 
 pub use error::{ApiError, JwtEndpointError, TokenRejection};

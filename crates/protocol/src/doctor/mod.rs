@@ -20,7 +20,6 @@
 //! [`code::row`]), and [`refused_at`] gives the row of a whole diagnosis.
 
 mod capture;
-mod civil;
 pub mod code;
 mod fields;
 mod findings;
@@ -35,7 +34,6 @@ use crate::error::ApiError;
 use crate::verify::HeaderValue;
 
 pub use capture::Capture;
-pub use civil::civil_from_days;
 pub use findings::{Finding, Severity};
 
 use fields::{Source, check_document, check_url_path};

@@ -3,11 +3,16 @@
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
 use crate::nonce::{check_window_time, parse_u64_digits};
+use crate::time::{Precision, format_utc};
 use crate::verify;
 
-use super::civil::utc;
 use super::code;
 use super::report::{Out, answer, duration};
+
+/// A time for messages: `2023-11-14 22:13:20.000 UTC`.
+pub(super) fn utc(ms: u64) -> String {
+    format_utc(ms, Precision::Millisecond)
+}
 
 /// What `nonceWindow` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
