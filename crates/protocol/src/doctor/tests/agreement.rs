@@ -385,69 +385,72 @@ fn arb_request() -> impl Strategy<Value = Request> {
     )
 }
 
+/// A fault that sets the field `name` to one of `values` (JSON texts), or removes it.
+fn field_values(name: &'static str, values: &[&str]) -> impl Strategy<Value = Fault> + use<> {
+    let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+    prop_oneof![Just(None), prop::sample::select(values).prop_map(Some)]
+        .prop_map(move |value| Fault::Field(name, value))
+}
+
 fn arb_field() -> impl Strategy<Value = Fault> {
-    let request = prop_oneof![
-        Just(None),
-        Just(Some("null".to_owned())),
-        Just(Some("5".to_owned())),
-        Just(Some("[\"/api/v4/order/new\"]".to_owned())),
-        prop::sample::select(vec![
-            "/api/v4/order/new",
-            "/api/v4/trade-account/balance/",
-            "/API/V4/trade-account/balance",
-            "/api/v4/trade-account/balance?ticker=BTC",
-            "/api/v4/trade-account/balance#f",
-            "/api/v4/trade-account%2Fbalance",
-            "/api/v4/%74rade-account/balance",
-            "api/v4/trade-account/balance",
-            "https://whitebit.com/api/v4/trade-account/balance",
-            "//api//v4/trade-account/balance",
-            "/api/v4/trade-account/../balance",
-            "/api/v4/trade-account;balance",
-            "/api/v4/trade-accoünt/balance",
-            "/trade-account/balance",
-        ])
-        .prop_map(|p| Some(json_string(p))),
+    let paths = [
+        "/api/v4/order/new",
+        "/api/v4/trade-account/balance/",
+        "/API/V4/trade-account/balance",
+        "/api/v4/trade-account/balance?ticker=BTC",
+        "/api/v4/trade-account/balance#f",
+        "/api/v4/trade-account%2Fbalance",
+        "/api/v4/%74rade-account/balance",
+        "api/v4/trade-account/balance",
+        "https://whitebit.com/api/v4/trade-account/balance",
+        "//api//v4/trade-account/balance",
+        "/api/v4/trade-account/../balance",
+        "/api/v4/trade-account;balance",
+        "/api/v4/trade-accoünt/balance",
+        "/trade-account/balance",
     ]
-    .prop_map(|value| Fault::Field("request", value));
+    .map(json_string);
+    let mut requests = vec!["null", "5", "[\"/api/v4/order/new\"]"];
+    requests.extend(paths.iter().map(String::as_str));
+    let request = field_values("request", &requests);
     let nonce = prop_oneof![
-        Just(None),
-        prop::sample::select(vec![
-            "null",
-            "1.7e12",
-            "1700000000000.0",
-            "1700000000000.5",
-            "1E3",
-            "-1",
-            "-0",
-            "-1700000000000",
-            "18446744073709551616",
-            "99999999999999999999999",
-            "1700000000",
-            "\"1700000000\"",
-            "1700000000000000",
-            "1700000000000000000",
-            "17000000000",
-            "5",
-            "0",
-            "\"1700000000000\"",
-            "\"01\"",
-            "\"\"",
-            "\" 1700000000000\"",
-            "\"+1\"",
-            "\"0x10\"",
-            "\"18446744073709551616\"",
-            "true",
-            "[1]",
-            "{}",
-        ])
-        .prop_map(|v| Some(v.to_owned())),
-        any::<u64>().prop_map(|n| Some(n.to_string())),
-    ]
-    .prop_map(|value| Fault::Field("nonce", value));
-    let window = prop_oneof![
-        Just(None),
-        prop::sample::select(vec![
+        field_values(
+            "nonce",
+            &[
+                "null",
+                "1.7e12",
+                "1700000000000.0",
+                "1700000000000.5",
+                "1E3",
+                "-1",
+                "-0",
+                "-1700000000000",
+                "18446744073709551616",
+                "99999999999999999999999",
+                "1700000000",
+                "\"1700000000\"",
+                "1700000000000000",
+                "1700000000000000000",
+                "17000000000",
+                "5",
+                "0",
+                "\"1700000000000\"",
+                "\"01\"",
+                "\"\"",
+                "\" 1700000000000\"",
+                "\"+1\"",
+                "\"0x10\"",
+                "\"18446744073709551616\"",
+                "true",
+                "[1]",
+                "{}",
+            ]
+        ),
+        any::<u64>().prop_map(|n| Fault::Field("nonce", Some(n.to_string()))),
+    ];
+    let window = field_values(
+        "nonceWindow",
+        &[
             "true",
             "false",
             "\"true\"",
@@ -457,10 +460,8 @@ fn arb_field() -> impl Strategy<Value = Fault> {
             "null",
             "[]",
             "{}",
-        ])
-        .prop_map(|v| Some(v.to_owned())),
-    ]
-    .prop_map(|value| Fault::Field("nonceWindow", value));
+        ],
+    );
     prop_oneof![
         request,
         nonce,
