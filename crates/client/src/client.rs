@@ -24,14 +24,7 @@ pub const GLOBAL_URL: &str = "https://whitebit.com";
 pub const EU_URL: &str = "https://whitebit.eu";
 
 /// Header names of the scheme.
-pub mod headers {
-    /// The public API key.
-    pub const API_KEY: &str = "X-TXC-APIKEY";
-    /// Base64 of the body.
-    pub const PAYLOAD: &str = "X-TXC-PAYLOAD";
-    /// Hex HMAC-SHA512 of the payload.
-    pub const SIGNATURE: &str = "X-TXC-SIGNATURE";
-}
+pub use whitebit_auth::headers;
 
 /// Where requests go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,7 +442,10 @@ impl Client {
         let sent_to = reqwest::Url::parse(&url)
             .map_err(|e| Error::Config(format!("invalid request URL: {e}")))?;
         let mut headers = HeaderMap::with_capacity(4);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(headers::JSON_MEDIA_TYPE),
+        );
         let header = |value: &str| {
             HeaderValue::from_str(value)
                 .map_err(|_| Error::Config("a header value is not valid ASCII".into()))

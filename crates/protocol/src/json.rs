@@ -63,6 +63,16 @@ impl<'a> JsonObject<'a> {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// "Same JSON value" for objects: the same keys, each with the same value
+    /// ([`JsonValue::same_value`]), in any order.
+    #[must_use]
+    pub fn same_members(&self, other: &JsonObject<'_>) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, v)| other.get(k).is_some_and(|w| v.same_value(w)))
+    }
 }
 
 impl JsonValue<'_> {
@@ -78,11 +88,7 @@ impl JsonValue<'_> {
             (JsonValue::Array(a), JsonValue::Array(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_value(y))
             }
-            (JsonValue::Object(a), JsonValue::Object(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(k, v)| b.get(k).is_some_and(|w| v.same_value(w)))
-            }
+            (JsonValue::Object(a), JsonValue::Object(b)) => a.same_members(b),
             _ => false,
         }
     }
@@ -227,6 +233,25 @@ impl fmt::Display for JsonError {
 }
 
 impl std::error::Error for JsonError {}
+
+/// Why a document is not one JSON object.
+#[derive(Debug, Clone)]
+pub enum ObjectError<'a> {
+    /// The document is not acceptable JSON (a repeated key and excessive depth included).
+    Json(JsonError),
+    /// The document is JSON, but not an object.
+    NotObject(JsonValue<'a>),
+}
+
+/// Parses one JSON document that must be an object: what a signed payload must be (row 6 of
+/// `docs/errors.md`).
+pub fn parse_object(input: &[u8]) -> Result<JsonObject<'_>, ObjectError<'_>> {
+    match parse(input) {
+        Ok(JsonValue::Object(object)) => Ok(object),
+        Ok(other) => Err(ObjectError::NotObject(other)),
+        Err(e) => Err(ObjectError::Json(e)),
+    }
+}
 
 /// Parses one JSON document (surrounding whitespace allowed).
 pub fn parse(input: &[u8]) -> Result<JsonValue<'_>, JsonError> {
@@ -648,6 +673,25 @@ mod tests {
         assert!(a.same_value(&b));
         assert!(!a.same_value(&c));
         assert!(!a.same_value(&d));
+    }
+
+    #[test]
+    fn parse_object_wants_one_object() {
+        let object = parse_object(br#" {"a":1,"b":{"c":true}} "#).expect("an object");
+        assert_eq!(object.len(), 2);
+        assert!(object.same_members(&parse_object(br#"{"b":{"c":true},"a":1}"#).expect("object")));
+        assert!(!object.same_members(&parse_object(br#"{"a":1}"#).expect("object")));
+        match parse_object(b"[1]") {
+            Err(ObjectError::NotObject(value)) => assert_eq!(value.type_name(), "array"),
+            other => panic!("{other:?}"),
+        }
+        match parse_object(br#"{"a":1,"\u0061":2}"#) {
+            Err(ObjectError::Json(e)) => {
+                assert_eq!(e.kind, JsonErrorKind::DuplicateKey("a".into()))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_object(b""), Err(ObjectError::Json(_))));
     }
 
     #[test]

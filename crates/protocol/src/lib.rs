@@ -10,6 +10,8 @@
 //! - [`nonce`]: nonce parsing and the strict and window rules as pure functions.
 //! - [`error`]: the error catalogue; every variant knows its status and exact body.
 //! - [`fiat`]: Fiat Gateway partner tokens (HS256, millisecond claims).
+//! - [`headers`]: the header names, written once.
+//! - [`time`]: Unix milliseconds as UTC calendar time, the one date formatter.
 //! - [`mac`], [`encoding`], [`json`], [`path`]: the building blocks.
 //!
 //! ```
@@ -40,11 +42,13 @@ pub mod doctor;
 pub mod encoding;
 pub mod error;
 pub mod fiat;
+pub mod headers;
 pub mod json;
 pub mod mac;
 pub mod nonce;
 pub mod path;
 pub mod sign;
+pub mod time;
 pub mod verify;
 
 pub use error::{ApiError, JwtEndpointError, TokenRejection};

@@ -6,13 +6,14 @@
 //! (and which costs the same for an unknown key). Nothing here does IO.
 
 use core::fmt;
+use std::borrow::Cow;
 
 use crate::encoding::base64_decode;
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
 use crate::mac::{HmacSha512Key, PayloadMac, Signature};
 use crate::nonce::{NonceMode, parse_nonce};
-use crate::path::normalize_path;
+use crate::path::{PathRejection, normalize_path};
 
 /// The path of the token endpoint, whose field checks differ (`docs/design-decisions.md` 20).
 pub const JWT_ENDPOINT_PATH: &str = "/api/v4/jwt";
@@ -176,26 +177,19 @@ pub fn check_request<'a>(
     let HeaderValue::Present(payload) = parts.payload else {
         return Err(ApiError::InvalidPayload.into());
     };
-    let decoded = base64_decode(payload.as_bytes()).ok_or(ApiError::InvalidPayload)?;
-    let root = json::parse(&decoded).map_err(|_| ApiError::InvalidPayload)?;
-    let JsonValue::Object(fields) = &root else {
-        return Err(ApiError::InvalidPayload.into());
-    };
-    match body_match {
-        BodyMatch::Exact => {
-            if decoded != parts.body {
-                return Err(ApiError::InvalidPayload.into());
-            }
-        }
+    let decoded = decode_payload(payload)?;
+    let fields = json::parse_object(&decoded).map_err(|_| ApiError::InvalidPayload)?;
+    let body_matches = match body_match {
+        BodyMatch::Exact => decoded == parts.body,
         BodyMatch::Json => {
-            let body = json::parse(parts.body).map_err(|_| ApiError::InvalidPayload)?;
-            if !root.same_value(&body) {
-                return Err(ApiError::InvalidPayload.into());
-            }
+            matches!(json::parse(parts.body), Ok(JsonValue::Object(body)) if fields.same_members(&body))
         }
+    };
+    if !body_matches {
+        return Err(ApiError::InvalidPayload.into());
     }
 
-    let (path, nonce, nonce_window) = check_fields(fields, parts.path)?;
+    let (path, nonce, nonce_window) = check_fields(&fields, parts.path)?;
 
     let api_key = match parts.api_key {
         HeaderValue::Present(key) => Some(key),
@@ -220,16 +214,71 @@ fn present<'v, 'a>(fields: &'v JsonObject<'a>, name: &str) -> Option<&'v JsonVal
     fields.get(name).filter(|v| !matches!(v, JsonValue::Null))
 }
 
+// The verdicts of rows 6–12, one function each: `check_request` and `verify_signature` run
+// them in order, and the doctor (`crate::doctor`) calls the same functions to explain a
+// request, so the two cannot disagree about it.
+
+/// Row 6, first part: `X-TXC-PAYLOAD` decoded as strict standard base64 (padding optional).
+pub fn decode_payload(payload: &str) -> Result<Vec<u8>, ApiError> {
+    base64_decode(payload.as_bytes()).ok_or(ApiError::InvalidPayload)
+}
+
+/// Row 7: `request`, present and a string.
+pub fn request_field<'v>(fields: &'v JsonObject<'_>) -> Result<&'v str, ApiError> {
+    match present(fields, "request") {
+        Some(JsonValue::String(s)) => Ok(s.as_ref()),
+        _ => Err(ApiError::RequestNotProvided),
+    }
+}
+
+/// Row 8: the URL path and `request` both pass the path rule and are equal once normalised;
+/// returns the normalised path.
+pub fn request_path(url_path: &str, request: &str) -> Result<String, ApiError> {
+    same_path(normalize_path(url_path), request)
+}
+
+/// Row 8 with the URL path already normalised.
+fn same_path(url: Result<Cow<'_, str>, PathRejection>, request: &str) -> Result<String, ApiError> {
+    match (url, normalize_path(request)) {
+        (Ok(url), Ok(req)) if url == req => Ok(url.into_owned()),
+        _ => Err(ApiError::RequestPathMismatch),
+    }
+}
+
+/// Rows 9–10: `nonce`, present and a valid nonce ([`parse_nonce`]).
+pub fn nonce_field(fields: &JsonObject<'_>) -> Result<u64, ApiError> {
+    parse_nonce(present(fields, "nonce").ok_or(ApiError::NonceNotProvided)?)
+}
+
+/// Row 11: `nonceWindow`, absent or a JSON boolean.
+pub fn nonce_window_field(fields: &JsonObject<'_>) -> Result<Option<bool>, ApiError> {
+    match fields.get("nonceWindow") {
+        None => Ok(None),
+        Some(JsonValue::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::InvalidNonceWindow),
+    }
+}
+
+/// Row 12's comparison, in constant time: whether `signature` (`X-TXC-SIGNATURE` parsed by
+/// [`Signature::from_hex`]; `None` when it is not 128 hex digits) is the MAC of the
+/// `X-TXC-PAYLOAD` value exactly as received. The MAC is computed either way.
+#[must_use]
+pub fn signature_matches(
+    mac: &dyn PayloadMac,
+    payload: &str,
+    signature: Option<&Signature>,
+) -> bool {
+    let expected = mac.sign(payload.as_bytes());
+    signature.is_some_and(|given| given.ct_eq(&expected))
+}
+
 /// Rows 7–11.
 fn check_fields(
     fields: &JsonObject<'_>,
     url_path: &str,
 ) -> Result<(String, u64, Option<bool>), Rejection> {
-    let request = match present(fields, "request") {
-        Some(JsonValue::String(s)) => Some(s.as_ref()),
-        _ => None,
-    };
-    let nonce_value = present(fields, "nonce");
+    let request = request_field(fields).ok();
+    let nonce_missing = present(fields, "nonce").is_none();
     let url = normalize_path(url_path);
     let on_jwt_endpoint = url.as_deref() == Ok(JWT_ENDPOINT_PATH);
 
@@ -238,33 +287,21 @@ fn check_fields(
         if on_jwt_endpoint {
             return Err(Rejection::MissingFields {
                 request: true,
-                nonce: nonce_value.is_none(),
+                nonce: nonce_missing,
             });
         }
         return Err(ApiError::RequestNotProvided.into());
     };
-    if on_jwt_endpoint && nonce_value.is_none() {
+    if on_jwt_endpoint && nonce_missing {
         return Err(Rejection::MissingFields {
             request: false,
             nonce: true,
         });
     }
 
-    // Row 8.
-    let path = match (url, normalize_path(request)) {
-        (Ok(url), Ok(req)) if url == req => url.into_owned(),
-        _ => return Err(ApiError::RequestPathMismatch.into()),
-    };
-
-    // Rows 9–10.
-    let nonce = parse_nonce(nonce_value.ok_or(ApiError::NonceNotProvided)?)?;
-
-    // Row 11.
-    let nonce_window = match fields.get("nonceWindow") {
-        None => None,
-        Some(JsonValue::Bool(b)) => Some(*b),
-        Some(_) => return Err(ApiError::InvalidNonceWindow.into()),
-    };
+    let path = same_path(url, request)?; // Row 8.
+    let nonce = nonce_field(fields)?; // Rows 9–10.
+    let nonce_window = nonce_window_field(fields)?; // Row 11.
     Ok((path, nonce, nonce_window))
 }
 
@@ -314,14 +351,11 @@ impl<'a> CheckedRequest<'a> {
         thread_local! {
             static DUMMY: HmacSha512Key = HmacSha512Key::dummy();
         }
-        let expected = match key {
-            Some(mac) => mac.sign(self.payload.as_bytes()),
-            None => DUMMY.with(|dummy| dummy.sign(self.payload.as_bytes())),
+        let signature = self.signature.as_ref();
+        let matches = match key {
+            Some(mac) => signature_matches(mac, self.payload, signature),
+            None => DUMMY.with(|dummy| signature_matches(dummy, self.payload, signature)),
         };
-        let matches = self
-            .signature
-            .as_ref()
-            .is_some_and(|given| given.ct_eq(&expected));
         if matches && key.is_some() && self.api_key.is_some() {
             Ok(())
         } else {

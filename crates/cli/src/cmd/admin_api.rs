@@ -444,16 +444,7 @@ impl<'a> Fields<'a> {
 
 /// A Unix ms time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub(crate) fn format_time(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
-    let rest = seconds % 86_400;
-    let (year, month, day) = whitebit_auth::doctor::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Second)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use whitebit_auth::doctor::{Capture, Severity, diagnose};
+use whitebit_auth::headers;
 use whitebit_client::ExposeSecret as _;
 
 use super::Context;
@@ -77,8 +78,8 @@ fn parse_raw(raw: &[u8]) -> Result<RawRequest, CliError> {
         };
         let value = value.trim().to_owned();
         match name.trim().to_ascii_lowercase().as_str() {
-            "x-txc-payload" => out.payload = Some(value),
-            "x-txc-signature" => out.signature = Some(value),
+            headers::PAYLOAD_LOWERCASE => out.payload = Some(value),
+            headers::SIGNATURE_LOWERCASE => out.signature = Some(value),
             "content-length" => content_length = value.parse::<usize>().ok(),
             _ => {}
         }

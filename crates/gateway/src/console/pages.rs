@@ -139,15 +139,7 @@ pub(crate) fn enrolment(csrf: &str, qr_svg: &str, secret_base32: &str) -> Markup
 
 /// `2026-12-01 05:44 UTC`
 pub(crate) fn date(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (year, month, day) = whitebit_auth::doctor::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Minute)
 }
 
 pub(crate) fn state_text(key: &KeyView, idle_days: u64) -> String {

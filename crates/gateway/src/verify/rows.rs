@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use whitebit_auth::headers;
 use whitebit_auth::verify::{CheckedRequest, HeaderValue, Rejection, RequestParts, check_request};
 use whitebit_auth::{ApiError, BodyMatch, NonceMode, PayloadMac};
 
@@ -69,7 +70,7 @@ pub(super) fn content_type(headers: &HeaderMap) -> Result<(), ApiError> {
             .next()
             .unwrap_or("")
             .trim();
-        if !media.eq_ignore_ascii_case("application/json") {
+        if !media.eq_ignore_ascii_case(headers::JSON_MEDIA_TYPE) {
             return Err(ApiError::UnsupportedMediaType);
         }
     }
@@ -85,9 +86,9 @@ pub(super) fn fiat_path(uri: &Uri) -> Result<String, ApiError> {
 
 /// The request's `X-TXC-*` headers, as names built once (looking a header up by `&str`
 /// parses the name on every request).
-static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-txc-apikey");
-static PAYLOAD_HEADER: HeaderName = HeaderName::from_static("x-txc-payload");
-static SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-txc-signature");
+static API_KEY_HEADER: HeaderName = HeaderName::from_static(headers::API_KEY_LOWERCASE);
+static PAYLOAD_HEADER: HeaderName = HeaderName::from_static(headers::PAYLOAD_LOWERCASE);
+static SIGNATURE_HEADER: HeaderName = HeaderName::from_static(headers::SIGNATURE_LOWERCASE);
 
 fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
     HeaderValue::from_values(

@@ -12,6 +12,7 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use whitebit_auth::headers;
 use whitebit_auth::sign::{build_body, sign_body};
 use whitebit_client::{NonceSource, unix_ms};
 
@@ -98,7 +99,10 @@ impl Load {
         *request.uri_mut() = self.target.origin.clone();
         let headers = request.headers_mut();
         headers.insert(HOST, self.target.host_header.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(headers::JSON_MEDIA_TYPE),
+        );
         let body = match signer {
             None => body,
             Some(signer) => {
@@ -191,9 +195,9 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         plain_nonces: NonceSource::new(),
         strict_base: unix_ms().saturating_mul(1000),
         // `headers::API_KEY`, `PAYLOAD` and `SIGNATURE`, in the lowercase form HTTP/1 sends.
-        api_key_header: HeaderName::from_static("x-txc-apikey"),
-        payload_header: HeaderName::from_static("x-txc-payload"),
-        signature_header: HeaderName::from_static("x-txc-signature"),
+        api_key_header: HeaderName::from_static(headers::API_KEY_LOWERCASE),
+        payload_header: HeaderName::from_static(headers::PAYLOAD_LOWERCASE),
+        signature_header: HeaderName::from_static(headers::SIGNATURE_LOWERCASE),
         phase: AtomicU8::new(if warmup.is_zero() { MEASURE } else { WARMUP }),
         tickets: match stop {
             Stop::Requests(n) => Some(AtomicU64::new(n)),
