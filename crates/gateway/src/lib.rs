@@ -23,10 +23,11 @@ pub mod pipeline;
 pub mod rate;
 pub mod sandbox;
 pub mod server;
-pub mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod touch;
 
 pub use app::GatewayError;
+/// The stores, from their own crate.
+pub use wbauth_store as store;

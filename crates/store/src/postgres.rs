@@ -841,13 +841,13 @@ mod tests {
     #[test]
     fn both_key_stores_have_the_same_tables_and_columns() {
         let sqlite = [
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../migrations/sqlite/0002_partners.sql"),
+            include_str!("../migrations/sqlite/0001_init.sql"),
+            include_str!("../migrations/sqlite/0002_partners.sql"),
         ]
         .concat();
         let postgres = [
-            include_str!("../../migrations/postgres/0001_init.sql"),
-            include_str!("../../migrations/postgres/0002_partners.sql"),
+            include_str!("../migrations/postgres/0001_init.sql"),
+            include_str!("../migrations/postgres/0002_partners.sql"),
         ]
         .concat();
         let (sqlite, postgres) = (tables(&sqlite), tables(&postgres));
@@ -859,13 +859,13 @@ mod tests {
         // The nonce tables are PostgreSQL's own (the embedded nonce store is a journal).
         // The console's tables (issue 8), each store's own migrations.
         let sqlite = [
-            include_str!("../../migrations/sqlite/0003_console.sql"),
-            include_str!("../../migrations/sqlite/0004_console_links.sql"),
+            include_str!("../migrations/sqlite/0003_console.sql"),
+            include_str!("../migrations/sqlite/0004_console_links.sql"),
         ]
         .concat();
         let postgres = [
-            include_str!("../../migrations/postgres/0005_console.sql"),
-            include_str!("../../migrations/postgres/0006_console_links.sql"),
+            include_str!("../migrations/postgres/0005_console.sql"),
+            include_str!("../migrations/postgres/0006_console_links.sql"),
         ]
         .concat();
         let (sqlite, postgres) = (tables(&sqlite), tables(&postgres));
@@ -874,7 +874,7 @@ mod tests {
             ["console_links", "console_passwords"]
         );
         assert_eq!(sqlite, postgres);
-        let nonces = tables(include_str!("../../migrations/postgres/0003_nonces.sql"));
+        let nonces = tables(include_str!("../migrations/postgres/0003_nonces.sql"));
         assert_eq!(
             nonces.keys().collect::<Vec<_>>(),
             ["nonce_high_water", "nonce_window"]

@@ -19,7 +19,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::store::StoreError;
+use crate::StoreError;
 
 const RECORD: usize = 32 + 8 + 4;
 

@@ -68,7 +68,7 @@ pub(super) const KEY_CHECK_AAD: &[u8] = b"meta:key_check";
 /// The constant encrypted as the key-check value.
 pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"wbauth key store master key check v1";
 
-/// Versioned schema migrations (`crates/gateway/migrations/sqlite/NNNN_name.sql`).
+/// Versioned schema migrations (`crates/store/migrations/sqlite/NNNN_name.sql`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 // ---------------------------------------------------------------------------------------------

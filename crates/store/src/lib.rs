@@ -1,5 +1,7 @@
-//! Stores behind traits: keys and accounts, and nonces. Backends live side by side in this
-//! module; the embedded defaults need nothing installed.
+//! # wbauth-store
+//!
+//! The gateway's stores behind traits: keys and accounts, and nonces. Backends live side by
+//! side in this crate; the embedded defaults need nothing installed.
 
 mod console_sql;
 pub mod journal;

@@ -51,8 +51,8 @@
 //! # Memory
 //!
 //! Expired window entries are forgotten when their key is used and by
-//! [`JournalNonceStore::sweep`] (run it periodically, e.g. with
-//! [`JournalNonceStore::spawn_sweeper`]). At most [`JournalConfig::max_window_entries`] live
+//! [`JournalNonceStore::sweep`] (run it periodically: the gateway calls [`NonceStore::sweep`]
+//! every second). At most [`JournalConfig::max_window_entries`] live
 //! window entries are kept: when full, new window-mode nonces are refused with
 //! [`StoreError::Unavailable`]; a live entry is never evicted to make room.
 
@@ -63,14 +63,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use whitebit_auth::nonce::{decide, raise, window_entry_expires_at};
 use whitebit_auth::{ApiError, NonceMode};
 
 use super::{BoxFuture, KeyId, NonceStore, StoreError};
-use crate::clock::SharedClock;
 
 /// Number of independently locked shards of the in-memory state (a power of two).
 const SHARD_BITS: u32 = 6;
@@ -102,8 +100,7 @@ const JOURNAL_SUFFIX: &str = ".journal";
 const MAX_BATCH_RECORDS: usize = 16_384;
 
 /// How much a crash may take away from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Each commit group is written with `write(2)` before its nonces are answered: accepted
     /// nonces survive a crash of the gateway process (`kill -9`), not a power loss.
@@ -668,26 +665,6 @@ impl JournalNonceStore {
     /// Keys and high-water marks are never forgotten.
     pub fn sweep(&self, now_ms: u64) -> usize {
         self.shared.sweep(now_ms)
-    }
-
-    /// Starts a tokio task that calls [`sweep`](Self::sweep) every `period` with the time
-    /// of `clock`, and ends once the store is dropped. Call it from within a tokio runtime.
-    pub fn spawn_sweeper(
-        store: &Arc<Self>,
-        clock: SharedClock,
-        period: Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let store = Arc::downgrade(store);
-        let period = period.max(Duration::from_millis(1));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let Some(store) = store.upgrade() else { break };
-                store.sweep(clock.now_ms());
-            }
-        })
     }
 
     /// Writes and syncs everything queued, then stops the writer thread. Afterwards
