@@ -18,12 +18,11 @@ use crate::manage::KeyService;
 use crate::pipeline::{Gateway, Target};
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
-use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
-use crate::store::postgres::PgKeyStore;
-use crate::store::sqlite::{
-    MASTER_KEY_ENV, MasterKey, MasterKeySource, SqliteKeyStore, load_or_create_master_key,
+use crate::store::{
+    Change, ChangeFeed, Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV,
+    MasterKey, MasterKeySource, NonceStore, PgKeyStore, PgNonceStore, RedisNonceStore, ReplayGuard,
+    ReplayStore, SqliteKeyStore, StoreError, load_or_create_master_key,
 };
-use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, ReplayGuard, StoreError};
 use crate::touch::TouchQueue;
 
 /// The gateway crate's one error type.
@@ -108,7 +107,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
                 },
                 now_ms,
             )?;
-            let replay = crate::store::replay::ReplayStore::open(
+            let replay = ReplayStore::open(
                 &dir.join("tokens"),
                 config.store.durability == DurabilityConfig::PowerLoss,
                 now_ms,
@@ -117,7 +116,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         }
         NonceBackend::Redis(url) => {
             let store = Arc::new(
-                crate::store::redis::RedisNonceStore::connect(&url, &remote)
+                RedisNonceStore::connect(&url, &remote)
                     .await
                     .map_err(|e| at_key("store.nonces", e))?,
             );
@@ -125,7 +124,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         }
         NonceBackend::Postgres(url) => {
             let store = Arc::new(
-                crate::store::pg_nonce::PgNonceStore::connect(&url, &remote)
+                PgNonceStore::connect(&url, &remote)
                     .await
                     .map_err(|e| at_key("store.nonces", e))?,
             );

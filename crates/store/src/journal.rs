@@ -68,7 +68,7 @@ use tokio::sync::oneshot;
 use whitebit_auth::nonce::{decide, raise, window_entry_expires_at};
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::{BoxFuture, KeyId, NonceStore, StoreError};
+use crate::{BoxFuture, KeyId, NonceStore, StoreError};
 
 /// Number of independently locked shards of the in-memory state (a power of two).
 const SHARD_BITS: u32 = 6;
@@ -498,7 +498,14 @@ fn writer_stopped() -> StoreError {
     StoreError::Unavailable("nonce journal writer stopped".into())
 }
 
-/// The embedded, durable default [`NonceStore`]. See the [module documentation](self).
+/// The embedded, durable default [`NonceStore`]: nonce state in memory, every accepted nonce
+/// appended to a journal file in [`JournalConfig::dir`] before it is answered, snapshots to
+/// keep the journal short. One store at a time may use a directory.
+///
+/// [`NonceStore::consume`] answers `Ok(Ok(()))` only after the accepted nonce's record was
+/// handed to the kernel with `write(2)` (it survives `kill -9` of the gateway), or also
+/// `fdatasync`ed with [`Durability::PowerLoss`]. When a write fails the nonce stays consumed
+/// (fail closed: burned, never accepted twice).
 pub struct JournalNonceStore {
     shared: Arc<Shared>,
     /// The journal file and its bookkeeping, used by the writer thread and, with

@@ -5,7 +5,7 @@
 //! # Encoding
 //!
 //! Nonces are `u64`, stored order-preserving in signed BIGINTs as `(n XOR 2^63) as i64`
-//! ([`super::pg::u64_to_ordered_i64`], `docs/design-decisions.md` 6), so SQL's `<` is `<` on the nonces
+//! (`u64_to_ordered_i64`, `docs/design-decisions.md` 6), so SQL's `<` is `<` on the nonces
 //! and nothing goes through floating point. Key ids are the key store's positive BIGINT ids,
 //! stored as they are; an id above `i64::MAX` cannot come from a key store and is refused
 //! with [`StoreError::Corrupt`]. `expires_ms` is a plain Unix time in ms
@@ -46,13 +46,16 @@ use sqlx::postgres::PgPool;
 use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::pg::{db_error, ordered_i64_to_u64, u64_to_ordered_i64};
-use super::{BoxFuture, KeyId, NonceStore, RemoteOptions, StoreError, StoreHealth, redact_url};
+use crate::sql::{connect_pool, ordered_i64_to_u64, pg_error as db_error, u64_to_ordered_i64};
+use crate::{
+    BoxFuture, Claim, KeyId, NonceStore, RemoteOptions, ReplayGuard, StoreError, StoreHealth,
+    redact_url,
+};
 
 /// Rows deleted by one sweep statement.
-pub const SWEEP_BATCH: i64 = 1_000;
+pub(crate) const SWEEP_BATCH: i64 = 1_000;
 /// Sweep statements per [`NonceStore::sweep`] call (the rest waits for the next call).
-pub const SWEEP_MAX_BATCHES: u32 = 20;
+pub(crate) const SWEEP_MAX_BATCHES: u32 = 20;
 
 const STRICT_SQL: &str = "\
 INSERT INTO nonce_high_water (key_id, last_nonce) VALUES ($1, $2)
@@ -126,14 +129,14 @@ impl std::fmt::Debug for PgNonceStore {
 
 impl PgNonceStore {
     /// Connects a pool to the PostgreSQL database at `url` and applies the migrations
-    /// ([`super::pg::connect`]).
+    /// (the key store's pool and migrations).
     ///
     /// # Errors
-    /// As [`super::pg::connect`]: [`StoreError::Unavailable`] when the server cannot be
+    /// As [`PgKeyStore::connect`](crate::PgKeyStore::connect): [`StoreError::Unavailable`] when the server cannot be
     /// reached in time, [`StoreError::Corrupt`] when the schema cannot be migrated. No
     /// message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
-        let pool = super::pg::connect(url, options).await?;
+        let pool = connect_pool(url, options).await?;
         Ok(Self {
             pool,
             shown: redact_url(url),
@@ -389,13 +392,13 @@ impl NonceStore for PgNonceStore {
         ]
     }
 }
-impl super::ReplayGuard for PgNonceStore {
+impl ReplayGuard for PgNonceStore {
     fn claim(
         &self,
         id: [u8; 32],
         expires_at_ms: u64,
         now_ms: u64,
-    ) -> BoxFuture<'_, Result<super::replay::Claim, StoreError>> {
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         Box::pin(async move {
             let row: Option<(i64,)> = self
                 .bounded(
@@ -408,9 +411,9 @@ impl super::ReplayGuard for PgNonceStore {
                 )
                 .await?;
             Ok(if row.is_some() {
-                super::replay::Claim::Fresh
+                Claim::Fresh
             } else {
-                super::replay::Claim::Replayed
+                Claim::Replayed
             })
         })
     }

@@ -54,7 +54,7 @@
 //! acknowledged by the old primary, rolling a strict-mode high-water mark back (and
 //! forgetting window entries), so a nonce accepted just before the failover can be accepted
 //! again after it. Operators who need no replay window across failovers use the PostgreSQL
-//! nonce store ([`super::pg_nonce`]) with synchronous replication
+//! nonce store ([`PgNonceStore`](crate::PgNonceStore)) with synchronous replication
 //! (`synchronous_standby_names`, `docs/design-decisions.md` 36).
 
 use std::collections::HashMap;
@@ -67,8 +67,9 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::{
-    BoxFuture, KeyId, NonceStore, PERCENT_ENCODE, RemoteOptions, StoreError, StoreHealth,
+use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
+use crate::{
+    BoxFuture, Claim, KeyId, NonceStore, RemoteOptions, ReplayGuard, StoreError, StoreHealth,
     redact_url,
 };
 
@@ -125,7 +126,7 @@ pub struct RedisNonceStore {
     script: Script,
     /// The URL without its password, for messages.
     shown: String,
-    /// The URL's secrets (`super::url_secrets`), scrubbed from any message that might echo
+    /// The URL's secrets (`url_secrets`), scrubbed from any message that might echo
     /// them.
     secrets: Vec<String>,
     op_timeout: Duration,
@@ -176,7 +177,7 @@ impl RedisNonceStore {
     /// does not let its configuration be read. No message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let scrub = |text: String| super::scrub_url_secrets(&text, url);
+        let scrub = |text: String| scrub_url_secrets(&text, url);
         let client = Client::open(url).map_err(|e| {
             StoreError::Unavailable(scrub(format!(
                 "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
@@ -210,7 +211,7 @@ impl RedisNonceStore {
             manager,
             script: Script::new(CONSUME_LUA),
             shown,
-            secrets: super::url_secrets(url),
+            secrets: url_secrets(url),
             op_timeout: options.op_timeout,
             counters: Counters::default(),
         };
@@ -497,14 +498,14 @@ fn token_key(id: &[u8; 32]) -> String {
     format!("wbauth:tok:{}", whitebit_auth::encoding::hex_encode(id))
 }
 
-impl super::ReplayGuard for RedisNonceStore {
+impl ReplayGuard for RedisNonceStore {
     /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use.
     fn claim(
         &self,
         id: [u8; 32],
         expires_at_ms: u64,
         _now_ms: u64,
-    ) -> BoxFuture<'_, Result<super::replay::Claim, StoreError>> {
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         Box::pin(async move {
             let mut con = self.manager.clone();
             let set: Option<String> = self
@@ -520,9 +521,9 @@ impl super::ReplayGuard for RedisNonceStore {
                 )
                 .await?;
             Ok(if set.is_some() {
-                super::replay::Claim::Fresh
+                Claim::Fresh
             } else {
-                super::replay::Claim::Replayed
+                Claim::Replayed
             })
         })
     }
@@ -570,7 +571,7 @@ mod tests {
 
     #[test]
     fn the_password_is_found_for_scrubbing() {
-        let secrets = super::super::url_secrets;
+        let secrets = url_secrets;
         assert_eq!(secrets("redis://user:s3cret@host:6379/0"), ["s3cret"]);
         assert_eq!(secrets("redis://:s3cret@host"), ["s3cret"]);
         assert!(secrets("redis://host:6379/").is_empty());

@@ -8,11 +8,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use wbauth_store::postgres::PgKeyStore;
-use wbauth_store::sqlite::{MasterKey, MasterKeySource, SqliteKeyStore};
 use wbauth_store::{
-    AuditEntry, Change, KeyStore, KeyUpdate, NewKey, NewPartner, RemoteOptions, SecretBytes,
-    StoreError,
+    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewKey, NewPartner,
+    PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
 };
 use wbauth_testkit::PostgresServer;
 
