@@ -15,8 +15,8 @@
 //! The schema migrations are in `crates/store/migrations/`.
 
 mod error;
-mod journal;
 mod master_key;
+mod nonce;
 mod pg_nonce;
 mod records;
 mod redis;
@@ -27,8 +27,8 @@ mod sql;
 mod traits;
 
 pub use error::StoreError;
-pub use journal::{Durability, JournalConfig, JournalNonceStore};
 pub use master_key::{MASTER_KEY_ENV, MasterKey, MasterKeySource, load_or_create_master_key};
+pub use nonce::journal::{Durability, JournalConfig, JournalNonceStore, RecoveryReport};
 pub use pg_nonce::PgNonceStore;
 pub use records::{
     AccountRecord, AuditEntry, KeyId, KeyRecord, KeyUpdate, NewKey, NewPartner, PartnerRecord,

@@ -1,0 +1,3 @@
+//! The nonce stores.
+
+pub(crate) mod journal;
