@@ -17,9 +17,7 @@
 mod error;
 mod master_key;
 mod nonce;
-mod pg_nonce;
 mod records;
-mod redis;
 mod remote;
 mod replay;
 mod secret_file;
@@ -29,12 +27,12 @@ mod traits;
 pub use error::StoreError;
 pub use master_key::{MASTER_KEY_ENV, MasterKey, MasterKeySource, load_or_create_master_key};
 pub use nonce::journal::{Durability, JournalConfig, JournalNonceStore, RecoveryReport};
-pub use pg_nonce::PgNonceStore;
+pub use nonce::postgres::PgNonceStore;
+pub use nonce::redis::RedisNonceStore;
 pub use records::{
     AccountRecord, AuditEntry, KeyId, KeyRecord, KeyUpdate, NewKey, NewPartner, PartnerRecord,
     SecretBytes, SecretBytesEq, TotpRecord,
 };
-pub use redis::RedisNonceStore;
 pub use remote::{RemoteOptions, redact_url, redact_urls_in};
 pub use replay::ReplayStore;
 pub use sql::{PgKeyStore, SqlKeyStore, SqliteKeyStore};

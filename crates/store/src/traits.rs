@@ -96,6 +96,13 @@ pub enum Claim {
     Replayed,
 }
 
+impl Claim {
+    /// `Fresh` when this claim was the token's first use.
+    pub(crate) fn first_use(first: bool) -> Self {
+        if first { Self::Fresh } else { Self::Replayed }
+    }
+}
+
 /// What a store says about itself when asked for its health.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreHealth {

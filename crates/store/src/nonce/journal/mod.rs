@@ -10,18 +10,21 @@
 //! the page cache), or also `fdatasync`ed with [`Durability::PowerLoss`]. With the default
 //! [`Durability::ProcessCrash`] the caller writes its own record (one short `write(2)` to the
 //! page cache under a mutex, no thread hand-off); with [`Durability::PowerLoss`] records go to
-//! the writer thread, which groups them so that one `fdatasync` covers many requests. A nonce is applied
-//! to memory *before* it is written, so a concurrent duplicate is refused at once; when the
-//! write fails the caller gets a [`StoreError`] and the nonce stays consumed (fail closed:
-//! burned, never accepted twice).
+//! the writer thread, which groups them so that one `fdatasync` covers many requests. A nonce
+//! is applied to memory *before* it is written, so a concurrent duplicate is refused at once;
+//! when the write fails the caller gets a [`StoreError`] and the nonce stays consumed (fail
+//! closed: burned, never accepted twice).
 //!
 //! # Memory
 //!
 //! Expired window entries are forgotten when their key is used and by
-//! [`JournalNonceStore::sweep`] (run it periodically: the gateway calls [`NonceStore::sweep`]
-//! every second). At most [`JournalConfig::max_window_entries`] live
+//! [`JournalNonceStore::sweep`] (run it periodically: the gateway calls
+//! [`NonceStore::sweep`] every second). At most [`JournalConfig::max_window_entries`] live
 //! window entries are kept: when full, new window-mode nonces are refused with
 //! [`StoreError::Unavailable`]; a live entry is never evicted to make room.
+//!
+//! [`NonceStore::consume`]: crate::NonceStore::consume
+//! [`NonceStore::sweep`]: crate::NonceStore::sweep
 
 mod format;
 mod recovery;
@@ -29,6 +32,7 @@ mod state;
 mod writer;
 
 use std::fs::{self, File};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -41,7 +45,8 @@ pub use self::recovery::RecoveryReport;
 use self::recovery::{Recovered, recover};
 use self::state::{JournalStats, Outcome, Shared};
 use self::writer::{Msg, Writer, writer_stopped};
-use crate::{BoxFuture, KeyId, NonceStore, StoreError};
+use super::{Backend, Metric};
+use crate::{KeyId, StoreError};
 
 /// How much a crash may take away from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,6 +107,9 @@ impl Default for JournalConfig {
 /// handed to the kernel with `write(2)` (it survives `kill -9` of the gateway), or also
 /// `fdatasync`ed with [`Durability::PowerLoss`]. When a write fails the nonce stays consumed
 /// (fail closed: burned, never accepted twice).
+///
+/// [`NonceStore`]: crate::NonceStore
+/// [`NonceStore::consume`]: crate::NonceStore::consume
 pub struct JournalNonceStore {
     shared: Arc<Shared>,
     /// The journal file and its bookkeeping, used by the writer thread and, with
@@ -300,8 +308,31 @@ impl Drop for JournalNonceStore {
     }
 }
 
-impl NonceStore for JournalNonceStore {
-    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+impl Backend for JournalNonceStore {
+    async fn read(&self, key: KeyId, nonce: u64) -> Result<(Option<u64>, bool), StoreError> {
+        self.shared.read(key, nonce)
+    }
+
+    fn record(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<(), ApiError>, StoreError>> + Send {
+        self.consume_inner(key, nonce, mode, now_ms)
+    }
+
+    /// Writes everything queued and syncs the journal (in either durability mode).
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.flush_inner()
+    }
+
+    async fn sweep(&self, now_ms: u64) -> Result<u64, StoreError> {
+        Ok(u64::try_from(JournalNonceStore::sweep(self, now_ms)).unwrap_or(u64::MAX))
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
         let stats = self.stats();
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         vec![
@@ -336,36 +367,6 @@ impl NonceStore for JournalNonceStore {
                 stats.write_errors,
             ),
         ]
-    }
-
-    fn check(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
-        Box::pin(async move { self.shared.check(key, nonce, mode, now_ms) })
-    }
-
-    fn consume(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
-        Box::pin(self.consume_inner(key, nonce, mode, now_ms))
-    }
-
-    /// Writes everything queued and syncs the journal (in either durability mode).
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.flush_inner())
-    }
-
-    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let removed = JournalNonceStore::sweep(self, now_ms);
-        Box::pin(async move { Ok(u64::try_from(removed).unwrap_or(u64::MAX)) })
     }
 }
 

@@ -157,18 +157,12 @@ impl Shared {
             .is_ok()
     }
 
-    pub(super) fn check(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> Result<Result<(), ApiError>, StoreError> {
+    /// The key's high-water mark, and whether `nonce` is a live window entry.
+    pub(super) fn read(&self, key: KeyId, nonce: u64) -> Result<(Option<u64>, bool), StoreError> {
         let shard = self.shard(key)?;
-        let (high_water, seen) = shard.get(&key).map_or((None, false), |state| {
+        Ok(shard.get(&key).map_or((None, false), |state| {
             (state.high_water, state.window.contains(&nonce))
-        });
-        Ok(decide(high_water, seen, nonce, mode, now_ms))
+        }))
     }
 
     /// Decides and, on acceptance, applies the nonce to memory (under the shard lock, so a

@@ -10,6 +10,7 @@ use super::recovery::{Loader, replay_journal};
 use super::state::{SHARDS, lock_faults, shard_index};
 use super::writer::write_snapshot;
 use super::*;
+use crate::NonceStore;
 use whitebit_auth::nonce::{
     NonceBook, NonceLedger, WINDOW_MARGIN_MS, WINDOW_MS, window_entry_expires_at,
 };
@@ -267,7 +268,7 @@ async fn power_loss_mode_works() {
         ok(store.consume(1, NOW, NonceMode::Window, NOW).await),
         Ok(())
     );
-    store.flush().await.expect("flush");
+    NonceStore::flush(&store).await.expect("flush");
     drop(store);
     let store = JournalNonceStore::open(cfg, NOW).expect("reopen");
     assert_eq!(
@@ -741,7 +742,7 @@ async fn after_shutdown_consume_fails_closed() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        store.flush().await,
+        NonceStore::flush(&store).await,
         Err(StoreError::Unavailable(_))
     ));
     store.shutdown().await.expect("second shutdown is a no-op");
