@@ -18,6 +18,7 @@ use crate::manage::KeyService;
 use crate::pipeline::{Gateway, Target};
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
+use crate::store::secret_file;
 use crate::store::{
     Change, ChangeFeed, Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV,
     MasterKey, MasterKeySource, NonceStore, PgKeyStore, PgNonceStore, RedisNonceStore, ReplayGuard,
@@ -152,17 +153,10 @@ fn at_key(key: &str, e: StoreError) -> StoreError {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
-    let io = |source| GatewayError::Io {
+    secret_file::create_private_dir(dir).map_err(|source| GatewayError::Io {
         context: format!("creating the data directory {}", dir.display()),
         source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    }
-    Ok(())
+    })
 }
 
 /// Builds the shared gateway state. `builtin` routes every path to the sandbox's built-in

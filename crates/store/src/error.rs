@@ -23,3 +23,8 @@ pub enum StoreError {
     #[error("store refused: {0}")]
     Refused(String),
 }
+
+/// An IO error as a store error, saying what was being done.
+pub(crate) fn io_error(e: std::io::Error, context: &str) -> StoreError {
+    StoreError::Io(std::io::Error::new(e.kind(), format!("{context}: {e}")))
+}

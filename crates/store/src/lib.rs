@@ -20,7 +20,7 @@ mod nonce;
 mod records;
 mod remote;
 mod replay;
-mod secret_file;
+pub mod secret_file;
 mod sql;
 mod traits;
 

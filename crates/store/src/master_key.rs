@@ -6,16 +6,14 @@
 //! `nonce (24 random bytes) || XChaCha20-Poly1305 ciphertext || tag`; the associated data names
 //! the row, so a value moved to another row no longer decrypts.
 
-use std::fs;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::{AeadInOut as _, KeyInit as _, Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::secret_file::{
-    check_private, create_private_dir, create_private_file, io_error, sync_dir,
-};
+use crate::error::io_error;
+use crate::secret_file::{Unusable, create_private_dir, open_private, publish_new};
 use crate::{SecretBytes, StoreError};
 
 /// The environment variable that holds the master key (64 hex characters).
@@ -186,21 +184,28 @@ pub fn load_or_create_master_key(
 
 /// Reads a key file; `Ok(None)` when it does not exist.
 fn read_key_file(path: &Path) -> Result<Option<MasterKey>, StoreError> {
-    let mut file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(e, &format!("cannot open {}", path.display()))),
+    let shown = path.display();
+    let mut file = match open_private(path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(Unusable::Open(e)) => return Err(io_error(e, &format!("cannot open {shown}"))),
+        Err(Unusable::Inspect(e)) => return Err(io_error(e, &format!("cannot inspect {shown}"))),
+        Err(Unusable::NotAFile) => {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("master key file {shown} is not a regular file"),
+            )));
+        }
+        Err(Unusable::Exposed(mode)) => {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "master key file {shown} is accessible by group or others (mode \
+                     {mode:04o}); refusing to use it: run `chmod 600 {shown}`"
+                ),
+            )));
+        }
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| io_error(e, &format!("cannot inspect {}", path.display())))?;
-    if !meta.is_file() {
-        return Err(StoreError::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("master key file {} is not a regular file", path.display()),
-        )));
-    }
-    check_private(&meta, path)?;
 
     // A fixed buffer: nothing is reallocated, and everything read is wiped.
     let mut buffer = Zeroizing::new([0u8; 256]);
@@ -227,44 +232,25 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, StoreError> {
 
 /// Generates a key into `path` without ever replacing an existing file.
 fn create_key_file(data_dir: &Path, path: &Path) -> Result<MasterKey, StoreError> {
-    create_private_dir(data_dir)?;
+    create_private_dir(data_dir).map_err(|e| {
+        io_error(
+            e,
+            &format!("cannot create directory {}", data_dir.display()),
+        )
+    })?;
     let mut bytes = Zeroizing::new([0u8; 32]);
     fill_random(&mut bytes[..])?;
     let hex = encode_hex(&bytes);
-
-    let tmp = data_dir.join(format!(".{MASTER_KEY_FILE}.tmp.{}", std::process::id()));
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error(e, &format!("cannot remove {}", tmp.display()))),
+    if publish_new(path, hex.as_bytes())? {
+        return MasterKey::from_bytes(&bytes, format!("generated into {}", path.display()));
     }
-    let written = (|| {
-        let mut file = create_private_file(&tmp)?;
-        file.write_all(hex.as_bytes())?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(e, &format!("cannot write {}", tmp.display())));
-    }
-    // `hard_link` never replaces an existing file: if another process created the key file
-    // meanwhile, its key is the one in use.
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return read_key_file(path)?.ok_or_else(|| {
-                StoreError::Io(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("master key file {} vanished", path.display()),
-                ))
-            });
-        }
-        Err(e) => return Err(io_error(e, &format!("cannot create {}", path.display()))),
-    }
-    sync_dir(data_dir)?;
-    MasterKey::from_bytes(&bytes, format!("generated into {}", path.display()))
+    // Another process created the key file meanwhile: its key is the one in use.
+    read_key_file(path)?.ok_or_else(|| {
+        StoreError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("master key file {} vanished", path.display()),
+        ))
+    })
 }
 
 /// Parses 64 hex characters (surrounding ASCII whitespace ignored). Errors name `source`, never

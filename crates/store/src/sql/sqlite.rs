@@ -14,7 +14,8 @@ use sqlx::{Pool, Sqlite, Transaction};
 
 use super::SqlKeyStore;
 use super::dialect::{Dialect, Subject};
-use crate::secret_file::{create_private_dir, create_private_file, io_error};
+use crate::error::io_error;
+use crate::secret_file::{create_new, create_private_dir};
 use crate::{ChangeFeed, MasterKey, StoreError};
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -134,9 +135,10 @@ fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
-        create_private_dir(dir)?;
+        create_private_dir(dir)
+            .map_err(|e| io_error(e, &format!("cannot create directory {}", dir.display())))?;
     }
-    match create_private_file(path) {
+    match create_new(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(io_error(e, &format!("cannot create {}", path.display()))),
