@@ -12,7 +12,8 @@
 //! - Fiat Gateway partner tokens, each used once ([`ReplayGuard`]): a file beside the journal
 //!   ([`ReplayStore`]), or the Redis or PostgreSQL nonce store.
 //!
-//! The schema migrations are in `crates/store/migrations/`.
+//! Files that hold secrets (the master key's, the admin token's, signing keys) are created and
+//! read through [`secret_file`]. The schema migrations are in `crates/store/migrations/`.
 
 mod error;
 mod master_key;

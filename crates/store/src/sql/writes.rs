@@ -1,7 +1,7 @@
 //! The statements that change rows: each change in one transaction that also announces it
 //! ([`Dialect::announce`]); and the master key check at open.
 
-use sqlx::{Executor, Pool};
+use sqlx::{Executor, Pool, Transaction};
 
 use super::dialect::{Dialect, Subject};
 use super::rows::{api_key_aad, from_sql_u64, json_text, partner_aad, to_sql_i64, totp_aad};
@@ -52,10 +52,31 @@ where
         Ok(store)
     }
 
+    /// Starts a writing transaction ([`Dialect::begin_write`]).
+    async fn begin(&self, context: &str) -> Result<Transaction<'static, DB>, StoreError> {
+        DB::begin_write(&self.pool)
+            .await
+            .map_err(|e| DB::db_error(context, e))
+    }
+
+    /// Commits `tx`, announcing `subjects` to the other instances with the commit.
+    async fn commit(
+        mut tx: Transaction<'static, DB>,
+        subjects: &[Subject],
+        context: &str,
+    ) -> Result<(), StoreError> {
+        let failed = |e| DB::db_error(context, e);
+        for subject in subjects {
+            DB::announce(&mut tx, *subject).await.map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)
+    }
+
     async fn check_master_key(&self) -> Result<(), StoreError> {
-        let failed = |e| DB::db_error("cannot check the master key", e);
+        let context = "cannot check the master key";
+        let failed = |e| DB::db_error(context, e);
         let sealed = self.master.key_check()?;
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let mut tx = self.begin(context).await?;
         // The first open ever writes it; every later one finds it.
         sqlx::query("INSERT INTO meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING")
             .bind(KEY_CHECK_NAME.to_owned())
@@ -74,7 +95,7 @@ where
                 self.master.origin(),
             )));
         }
-        tx.commit().await.map_err(failed)
+        Self::commit(tx, &[], context).await
     }
 
     /// Runs one statement in its own transaction and, when it changed a row, announces
@@ -85,34 +106,32 @@ where
         subject: Subject,
         context: &str,
     ) -> Result<bool, StoreError> {
-        let failed = |e| DB::db_error(context, e);
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
-        let done = statement.execute(&mut *tx).await.map_err(failed)?;
+        let mut tx = self.begin(context).await?;
+        let done = statement
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| DB::db_error(context, e))?;
         if DB::rows_affected(&done) == 0 {
             return Ok(false);
         }
-        DB::announce(&mut tx, subject).await.map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[subject], context).await?;
         Ok(true)
     }
 
     pub(super) async fn do_insert_key(&self, key: NewKey) -> Result<KeyId, StoreError> {
-        let failed = |e| DB::db_error("cannot insert an API key", e);
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let context = "cannot insert an API key";
+        let mut tx = self.begin(context).await?;
         let anchor = key.created_ms;
         let id = self
             .insert_key_row(&mut tx, &key, (true, false, anchor))
             .await?;
-        DB::announce(&mut tx, Subject::Key(id))
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[Subject::Key(id)], context).await?;
         from_sql_u64(id, "api_keys.id")
     }
 
     pub(super) async fn do_insert_keys(&self, keys: Vec<NewKey>) -> Result<Vec<KeyId>, StoreError> {
-        let failed = |e| DB::db_error("cannot insert API keys", e);
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let context = "cannot insert API keys";
+        let mut tx = self.begin(context).await?;
         let mut ids = Vec::with_capacity(keys.len());
         for key in &keys {
             // Dropping the transaction on an error rolls every insert back.
@@ -122,10 +141,7 @@ where
             ids.push(from_sql_u64(id, "api_keys.id")?);
         }
         // One announcement for the batch: every instance reloads.
-        DB::announce(&mut tx, Subject::Everything)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[Subject::Everything], context).await?;
         Ok(ids)
     }
 
@@ -179,25 +195,19 @@ where
         key: NewKey,
         state: (bool, bool, u64),
     ) -> Result<Option<KeyId>, StoreError> {
-        let failed = |e| DB::db_error("cannot replace an API key", e);
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let context = "cannot replace an API key";
+        let mut tx = self.begin(context).await?;
         let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1")
             .bind(old)
             .execute(&mut *tx)
             .await
-            .map_err(failed)?;
+            .map_err(|e| DB::db_error(context, e))?;
         if DB::rows_affected(&deleted) == 0 {
             return Ok(None);
         }
         // Dropping the transaction on an error rolls the delete back.
         let id = self.insert_key_row(&mut tx, &key, state).await?;
-        DB::announce(&mut tx, Subject::Key(old))
-            .await
-            .map_err(failed)?;
-        DB::announce(&mut tx, Subject::Key(id))
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[Subject::Key(old), Subject::Key(id)], context).await?;
         Ok(Some(from_sql_u64(id, "api_keys.id")?))
     }
 
@@ -206,14 +216,15 @@ where
         id: i64,
         update: KeyUpdate,
     ) -> Result<bool, StoreError> {
-        let failed = |e| DB::db_error("cannot update an API key", e);
+        let context = "cannot update an API key";
+        let failed = |e| DB::db_error(context, e);
         let ips = update.ips.as_deref().map(json_text).transpose()?;
         let endpoints = update.endpoints.as_deref().map(json_text).transpose()?;
         let anchor = update
             .idle_anchor_ms
             .map(|v| to_sql_i64(v, "idle_anchor_ms"))
             .transpose()?;
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let mut tx = self.begin(context).await?;
         // The public key is the secret's associated data (and the row stays as it is meanwhile).
         let select = format!(
             "SELECT public_key FROM api_keys WHERE id = $1{}",
@@ -255,10 +266,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(failed)?;
-        DB::announce(&mut tx, Subject::Key(id))
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[Subject::Key(id)], context).await?;
         Ok(DB::rows_affected(&done) > 0)
     }
 
@@ -267,11 +275,11 @@ where
         name: String,
         created_ms: u64,
     ) -> Result<AccountRecord, StoreError> {
-        let failed = |e| DB::db_error("cannot insert an account", e);
+        let context = "cannot insert an account";
         // In a transaction of its own: SQLite applies a `RETURNING` statement at its first row
         // but commits an autocommitted one only when the statement is reset, and a failure
         // then (a full disk) would not be reported. Every `RETURNING` here runs in one.
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let mut tx = self.begin(context).await?;
         let result = sqlx::query_scalar(
             "INSERT INTO accounts (name, created_ms, totp_secret, totp_confirmed, \
              totp_last_step, failed_attempts, locked_until_ms) \
@@ -288,9 +296,9 @@ where
                     "an account named {name:?} already exists"
                 )));
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(DB::db_error(context, e)),
         };
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[], context).await?;
         Ok(AccountRecord {
             id,
             name,
@@ -342,11 +350,11 @@ where
     }
 
     pub(super) async fn do_insert_partner(&self, partner: NewPartner) -> Result<i64, StoreError> {
-        let failed = |e| DB::db_error("cannot insert a partner", e);
+        let context = "cannot insert a partner";
         let sealed = self
             .master
             .seal(&partner_aad(&partner.auth_key), partner.enc_key.expose())?;
-        let mut tx = DB::begin_write(&self.pool).await.map_err(failed)?;
+        let mut tx = self.begin(context).await?;
         let result = sqlx::query_scalar(
             "INSERT INTO partners (name, auth_key, enc_key, enabled, created_ms) \
              VALUES ($1, $2, $3, TRUE, $4) RETURNING id",
@@ -369,12 +377,9 @@ where
                     )
                 }));
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(DB::db_error(context, e)),
         };
-        DB::announce(&mut tx, Subject::Partner(id))
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        Self::commit(tx, &[Subject::Partner(id)], context).await?;
         Ok(id)
     }
 
