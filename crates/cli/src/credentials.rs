@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use whitebit_client::SecretString;
+use whitebit_gateway::store::secret_file;
 
 use crate::error::CliError;
 
@@ -101,11 +102,8 @@ fn read_file(path: &Path) -> Result<FileConfig, CliError> {
         .map_err(|e| CliError::Config(format!("{shown}: {}", e.to_string().trim_end())))
 }
 
-#[cfg(unix)]
 fn check_permissions(path: &Path, metadata: &std::fs::Metadata) -> Result<(), CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = secret_file::exposed_mode(metadata) {
         return Err(CliError::Config(format!(
             "refusing to read {}: it holds secrets but is readable by group or others (mode {mode:04o}); \
              run `chmod 600 {}`",
@@ -113,11 +111,6 @@ fn check_permissions(path: &Path, metadata: &std::fs::Metadata) -> Result<(), Cl
             path.display()
         )));
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_permissions(_path: &Path, _metadata: &std::fs::Metadata) -> Result<(), CliError> {
     Ok(())
 }
 

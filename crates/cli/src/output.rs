@@ -111,14 +111,7 @@ pub(crate) fn write_keys_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let file = options.open(path).map_err(io)?;
+    let file = whitebit_gateway::store::secret_file::create_new(path).map_err(io)?;
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "# public_key,secret ({what})").map_err(io)?;
     for (key, secret) in pairs {

@@ -578,11 +578,11 @@ fn debug_output_of_secret_carrying_types() {
             .expect("issuer");
     let issued = issuer.issue("alice", T0).expect("issued");
     needles.add("issued token", &issued.token);
-    let master = whitebit_gateway::store::sqlite::MasterKey::from_source(
-        &whitebit_gateway::store::sqlite::MasterKeySource::Env(secret.to_owned()),
+    let master = whitebit_gateway::store::MasterKey::from_source(
+        &whitebit_gateway::store::MasterKeySource::Env(secret.to_owned()),
     )
     .expect("master key");
-    let source = whitebit_gateway::store::sqlite::MasterKeySource::Env(secret.to_owned());
+    let source = whitebit_gateway::store::MasterKeySource::Env(secret.to_owned());
 
     let outputs = [
         ("HmacSha512Key", format!("{key:?}")),

@@ -18,7 +18,7 @@ use whitebit_auth::mac::{HmacSha512Key, PayloadMac};
 use whitebit_auth::sign::sign_request;
 use whitebit_auth::verify::{BodyMatch, HeaderValue, RequestParts, check_request};
 use whitebit_gateway::store::NonceStore;
-use whitebit_gateway::store::journal::{JournalConfig, JournalNonceStore};
+use whitebit_gateway::store::{JournalConfig, JournalNonceStore};
 use whitebit_gateway::tokens::{SigningKey, TokenIssuer};
 
 const PATH: &str = "/api/v4/trade-account/balance";

@@ -19,12 +19,12 @@ use crate::manage::KeyService;
 use crate::pipeline::Gateway;
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
-use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
-use crate::store::postgres::PgKeyStore;
-use crate::store::sqlite::{
-    MASTER_KEY_ENV, MasterKey, MasterKeySource, SqliteKeyStore, load_or_create_master_key,
+use crate::store::secret_file;
+use crate::store::{
+    Change, ChangeFeed, Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV,
+    MasterKey, MasterKeySource, NonceStore, PgKeyStore, PgNonceStore, RedisNonceStore, ReplayGuard,
+    ReplayStore, SqliteKeyStore, StoreError, load_or_create_master_key,
 };
-use crate::store::{Change, ChangeFeed, KeyStore, NonceStore, ReplayGuard, StoreError};
 use crate::touch::TouchQueue;
 
 /// The opened stores.
@@ -87,7 +87,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
                 },
                 now_ms,
             )?;
-            let replay = crate::store::replay::ReplayStore::open(
+            let replay = ReplayStore::open(
                 &dir.join("tokens"),
                 config.store.durability == DurabilityConfig::PowerLoss,
                 now_ms,
@@ -96,7 +96,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         }
         NonceBackend::Redis(url) => {
             let store = Arc::new(
-                crate::store::redis::RedisNonceStore::connect(&url, &remote)
+                RedisNonceStore::connect(&url, &remote)
                     .await
                     .map_err(|e| at_key("store.nonces", e))?,
             );
@@ -104,7 +104,7 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
         }
         NonceBackend::Postgres(url) => {
             let store = Arc::new(
-                crate::store::pg_nonce::PgNonceStore::connect(&url, &remote)
+                PgNonceStore::connect(&url, &remote)
                     .await
                     .map_err(|e| at_key("store.nonces", e))?,
             );
@@ -132,17 +132,10 @@ fn at_key(key: &str, e: StoreError) -> StoreError {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), GatewayError> {
-    let io = |source| GatewayError::Io {
+    secret_file::create_private_dir(dir).map_err(|source| GatewayError::Io {
         context: format!("creating the data directory {}", dir.display()),
         source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    }
-    Ok(())
+    })
 }
 
 /// Builds the shared gateway state. `builtin` routes every path to the sandbox's built-in

@@ -24,7 +24,6 @@ pub mod pipeline;
 pub mod rate;
 pub mod sandbox;
 pub mod server;
-pub mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
@@ -32,3 +31,5 @@ pub mod touch;
 pub mod verify;
 
 pub use error::GatewayError;
+/// The stores, from their own crate.
+pub use wbauth_store as store;

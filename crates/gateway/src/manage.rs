@@ -1537,7 +1537,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock as _, ManualClock};
     use crate::config::KindConfig;
-    use crate::store::sqlite::{SqliteKeyStore, load_or_create_master_key};
+    use crate::store::{SqliteKeyStore, load_or_create_master_key};
 
     const T0: u64 = 1_700_000_000_000;
     const STEP_MS: u64 = 30_000;

@@ -337,7 +337,7 @@ mod tests {
     use crate::config::Config;
     use crate::keys::KeyCache;
     use crate::store::KeyStore as _;
-    use crate::store::sqlite::{SqliteKeyStore, load_or_create_master_key};
+    use crate::store::{SqliteKeyStore, load_or_create_master_key};
 
     const T0: u64 = 1_700_000_000_000;
 

@@ -39,7 +39,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,6 +59,8 @@ use whitebit_auth::json::{self, JsonObject, JsonValue, write_string};
 use whitebit_auth::nonce::parse_u64_digits;
 use whitebit_auth::{JwtEndpointError, TokenRejection};
 use zeroize::Zeroizing;
+
+use crate::store::secret_file;
 
 /// Default token lifetime, in milliseconds.
 pub const DEFAULT_LIFETIME_MS: u64 = 60_000;
@@ -451,20 +453,10 @@ impl SigningKey {
     /// [`KeyError::Io`] or [`KeyError::Crypto`].
     pub fn write_pkcs8_pem_file(&self, path: &Path) -> Result<(), KeyError> {
         let pem = self.to_pkcs8_pem()?;
-        let io_error = |source: io::Error| KeyError::Io {
+        secret_file::write_new(path, pem.as_bytes()).map_err(|source| KeyError::Io {
             path: path.to_owned(),
             source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(io_error)?;
-        file.write_all(pem.as_bytes()).map_err(io_error)?;
-        file.sync_all().map_err(io_error)
+        })
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {

@@ -1,7 +1,7 @@
 //! The admin API's bearer token: from `WBAUTH_ADMIN_TOKEN`, or a file in the data directory
 //! generated on first start (mode 0600). Wiped from memory when dropped.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path as FsPath, PathBuf};
 
 use subtle::ConstantTimeEq as _;
@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_LEN};
 use crate::error::GatewayError;
+use crate::store::secret_file::{self, Unusable};
 
 /// The bearer token of the admin API. Wiped from memory when dropped; `Debug` hides it.
 pub struct AdminToken {
@@ -94,23 +95,23 @@ impl AdminToken {
 
 fn read_token_file(path: &FsPath) -> Result<Option<AdminToken>, GatewayError> {
     let shown = path.display().to_string();
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(format!("reading the admin token file {shown}"), e)),
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(format!("inspecting the admin token file {shown}"), e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
+    let mut file = match secret_file::open_private(path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(Unusable::Open(e) | Unusable::Inspect(e)) => {
+            return Err(io_error(format!("reading the admin token file {shown}"), e));
+        }
+        Err(Unusable::Exposed(_)) => {
             return Err(invalid(format!(
                 "the admin token file {shown} is accessible by group or others (chmod 600 {shown})"
             )));
         }
-    }
+        Err(Unusable::NotAFile) => {
+            return Err(invalid(format!(
+                "the admin token file {shown} is not a regular file (remove it or set {ADMIN_TOKEN_ENV})"
+            )));
+        }
+    };
     let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text)
         .map_err(|e| io_error(format!("reading the admin token file {shown}"), e))?;
@@ -122,31 +123,16 @@ fn create_token_file(path: &FsPath) -> Result<AdminToken, GatewayError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut bytes[..]).map_err(|e| invalid(format!("no randomness: {e}")))?;
     let token = Zeroizing::new(whitebit_auth::encoding::hex_encode(&bytes[..]));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = match options.open(path) {
-        Ok(f) => f,
+    match secret_file::write_new(path, token.as_bytes()) {
+        Ok(()) => AdminToken::new(&token, format!("generated into {shown}")),
         // Another process created it meanwhile: use its token.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return read_token_file(path)?
-                .ok_or_else(|| invalid(format!("the admin token file {shown} vanished")));
-        }
-        Err(e) => {
-            return Err(io_error(
-                format!("creating the admin token file {shown}"),
-                e,
-            ));
-        }
-    };
-    file.write_all(token.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(format!("writing the admin token file {shown}"), e))?;
-    AdminToken::new(&token, format!("generated into {shown}"))
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_token_file(path)?
+            .ok_or_else(|| invalid(format!("the admin token file {shown} vanished"))),
+        Err(e) => Err(io_error(
+            format!("creating the admin token file {shown}"),
+            e,
+        )),
+    }
 }
 
 #[cfg(test)]

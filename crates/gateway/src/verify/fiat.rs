@@ -12,7 +12,7 @@ use whitebit_auth::fiat::{
 
 use super::Refusal;
 use crate::pipeline::Gateway;
-use crate::store::replay::Claim;
+use crate::store::Claim;
 
 /// Who a token speaks for (sent upstream).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The check table of `docs/errors.md`, run in order: one function per row (in [`rows`]), and
+//! The check table of `docs/errors.md`, run in order: one function per row (in `verify/rows.rs`), and
 //! [`Gateway::check`] calling them as the table lists them. Where a request goes is decided
 //! once, before any check ([`routing`]); a Fiat Gateway route swaps rows 3–16 for the token
 //! checks ([`fiat`]). Nothing downstream re-reads the raw request: a private request comes out

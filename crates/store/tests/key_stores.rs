@@ -8,13 +8,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use wbauth_testkit::PostgresServer;
-use whitebit_gateway::store::postgres::PgKeyStore;
-use whitebit_gateway::store::sqlite::{MasterKey, MasterKeySource, SqliteKeyStore};
-use whitebit_gateway::store::{
-    AuditEntry, Change, KeyStore, KeyUpdate, NewKey, NewPartner, RemoteOptions, SecretBytes,
-    StoreError,
+use wbauth_store::{
+    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewKey, NewPartner,
+    PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
 };
+use wbauth_testkit::PostgresServer;
 
 const MASTER_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const MASTER_B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
@@ -368,7 +366,7 @@ async fn postgres_stores_no_secret_in_plaintext() {
 }
 
 /// The next announcement (bounded wait).
-async fn next(feed: &mut whitebit_gateway::store::ChangeFeed) -> Change {
+async fn next(feed: &mut wbauth_store::ChangeFeed) -> Change {
     tokio::time::timeout(Duration::from_secs(30), feed.recv())
         .await
         .expect("an announcement arrives")

@@ -1,9 +1,10 @@
-//! Rows as both SQL key stores read them (`FromRow` works for SQLite and PostgreSQL alike),
-//! and their conversion to records: decrypting secrets, checking ranges, parsing lists.
+//! Rows as the key store reads them (`FromRow` works for SQLite and PostgreSQL alike), and
+//! their conversion to records: decrypting secrets, checking ranges, parsing lists; and the
+//! other way, the values the statements bind.
 
-use super::sqlite::{MasterKey, api_key_aad, from_sql_u64, json_list, partner_aad, totp_aad};
-use super::{
-    AccountRecord, AuditEntry, KeyRecord, PartnerRecord, SecretBytesEq, StoreError, TotpRecord,
+use crate::{
+    AccountRecord, AuditEntry, KeyId, KeyRecord, MasterKey, PartnerRecord, SecretBytesEq,
+    StoreError, TotpRecord,
 };
 
 /// The columns of a key with its owner's name; `WHERE`/`ORDER BY` are appended.
@@ -204,4 +205,46 @@ pub(super) fn convert<R, T>(
     mut f: impl FnMut(R) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(&mut f).collect()
+}
+
+/// The associated data of an API key's secret: its row's public key.
+pub(super) fn api_key_aad(public_key: &str) -> Vec<u8> {
+    [b"api_key:".as_slice(), public_key.as_bytes()].concat()
+}
+
+/// The associated data of a partner's Enc Key: its row's Auth Key.
+pub(super) fn partner_aad(auth_key: &str) -> Vec<u8> {
+    [b"partner:".as_slice(), auth_key.as_bytes()].concat()
+}
+
+/// The associated data of an account's TOTP secret: its row's name.
+pub(super) fn totp_aad(account_name: &str) -> Vec<u8> {
+    [b"totp:".as_slice(), account_name.as_bytes()].concat()
+}
+
+/// Key ids beyond `i64::MAX` cannot exist in the table.
+pub(super) fn key_id_to_sql(id: KeyId) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
+pub(super) fn to_sql_i64(value: u64, field: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} out of range: {value}")))
+}
+
+pub(super) fn from_sql_u64(value: i64, field: &str) -> Result<u64, StoreError> {
+    u64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{field} is negative in the store: {value}")))
+}
+
+pub(super) fn json_text(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a list: {e}")))
+}
+
+fn json_list(text: &str, id: i64, column: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "api_keys.{column} of key id {id} is not a JSON array of strings: {e}"
+        ))
+    })
 }

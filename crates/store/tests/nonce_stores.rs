@@ -12,13 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use wbauth_store::{
+    JournalConfig, JournalNonceStore, NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions,
+    StoreError, StoreHealth,
+};
 use wbauth_testkit::{PostgresServer, RedisServer};
 use whitebit_auth::nonce::{NonceBook, NonceLedger};
 use whitebit_auth::{ApiError, NonceMode};
-use whitebit_gateway::store::journal::{JournalConfig, JournalNonceStore};
-use whitebit_gateway::store::pg_nonce::PgNonceStore;
-use whitebit_gateway::store::redis::RedisNonceStore;
-use whitebit_gateway::store::{NonceStore, RemoteOptions, StoreError, StoreHealth};
 
 type Answer = Result<Result<(), ApiError>, StoreError>;
 
@@ -797,8 +797,8 @@ async fn postgres_refuses_key_ids_beyond_bigint() {
 /// a claim lives until the token expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_claims_are_single_use_across_instances() {
-    use whitebit_gateway::store::ReplayGuard;
-    use whitebit_gateway::store::replay::Claim;
+    use wbauth_store::Claim;
+    use wbauth_store::ReplayGuard;
 
     let redis_url = tokio::task::spawn_blocking(|| REDIS.url())
         .await

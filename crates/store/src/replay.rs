@@ -19,22 +19,13 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::store::StoreError;
+use crate::{BoxFuture, Claim, ReplayGuard, StoreError};
 
 const RECORD: usize = 32 + 8 + 4;
 
 /// The file is rewritten with the live records once it holds more than twice as many records
 /// as are live, plus this many (so a nearly idle store is not rewritten at every sweep).
-pub const COMPACT_SLACK: usize = 256;
-
-/// Whether a claim was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// First use: recorded.
-    Fresh,
-    /// Seen before (and not yet expired).
-    Replayed,
-}
+pub(crate) const COMPACT_SLACK: usize = 256;
 
 struct Inner {
     live: HashMap<[u8; 32], u64>,
@@ -142,7 +133,7 @@ impl ReplayStore {
 
     /// Claims a token: `Fresh` (now recorded durably) or `Replayed`. A write failure is a
     /// store error and the token stays claimed (fail closed).
-    pub fn claim(
+    pub(crate) fn claim(
         &self,
         id: [u8; 32],
         expires_at_ms: u64,
@@ -171,7 +162,7 @@ impl ReplayStore {
     ///
     /// A failed rewrite leaves the old file (every record still in it) in use and is retried
     /// at the next sweep.
-    pub fn sweep(&self, now_ms: u64) -> Result<u64, StoreError> {
+    pub(crate) fn sweep(&self, now_ms: u64) -> Result<u64, StoreError> {
         let mut inner = self
             .inner
             .lock()
@@ -190,16 +181,6 @@ impl ReplayStore {
         Ok(u64::try_from(before - live).unwrap_or(u64::MAX))
     }
 
-    /// Live entries (for metrics).
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .live
-            .len()
-    }
-
     /// (entries in memory, records in the file).
     fn figures(&self) -> (usize, usize) {
         let inner = self
@@ -208,26 +189,20 @@ impl ReplayStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         (inner.live.len(), inner.records_in_file)
     }
-
-    /// Whether no token is remembered.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
-impl super::ReplayGuard for ReplayStore {
+impl ReplayGuard for ReplayStore {
     fn claim(
         &self,
         id: [u8; 32],
         expires_at_ms: u64,
         now_ms: u64,
-    ) -> super::BoxFuture<'_, Result<Claim, StoreError>> {
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         let claimed = ReplayStore::claim(self, id, expires_at_ms, now_ms);
         Box::pin(async move { claimed })
     }
 
-    fn sweep(&self, now_ms: u64) -> super::BoxFuture<'_, Result<u64, StoreError>> {
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
         let swept = ReplayStore::sweep(self, now_ms);
         Box::pin(async move { swept })
     }
@@ -273,11 +248,11 @@ mod tests {
             store.claim(a, 60_000, 3_000).expect("claim"),
             Claim::Replayed
         );
-        assert_eq!(store.len(), 2);
+        assert_eq!(store.figures().0, 2);
         drop(store);
         // After b's expiry it is forgotten at open; a stays.
         let store = ReplayStore::open(dir.path(), false, 10_000).expect("reopen");
-        assert_eq!(store.len(), 1);
+        assert_eq!(store.figures().0, 1);
         assert_eq!(
             store.claim(a, 60_000, 10_000).expect("claim"),
             Claim::Replayed
@@ -328,18 +303,18 @@ mod tests {
             }
             now += 1_000;
             store.sweep(now).expect("sweep");
-            most_in_memory = most_in_memory.max(store.len());
+            most_in_memory = most_in_memory.max(store.figures().0);
             most_in_file = most_in_file.max(file_records(dir.path()));
             assert!(
-                store.len() <= live_bound,
+                store.figures().0 <= live_bound,
                 "second {second}: {} entries in memory, at most {live_bound} tokens are live",
-                store.len()
+                store.figures().0
             );
             assert!(
                 file_records(dir.path()) <= 2 * live_bound + COMPACT_SLACK,
                 "second {second}: the file holds {} records for {} live tokens",
                 file_records(dir.path()),
-                store.len()
+                store.figures().0
             );
             if second % 50 == 0 {
                 assert_eq!(
@@ -353,10 +328,10 @@ mod tests {
         assert_eq!(most_in_memory, live_bound);
         assert!(most_in_file > 0, "{most_in_file}");
         // A restart keeps every live token (and only those).
-        let live_before = store.len();
+        let live_before = store.figures().0;
         drop(store);
         let store = ReplayStore::open(dir.path(), false, now).expect("reopen");
-        assert_eq!(store.len(), live_before);
+        assert_eq!(store.figures().0, live_before);
         assert_eq!(
             store.claim(keeper, keeper_expiry, now).expect("claim"),
             Claim::Replayed
@@ -371,7 +346,7 @@ mod tests {
         // Once everything has expired, a sweep empties memory and the file.
         let after = keeper_expiry + 1;
         store.sweep(after).expect("sweep");
-        assert_eq!(store.len(), 0);
+        assert_eq!(store.figures().0, 0);
         assert_eq!(file_records(dir.path()), 0);
     }
 
@@ -389,7 +364,7 @@ mod tests {
         file.write_all(&[0xAB; 20]).expect("garbage");
         drop(file);
         let store = ReplayStore::open(dir.path(), false, 0).expect("reopen");
-        assert_eq!(store.len(), 1);
+        assert_eq!(store.figures().0, 1);
         assert_eq!(
             store.claim([7u8; 32], 100_000, 0).expect("claim"),
             Claim::Replayed

@@ -54,22 +54,22 @@
 //! acknowledged by the old primary, rolling a strict-mode high-water mark back (and
 //! forgetting window entries), so a nonce accepted just before the failover can be accepted
 //! again after it. Operators who need no replay window across failovers use the PostgreSQL
-//! nonce store ([`super::pg_nonce`]) with synchronous replication
+//! nonce store (`PgNonceStore`) with synchronous replication
 //! (`synchronous_standby_names`, `docs/design-decisions.md` 36).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
-use whitebit_auth::nonce::{check_window_time, decide, window_entry_expires_at};
+use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::{
-    BoxFuture, KeyId, NonceStore, PERCENT_ENCODE, RemoteOptions, StoreError, StoreHealth,
-    redact_url,
+use super::{Backend, Metric, Remote, counter_help};
+use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
+use crate::{
+    BoxFuture, Claim, KeyId, RemoteOptions, ReplayGuard, StoreError, StoreHealth, redact_url,
 };
 
 /// The consume script. `KEYS[1]`: the mark; `KEYS[2]`: the window entry (window mode only).
@@ -110,33 +110,26 @@ const MARK_UNREADABLE: i64 = 3;
 /// The override named in every durability refusal.
 const OVERRIDE: &str = "store.redis_allow_non_durable = true";
 
-/// Counters for `/metrics` (none of them per key).
-#[derive(Debug, Default)]
-struct Counters {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    errors: AtomicU64,
-    timeouts: AtomicU64,
-}
-
-/// The Redis nonce store (see the module documentation).
+/// Nonce state shared by every gateway instance through one Redis, which must run with
+/// `appendonly yes` and `appendfsync always` (checked by [`RedisNonceStore::connect`],
+/// `docs/design-decisions.md` 19). The data layout, the script and the failover caveat are
+/// described in `crates/store/src/nonce/redis.rs`.
 pub struct RedisNonceStore {
     manager: ConnectionManager,
     script: Script,
     /// The URL without its password, for messages.
     shown: String,
-    /// The URL's secrets (`super::url_secrets`), scrubbed from any message that might echo
+    /// The URL's secrets (`url_secrets`), scrubbed from any message that might echo
     /// them.
     secrets: Vec<String>,
-    op_timeout: Duration,
-    counters: Counters,
+    remote: Remote,
 }
 
 impl std::fmt::Debug for RedisNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisNonceStore")
             .field("url", &self.shown)
-            .field("op_timeout", &self.op_timeout)
+            .field("op_timeout", &self.remote.op_timeout())
             .finish_non_exhaustive()
     }
 }
@@ -176,7 +169,7 @@ impl RedisNonceStore {
     /// does not let its configuration be read. No message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let scrub = |text: String| super::scrub_url_secrets(&text, url);
+        let scrub = |text: String| scrub_url_secrets(&text, url);
         let client = Client::open(url).map_err(|e| {
             StoreError::Unavailable(scrub(format!(
                 "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
@@ -209,10 +202,9 @@ impl RedisNonceStore {
         let store = Self {
             manager,
             script: Script::new(CONSUME_LUA),
+            remote: Remote::new(format!("Redis at {shown}"), options.op_timeout),
             shown,
-            secrets: super::url_secrets(url),
-            op_timeout: options.op_timeout,
-            counters: Counters::default(),
+            secrets: url_secrets(url),
         };
         if options.allow_non_durable {
             tracing::warn!(
@@ -231,7 +223,7 @@ impl RedisNonceStore {
     /// `appendonly yes` and `appendfsync always`, read with `CONFIG GET`.
     async fn check_durability(&self) -> Result<(), StoreError> {
         let mut con = self.manager.clone();
-        let answer = tokio::time::timeout(self.op_timeout, async {
+        let answer = tokio::time::timeout(self.remote.op_timeout(), async {
             let appendonly: HashMap<String, String> = ::redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("appendonly")
@@ -259,8 +251,11 @@ impl RedisNonceStore {
                     self.shown
                 ))));
             }
-            Ok(Err(e)) => return Err(self.failure("CONFIG GET", &e)),
-            Err(_) => return Err(self.timed_out("CONFIG GET")),
+            Ok(Err(e)) => {
+                let context = format!("{}: CONFIG GET", self.remote.at());
+                return Err(self.remote.error(self.unavailable(&context, &e)));
+            }
+            Err(_) => return Err(self.remote.timed_out("CONFIG GET")),
         };
         let shown_setting =
             |value: &Option<String>| value.clone().unwrap_or_else(|| "(not reported)".into());
@@ -291,18 +286,9 @@ impl RedisNonceStore {
             .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
     }
 
-    fn failure(&self, what: &str, e: &RedisError) -> StoreError {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        StoreError::Unavailable(self.scrub(format!("Redis at {}: {what}: {e}", self.shown)))
-    }
-
-    fn timed_out(&self, what: &str) -> StoreError {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-        StoreError::Unavailable(format!(
-            "Redis at {}: {what} timed out after {:?}",
-            self.shown, self.op_timeout
-        ))
+    /// A Redis error as a store failure, without the URL's secrets.
+    fn unavailable(&self, context: &str, e: &RedisError) -> StoreError {
+        StoreError::Unavailable(self.scrub(format!("{context}: {e}")))
     }
 
     /// Runs one operation within the operation timeout.
@@ -311,43 +297,22 @@ impl RedisNonceStore {
         what: &str,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.op_timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failure(what, &e)),
-            Err(_) => Err(self.timed_out(what)),
-        }
+        self.remote
+            .bounded(what, operation, |context, e| self.unavailable(context, &e))
+            .await
     }
 
     fn corrupt_mark(&self, key: KeyId) -> StoreError {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        StoreError::Corrupt(format!(
-            "Redis at {}: the high-water mark {} is not 16 lowercase hex digits",
-            self.shown,
+        self.remote.error(StoreError::Corrupt(format!(
+            "{}: the high-water mark {} is not 16 lowercase hex digits",
+            self.remote.at(),
             mark_key(key)
-        ))
+        )))
     }
+}
 
-    fn count(&self, answer: &Result<(), ApiError>) {
-        let counter = if answer.is_ok() {
-            &self.counters.accepted
-        } else {
-            &self.counters.rejected
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    async fn check_inner(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> Result<Result<(), ApiError>, StoreError> {
-        if mode == NonceMode::Window
-            && let Err(row) = check_window_time(nonce, now_ms)
-        {
-            return Ok(Err(row));
-        }
+impl Backend for RedisNonceStore {
+    async fn read(&self, key: KeyId, nonce: u64) -> Result<(Option<u64>, bool), StoreError> {
         let mut con = self.manager.clone();
         let (mark, seen): (Option<String>, bool) = self
             .bounded("check", async {
@@ -364,15 +329,15 @@ impl RedisNonceStore {
             Some(text) => Some(decode_mark(&text).ok_or_else(|| self.corrupt_mark(key))?),
             None => None,
         };
-        Ok(decide(mark, seen, nonce, mode, now_ms))
+        Ok((mark, seen))
     }
 
-    async fn consume_inner(
+    async fn record(
         &self,
         key: KeyId,
         nonce: u64,
         mode: NonceMode,
-        now_ms: u64,
+        _now_ms: u64,
     ) -> Result<Result<(), ApiError>, StoreError> {
         let mut invocation = self.script.key(mark_key(key));
         match mode {
@@ -380,10 +345,6 @@ impl RedisNonceStore {
                 invocation.arg("s").arg(encode_mark(nonce));
             }
             NonceMode::Window => {
-                if let Err(row) = check_window_time(nonce, now_ms) {
-                    self.count(&Err(row));
-                    return Ok(Err(row));
-                }
                 invocation
                     .key(entry_key(key, nonce))
                     .arg("w")
@@ -395,24 +356,19 @@ impl RedisNonceStore {
         let code: i64 = self
             .bounded("consume", invocation.invoke_async(&mut con))
             .await?;
-        let answer = match code {
-            ACCEPTED => Ok(()),
-            NOT_INCREASING => Err(ApiError::NonceNotIncreasing),
-            REUSED => Err(ApiError::NonceReused),
-            MARK_UNREADABLE => return Err(self.corrupt_mark(key)),
-            other => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Corrupt(format!(
-                    "Redis at {}: the nonce script answered {other}",
-                    self.shown
-                )));
-            }
-        };
-        self.count(&answer);
-        Ok(answer)
+        match code {
+            ACCEPTED => Ok(Ok(())),
+            NOT_INCREASING => Ok(Err(ApiError::NonceNotIncreasing)),
+            REUSED => Ok(Err(ApiError::NonceReused)),
+            MARK_UNREADABLE => Err(self.corrupt_mark(key)),
+            other => Err(self.remote.error(StoreError::Corrupt(format!(
+                "{}: the nonce script answered {other}",
+                self.remote.at()
+            )))),
+        }
     }
 
-    async fn health_inner(&self) -> Result<StoreHealth, StoreError> {
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
         let mut con = self.manager.clone();
         let (_pong, (seconds, micros)): (String, (u64, u64)) = self
             .bounded("PING and TIME", async {
@@ -427,69 +383,19 @@ impl RedisNonceStore {
             .checked_mul(1000)
             .and_then(|ms| ms.checked_add(micros / 1000))
             .ok_or_else(|| {
-                StoreError::Corrupt(format!("Redis at {}: TIME out of range", self.shown))
+                StoreError::Corrupt(format!("{}: TIME out of range", self.remote.at()))
             })?;
         Ok(StoreHealth {
             clock_ms: Some(clock_ms),
         })
     }
-}
 
-impl NonceStore for RedisNonceStore {
-    fn check(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
-        Box::pin(self.check_inner(key, nonce, mode, now_ms))
+    fn remote(&self) -> Option<&Remote> {
+        Some(&self.remote)
     }
 
-    fn consume(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
-        Box::pin(self.consume_inner(key, nonce, mode, now_ms))
-    }
-
-    /// Nothing to do: every accepted nonce was written (and, with `appendfsync always`,
-    /// fsynced) before it was answered.
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
-        Box::pin(self.health_inner())
-    }
-
-    fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        vec![
-            (
-                "wbauth_nonce_store_accepted_total",
-                "Nonces accepted by the Redis nonce store.",
-                load(&self.counters.accepted),
-            ),
-            (
-                "wbauth_nonce_store_rejected_total",
-                "Nonces refused by the Redis nonce store's rules.",
-                load(&self.counters.rejected),
-            ),
-            (
-                "wbauth_nonce_store_errors_total",
-                "Redis nonce store operations that failed (answered 503).",
-                load(&self.counters.errors),
-            ),
-            (
-                "wbauth_nonce_store_timeouts_total",
-                "Redis nonce store operations that timed out.",
-                load(&self.counters.timeouts),
-            ),
-        ]
+    fn metrics(&self) -> Vec<Metric> {
+        self.remote.metrics(&counter_help!("Redis"))
     }
 }
 
@@ -497,14 +403,14 @@ fn token_key(id: &[u8; 32]) -> String {
     format!("wbauth:tok:{}", whitebit_auth::encoding::hex_encode(id))
 }
 
-impl super::ReplayGuard for RedisNonceStore {
+impl ReplayGuard for RedisNonceStore {
     /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use.
     fn claim(
         &self,
         id: [u8; 32],
         expires_at_ms: u64,
         _now_ms: u64,
-    ) -> BoxFuture<'_, Result<super::replay::Claim, StoreError>> {
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         Box::pin(async move {
             let mut con = self.manager.clone();
             let set: Option<String> = self
@@ -519,11 +425,7 @@ impl super::ReplayGuard for RedisNonceStore {
                         .query_async(&mut con),
                 )
                 .await?;
-            Ok(if set.is_some() {
-                super::replay::Claim::Fresh
-            } else {
-                super::replay::Claim::Replayed
-            })
+            Ok(Claim::first_use(set.is_some()))
         })
     }
 }
@@ -570,7 +472,7 @@ mod tests {
 
     #[test]
     fn the_password_is_found_for_scrubbing() {
-        let secrets = super::super::url_secrets;
+        let secrets = url_secrets;
         assert_eq!(secrets("redis://user:s3cret@host:6379/0"), ["s3cret"]);
         assert_eq!(secrets("redis://:s3cret@host"), ["s3cret"]);
         assert!(secrets("redis://host:6379/").is_empty());

@@ -1,0 +1,248 @@
+//! The nonce stores: a journal on local disk (the default), Redis and PostgreSQL. Each one
+//! only reads a key's state and records accepted nonces ([`Backend`]); the rules of
+//! `whitebit_auth::nonce` around them, the counting and the [`NonceStore`] glue are here, once.
+
+pub(crate) mod journal;
+pub(crate) mod postgres;
+pub(crate) mod redis;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use whitebit_auth::nonce::{check_window_time, decide};
+use whitebit_auth::{ApiError, NonceMode};
+
+use crate::{BoxFuture, KeyId, NonceStore, StoreError, StoreHealth};
+
+/// One figure for `/metrics`: `(name, help, value)`.
+pub(crate) type Metric = (&'static str, &'static str, u64);
+
+/// What one nonce store does itself.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The key's high-water mark, and whether `nonce` has a live window-mode entry.
+    fn read(
+        &self,
+        key: KeyId,
+        nonce: u64,
+    ) -> impl Future<Output = Result<(Option<u64>, bool), StoreError>> + Send;
+
+    /// Applies the rules and, when they accept `nonce`, records it durably, as one atomic
+    /// step. Window-mode nonces come here only within the time window.
+    fn record(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<(), ApiError>, StoreError>> + Send;
+
+    /// See [`NonceStore::flush`]; stores that write every nonce before answering have nothing
+    /// to do.
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// See [`NonceStore::sweep`].
+    fn sweep(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = now_ms;
+        async { Ok(0) }
+    }
+
+    /// See [`NonceStore::health`].
+    fn health(&self) -> impl Future<Output = Result<StoreHealth, StoreError>> + Send {
+        async { Ok(StoreHealth::default()) }
+    }
+
+    /// The operation counters of a networked store, which count every answer.
+    fn remote(&self) -> Option<&Remote> {
+        None
+    }
+
+    /// See [`NonceStore::metrics`].
+    fn metrics(&self) -> Vec<Metric>;
+}
+
+impl<B: Backend> NonceStore for B {
+    fn check(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(async move {
+            if mode == NonceMode::Window
+                && let Err(row) = check_window_time(nonce, now_ms)
+            {
+                return Ok(Err(row));
+            }
+            let (mark, seen) = self.read(key, nonce).await?;
+            Ok(decide(mark, seen, nonce, mode, now_ms))
+        })
+    }
+
+    fn consume(
+        &self,
+        key: KeyId,
+        nonce: u64,
+        mode: NonceMode,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+        Box::pin(async move {
+            let answer = if mode == NonceMode::Window
+                && let Err(row) = check_window_time(nonce, now_ms)
+            {
+                Err(row)
+            } else {
+                self.record(key, nonce, mode, now_ms).await?
+            };
+            if let Some(remote) = self.remote() {
+                remote.count(&answer);
+            }
+            Ok(answer)
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Backend::flush(self))
+    }
+
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(Backend::sweep(self, now_ms))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
+        Box::pin(Backend::health(self))
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        Backend::metrics(self)
+    }
+}
+
+/// What the networked nonce stores share: where the store is (for messages), the operation
+/// timeout, and counters for `/metrics` (none of them per key).
+#[derive(Debug)]
+pub(crate) struct Remote {
+    /// The store in messages: `Redis at redis://host/0` (the URL without its password).
+    at: String,
+    op_timeout: Duration,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// The help texts of [`Remote::metrics`], naming the store.
+pub(crate) struct CounterHelp {
+    pub(crate) accepted: &'static str,
+    pub(crate) rejected: &'static str,
+    pub(crate) errors: &'static str,
+    pub(crate) timeouts: &'static str,
+}
+
+/// The [`CounterHelp`] of the nonce store named `$store`.
+macro_rules! counter_help {
+    ($store:literal) => {
+        $crate::nonce::CounterHelp {
+            accepted: concat!("Nonces accepted by the ", $store, " nonce store."),
+            rejected: concat!("Nonces refused by the ", $store, " nonce store's rules."),
+            errors: concat!(
+                $store,
+                " nonce store operations that failed (answered 503)."
+            ),
+            timeouts: concat!($store, " nonce store operations that timed out."),
+        }
+    };
+}
+pub(crate) use counter_help;
+
+impl Remote {
+    /// `at` names the store in messages (`Redis at …`), without any password.
+    pub(crate) fn new(at: String, op_timeout: Duration) -> Self {
+        Self {
+            at,
+            op_timeout,
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+        }
+    }
+
+    /// The store in messages.
+    pub(crate) fn at(&self) -> &str {
+        &self.at
+    }
+
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
+    /// Runs one operation within the operation timeout; a failure becomes `failed(context, e)`
+    /// with the context `<store>: <what>`. Failures and timeouts are counted.
+    pub(crate) async fn bounded<T, E>(
+        &self,
+        what: &str,
+        operation: impl Future<Output = Result<T, E>>,
+        failed: impl FnOnce(&str, E) -> StoreError,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.error(failed(&format!("{}: {what}", self.at), e))),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    /// `what` timed out (counted).
+    pub(crate) fn timed_out(&self, what: &str) -> StoreError {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.error(StoreError::Unavailable(format!(
+            "{}: {what} timed out after {:?}",
+            self.at, self.op_timeout
+        )))
+    }
+
+    /// Counts a failed operation.
+    pub(crate) fn error(&self, e: StoreError) -> StoreError {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        e
+    }
+
+    fn count(&self, answer: &Result<(), ApiError>) {
+        let counter = if answer.is_ok() {
+            &self.accepted
+        } else {
+            &self.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters, as [`NonceStore::metrics`] figures.
+    pub(crate) fn metrics(&self, help: &CounterHelp) -> Vec<Metric> {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            (
+                "wbauth_nonce_store_accepted_total",
+                help.accepted,
+                load(&self.accepted),
+            ),
+            (
+                "wbauth_nonce_store_rejected_total",
+                help.rejected,
+                load(&self.rejected),
+            ),
+            (
+                "wbauth_nonce_store_errors_total",
+                help.errors,
+                load(&self.errors),
+            ),
+            (
+                "wbauth_nonce_store_timeouts_total",
+                help.timeouts,
+                load(&self.timeouts),
+            ),
+        ]
+    }
+}
