@@ -130,6 +130,35 @@ fn find_program(name: &str, extra_dirs: &[PathBuf]) -> io::Result<PathBuf> {
         })
 }
 
+/// A fresh directory for a server's data, `/tmp/PREFIXxxxx`, marked with the test process's id.
+/// A server held in a `static` is never dropped, so its directory outlives the test binary;
+/// each new one first removes the directories of the same prefix whose test process is gone.
+fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let owner = std::fs::read_to_string(entry.path().join(OWNER_FILE))
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok());
+            // Only directories this kit marked, and whose test process has ended.
+            if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
+    Ok(dir)
+}
+
+/// The file naming the test process that owns a server directory.
+const OWNER_FILE: &str = "wbauth-testkit.owner";
+
 fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -165,7 +194,7 @@ impl RedisServer {
     pub fn start_with(extra: &[&str]) -> io::Result<Self> {
         let mut server = Self {
             port: free_port()?,
-            dir: tempfile::Builder::new().prefix("wbauth-redis-").tempdir()?,
+            dir: server_dir("wbauth-redis-")?,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             process: None,
             next_db: std::sync::atomic::AtomicU32::new(1),
@@ -298,7 +327,7 @@ impl NginxServer {
     pub fn start(location: &str) -> io::Result<Self> {
         let program = find_program("nginx", &[PathBuf::from("/usr/sbin")])?;
         let port = free_port()?;
-        let dir = tempfile::Builder::new().prefix("wbauth-nginx-").tempdir()?;
+        let dir = server_dir("wbauth-nginx-")?;
         let d = dir.path().display();
         let config = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
@@ -367,7 +396,7 @@ impl PostgresServer {
     /// When PostgreSQL is missing or does not start answering.
     pub fn start() -> io::Result<Self> {
         let bin = postgres_bin_dir()?;
-        let dir = tempfile::Builder::new().prefix("wbauth-pg-").tempdir()?;
+        let dir = server_dir("wbauth-pg-")?;
         let as_user = if running_as_root() {
             ensure_system_user(PG_USER)?;
             chown(dir.path(), PG_USER)?;
@@ -702,6 +731,32 @@ fn prefixed(user: Option<&str>, program: &Path) -> Command {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn directories_of_ended_test_processes_are_swept() -> io::Result<()> {
+        let prefix = "wbauth-sweep-test-";
+        // A process that has ended: its id names no running process.
+        let mut child = Command::new("true").spawn()?;
+        let ended = child.id();
+        child.wait()?;
+        let stale = tempfile::Builder::new().prefix(prefix).tempdir()?.keep();
+        std::fs::write(stale.join(OWNER_FILE), ended.to_string())?;
+        let unmarked = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        let ours = server_dir(prefix)?;
+        let again = server_dir(prefix)?;
+        assert!(!stale.exists(), "the ended process's directory is removed");
+        assert!(
+            unmarked.path().exists(),
+            "a directory the kit did not mark is left alone"
+        );
+        assert!(ours.path().exists(), "a live process's directory is kept");
+        assert_eq!(
+            std::fs::read_to_string(again.path().join(OWNER_FILE))?,
+            std::process::id().to_string()
+        );
+        Ok(())
+    }
+
     use super::*;
 
     #[test]
