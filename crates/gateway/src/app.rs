@@ -15,10 +15,10 @@ use crate::config::{Config, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::error::GatewayError;
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
-use crate::manage::KeyService;
 use crate::pipeline::Gateway;
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
+use crate::service::KeyService;
 use crate::store::journal::{Durability, JournalConfig, JournalNonceStore};
 use crate::store::postgres::PgKeyStore;
 use crate::store::sqlite::{
@@ -172,7 +172,7 @@ pub async fn build_gateway(
         body_match: config.verify.body_match.into(),
         rate: RateLimiter::new(config.rate_limit.kinds.clone()),
         keys: Arc::new(KeyCache::from_records(&records)),
-        partners: Arc::new(crate::manage_partners::partner_cache(&partners)),
+        partners: Arc::new(crate::service::partner_cache(&partners)),
         key_store: stores.keys.clone(),
         nonces: stores.nonces.clone(),
         clock,
@@ -388,7 +388,7 @@ async fn reload_partners(gateway: &Gateway) -> Result<(), StoreError> {
     gateway.partners.replace_all(
         partners
             .iter()
-            .map(crate::manage_partners::active_partner)
+            .map(crate::service::active_partner)
             .collect(),
     );
     Ok(())
