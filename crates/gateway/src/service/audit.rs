@@ -43,6 +43,16 @@ async fn write_audit(
 }
 
 impl KeyService {
+    /// Audits a change (stored and printed on stderr; never a secret in `detail`).
+    pub(crate) async fn audit_change(
+        &self,
+        caller: &Caller,
+        action: &str,
+        detail: serde_json::Value,
+    ) {
+        self.audit(caller, action, detail).await;
+    }
+
     /// The most recent audit entries, newest first (`limit` capped at [`MAX_AUDIT_LIMIT`]).
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditView>, ManageError> {
         let entries = self

@@ -81,7 +81,7 @@ fn wrong_code_message(reused: bool, attempts_left: u32) -> String {
 
 /// `15 min`, `14 min 30 s`, `45 s` (rounded up to the second).
 #[must_use]
-pub fn format_duration(ms: u64) -> String {
+pub(super) fn format_duration(ms: u64) -> String {
     let seconds = ms.div_ceil(1000);
     let (minutes, rest) = (seconds / 60, seconds % 60);
     match (minutes, rest) {

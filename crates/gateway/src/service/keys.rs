@@ -6,15 +6,16 @@ use serde_json::json;
 use whitebit_auth::encoding::hex_encode;
 use zeroize::Zeroizing;
 
+use super::validate::could_be_id;
 use super::{
     Caller, CreateKey, KeyService, KeyView, KeyWithSecret, ManageError, lock, random_bytes,
 };
 use crate::store::{KeyId, KeyRecord, KeyUpdate, NewKey, SecretBytes, StoreError};
 
 /// Public key length in random bytes (shown as hex).
-pub const PUBLIC_KEY_BYTES: usize = 16;
+pub(super) const PUBLIC_KEY_BYTES: usize = 16;
 /// API secret length in random bytes (shown as hex).
-pub const SECRET_BYTES: usize = 32;
+pub(super) const SECRET_BYTES: usize = 32;
 
 /// Most keys one `create_keys` call makes.
 pub const MAX_KEY_BATCH: usize = 10_000;
@@ -416,10 +417,7 @@ impl KeyService {
     /// A key by public key: the cache names its id (every key is in memory); a key missing
     /// there is looked for in the store.
     async fn find_key(&self, public_key: &str) -> Result<KeyRecord, ManageError> {
-        if public_key.is_empty()
-            || public_key.len() > 256
-            || public_key.bytes().any(|b| !(0x21..=0x7e).contains(&b))
-        {
+        if !could_be_id(public_key) {
             return Err(not_found_key(public_key));
         }
         if let Some(cached) = self.cache.get(public_key)

@@ -56,21 +56,18 @@ mod views;
 pub use audit::MAX_AUDIT_LIMIT;
 pub use caller::Caller;
 pub use console::{ConsoleLink, SignedIn};
-pub use error::{ManageError, format_duration};
-pub use keys::{MAX_KEY_BATCH, PUBLIC_KEY_BYTES, SECRET_BYTES};
-pub use partners::{
-    AUTH_KEY_BYTES, AUTH_KEY_PREFIX, ENC_KEY_BYTES, ENC_KEY_PREFIX, MAX_PARTNER_NAME, PartnerState,
-    PartnerView, PartnerWithEncKey, active_partner, check_partner_name, partner_cache,
+pub use error::ManageError;
+pub use keys::MAX_KEY_BATCH;
+pub use partners::{PartnerState, PartnerView, PartnerWithEncKey};
+pub(crate) use partners::{active_partner, partner_cache};
+use passwords::PASSWORD_JOBS;
+pub use passwords::PasswordStamp;
+pub(crate) use passwords::check_password;
+use two_factor::{
+    ACCOUNT_LOCK_MS, IP_LOCK_MS, IP_WINDOW_MS, MAX_IP_FAILURES, MAX_TRACKED_ACCOUNTS,
+    MAX_TRACKED_IPS, MAX_WRONG_CODES,
 };
-pub use passwords::{
-    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PASSWORD_JOBS, PasswordStamp, check_password,
-};
-pub use two_factor::{
-    ACCOUNT_LOCK_MS, IP_LOCK_MS, IP_WINDOW_MS, MAX_IP_FAILURES, MAX_WRONG_CODES, TOTP_ISSUER,
-    TOTP_SECRET_BYTES,
-};
-use two_factor::{MAX_TRACKED_ACCOUNTS, MAX_TRACKED_IPS};
-pub use validate::{MAX_ACCOUNT_NAME, check_account_name};
+use validate::check_account_name;
 pub use views::{
     AccountView, AuditView, CreateKey, Enrolment, KeyState, KeyView, KeyWithSecret, TwoFactor,
 };
@@ -198,16 +195,6 @@ impl KeyService {
     #[must_use]
     pub fn partners(&self) -> &Arc<PartnerCache> {
         &self.partners
-    }
-
-    /// Audits a change (stored and printed on stderr; never a secret in `detail`).
-    pub(crate) async fn audit_change(
-        &self,
-        caller: &Caller,
-        action: &str,
-        detail: serde_json::Value,
-    ) {
-        self.audit(caller, action, detail).await;
     }
 
     /// Whether the key store answers (for `/readyz`).

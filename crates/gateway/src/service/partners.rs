@@ -12,21 +12,21 @@ use whitebit_auth::encoding::hex_encode;
 use whitebit_auth::fiat::EncKey;
 use zeroize::Zeroizing;
 
-use super::validate::check_name;
+use super::validate::{check_name, could_be_id};
 use super::{Caller, KeyService, ManageError, random_bytes};
 use crate::partners::{ActivePartner, PartnerCache};
 use crate::store::{NewPartner, PartnerRecord, SecretBytes};
 
 /// The Auth Key's prefix (followed by [`AUTH_KEY_BYTES`] random bytes in hex).
-pub const AUTH_KEY_PREFIX: &str = "auth-";
+const AUTH_KEY_PREFIX: &str = "auth-";
 /// Random bytes in an Auth Key (20 hex characters).
-pub const AUTH_KEY_BYTES: usize = 10;
+const AUTH_KEY_BYTES: usize = 10;
 /// The Enc Key's prefix (followed by [`ENC_KEY_BYTES`] random bytes in hex).
-pub const ENC_KEY_PREFIX: &str = "enc-";
+const ENC_KEY_PREFIX: &str = "enc-";
 /// Random bytes in an Enc Key (32 hex characters).
-pub const ENC_KEY_BYTES: usize = 16;
+const ENC_KEY_BYTES: usize = 16;
 /// Longest partner name.
-pub const MAX_PARTNER_NAME: usize = 64;
+const MAX_PARTNER_NAME: usize = 64;
 
 /// A partner's state as a person reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ impl std::fmt::Debug for PartnerWithEncKey {
 
 /// The in-memory form of a stored partner (the Enc Key becomes a keyed HMAC state).
 #[must_use]
-pub fn active_partner(record: &PartnerRecord) -> ActivePartner {
+pub(crate) fn active_partner(record: &PartnerRecord) -> ActivePartner {
     ActivePartner {
         id: record.id,
         auth_key: record.auth_key.clone(),
@@ -108,12 +108,12 @@ pub fn active_partner(record: &PartnerRecord) -> ActivePartner {
 
 /// A cache holding every stored partner (what the gateway builds at start).
 #[must_use]
-pub fn partner_cache(records: &[PartnerRecord]) -> PartnerCache {
+pub(crate) fn partner_cache(records: &[PartnerRecord]) -> PartnerCache {
     PartnerCache::new(records.iter().map(active_partner).collect())
 }
 
 /// Checks a partner name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
-pub fn check_partner_name(name: &str) -> Result<(), ManageError> {
+fn check_partner_name(name: &str) -> Result<(), ManageError> {
     check_name("partner", name, MAX_PARTNER_NAME)
 }
 
@@ -284,10 +284,7 @@ impl KeyService {
     /// A partner by Auth Key, from the store (partners are few; the cache holds no names of
     /// disabled ones for the request path).
     async fn find_partner(&self, auth_key: &str) -> Result<PartnerRecord, ManageError> {
-        if auth_key.is_empty()
-            || auth_key.len() > 256
-            || auth_key.bytes().any(|b| !(0x21..=0x7e).contains(&b))
-        {
+        if !could_be_id(auth_key) {
             return Err(not_found_partner(auth_key));
         }
         self.store

@@ -17,12 +17,12 @@ use zeroize::Zeroizing;
 use super::{Caller, KeyService, ManageError, random_bytes};
 
 /// Password hashes computed at once at most (argon2id: about 19 MiB and 25 ms each).
-pub const PASSWORD_JOBS: usize = 2;
+pub(super) const PASSWORD_JOBS: usize = 2;
 
 /// Shortest console password (characters).
-pub const MIN_PASSWORD_CHARS: usize = 10;
+const MIN_PASSWORD_CHARS: usize = 10;
 /// Longest console password (bytes).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub(super) const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Which password a console session signed in with: the SHA-256 of the stored hash (which
 /// changes, salt and all, whenever the password is set).
@@ -55,7 +55,7 @@ impl std::fmt::Debug for PasswordStamp {
 }
 
 /// Checks a console password's length (before anything is created with it).
-pub fn check_password(password: &str) -> Result<(), ManageError> {
+pub(crate) fn check_password(password: &str) -> Result<(), ManageError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ManageError::Invalid(format!(
             "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"

@@ -16,21 +16,21 @@ use crate::throttle::{Counted, Source};
 use crate::totp;
 
 /// Wrong codes in a row that lock an account.
-pub const MAX_WRONG_CODES: u32 = 5;
+pub(super) const MAX_WRONG_CODES: u32 = 5;
 /// How long a locked account stays locked.
-pub const ACCOUNT_LOCK_MS: u64 = 15 * 60 * 1000;
+pub(super) const ACCOUNT_LOCK_MS: u64 = 15 * 60 * 1000;
 /// Wrong codes through the admin API from one source (within [`IP_WINDOW_MS`]) that lock the
 /// source (an IPv4 address or an IPv6 /64).
-pub const MAX_IP_FAILURES: u32 = 20;
+pub(super) const MAX_IP_FAILURES: u32 = 20;
 /// How long a locked address stays locked, and the window its failures are counted in.
-pub const IP_LOCK_MS: u64 = 15 * 60 * 1000;
+pub(super) const IP_LOCK_MS: u64 = 15 * 60 * 1000;
 /// The window in which an address's failures are counted.
-pub const IP_WINDOW_MS: u64 = IP_LOCK_MS;
+pub(super) const IP_WINDOW_MS: u64 = IP_LOCK_MS;
 
 /// The issuer shown by authenticator apps.
-pub const TOTP_ISSUER: &str = "wbauth";
+pub(super) const TOTP_ISSUER: &str = "wbauth";
 /// TOTP secret length (160 bits, as RFC 4226 recommends).
-pub const TOTP_SECRET_BYTES: usize = 20;
+pub(super) const TOTP_SECRET_BYTES: usize = 20;
 
 /// Sources tracked for the admin API's per-source lock (the least recently failed go first).
 pub(super) const MAX_TRACKED_IPS: usize = 10_000;
@@ -177,20 +177,12 @@ impl KeyService {
                 .await;
         }
         self.check_locks(account, caller, now)?;
-        let Some(totp_state) = account.totp.as_mut() else {
-            return Err(ManageError::TwoFactorRequired {
-                account: account.name.clone(),
-            });
-        };
-        let secret = totp_state.secret.0.expose();
-        if let Some(step) = totp::verify(secret, code, now, totp_state.last_step) {
-            totp_state.last_step = Some(step);
+        let Code::Wrong { reused } = match_code(account, code, now)? else {
             account.failed_attempts = 0;
             account.locked_until_ms = None;
             self.store.update_account(account.clone()).await?;
             return Ok(());
-        }
-        let reused = totp::verify(secret, code, now, None).is_some();
+        };
         Err(self
             .count_failure(account, caller, now, purpose, reused)
             .await?)
@@ -314,19 +306,11 @@ impl KeyService {
                 remaining_ms: until - now,
             });
         }
-        let Some(totp_state) = account.totp.as_mut() else {
-            return Err(ManageError::TwoFactorRequired {
-                account: account.name.clone(),
-            });
-        };
-        let secret = totp_state.secret.0.expose();
-        if let Some(step) = totp::verify(secret, code, now, totp_state.last_step) {
-            totp_state.last_step = Some(step);
+        let Code::Wrong { reused } = match_code(account, code, now)? else {
             lock(&self.console_codes).clear(&account.id);
             self.store.update_account(account.clone()).await?;
             return Ok(());
-        }
-        let reused = totp::verify(secret, code, now, None).is_some();
+        };
         let counted = lock(&self.console_codes).fail(account.id, now);
         let name = account.name.clone();
         match counted {
@@ -359,4 +343,30 @@ impl KeyService {
             }
         }
     }
+}
+
+/// A TOTP code matched against an account's secret.
+enum Code {
+    /// Right for a time step not used before (now recorded as used).
+    Right,
+    /// Wrong, or `reused`: right for a time step already used.
+    Wrong { reused: bool },
+}
+
+/// Matches `code` against the account's TOTP secret (pending or confirmed) within ±1 step;
+/// a right one's time step is recorded as used (in `account`, for the caller to store).
+fn match_code(account: &mut AccountRecord, code: &str, now: u64) -> Result<Code, ManageError> {
+    let Some(totp_state) = account.totp.as_mut() else {
+        return Err(ManageError::TwoFactorRequired {
+            account: account.name.clone(),
+        });
+    };
+    let secret = totp_state.secret.0.expose();
+    if let Some(step) = totp::verify(secret, code, now, totp_state.last_step) {
+        totp_state.last_step = Some(step);
+        return Ok(Code::Right);
+    }
+    Ok(Code::Wrong {
+        reused: totp::verify(secret, code, now, None).is_some(),
+    })
 }

@@ -4,10 +4,10 @@ use super::{KeyService, ManageError};
 use crate::ip::IpRule;
 
 /// Longest account name.
-pub const MAX_ACCOUNT_NAME: usize = 64;
+const MAX_ACCOUNT_NAME: usize = 64;
 
 /// Checks an account name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
-pub fn check_account_name(name: &str) -> Result<(), ManageError> {
+pub(super) fn check_account_name(name: &str) -> Result<(), ManageError> {
     check_name("account", name, MAX_ACCOUNT_NAME)
 }
 
@@ -26,6 +26,12 @@ pub(super) fn check_name(what: &str, name: &str, max: usize) -> Result<(), Manag
             "{what} name {name:?}: use 1 to {max} letters, digits, '.', '_', '-' or '@'"
         )))
     }
+}
+
+/// Whether `text` could be a public key or an Auth Key (1 to 256 visible ASCII characters):
+/// anything else is not looked for.
+pub(super) fn could_be_id(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 256 && text.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 impl KeyService {

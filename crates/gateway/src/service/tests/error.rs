@@ -1,6 +1,7 @@
 //! Error messages and bodies.
 
 use super::*;
+use crate::service::error::format_duration;
 use crate::store::StoreError;
 
 #[test]

@@ -1,6 +1,8 @@
 //! Keys: the second factor they need, input checks, the lifecycle.
 
 use super::*;
+use crate::service::keys::{PUBLIC_KEY_BYTES, SECRET_BYTES};
+use crate::service::two_factor::TOTP_SECRET_BYTES;
 
 #[tokio::test]
 async fn keys_need_2fa_and_a_fresh_code() {
