@@ -10,7 +10,7 @@ use crate::store::AccountRecord;
 
 impl KeyService {
     /// Creates an account (2FA off).
-    pub async fn create_account(
+    pub(crate) async fn create_account(
         &self,
         name: &str,
         caller: &Caller,
@@ -25,7 +25,7 @@ impl KeyService {
     }
 
     /// Every account.
-    pub async fn list_accounts(&self) -> Result<Vec<AccountView>, ManageError> {
+    pub(crate) async fn list_accounts(&self) -> Result<Vec<AccountView>, ManageError> {
         let now = self.now_ms();
         let accounts = self.store.list_accounts().await?;
         let mut keys: HashMap<i64, usize> = HashMap::new();
@@ -39,7 +39,7 @@ impl KeyService {
     }
 
     /// One account.
-    pub async fn show_account(&self, name: &str) -> Result<AccountView, ManageError> {
+    pub(crate) async fn show_account(&self, name: &str) -> Result<AccountView, ManageError> {
         let account = self.account(name).await?;
         Ok(self.account_view(&account, self.now_ms()))
     }

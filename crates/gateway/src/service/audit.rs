@@ -7,7 +7,7 @@ use super::{AuditView, Caller, KeyService, ManageError};
 use crate::store::{AuditEntry, KeyStore};
 
 /// Most audit entries one listing returns.
-pub const MAX_AUDIT_LIMIT: u32 = 10_000;
+pub(crate) const MAX_AUDIT_LIMIT: u32 = 10_000;
 
 /// Prints one audit line on stderr: `{"audit":{…}}`.
 fn emit_audit_line(line: &serde_json::Value) {
@@ -54,7 +54,7 @@ impl KeyService {
     }
 
     /// The most recent audit entries, newest first (`limit` capped at [`MAX_AUDIT_LIMIT`]).
-    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditView>, ManageError> {
+    pub(crate) async fn audit_log(&self, limit: u32) -> Result<Vec<AuditView>, ManageError> {
         let entries = self
             .store
             .recent_audit(limit.clamp(1, MAX_AUDIT_LIMIT))

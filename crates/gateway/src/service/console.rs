@@ -22,11 +22,11 @@ use super::{
 use crate::throttle::{Source, name_key};
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
-pub struct ConsoleLink {
+pub(crate) struct ConsoleLink {
     /// `{console}/welcome/{token}`.
-    pub url: Zeroizing<String>,
+    pub(crate) url: Zeroizing<String>,
     /// Valid until (Unix ms).
-    pub expires_ms: u64,
+    pub(crate) expires_ms: u64,
 }
 
 impl std::fmt::Debug for ConsoleLink {
@@ -52,7 +52,7 @@ impl KeyService {
     /// create` without a password, `wbauth accounts link`): a random 256-bit token of which
     /// only the SHA-256 is stored, valid for `[console] link_ttl_ms`, replacing any earlier
     /// link of the account. Refused when no web console is configured.
-    pub async fn issue_console_link(
+    pub(crate) async fn issue_console_link(
         &self,
         name: &str,
         caller: &Caller,
@@ -85,7 +85,7 @@ impl KeyService {
     }
 
     /// The account a one-time console link is for, while it is valid.
-    pub async fn console_link_account(&self, token: &str) -> Result<String, ManageError> {
+    pub(crate) async fn console_link_account(&self, token: &str) -> Result<String, ManageError> {
         self.store
             .console_link(link_digest(token), self.now_ms())
             .await?
@@ -96,7 +96,7 @@ impl KeyService {
     /// Uses a one-time console link: sets the account's console password and deletes the link
     /// in one store transaction (a link works once, on any instance). The account's name.
     /// Every console session of the account ends.
-    pub async fn redeem_console_link(
+    pub(crate) async fn redeem_console_link(
         &self,
         token: &str,
         password: &str,
@@ -142,7 +142,7 @@ impl KeyService {
     /// Console sign-in: name and password and, once 2FA is on, a current TOTP code (see the
     /// module's documentation for what failures do). Badly formed input (an empty field, an
     /// over-long password, a code that is not 6 digits) is refused before anything is counted.
-    pub async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         name: &str,
         password: &str,

@@ -18,11 +18,11 @@ pub(super) const PUBLIC_KEY_BYTES: usize = 16;
 pub(super) const SECRET_BYTES: usize = 32;
 
 /// Most keys one `create_keys` call makes.
-pub const MAX_KEY_BATCH: usize = 10_000;
+pub(crate) const MAX_KEY_BATCH: usize = 10_000;
 
 impl KeyService {
     /// Creates a key for an account whose 2FA is on, with a current TOTP code of it.
-    pub async fn create_key(
+    pub(crate) async fn create_key(
         &self,
         request: &CreateKey,
         caller: &Caller,
@@ -36,7 +36,7 @@ impl KeyService {
     /// Creates `count` keys alike (1 to [`MAX_KEY_BATCH`]) with one TOTP code, in one store
     /// transaction: for operators provisioning many bots, and for load tests (window mode
     /// allows about 1,000 requests per second per key).
-    pub async fn create_keys(
+    pub(crate) async fn create_keys(
         &self,
         request: &CreateKey,
         count: usize,
@@ -131,7 +131,10 @@ impl KeyService {
     }
 
     /// Keys, all or one account's.
-    pub async fn list_keys(&self, account: Option<&str>) -> Result<Vec<KeyView>, ManageError> {
+    pub(crate) async fn list_keys(
+        &self,
+        account: Option<&str>,
+    ) -> Result<Vec<KeyView>, ManageError> {
         self.sweep_idle_quietly().await;
         if let Some(name) = account {
             self.account(name).await?;
@@ -146,14 +149,14 @@ impl KeyService {
     }
 
     /// One key.
-    pub async fn show_key(&self, public_key: &str) -> Result<KeyView, ManageError> {
+    pub(crate) async fn show_key(&self, public_key: &str) -> Result<KeyView, ManageError> {
         self.sweep_idle_quietly().await;
         let record = self.find_key(public_key).await?;
         Ok(self.key_view(&record, self.now_ms()))
     }
 
     /// Enables a key: clears the disabled and idle flags and restarts the idle clock.
-    pub async fn enable_key(
+    pub(crate) async fn enable_key(
         &self,
         public_key: &str,
         caller: &Caller,
@@ -177,7 +180,7 @@ impl KeyService {
     }
 
     /// Disables a key (refused with row 13 from the next request on).
-    pub async fn disable_key(
+    pub(crate) async fn disable_key(
         &self,
         public_key: &str,
         caller: &Caller,
@@ -197,7 +200,11 @@ impl KeyService {
     }
 
     /// Deletes a key (unknown from the next request on: row 12).
-    pub async fn delete_key(&self, public_key: &str, caller: &Caller) -> Result<(), ManageError> {
+    pub(crate) async fn delete_key(
+        &self,
+        public_key: &str,
+        caller: &Caller,
+    ) -> Result<(), ManageError> {
         let _write = self.write.lock().await;
         let record = self.find_key(public_key).await?;
         if !self.store.delete_key(record.id).await? {
@@ -210,7 +217,7 @@ impl KeyService {
     }
 
     /// Replaces a key's trusted addresses (empty: any address).
-    pub async fn set_ips(
+    pub(crate) async fn set_ips(
         &self,
         public_key: &str,
         ips: &[String],
@@ -237,7 +244,7 @@ impl KeyService {
     }
 
     /// Replaces a key's endpoint allow-list (inside its kind; empty: the whole kind).
-    pub async fn set_endpoints(
+    pub(crate) async fn set_endpoints(
         &self,
         public_key: &str,
         endpoints: &[String],
@@ -270,7 +277,7 @@ impl KeyService {
 
     /// Gives a key a new secret (shown once; the old one is refused from then on) and a fresh
     /// nonce state. Needs a current TOTP code of the owner.
-    pub async fn rotate_secret(
+    pub(crate) async fn rotate_secret(
         &self,
         public_key: &str,
         code: Option<&str>,

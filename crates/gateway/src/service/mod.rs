@@ -24,7 +24,7 @@
 //! (enrolment, code checks and both wrong-code locks), `keys.rs`, `partners.rs` (Fiat Gateway
 //! partners), `passwords.rs` and `console.rs` (console passwords, one-time links, sign-in),
 //! `audit.rs`, `validate.rs` (names, addresses, endpoint lists) and `views.rs` (what the admin
-//! API and the console show); `error.rs` and `caller.rs` hold [`ManageError`] and [`Caller`].
+//! API and the console show); `error.rs` and `caller.rs` hold [`ManageError`] and `Caller`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -53,12 +53,10 @@ mod two_factor;
 mod validate;
 mod views;
 
-pub use audit::MAX_AUDIT_LIMIT;
-pub use caller::Caller;
-pub use console::{ConsoleLink, SignedIn};
+pub(crate) use caller::Caller;
+pub use console::SignedIn;
 pub use error::ManageError;
-pub use keys::MAX_KEY_BATCH;
-pub use partners::{PartnerState, PartnerView, PartnerWithEncKey};
+pub use partners::{PartnerState, PartnerView};
 pub(crate) use partners::{active_partner, partner_cache};
 use passwords::PASSWORD_JOBS;
 pub use passwords::PasswordStamp;
@@ -68,9 +66,8 @@ use two_factor::{
     MAX_TRACKED_IPS, MAX_WRONG_CODES,
 };
 use validate::check_account_name;
-pub use views::{
-    AccountView, AuditView, CreateKey, Enrolment, KeyState, KeyView, KeyWithSecret, TwoFactor,
-};
+pub use views::{AccountView, AuditView, KeyState, KeyView, TwoFactor};
+pub(crate) use views::{CreateKey, Enrolment, KeyWithSecret};
 
 /// The management service. Cheap to share (`Arc`); every mutating operation is serialised, so
 /// the store and the cache never disagree about the order of changes.
@@ -125,7 +122,7 @@ impl KeyService {
     /// A service over these stores, caches (keys and Fiat Gateway partners), configuration
     /// and clock.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn KeyStore>,
         cache: Arc<KeyCache>,
         partners: Arc<PartnerCache>,
@@ -162,13 +159,13 @@ impl KeyService {
 
     /// The web console's address for account holders, when a console is configured.
     #[must_use]
-    pub fn console_url(&self) -> Option<&str> {
+    pub(crate) fn console_url(&self) -> Option<&str> {
         self.console_url.get().map(String::as_str)
     }
 
     /// Sets the web console's address as account holders reach it (`[console] public_url`,
     /// else its listener), the base of one-time links. The first call wins.
-    pub fn set_console_url(&self, url: &str) {
+    pub(crate) fn set_console_url(&self, url: &str) {
         let _ = self.console_url.set(url.trim_end_matches('/').to_owned());
     }
 
@@ -187,25 +184,19 @@ impl KeyService {
 
     /// Now (Unix ms) on the service's clock.
     #[must_use]
-    pub fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
 
-    /// The Fiat Gateway partners in memory (the same cache the gateway's request path reads).
-    #[must_use]
-    pub fn partners(&self) -> &Arc<PartnerCache> {
-        &self.partners
-    }
-
     /// Whether the key store answers (for `/readyz`).
-    pub async fn ready(&self) -> Result<(), ManageError> {
+    pub(crate) async fn ready(&self) -> Result<(), ManageError> {
         self.store.health().await?;
         Ok(())
     }
 
     /// The key store.
     #[must_use]
-    pub fn store(&self) -> &Arc<dyn KeyStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn KeyStore> {
         &self.store
     }
 }

@@ -71,16 +71,15 @@ impl PartnerView {
 
 /// A new partner with its Enc Key, shown once. `Debug` hides the Enc Key; it is wiped from
 /// memory when dropped.
-pub struct PartnerWithEncKey {
-    /// The partner.
-    pub partner: PartnerView,
+pub(crate) struct PartnerWithEncKey {
+    pub(crate) partner: PartnerView,
     enc_key: Zeroizing<String>,
 }
 
 impl PartnerWithEncKey {
     /// The Enc Key. Show it once; never log it.
     #[must_use]
-    pub fn expose_enc_key(&self) -> &str {
+    pub(crate) fn expose_enc_key(&self) -> &str {
         &self.enc_key
     }
 }
@@ -139,7 +138,7 @@ fn random_token(prefix: &str, bytes: usize) -> Result<Zeroizing<String>, ManageE
 impl KeyService {
     /// Creates a partner (enabled) with a new Auth Key and Enc Key. The Enc Key is in the
     /// answer and nowhere else: it is never shown again.
-    pub async fn create_partner(
+    pub(crate) async fn create_partner(
         &self,
         name: &str,
         caller: &Caller,
@@ -160,7 +159,7 @@ impl KeyService {
     /// Imports a partner whose Auth Key and Enc Key were issued elsewhere (e.g. moved from
     /// another Fiat Gateway): the same checks, store, cache and audit as
     /// [`KeyService::create_partner`].
-    pub async fn import_partner(
+    pub(crate) async fn import_partner(
         &self,
         name: &str,
         auth_key: &str,
@@ -214,18 +213,18 @@ impl KeyService {
     }
 
     /// Every partner (never an Enc Key).
-    pub async fn list_partners(&self) -> Result<Vec<PartnerView>, ManageError> {
+    pub(crate) async fn list_partners(&self) -> Result<Vec<PartnerView>, ManageError> {
         let records = self.store.load_partners().await?;
         Ok(records.iter().map(PartnerView::of).collect())
     }
 
     /// One partner by Auth Key.
-    pub async fn show_partner(&self, auth_key: &str) -> Result<PartnerView, ManageError> {
+    pub(crate) async fn show_partner(&self, auth_key: &str) -> Result<PartnerView, ManageError> {
         Ok(PartnerView::of(&self.find_partner(auth_key).await?))
     }
 
     /// Enables a partner: its tokens are accepted from the next request on.
-    pub async fn enable_partner(
+    pub(crate) async fn enable_partner(
         &self,
         auth_key: &str,
         caller: &Caller,
@@ -234,7 +233,7 @@ impl KeyService {
     }
 
     /// Disables a partner: treated as unknown from the next request on.
-    pub async fn disable_partner(
+    pub(crate) async fn disable_partner(
         &self,
         auth_key: &str,
         caller: &Caller,
@@ -243,7 +242,11 @@ impl KeyService {
     }
 
     /// Deletes a partner (unknown from the next request on).
-    pub async fn delete_partner(&self, auth_key: &str, caller: &Caller) -> Result<(), ManageError> {
+    pub(crate) async fn delete_partner(
+        &self,
+        auth_key: &str,
+        caller: &Caller,
+    ) -> Result<(), ManageError> {
         let _write = self.write.lock().await;
         let record = self.find_partner(auth_key).await?;
         if !self.store.delete_partner(record.id).await? {

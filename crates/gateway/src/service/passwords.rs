@@ -72,7 +72,7 @@ pub(crate) fn check_password(password: &str) -> Result<(), ManageError> {
 impl KeyService {
     /// Sets (or replaces) an account's console password, stored as an argon2id hash. Every
     /// console session of the account ends (their stamp no longer matches).
-    pub async fn set_password(
+    pub(crate) async fn set_password(
         &self,
         name: &str,
         password: &str,
@@ -88,12 +88,6 @@ impl KeyService {
         self.audit(caller, "account.password.set", json!({"account": name}))
             .await;
         Ok(())
-    }
-
-    /// Whether an account has a console password.
-    pub async fn has_password(&self, name: &str) -> Result<bool, ManageError> {
-        let account = self.account(name).await?;
-        Ok(self.store.console_password(account.id).await?.is_some())
     }
 
     /// An argon2id hash of `password`, computed off the runtime.

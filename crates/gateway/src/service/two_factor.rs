@@ -40,7 +40,7 @@ pub(super) const MAX_TRACKED_ACCOUNTS: usize = 100_000;
 impl KeyService {
     /// Starts (or restarts) TOTP enrolment: a new secret, pending until [`Self::confirm_2fa`].
     /// An account whose 2FA is on needs a current `code`, or `force` (audited).
-    pub async fn enrol_2fa(
+    pub(crate) async fn enrol_2fa(
         &self,
         name: &str,
         code: Option<&str>,
@@ -89,7 +89,7 @@ impl KeyService {
     }
 
     /// Confirms a pending enrolment with a code from the app: 2FA is on from then on.
-    pub async fn confirm_2fa(
+    pub(crate) async fn confirm_2fa(
         &self,
         name: &str,
         code: &str,
@@ -262,7 +262,7 @@ impl KeyService {
 
     /// Checks a current TOTP code of an account whose 2FA is on, before a console change
     /// (wrong codes count against the console's own lock, apart from the admin API's).
-    pub async fn require_code(
+    pub(crate) async fn require_code(
         &self,
         name: &str,
         code: &str,

@@ -53,7 +53,7 @@ impl KeyService {
 
     /// Validates an endpoint allow-list against a kind: each entry a valid pattern inside the
     /// kind's group. Duplicates are dropped.
-    pub fn check_endpoints(
+    pub(crate) fn check_endpoints(
         &self,
         kind: &str,
         endpoints: &[String],
@@ -82,7 +82,7 @@ impl KeyService {
 
     /// Validates trusted addresses (v4/v6 addresses or CIDR blocks, each one entry); at most
     /// `keys.max_ips`. Returns them in canonical form, duplicates dropped.
-    pub fn check_ips(&self, ips: &[String]) -> Result<Vec<String>, ManageError> {
+    pub(crate) fn check_ips(&self, ips: &[String]) -> Result<Vec<String>, ManageError> {
         let mut out: Vec<String> = Vec::with_capacity(ips.len());
         for (i, text) in ips.iter().enumerate() {
             let rule = IpRule::parse(text)

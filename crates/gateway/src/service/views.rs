@@ -92,16 +92,15 @@ pub struct AuditView {
 
 /// A key with its secret, shown once (creation and rotation). `Debug` hides the secret; the
 /// secret is wiped from memory when dropped.
-pub struct KeyWithSecret {
-    /// The key.
-    pub key: KeyView,
+pub(crate) struct KeyWithSecret {
+    pub(crate) key: KeyView,
     pub(super) secret: Zeroizing<String>,
 }
 
 impl KeyWithSecret {
     /// The API secret (hex). Show it once; never log it.
     #[must_use]
-    pub fn expose_secret(&self) -> &str {
+    pub(crate) fn expose_secret(&self) -> &str {
         &self.secret
     }
 }
@@ -116,9 +115,8 @@ impl std::fmt::Debug for KeyWithSecret {
 }
 
 /// A new TOTP enrolment: what an authenticator app needs. `Debug` hides the secret.
-pub struct Enrolment {
-    /// The account.
-    pub account: String,
+pub(crate) struct Enrolment {
+    pub(crate) account: String,
     pub(super) otpauth_uri: Zeroizing<String>,
     pub(super) secret_base32: Zeroizing<String>,
 }
@@ -126,13 +124,13 @@ pub struct Enrolment {
 impl Enrolment {
     /// The `otpauth://totp/…` URI (it contains the secret).
     #[must_use]
-    pub fn expose_uri(&self) -> &str {
+    pub(crate) fn expose_uri(&self) -> &str {
         &self.otpauth_uri
     }
 
     /// The secret in base32, for typing into an app by hand.
     #[must_use]
-    pub fn expose_secret_base32(&self) -> &str {
+    pub(crate) fn expose_secret_base32(&self) -> &str {
         &self.secret_base32
     }
 }
@@ -150,20 +148,20 @@ impl std::fmt::Debug for Enrolment {
 /// A key to create.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateKey {
+pub(crate) struct CreateKey {
     /// The owner.
-    pub account: String,
+    pub(crate) account: String,
     /// The kind (a configured `[[kind]]`).
-    pub kind: String,
+    pub(crate) kind: String,
     /// A current TOTP code of the owner.
     #[serde(default)]
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
     /// Trusted addresses or CIDR blocks (empty: any).
     #[serde(default)]
-    pub ips: Vec<String>,
+    pub(crate) ips: Vec<String>,
     /// Endpoint allow-list inside the kind (empty: the whole kind).
     #[serde(default)]
-    pub endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<String>,
 }
 
 impl std::fmt::Debug for CreateKey {
