@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn labels_and_lists() {
-        use whitebit_gateway::manage::{KeyState, TwoFactor};
+        use whitebit_gateway::service::{KeyState, TwoFactor};
         assert_eq!(label(&KeyState::Idle), "idle");
         assert_eq!(label(&TwoFactor::Pending), "pending");
         assert_eq!(joined(&[], "any"), "any");

@@ -15,10 +15,10 @@ use crate::config::{Config, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::error::GatewayError;
 use crate::ip::IpRule;
 use crate::keys::KeyCache;
-use crate::manage::KeyService;
 use crate::pipeline::Gateway;
 use crate::rate::RateLimiter;
 use crate::server::{HttpSettings, public_router, serve};
+use crate::service::KeyService;
 use crate::store::secret_file;
 use crate::store::{
     Change, ChangeFeed, Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV,
@@ -165,7 +165,7 @@ pub async fn build_gateway(
         body_match: config.verify.body_match.into(),
         rate: RateLimiter::new(config.rate_limit.kinds.clone()),
         keys: Arc::new(KeyCache::from_records(&records)),
-        partners: Arc::new(crate::manage_partners::partner_cache(&partners)),
+        partners: Arc::new(crate::service::partner_cache(&partners)),
         key_store: stores.keys.clone(),
         nonces: stores.nonces.clone(),
         clock,
@@ -381,7 +381,7 @@ async fn reload_partners(gateway: &Gateway) -> Result<(), StoreError> {
     gateway.partners.replace_all(
         partners
             .iter()
-            .map(crate::manage_partners::active_partner)
+            .map(crate::service::active_partner)
             .collect(),
     );
     Ok(())

@@ -492,7 +492,7 @@ mod tests {
         assert!(matches!(first, Some(Ok(ref s)) if s == "s1"), "{first:?}");
         let errors: Vec<String> = items
             .iter()
-            .filter_map(|k| k.get::<whitebit_gateway::manage::KeyView>("key").err())
+            .filter_map(|k| k.get::<whitebit_gateway::service::KeyView>("key").err())
             .map(message)
             .collect();
         assert_eq!(

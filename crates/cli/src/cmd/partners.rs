@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use whitebit_gateway::manage_partners::PartnerView;
+use whitebit_gateway::service::PartnerView;
 
 use super::Context;
 use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records, format_time};

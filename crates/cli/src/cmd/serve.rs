@@ -10,7 +10,7 @@ use whitebit_gateway::app::{
     run_with_admin,
 };
 use whitebit_gateway::config::Config;
-use whitebit_gateway::manage::KeyService;
+use whitebit_gateway::service::KeyService;
 
 use super::Context;
 use crate::error::CliError;

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::AdminState;
 use super::respond::{Answer, NoStore, parse, to_value};
-use crate::manage::{Caller, ManageError};
+use crate::service::{Caller, ManageError};
 
 type Answered = Result<Answer, ManageError>;
 
@@ -35,7 +35,7 @@ async fn create_account(state: &AdminState, who: &Caller, body: &Bytes) -> Answe
     let request: NewAccount = parse(body)?;
     let password = request.password.map(Zeroizing::new);
     if let Some(password) = &password {
-        crate::manage::check_password(password)?;
+        crate::service::check_password(password)?;
     }
     let account = state.service.create_account(&request.name, who).await?;
     if let Some(password) = &password {

@@ -9,7 +9,7 @@ use super::AdminState;
 use super::accounts::CodeRequest;
 use super::respond::{Answer, parse, to_value};
 use crate::form::query_param;
-use crate::manage::{Caller, CreateKey, KeyWithSecret, ManageError};
+use crate::service::{Caller, CreateKey, KeyWithSecret, ManageError};
 
 type Answered = Result<Answer, ManageError>;
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::respond::{Answer, to_value};
 use super::{AdminState, DEFAULT_AUDIT_LIMIT};
 use crate::form::query_param;
-use crate::manage::ManageError;
+use crate::service::ManageError;
 
 /// `GET /healthz`: the process answers.
 pub(super) async fn healthz() -> Answer {

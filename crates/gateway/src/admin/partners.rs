@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::AdminState;
 use super::respond::{Answer, parse, to_value};
-use crate::manage::{Caller, ManageError};
+use crate::service::{Caller, ManageError};
 
 type Answered = Result<Answer, ManageError>;
 

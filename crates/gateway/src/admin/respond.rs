@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::manage::ManageError;
+use crate::service::ManageError;
 
 /// A JSON answer. Handlers return `Result<Answer, ManageError>`.
 pub(super) struct Answer {

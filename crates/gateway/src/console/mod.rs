@@ -4,7 +4,7 @@
 //!
 //! Sign-in: name, password (argon2id) and, once 2FA is on, a TOTP code. Every failure gets the
 //! same answer, and growing delays per (name, source) and per source slow guessing down
-//! without letting a stranger lock anyone out (see [`crate::manage`]'s console part).
+//! without letting a stranger lock anyone out (see [`crate::service`], `service/console.rs`).
 //!
 //! Before sign-in nothing is stored: the sign-in and one-time-link forms carry a token signed
 //! with a per-process key over a random nonce in a cookie (double submit, see `anonymous.rs`).
@@ -33,9 +33,9 @@ use axum::routing::{get, post};
 use maud::Markup;
 
 use crate::form::{Form, query_param};
-use crate::manage::{Caller, CreateKey, KeyService, KeyView, ManageError, TwoFactor};
 use crate::pipeline::Gateway;
 use crate::server::Peer;
+use crate::service::{Caller, CreateKey, KeyService, KeyView, ManageError, TwoFactor};
 use anonymous::FormKey;
 use pages::Chrome;
 use session::{NotCreated, Session, Sessions, csrf_matches};

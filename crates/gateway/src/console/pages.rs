@@ -2,7 +2,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::manage::{KeyState, KeyView};
+use crate::service::{KeyState, KeyView};
 
 /// What every signed-in page shows in its header.
 pub(crate) struct Chrome<'a> {

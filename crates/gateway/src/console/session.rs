@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use subtle::ConstantTimeEq as _;
 use whitebit_auth::encoding::hex_encode;
 
-use crate::manage::PasswordStamp;
+use crate::service::PasswordStamp;
 
 /// Signed-in sessions kept at most.
 pub(crate) const MAX_SESSIONS: usize = 100_000;
