@@ -1,13 +1,12 @@
 //! Forwarding a verified request upstream (`docs/paths-and-forwarding.md`): the method, the
 //! normalised path, the decoded payload as the body, an **allow-list** of the client's headers
-//! (by default [`DEFAULT_FORWARD_HEADERS`], per route `forward_headers`), plus the gateway's own
+//! (by default [`DEFAULT_FORWARD_HEADERS`](crate::config::DEFAULT_FORWARD_HEADERS), per route `forward_headers`), plus the gateway's own
 //! identity headers and `X-Forwarded-For` / `X-Real-IP` set to the client address it verified.
 //! Nothing else the client sent reaches the upstream. The response is read in full (at most
 //! `max_response_bytes`, within the route's timeout) before it is passed back, so an upstream
 //! that fails mid-response still yields a clean 502 or 504.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use whitebit_auth::ApiError;
 
+use crate::config::HOP_BY_HOP;
 use crate::verify::Verified;
 
 /// A pooled HTTP/1.1 client for upstreams.
@@ -34,18 +34,6 @@ pub fn upstream_client() -> UpstreamClient {
         .build(connector)
 }
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-];
-
 fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
     let n = name.as_str();
     HOP_BY_HOP.contains(&n) || connection_listed.iter().any(|c| c == n)
@@ -59,73 +47,6 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// The client headers forwarded when a route names none.
-pub const DEFAULT_FORWARD_HEADERS: [&str; 5] = [
-    "accept",
-    "accept-language",
-    "user-agent",
-    "content-type",
-    "x-request-id",
-];
-
-/// Names a route may never forward, whatever it lists: credentials, headers that make some
-/// servers route or dispatch differently, framing, and those the gateway sets itself.
-const NEVER_FORWARDED: [&str; 15] = [
-    "authorization",
-    "cookie",
-    "host",
-    "content-length",
-    "forwarded",
-    "x-real-ip",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-method",
-    "x-http-method",
-    "x-http-method-override",
-    "x-method-override",
-    "x-envoy-original-path",
-    "x-client-ip",
-    "true-client-ip",
-];
-
-/// Name prefixes never forwarded (the gateway's own and the client's signature headers, and
-/// proxy metadata the gateway sets itself).
-const NEVER_FORWARDED_PREFIXES: [&str; 4] = ["x-txc-", "x-auth-", "x-forwarded-", "proxy-"];
-
-/// Checks a name for a route's `forward_headers`; returns it parsed (lowercase).
-pub fn check_forward_header(name: &str) -> Result<HeaderName, String> {
-    let lower = name.to_ascii_lowercase();
-    if lower.contains('_') {
-        return Err(format!(
-            "{name:?}: a name with '_' is never forwarded (some servers read it as '-' and \
-             merge it with the real header); use the '-' spelling"
-        ));
-    }
-    let parsed = HeaderName::from_bytes(lower.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid header name"))?;
-    if NEVER_FORWARDED.contains(&lower.as_str())
-        || HOP_BY_HOP.contains(&lower.as_str())
-        || NEVER_FORWARDED_PREFIXES
-            .iter()
-            .any(|p| lower.starts_with(p))
-    {
-        return Err(format!(
-            "{name:?} is never forwarded (the gateway sets or strips it; list only \
-             application headers such as Accept or X-Request-Id)"
-        ));
-    }
-    Ok(parsed)
-}
-
-/// The default allow-list, parsed.
-#[must_use]
-pub fn default_forward_headers() -> Arc<[HeaderName]> {
-    DEFAULT_FORWARD_HEADERS
-        .iter()
-        .map(|n| HeaderName::from_static(n))
         .collect()
 }
 
@@ -285,7 +206,10 @@ pub async fn forward(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::{check_forward_header, default_forward_headers};
 
     fn client_headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -348,29 +272,5 @@ mod tests {
         let out = upstream_headers(&client, &allowed, &[], IpAddr::from([127, 0, 0, 1]), 0);
         assert!(out.get("accept").is_none());
         assert_eq!(out.get_all("x-tenant").iter().count(), 2);
-    }
-
-    #[test]
-    fn dangerous_names_cannot_be_listed() {
-        for name in [
-            "x_auth_account",
-            "Authorization",
-            "X-Original-URL",
-            "X-Rewrite-URL",
-            "X-HTTP-Method-Override",
-            "X-Forwarded-Host",
-            "Forwarded",
-            "Transfer-Encoding",
-            "X-TXC-SIGNATURE",
-            "X-Auth-Key",
-        ] {
-            assert!(check_forward_header(name).is_err(), "{name}");
-        }
-        assert_eq!(
-            check_forward_header("X-Request-Id")
-                .expect("valid")
-                .as_str(),
-            "x-request-id"
-        );
     }
 }

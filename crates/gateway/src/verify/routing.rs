@@ -136,11 +136,11 @@ fn table(routes: &[RouteConfig]) -> Vec<(String, Target)> {
                     base: r.upstream.trim_end_matches('/').to_owned(),
                     timeout_ms: r.timeout_ms,
                     forward_headers: r.forward_headers.as_ref().map_or_else(
-                        crate::forward::default_forward_headers,
+                        crate::config::default_forward_headers,
                         |names| {
                             names
                                 .iter()
-                                .filter_map(|n| crate::forward::check_forward_header(n).ok())
+                                .filter_map(|n| crate::config::check_forward_header(n).ok())
                                 .collect()
                         },
                     ),

@@ -1,0 +1,439 @@
+//! The sections of the file (`[listen]`, `[store]`, `[[route]]`, …) with their defaults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use whitebit_auth::BodyMatch;
+
+/// `[console]`: the account holders' web console (API settings), on its own listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address of the console listener; none (the default): no console.
+    pub listen: Option<SocketAddr>,
+    /// Mark the session cookie `Secure`: on by default, for a console served through a TLS
+    /// terminator; turn off only for plain HTTP on a trusted machine.
+    pub secure_cookie: bool,
+    /// A session ends after this long without a request (ms).
+    pub session_idle_ms: u64,
+    /// A session ends this long after sign-in, used or not (ms).
+    pub session_max_ms: u64,
+    /// The console's address as account holders reach it (`https://console.example.com`
+    /// behind a TLS terminator), the base of one-time links; default `http://` + `listen`.
+    pub public_url: Option<String>,
+    /// How long a one-time link (`wbauth accounts link`) stays valid (ms).
+    pub link_ttl_ms: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            secure_cookie: true,
+            session_idle_ms: 30 * 60 * 1000,
+            session_max_ms: 12 * 60 * 60 * 1000,
+            public_url: None,
+            link_ttl_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// `[fiat]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FiatConfig {
+    /// `[[fiat.route]]`: path prefix → upstream, authenticated by tokens.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// How far in the future a partner token's `iat` may be.
+    pub iat_leeway_ms: u64,
+    /// Body field with the order currency.
+    pub currency_field: String,
+    /// Body field with the order amount.
+    pub amount_field: String,
+    /// Body field with the order id.
+    pub order_id_field: String,
+}
+
+impl Default for FiatConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            iat_leeway_ms: 1_000,
+            currency_field: "currency".to_owned(),
+            amount_field: "amount".to_owned(),
+            order_id_field: "orderId".to_owned(),
+        }
+    }
+}
+
+/// One token-signing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenKeyConfig {
+    /// PKCS#8 PEM file with the private key.
+    pub pem: PathBuf,
+    /// Key id in the token header and the JWKS (default: the key's RFC 7638 thumbprint).
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Signing keys, oldest first: new tokens use the last one, all of them verify.
+    pub keys: Vec<TokenKeyConfig>,
+    /// The `iss` claim.
+    pub issuer: String,
+    /// The `aud` claim.
+    pub audience: String,
+    /// Token lifetime.
+    pub lifetime_ms: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            issuer: "wbauth".to_owned(),
+            audience: "fiat-gateway".to_owned(),
+            lifetime_ms: 60_000,
+        }
+    }
+}
+
+/// Default of `[listen] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// `[listen]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Address of the public API.
+    pub addr: SocketAddr,
+    /// Time allowed to receive the request headers.
+    pub header_timeout_ms: u64,
+    /// Time allowed to receive the body.
+    pub body_timeout_ms: u64,
+    /// Open connections at most (idle ones included). Beyond it a new connection is closed
+    /// as soon as it is accepted, so the ones being served are unaffected and the kernel's
+    /// accept queue never fills up. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener: a loopback address unless `allow_remote`.
+    pub addr: SocketAddr,
+    /// Allow `addr` to be a non-loopback address (the admin API, `/metrics` and `/readyz`
+    /// are then reachable from the network: keep it behind a firewall).
+    pub allow_remote: bool,
+    /// With `allow_remote`: the `Host` names (optionally `name:port`) the admin listener
+    /// answers besides the loopback names and its own address.
+    pub hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            allow_remote: false,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+/// How durable "durable" is (`docs/design-decisions.md` 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityConfig {
+    /// Survive a crash of the gateway process (`kill -9`).
+    #[default]
+    ProcessCrash,
+    /// Also survive power loss (fdatasync per commit group).
+    PowerLoss,
+}
+
+/// `[store]`. `Debug` shows the store URLs without their passwords.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Where the embedded stores and the generated master key live.
+    pub data_dir: PathBuf,
+    /// Key store: `"sqlite"` (embedded, default) or `"postgres://…"` (shared by instances).
+    pub keys: String,
+    /// Nonce store: `"embedded"` (default), `"redis://…"` or `"postgres://…"`.
+    pub nonces: String,
+    /// Durability of accepted nonces (embedded stores).
+    pub durability: DurabilityConfig,
+    /// Connections per networked store and instance.
+    pub pool_size: u32,
+    /// Giving up on (re)connecting to a networked store after this long.
+    pub connect_timeout_ms: u64,
+    /// Giving up on one store operation after this long: the request fails closed (503).
+    pub op_timeout_ms: u64,
+    /// Every instance reloads every key this often, as a safety net behind the change
+    /// announcements of the PostgreSQL key store.
+    pub refresh_interval_ms: u64,
+    /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
+    /// (`docs/design-decisions.md` 19): a restarted Redis may then forget accepted nonces.
+    pub redis_allow_non_durable: bool,
+    /// With `keys` on PostgreSQL, allow `nonces = "embedded"`: accepted nonces then live in
+    /// this instance's data directory only, which is safe for a single instance and lets a
+    /// request accepted by one instance be accepted again by another.
+    pub allow_per_instance_nonces: bool,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("keys", &crate::store::redact_url(&self.keys))
+            .field("nonces", &crate::store::redact_url(&self.nonces))
+            .field("durability", &self.durability)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("op_timeout_ms", &self.op_timeout_ms)
+            .field("refresh_interval_ms", &self.refresh_interval_ms)
+            .field("redis_allow_non_durable", &self.redis_allow_non_durable)
+            .field("allow_per_instance_nonces", &self.allow_per_instance_nonces)
+            .finish()
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("wbauth-data"),
+            keys: "sqlite".to_owned(),
+            nonces: "embedded".to_owned(),
+            durability: DurabilityConfig::ProcessCrash,
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            op_timeout_ms: 1_000,
+            refresh_interval_ms: 30_000,
+            redis_allow_non_durable: false,
+            allow_per_instance_nonces: false,
+        }
+    }
+}
+
+/// Which key store `[store] keys` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyBackend {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+/// Which nonce store `[store] nonces` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NonceBackend {
+    /// The embedded journal in the data directory.
+    Embedded,
+    /// Redis at this URL.
+    Redis(String),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl StoreConfig {
+    /// The key store named by `keys`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn key_backend(&self) -> Result<KeyBackend, String> {
+        match self.keys.as_str() {
+            "sqlite" => Ok(KeyBackend::Sqlite),
+            url if is_postgres_url(url) => Ok(KeyBackend::Postgres(url.to_owned())),
+            other => Err(format!(
+                "store.keys: unsupported key store {:?} (expected \"sqlite\" or a \
+                 postgres://… URL)",
+                crate::store::redact_url(other)
+            )),
+        }
+    }
+
+    /// The nonce store named by `nonces`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn nonce_backend(&self) -> Result<NonceBackend, String> {
+        match self.nonces.as_str() {
+            "embedded" => Ok(NonceBackend::Embedded),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(NonceBackend::Redis(url.to_owned()))
+            }
+            url if is_postgres_url(url) => Ok(NonceBackend::Postgres(url.to_owned())),
+            other => Err(format!(
+                "store.nonces: unsupported nonce store {:?} (expected \"embedded\", a \
+                 redis://… or a postgres://… URL)",
+                crate::store::redact_url(other)
+            )),
+        }
+    }
+
+    /// Pool size and timeouts of the networked stores.
+    #[must_use]
+    pub fn remote_options(&self) -> crate::store::RemoteOptions {
+        crate::store::RemoteOptions {
+            pool_size: self.pool_size,
+            connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
+            op_timeout: std::time::Duration::from_millis(self.op_timeout_ms),
+            allow_non_durable: self.redis_allow_non_durable,
+        }
+    }
+}
+
+/// Body-match policy, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyMatchConfig {
+    /// Byte for byte.
+    #[default]
+    Exact,
+    /// The same JSON value.
+    Json,
+}
+
+impl From<BodyMatchConfig> for BodyMatch {
+    fn from(value: BodyMatchConfig) -> Self {
+        match value {
+            BodyMatchConfig::Exact => BodyMatch::Exact,
+            BodyMatchConfig::Json => BodyMatch::Json,
+        }
+    }
+}
+
+/// `[verify]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// `"exact"` (default) or `"json"`.
+    pub body_match: BodyMatchConfig,
+    /// Largest accepted request body (row 2).
+    pub max_body_bytes: usize,
+    /// Largest upstream response passed back.
+    pub max_response_bytes: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            body_match: BodyMatchConfig::Exact,
+            max_body_bytes: 64 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which header carries the client address behind trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For` (default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
+/// `[proxy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses or CIDR blocks of trusted reverse proxies.
+    pub trusted: Vec<String>,
+    /// The header to read the client address from when the peer is trusted.
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched by whole segments.
+    pub prefix: String,
+    /// Upstream base URL (`http://host:port`).
+    pub upstream: String,
+    /// Upstream timeout.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout_ms: u64,
+    /// The client headers forwarded upstream, replacing the default list (`Accept`,
+    /// `Accept-Language`, `User-Agent`, `Content-Type`, `X-Request-Id`). Never a name with
+    /// `_`, credentials, or a header the gateway sets itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_headers: Option<Vec<String>>,
+}
+
+fn default_upstream_timeout() -> u64 {
+    30_000
+}
+
+/// `[[kind]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindConfig {
+    /// Name (`trade`, `main`, …).
+    pub name: String,
+    /// Exact paths and `/prefix/*` patterns this kind opens.
+    pub paths: Vec<String>,
+}
+
+/// One kind's limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// Window length.
+    pub window_ms: u64,
+}
+
+/// `[rate_limit]`: kind name → limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RateLimitConfig {
+    /// Limits by kind.
+    pub kinds: BTreeMap<String, RateLimit>,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Deactivate keys unused for this many days.
+    pub idle_days: u64,
+    /// Most trusted IP entries per key.
+    pub max_ips: usize,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            idle_days: 14,
+            max_ips: 50,
+        }
+    }
+}
