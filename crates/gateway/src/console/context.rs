@@ -11,8 +11,8 @@ use super::pages::{self, Chrome};
 use super::session::{self, Session, csrf_matches};
 use super::{COOKIE, Console, FORM_COOKIE};
 use crate::form::Form;
-use crate::service::{Caller, ManageError};
 use crate::server::Peer;
+use crate::service::{Caller, ManageError};
 
 /// Who is asking: the client address (through trusted proxies, as on the public listener),
 /// the session, when the cookie names a live one whose password still stands, and the form

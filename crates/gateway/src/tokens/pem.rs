@@ -11,8 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use super::error::KeyError;
-use crate::store::secret_file;
 use super::keys::{PrivateKey, SigningKey};
+use crate::store::secret_file;
 
 impl SigningKey {
     /// Reads a private key from PEM text: `PRIVATE KEY` (PKCS#8: RSA → RS256, P-256 → ES256,
