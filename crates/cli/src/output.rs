@@ -8,7 +8,6 @@ use std::path::Path;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::cmd::admin_api::format_time;
 use crate::error::CliError;
 
 /// Prints JSON: pretty on a terminal, compact otherwise.
@@ -134,4 +133,9 @@ mod tests {
         assert_eq!(format_opt_time(None), "never");
         assert_eq!(format_opt_time(Some(0)), "1970-01-01 00:00:00 UTC");
     }
+}
+
+/// A Unix ms time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn format_time(ms: u64) -> String {
+    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Second)
 }

@@ -632,3 +632,22 @@ pub async fn run_with_admin(
     admin?;
     console
 }
+
+/// `GET /metrics` for the admin listener (no authentication: it carries no per-key data).
+pub fn metrics_router(gateway: std::sync::Arc<crate::pipeline::Gateway>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let gateway = gateway.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    gateway.render_metrics(),
+                )
+            }
+        }),
+    )
+}

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod partners;
 pub mod pipeline;
 pub mod rate;
+pub mod routing;
 pub mod sandbox;
 pub mod server;
 pub mod service;

@@ -7,25 +7,6 @@ use std::time::Duration;
 
 use whitebit_auth::ApiError;
 
-/// `GET /metrics` for the admin listener (no authentication: it carries no per-key data).
-pub fn metrics_router(gateway: std::sync::Arc<crate::pipeline::Gateway>) -> axum::Router {
-    axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let gateway = gateway.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    gateway.render_metrics(),
-                )
-            }
-        }),
-    )
-}
-
 /// How a request ended, for the outcome counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

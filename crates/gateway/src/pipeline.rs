@@ -36,7 +36,7 @@ pub struct Gateway {
     /// Trusted proxies.
     pub trusted_proxies: Vec<IpRule>,
     /// Where requests go (private, Fiat and public routes).
-    pub routes: crate::verify::Routes,
+    pub routes: crate::routing::Routes,
     /// Rate limits.
     pub rate: RateLimiter,
     /// Batched last-used updates.

@@ -9,7 +9,8 @@ use whitebit_gateway::service::AccountView;
 use zeroize::Zeroizing;
 
 use super::Context;
-use super::admin_api::{AdminArgs, AdminClient, Fields, format_time};
+use super::admin_api::{AdminArgs, AdminClient, Fields};
+use crate::output::format_time;
 use crate::error::CliError;
 use crate::input::{read_stdin_line, stdin_error};
 use crate::output::{label, print_secret_json};

@@ -442,14 +442,10 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// A Unix ms time as `YYYY-MM-DD HH:MM:SS UTC`.
-pub(crate) fn format_time(ms: u64) -> String {
-    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Second)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::format_time;
 
     #[test]
     fn times_and_segments() {

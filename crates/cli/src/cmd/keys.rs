@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use whitebit_gateway::service::{AuditView, KeyView};
 
 use super::Context;
-use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records, format_time};
+use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};
+use crate::output::format_time;
 use crate::error::CliError;
 use crate::output::{
     format_opt_time, joined, label, print_json, print_shown_once, write_keys_file,

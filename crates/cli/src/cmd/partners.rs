@@ -6,7 +6,8 @@ use serde_json::json;
 use whitebit_gateway::service::PartnerView;
 
 use super::Context;
-use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records, format_time};
+use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};
+use crate::output::format_time;
 use crate::error::CliError;
 use crate::input::{read_stdin_line, stdin_error};
 use crate::output::{label, print_shown_once};

@@ -58,7 +58,7 @@ pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError
     };
     let token_origin = token.origin().to_owned();
     // Unauthenticated operational routes of the admin listener.
-    let extra = Some(whitebit_gateway::metrics::metrics_router(gateway.clone()));
+    let extra = Some(whitebit_gateway::app::metrics_router(gateway.clone()));
     let router = admin_router_for(
         service.clone(),
         &stores,

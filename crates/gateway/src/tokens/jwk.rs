@@ -5,48 +5,44 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use whitebit_auth::json::write_string;
 
-use super::keys::{PublicParams, SigningKey};
+/// Public parameters as the JWK carries them (big-endian, minimal for RSA).
+pub(super) enum PublicParams {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ec { x: Vec<u8>, y: Vec<u8> },
+    Ed { x: Vec<u8> },
+}
 
-impl SigningKey {
-    /// The RFC 7638 JWK thumbprint (base64url SHA-256), the default `kid`.
-    #[must_use]
-    pub fn thumbprint(&self) -> String {
-        thumbprint(&self.material.public)
-    }
-
-    /// The public JWK (`kty`, `use`, `alg`, `kid` and the public parameters) as JSON.
-    #[must_use]
-    pub fn public_jwk(&self) -> String {
-        let mut out = String::with_capacity(512);
-        out.push_str("{\"kty\":\"");
-        out.push_str(match self.material.public {
-            PublicParams::Rsa { .. } => "RSA",
-            PublicParams::Ec { .. } => "EC",
-            PublicParams::Ed { .. } => "OKP",
-        });
-        out.push_str("\",\"use\":\"sig\",\"alg\":\"");
-        out.push_str(self.algorithm.name());
-        out.push_str("\",\"kid\":");
-        write_string(&self.kid, &mut out);
-        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        match &self.material.public {
-            PublicParams::Rsa { n, e } => {
-                out.push_str(&format!(",\"n\":\"{}\",\"e\":\"{}\"", b64(n), b64(e)));
-            }
-            PublicParams::Ec { x, y } => {
-                out.push_str(&format!(
-                    ",\"crv\":\"P-256\",\"x\":\"{}\",\"y\":\"{}\"",
-                    b64(x),
-                    b64(y)
-                ));
-            }
-            PublicParams::Ed { x } => {
-                out.push_str(&format!(",\"crv\":\"Ed25519\",\"x\":\"{}\"", b64(x)));
-            }
+/// The public JWK (`kty`, `use`, `alg`, `kid` and the public parameters) as JSON.
+pub(super) fn public_jwk(public: &PublicParams, alg: &str, kid: &str) -> String {
+    let mut out = String::with_capacity(512);
+    out.push_str("{\"kty\":\"");
+    out.push_str(match public {
+        PublicParams::Rsa { .. } => "RSA",
+        PublicParams::Ec { .. } => "EC",
+        PublicParams::Ed { .. } => "OKP",
+    });
+    out.push_str("\",\"use\":\"sig\",\"alg\":\"");
+    out.push_str(alg);
+    out.push_str("\",\"kid\":");
+    write_string(kid, &mut out);
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    match public {
+        PublicParams::Rsa { n, e } => {
+            out.push_str(&format!(",\"n\":\"{}\",\"e\":\"{}\"", b64(n), b64(e)));
         }
-        out.push('}');
-        out
+        PublicParams::Ec { x, y } => {
+            out.push_str(&format!(
+                ",\"crv\":\"P-256\",\"x\":\"{}\",\"y\":\"{}\"",
+                b64(x),
+                b64(y)
+            ));
+        }
+        PublicParams::Ed { x } => {
+            out.push_str(&format!(",\"crv\":\"Ed25519\",\"x\":\"{}\"", b64(x)));
+        }
     }
+    out.push('}');
+    out
 }
 
 /// RFC 7638: SHA-256 of the required members in lexicographic order, base64url.

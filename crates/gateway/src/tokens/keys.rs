@@ -11,7 +11,7 @@ use aws_lc_rs::signature::{
 };
 
 use super::error::{KeyError, TokenError};
-use super::jwk::{rsa_public_key_components, thumbprint};
+use super::jwk::{PublicParams, public_jwk, rsa_public_key_components, thumbprint};
 
 /// Smallest RSA modulus accepted, in bytes (2048 bits).
 const MIN_RSA_MODULUS_LEN: usize = 256;
@@ -59,13 +59,6 @@ pub(super) enum PrivateKey {
     Ed(Ed25519KeyPair),
 }
 
-/// Public parameters as the JWK carries them (big-endian, minimal for RSA).
-pub(super) enum PublicParams {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    Ec { x: Vec<u8>, y: Vec<u8> },
-    Ed { x: Vec<u8> },
-}
-
 pub(super) struct KeyMaterial {
     pub(super) private: PrivateKey,
     pub(super) public: PublicParams,
@@ -94,6 +87,18 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
+    /// The RFC 7638 JWK thumbprint (base64url SHA-256), the default `kid`.
+    #[must_use]
+    pub fn thumbprint(&self) -> String {
+        thumbprint(&self.material.public)
+    }
+
+    /// The public JWK (`kty`, `use`, `alg`, `kid` and the public parameters) as JSON.
+    #[must_use]
+    pub fn public_jwk(&self) -> String {
+        public_jwk(&self.material.public, self.algorithm.name(), &self.kid)
+    }
+
     /// Generates an RSA 2048 key in memory (the sandbox's key); `kid` is the thumbprint.
     ///
     /// # Errors

@@ -12,7 +12,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use whitebit_auth::{JwtEndpointError, TokenRejection};
 
 use super::jwk::{der_take, rsa_public_key_components, thumbprint};
-use super::keys::{PrivateKey, PublicParams};
+use super::jwk::PublicParams;
+use super::keys::PrivateKey;
 use super::*;
 
 const NOW_MS: u64 = 1_700_000_000_123;

@@ -10,7 +10,7 @@ use whitebit_auth::fiat::{
     OrderFieldNames, PartnerTokenRequest, order_fields_from_body, verify_partner_token,
 };
 
-use super::Refusal;
+use super::outcome::Refusal;
 use crate::pipeline::Gateway;
 use crate::store::Claim;
 

@@ -14,7 +14,8 @@ use whitebit_auth::headers;
 use whitebit_auth::verify::{CheckedRequest, HeaderValue, Rejection, RequestParts, check_request};
 use whitebit_auth::{ApiError, BodyMatch, NonceMode, PayloadMac};
 
-use super::{Incoming, Refusal, Target};
+use super::outcome::{Incoming, Refusal};
+use crate::routing::Target;
 use crate::config::Config;
 use crate::keys::{ActiveKey, KeyCache};
 use crate::rate::RateLimiter;

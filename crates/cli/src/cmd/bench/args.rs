@@ -1,11 +1,30 @@
 //! The command line of `wbauth bench`: its options, its help text and the parsers of its values.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::keys::{Secret, parse_secret};
+use zeroize::Zeroizing;
+
+/// A secret from the command line: kept in a wiped buffer, never shown by `Debug`.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(super) Zeroizing<String>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// clap's parser for `--secret`.
+pub(super) fn parse_secret(text: &str) -> Result<Secret, String> {
+    if text.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    Ok(Secret(Zeroizing::new(text.to_owned())))
+}
 
 /// The default `--body-extra`: makes the typical body about 120 bytes.
 const DEFAULT_EXTRA: &str = r#"{"ticker":"BTC","market":"BTC_USDT"}"#;

@@ -9,26 +9,8 @@ use whitebit_auth::mac::HmacSha512Key;
 use whitebit_client::NonceSource;
 use zeroize::Zeroizing;
 
-use super::args::BenchArgs;
+use super::args::{BenchArgs, Secret};
 use crate::error::CliError;
-
-/// A secret from the command line: kept in a wiped buffer, never shown by `Debug`.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(super) Zeroizing<String>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// clap's parser for `--secret`.
-pub(super) fn parse_secret(text: &str) -> Result<Secret, String> {
-    if text.is_empty() {
-        return Err("the secret is empty".into());
-    }
-    Ok(Secret(Zeroizing::new(text.to_owned())))
-}
 
 /// Parses a keys file: `public_key,secret` a line; blank lines and `#` comments ignored. The
 /// error names the line, never the secret.

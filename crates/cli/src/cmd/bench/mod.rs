@@ -21,13 +21,14 @@ mod load;
 mod plan;
 mod progress;
 mod report;
+mod run;
 #[cfg(test)]
 mod tests;
 
 use std::io::Write as _;
 
 pub(crate) use self::args::BenchArgs;
-use self::load::drive;
+use self::run::drive;
 use self::plan::Plan;
 use super::Context;
 use crate::error::CliError;
