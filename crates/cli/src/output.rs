@@ -119,6 +119,11 @@ pub(crate) fn write_keys_file(
     out.flush().map_err(io)
 }
 
+/// A Unix ms time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn format_time(ms: u64) -> String {
+    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,9 +138,4 @@ mod tests {
         assert_eq!(format_opt_time(None), "never");
         assert_eq!(format_opt_time(Some(0)), "1970-01-01 00:00:00 UTC");
     }
-}
-
-/// A Unix ms time as `YYYY-MM-DD HH:MM:SS UTC`.
-pub(crate) fn format_time(ms: u64) -> String {
-    whitebit_auth::time::format_utc(ms, whitebit_auth::time::Precision::Second)
 }

@@ -10,9 +10,9 @@ use zeroize::Zeroizing;
 
 use super::Context;
 use super::admin_api::{AdminArgs, AdminClient, Fields};
-use crate::output::format_time;
 use crate::error::CliError;
 use crate::input::{read_stdin_line, stdin_error};
+use crate::output::format_time;
 use crate::output::{label, print_secret_json};
 
 /// Manages accounts (key holders) and their TOTP two-factor authentication on a running

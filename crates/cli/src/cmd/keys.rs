@@ -9,8 +9,8 @@ use whitebit_gateway::service::{AuditView, KeyView};
 
 use super::Context;
 use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};
-use crate::output::format_time;
 use crate::error::CliError;
+use crate::output::format_time;
 use crate::output::{
     format_opt_time, joined, label, print_json, print_shown_once, write_keys_file,
 };

@@ -7,9 +7,9 @@ use whitebit_gateway::service::PartnerView;
 
 use super::Context;
 use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};
-use crate::output::format_time;
 use crate::error::CliError;
 use crate::input::{read_stdin_line, stdin_error};
+use crate::output::format_time;
 use crate::output::{label, print_shown_once};
 
 /// Manages Fiat Gateway partners on a running gateway: create (the Enc Key is shown once),

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use whitebit_auth::{JwtEndpointError, TokenRejection};
 
-use super::jwk::{der_take, rsa_public_key_components, thumbprint};
 use super::jwk::PublicParams;
+use super::jwk::{der_take, rsa_public_key_components, thumbprint};
 use super::keys::PrivateKey;
 use super::*;
 

@@ -4,37 +4,15 @@
 //! still be in force (enabled, not idle-deactivated, not deleted, the same secret) and which
 //! is used once too. Failures answer 401 `Request authorization failed` with the reason.
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::HeaderMap;
 use whitebit_auth::TokenRejection;
 use whitebit_auth::fiat::{
     OrderFieldNames, PartnerTokenRequest, order_fields_from_body, verify_partner_token,
 };
 
-use super::outcome::Refusal;
+use super::outcome::{FiatIdentity, Refusal};
 use crate::pipeline::Gateway;
 use crate::store::Claim;
-
-/// Who a token speaks for (sent upstream).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FiatIdentity {
-    /// A partner (`X-Auth-Partner`: its Auth Key).
-    Partner(String),
-    /// An account holding a token issued by this gateway (`X-Auth-Account`).
-    Account(String),
-}
-
-impl FiatIdentity {
-    /// The identity header for the upstream.
-    #[must_use]
-    pub fn header(&self) -> (HeaderName, &str) {
-        match self {
-            FiatIdentity::Partner(auth_key) => {
-                (HeaderName::from_static("x-auth-partner"), auth_key)
-            }
-            FiatIdentity::Account(account) => (HeaderName::from_static("x-auth-account"), account),
-        }
-    }
-}
 
 /// Checks the token of a request to a Fiat Gateway route (instead of rows 3–16). `path` is
 /// the normalised path. A token failure answers 401 with its reason; a replay store that

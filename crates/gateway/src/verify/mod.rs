@@ -16,9 +16,8 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 
 use crate::pipeline::Gateway;
-pub use fiat::FiatIdentity;
 pub use crate::routing::{Destination, Routes, Target};
-pub use outcome::{Admitted, FiatAdmitted, Incoming, Refusal, Verified};
+pub use outcome::{Admitted, FiatAdmitted, FiatIdentity, Incoming, Refusal, Verified};
 
 impl Gateway {
     /// Where a request goes (decided once, before any check).

@@ -4,11 +4,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use bytes::Bytes;
 use whitebit_auth::{ApiError, TokenRejection};
 
-use super::fiat::FiatIdentity;
 use crate::keys::ActiveKey;
 use crate::routing::Target;
 
@@ -118,5 +117,27 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .field("peer", &self.peer)
             .finish()
+    }
+}
+
+/// Who a token speaks for (sent upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FiatIdentity {
+    /// A partner (`X-Auth-Partner`: its Auth Key).
+    Partner(String),
+    /// An account holding a token issued by this gateway (`X-Auth-Account`).
+    Account(String),
+}
+
+impl FiatIdentity {
+    /// The identity header for the upstream.
+    #[must_use]
+    pub fn header(&self) -> (HeaderName, &str) {
+        match self {
+            FiatIdentity::Partner(auth_key) => {
+                (HeaderName::from_static("x-auth-partner"), auth_key)
+            }
+            FiatIdentity::Account(account) => (HeaderName::from_static("x-auth-account"), account),
+        }
     }
 }

@@ -15,10 +15,10 @@ use whitebit_auth::verify::{CheckedRequest, HeaderValue, Rejection, RequestParts
 use whitebit_auth::{ApiError, BodyMatch, NonceMode, PayloadMac};
 
 use super::outcome::{Incoming, Refusal};
-use crate::routing::Target;
 use crate::config::Config;
 use crate::keys::{ActiveKey, KeyCache};
 use crate::rate::RateLimiter;
+use crate::routing::Target;
 use crate::store::NonceStore;
 
 /// Row 1: the method is POST.

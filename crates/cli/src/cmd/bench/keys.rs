@@ -1,7 +1,6 @@
 //! The keys of `wbauth bench`: where they come from (a keys file, `--key`/`--secret` or the
 //! environment), their signers, and which connection signs with which key.
 
-use std::fmt;
 use std::sync::Arc;
 
 use hyper::header::HeaderValue;

@@ -10,19 +10,12 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 use whitebit_auth::headers;
 use whitebit_auth::sign::{build_body, sign_body};
 use whitebit_client::{NonceSource, unix_ms};
 
-use super::args::Mode;
-use super::connection::{Link, connect, connection_loop};
-use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks};
-use super::keys::{Signer, keys_of_connection};
-use super::plan::{Plan, Stop, Target};
-use super::progress::Ticker;
-use super::report::{Report, Setup};
-use crate::error::CliError;
+use super::keys::Signer;
+use super::plan::Target;
 
 /// Phase of the run, shared with the connections.
 pub(super) const WARMUP: u8 = 0;
@@ -34,20 +27,20 @@ pub(super) const DONE: u8 = 2;
 /// State shared by the connection tasks.
 pub(super) struct Load {
     pub(super) addr: SocketAddr,
-    target: Target,
-    window: bool,
-    extra: Map<String, Value>,
-    signers: Vec<Arc<Signer>>,
+    pub(super) target: Target,
+    pub(super) window: bool,
+    pub(super) extra: Map<String, Value>,
+    pub(super) signers: Vec<Arc<Signer>>,
     /// Window nonces of unsigned runs.
-    plain_nonces: NonceSource,
+    pub(super) plain_nonces: NonceSource,
     /// First strict nonce of every key.
     pub(super) strict_base: u64,
-    api_key_header: HeaderName,
-    payload_header: HeaderName,
-    signature_header: HeaderName,
-    phase: AtomicU8,
+    pub(super) api_key_header: HeaderName,
+    pub(super) payload_header: HeaderName,
+    pub(super) signature_header: HeaderName,
+    pub(super) phase: AtomicU8,
     /// Requests left to start (`--requests`), `None` for a timed run.
-    tickets: Option<AtomicU64>,
+    pub(super) tickets: Option<AtomicU64>,
     /// Measured requests finished so far (answers and errors).
     pub(super) finished: AtomicU64,
     /// Measured answers outside 2xx and transport errors so far.

@@ -28,8 +28,8 @@ mod tests;
 use std::io::Write as _;
 
 pub(crate) use self::args::BenchArgs;
-use self::run::drive;
 use self::plan::Plan;
+use self::run::drive;
 use super::Context;
 use crate::error::CliError;
 use crate::output::print_json;

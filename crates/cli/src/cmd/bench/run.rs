@@ -1,28 +1,22 @@
 //! The whole run of `wbauth bench`: connect, warm up, measure, collect.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use hyper::{Method, Request};
-use serde_json::{Map, Value};
+use hyper::header::HeaderName;
 use tokio::time::Instant;
 use whitebit_auth::headers;
-use whitebit_auth::sign::{build_body, sign_body};
 use whitebit_client::{NonceSource, unix_ms};
 
 use super::args::Mode;
 use super::connection::{Link, connect, connection_loop};
 use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks};
 use super::keys::{Signer, keys_of_connection};
-use super::plan::{Plan, Stop, Target};
+use super::load::{DONE, Load, MEASURE, WARMUP};
+use super::plan::{Plan, Stop};
 use super::progress::Ticker;
 use super::report::{Report, Setup};
 use crate::error::CliError;
-use super::load::{DONE, Load, MEASURE, WARMUP};
 
 /// Runs the whole load: connect, warm up, measure, collect.
 pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::args::parse_duration;
-use super::cpu::parse_stat_ticks;
 use super::args::parse_secret;
+use super::cpu::parse_stat_ticks;
 use super::keys::{keys_of_connection, parse_keys_csv};
 use super::plan::parse_target;
 use super::report::Percentiles;
