@@ -258,15 +258,21 @@ async fn only_allow_listed_headers_reach_the_upstream() {
                    Forwarded: for=203.0.113.9\r\nAuthorization: Bearer stolen\r\n\
                    Cookie: session=1\r\nX-Custom: 1\r\n";
 
-    let path = "/api/v4/trade-account/balance";
-    let reply = raw::exchange(
-        &host,
-        raw_signed(&host, &key, &secret, path, path, T0 + 1, hostile),
-    );
-    assert_eq!(answer(&reply).0, 200, "{reply:?}");
-    let seen = upstream.last();
-    let mut names: Vec<&str> = seen.headers.keys().map(|n| n.as_str()).collect();
-    names.sort_unstable();
+    // What the upstream saw of a signed request to `path` carrying every hostile header; the
+    // header names sorted.
+    let deliver = |path: &'static str, nonce: u64| {
+        let reply = raw::exchange(
+            &host,
+            raw_signed(&host, &key, &secret, path, path, nonce, hostile),
+        );
+        assert_eq!(answer(&reply).0, 200, "{reply:?}");
+        let seen = upstream.last();
+        let mut names: Vec<String> = seen.headers.keys().map(|n| n.as_str().to_owned()).collect();
+        names.sort_unstable();
+        (seen, names)
+    };
+
+    let (seen, names) = deliver("/api/v4/trade-account/balance", T0 + 1);
     // The upstream server adds nothing; hyper's client adds `host`.
     assert_eq!(
         names,
@@ -293,15 +299,7 @@ async fn only_allow_listed_headers_reach_the_upstream() {
     assert_eq!(seen.headers["user-agent"], "bot/1");
 
     // A route with its own list forwards exactly that.
-    let path = "/api/v4/order/new";
-    let reply = raw::exchange(
-        &host,
-        raw_signed(&host, &key, &secret, path, path, T0 + 2, hostile),
-    );
-    assert_eq!(answer(&reply).0, 200, "{reply:?}");
-    let seen = upstream.last();
-    let mut names: Vec<&str> = seen.headers.keys().map(|n| n.as_str()).collect();
-    names.sort_unstable();
+    let (seen, names) = deliver("/api/v4/order/new", T0 + 2);
     assert_eq!(
         names,
         [
