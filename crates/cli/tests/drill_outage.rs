@@ -126,7 +126,16 @@ impl Load {
             );
             lanes.push(tokio::spawn(async move {
                 let mut i = 0usize;
-                while !stop.load(Ordering::SeqCst) {
+                // A lane stops only after an accepted request: a request refused with 503
+                // (never recorded) and followed by nothing accepted may rightly be accepted
+                // once when replayed, which the replay check below must not see. Bounded: a
+                // store that never recovers fails the check instead of hanging the drill.
+                let mut last_accepted = false;
+                let mut after_stop = 0u32;
+                while !(stop.load(Ordering::SeqCst) && last_accepted) && after_stop < 1_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        after_stop += 1;
+                    }
                     let request = Prepared::new(&key, &secret, PATH, Gateway::nonce(), false);
                     inflight[GUARD].fetch_add(1, Ordering::SeqCst);
                     let at = phase.load(Ordering::SeqCst);
@@ -135,6 +144,7 @@ impl Load {
                     let reply = send(&bases[i % 2], &request).await;
                     inflight[at as usize].fetch_sub(1, Ordering::SeqCst);
                     i += 1;
+                    last_accepted = reply.accepted();
                     if phase.load(Ordering::SeqCst) == at {
                         if reply.accepted() {
                             ok.fetch_add(1, Ordering::SeqCst);
@@ -272,14 +282,14 @@ async fn drill(nonces: Nonces) {
     drop(a);
     let a = start_instance(&dir.path().join("a2"), &upstream, &stores, "a2");
     let mut replay = Vec::new();
-    for (i, (request, _, _)) in first.iter().enumerate() {
+    for (i, (request, first_reply, phase)) in first.iter().enumerate() {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
         let reply = send(base, request).await;
         tally.add(&reply);
         assert_eq!(
             (reply.status, reply.body.as_str()),
             (Some(429), drill_support::NONCE_REFUSED),
-            "replay of {}",
+            "replay of {} (first answered {first_reply:?} in phase {phase})",
             request.body
         );
         replay.push((request.clone(), reply));
