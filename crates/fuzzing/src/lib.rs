@@ -571,7 +571,7 @@ impl ServiceHarness {
             let gateway = build_gateway(config, &stores, std::sync::Arc::new(clock.clone()), true)
                 .await
                 .expect("the gateway");
-            (stores, public_router(gateway, true))
+            (stores, public_router(gateway))
         });
         Self {
             runtime,

@@ -241,7 +241,6 @@ pub async fn run(
     gateway: Arc<Gateway>,
     stores: &Stores,
     listener: TcpListener,
-    sandbox: bool,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
     let settings = HttpSettings::for_limits(
@@ -249,7 +248,7 @@ pub async fn run(
         gateway.config.listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config.listen.max_connections);
-    let router = public_router(gateway.clone(), sandbox);
+    let router = public_router(gateway.clone());
 
     let sweeper = {
         let nonces = stores.nonces.clone();
@@ -600,7 +599,7 @@ pub async fn run_with_admin(
             }
         }
     });
-    let public = run(gateway, stores, listener, false, async move {
+    let public = run(gateway, stores, listener, async move {
         shutdown.await;
         let _ = stop.send(true);
     })

@@ -93,17 +93,23 @@ pub async fn seed_demo_key(
     };
     stores
         .keys
-        .insert_key(NewKey {
-            public_key: public_key.clone(),
-            account_id: account.id,
-            kind: SANDBOX_KIND.to_owned(),
-            secret: SecretBytes::new(secret.clone().into_bytes()),
-            ips: Vec::new(),
-            endpoints: Vec::new(),
-            created_ms: now_ms,
-        })
+        .insert_key(demo_key(&public_key, &secret, account.id, now_ms))
         .await?;
     Ok((public_key, secret))
+}
+
+/// A demo key of the demo account: the sandbox kind (every private path), no IP or endpoint
+/// list.
+fn demo_key(public_key: &str, secret: &str, account_id: i64, now_ms: u64) -> NewKey {
+    NewKey {
+        public_key: public_key.to_owned(),
+        account_id,
+        kind: SANDBOX_KIND.to_owned(),
+        secret: SecretBytes::new(secret.as_bytes().to_vec()),
+        ips: Vec::new(),
+        endpoints: Vec::new(),
+        created_ms: now_ms,
+    }
 }
 
 /// Most extra demo keys a sandbox will create.
@@ -134,15 +140,7 @@ pub async fn seed_extra_keys(
     let mut keys = Vec::with_capacity(count);
     for _ in 0..count {
         let (public_key, secret) = (random_hex(16)?, random_hex(32)?);
-        keys.push(NewKey {
-            public_key: public_key.clone(),
-            account_id: account.id,
-            kind: SANDBOX_KIND.to_owned(),
-            secret: SecretBytes::new(secret.clone().into_bytes()),
-            ips: Vec::new(),
-            endpoints: Vec::new(),
-            created_ms: now_ms,
-        });
+        keys.push(demo_key(&public_key, &secret, account.id, now_ms));
         pairs.push((public_key, secret));
     }
     // Batches keep each transaction (and its memory) moderate.

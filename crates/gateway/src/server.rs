@@ -34,17 +34,14 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// The upstream client.
     pub upstream: UpstreamClient,
-    /// Serve the sandbox's public routes (`GET /api/v4/public/time`).
-    pub sandbox: bool,
 }
 
 /// The public API as an axum router (one fallback handler: every path is a private
 /// endpoint unless it is one of the few public GET routes).
-pub fn public_router(gateway: Arc<Gateway>, sandbox: bool) -> Router {
+pub fn public_router(gateway: Arc<Gateway>) -> Router {
     let state = AppState {
         gateway,
         upstream: upstream_client(),
-        sandbox,
     };
     Router::new().fallback(handle).with_state(state)
 }

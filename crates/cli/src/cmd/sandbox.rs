@@ -74,7 +74,7 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
         ("api_key", &api_key),
         ("api_secret", &api_secret),
     ]);
-    let result = run_gateway(gateway, &stores, listener, true, shutdown_signal())
+    let result = run_gateway(gateway, &stores, listener, shutdown_signal())
         .await
         .map_err(gateway_error);
     drop(stores);
