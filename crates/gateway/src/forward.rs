@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use whitebit_auth::ApiError;
 
 use crate::config::HOP_BY_HOP;
-use crate::verify::Verified;
+use crate::routing::Upstream;
 
 /// A pooled HTTP/1.1 client for upstreams.
 pub type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
@@ -152,52 +152,44 @@ pub async fn send_upstream(
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-/// Where a verified request goes and how.
-#[derive(Debug, Clone, Copy)]
-pub struct Route<'a> {
-    /// Upstream base URL.
-    pub base: &'a str,
-    /// Upstream timeout.
-    pub timeout: Duration,
-    /// Largest response body passed back.
-    pub max_response_bytes: usize,
-    /// The client headers forwarded.
-    pub forward_headers: &'a [HeaderName],
+/// An accepted request as it goes upstream.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// The normalised path.
+    pub path: &'a str,
+    /// The body: a private request's decoded payload (exactly the signed bytes), a Fiat
+    /// request's body as received.
+    pub body: bytes::Bytes,
+    /// The gateway's identity headers (`X-Auth-Key` and `X-Auth-Account`, or
+    /// `X-Auth-Partner`).
+    pub identity: &'a [(HeaderName, &'a str)],
+    /// The client address the gateway verified (`X-Forwarded-For`, `X-Real-IP`).
+    pub client_ip: IpAddr,
 }
 
-/// Forwards a verified private request: its decoded payload as the body, `X-Auth-Key` and
-/// `X-Auth-Account` as the identity.
+/// Forwards an accepted request to `upstream` with the allow-listed client headers.
 pub async fn forward(
     client: &UpstreamClient,
-    route: Route<'_>,
+    upstream: &Upstream,
+    max_response_bytes: usize,
     client_headers: &HeaderMap,
-    verified: Verified,
+    delivery: Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let identity = [
-        (
-            HeaderName::from_static("x-auth-key"),
-            verified.key.public_key.as_str(),
-        ),
-        (
-            HeaderName::from_static("x-auth-account"),
-            verified.key.account_name.as_str(),
-        ),
-    ];
     let headers = upstream_headers(
         client_headers,
-        route.forward_headers,
-        &identity,
-        verified.client_ip,
-        verified.payload.len(),
+        &upstream.forward_headers,
+        delivery.identity,
+        delivery.client_ip,
+        delivery.body.len(),
     );
     send_upstream(
         client,
         Outbound {
-            base: route.base,
-            timeout: route.timeout,
-            max_response_bytes: route.max_response_bytes,
-            path: &verified.path,
-            body: verified.payload.clone(),
+            base: &upstream.base,
+            timeout: Duration::from_millis(upstream.timeout_ms),
+            max_response_bytes,
+            path: delivery.path,
+            body: delivery.body,
             headers,
         },
     )

@@ -10,18 +10,22 @@ use whitebit_auth::verify::JWT_ENDPOINT_PATH;
 
 use crate::config::{Config, RouteConfig};
 
+/// An upstream that a route forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Base URL (`http://host:port`).
+    pub base: String,
+    /// Timeout in ms.
+    pub timeout_ms: u64,
+    /// The client headers forwarded (the route's `forward_headers` or the default list).
+    pub forward_headers: Arc<[HeaderName]>,
+}
+
 /// Where a verified private request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Forward to `http://host:port`.
-    Upstream {
-        /// Base URL.
-        base: String,
-        /// Timeout in ms.
-        timeout_ms: u64,
-        /// The client headers forwarded (the route's `forward_headers` or the default list).
-        forward_headers: Arc<[HeaderName]>,
-    },
+    /// Forward to an upstream.
+    Upstream(Upstream),
     /// Answer inside the gateway (the sandbox's built-in responses).
     Builtin,
     /// `POST /api/v4/jwt`: issue a token to the key's account.
@@ -36,7 +40,7 @@ pub enum Destination<'a> {
     /// `GET /api/v4/public/time` (sandbox only): the server's clock.
     Time,
     /// A Fiat Gateway route: rows 1, 2 and the 415 check, then the token checks.
-    Fiat(&'a Target),
+    Fiat(&'a Upstream),
     /// A private endpoint: every row of the check table. `None`: no route serves the path
     /// (404 after row 13).
     Private(Option<&'a Target>),
@@ -54,7 +58,7 @@ impl Destination<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     private: Vec<(String, Target)>,
-    fiat: Vec<(String, Target)>,
+    fiat: Vec<(String, Upstream)>,
     sandbox: bool,
 }
 
@@ -71,18 +75,16 @@ impl Routes {
             };
         }
         Self {
-            private: table(&config.routes),
-            fiat: table(&config.fiat.routes),
+            private: table(&config.routes, Target::Upstream),
+            fiat: table(&config.fiat.routes, |upstream| upstream),
             sandbox: false,
         }
     }
 
     /// The configured private and Fiat route prefixes.
     pub fn prefixes(&self) -> impl Iterator<Item = &str> {
-        self.private
-            .iter()
-            .chain(self.fiat.iter())
-            .map(|(prefix, _)| prefix.as_str())
+        let private = self.private.iter().map(|(prefix, _)| prefix.as_str());
+        private.chain(self.fiat.iter().map(|(prefix, _)| prefix.as_str()))
     }
 
     /// Where a request for `uri` with `method` goes.
@@ -119,37 +121,37 @@ impl Routes {
     }
 }
 
-fn find<'a>(table: &'a [(String, Target)], path: &str) -> Option<&'a Target> {
+fn find<'a, T>(table: &'a [(String, T)], path: &str) -> Option<&'a T> {
     table
         .iter()
         .find(|(prefix, _)| path_has_prefix(path, prefix))
         .map(|(_, target)| target)
 }
 
-fn table(routes: &[RouteConfig]) -> Vec<(String, Target)> {
-    let mut routes: Vec<(String, Target)> = routes
+/// A route table, longest prefix first.
+fn table<T>(routes: &[RouteConfig], target: impl Fn(Upstream) -> T) -> Vec<(String, T)> {
+    let mut table: Vec<(String, T)> = routes
         .iter()
-        .map(|r| {
-            (
-                r.prefix.clone(),
-                Target::Upstream {
-                    base: r.upstream.trim_end_matches('/').to_owned(),
-                    timeout_ms: r.timeout_ms,
-                    forward_headers: r.forward_headers.as_ref().map_or_else(
-                        crate::config::default_forward_headers,
-                        |names| {
-                            names
-                                .iter()
-                                .filter_map(|n| crate::config::check_forward_header(n).ok())
-                                .collect()
-                        },
-                    ),
-                },
-            )
-        })
+        .map(|r| (r.prefix.clone(), target(upstream(r))))
         .collect();
-    routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
-    routes
+    table.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+    table
+}
+
+fn upstream(route: &RouteConfig) -> Upstream {
+    Upstream {
+        base: route.upstream.trim_end_matches('/').to_owned(),
+        timeout_ms: route.timeout_ms,
+        forward_headers: route.forward_headers.as_ref().map_or_else(
+            crate::config::default_forward_headers,
+            |names| {
+                names
+                    .iter()
+                    .filter_map(|n| crate::config::check_forward_header(n).ok())
+                    .collect()
+            },
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -170,8 +172,8 @@ mod tests {
 
     fn base(d: Destination<'_>) -> Option<String> {
         match d {
-            Destination::Private(Some(Target::Upstream { base, .. }))
-            | Destination::Fiat(Target::Upstream { base, .. }) => Some(base.clone()),
+            Destination::Private(Some(Target::Upstream(Upstream { base, .. })))
+            | Destination::Fiat(Upstream { base, .. }) => Some(base.clone()),
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,9 +18,10 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
-use crate::forward::{UpstreamClient, forward, upstream_client};
+use crate::forward::{Delivery, UpstreamClient, forward, upstream_client};
 use crate::metrics::Outcome;
 use crate::pipeline::Gateway;
+use crate::routing::Upstream;
 use crate::verify::{Admitted, Destination, FiatAdmitted, Refusal, Target, Verified};
 
 /// The TCP peer of a request (inserted per connection).
@@ -166,7 +167,9 @@ async fn handle_inner(
     };
     match admitted {
         Admitted::Fiat(fiat) => match destination {
-            Destination::Fiat(target) => forward_fiat(state, &parts.headers, fiat, target).await,
+            Destination::Fiat(upstream) => {
+                forward_fiat(state, &parts.headers, fiat, upstream).await
+            }
             // `check` admits a Fiat request only for a Fiat destination.
             _ => failed(ApiError::EndpointNotFound),
         },
@@ -181,7 +184,8 @@ async fn answer_private(
     verified: Verified,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
-    match verified.target.clone() {
+    let max = gw.config.verify.max_response_bytes;
+    match &verified.target {
         Target::Builtin => (
             json(200, crate::builtin::answer(&verified)),
             Outcome::Accepted,
@@ -207,23 +211,33 @@ async fn answer_private(
                 (json(answer.status(), answer.body()), Outcome::Accepted)
             }
         },
-        Target::Upstream {
-            base,
-            timeout_ms,
-            forward_headers,
-        } => {
-            let route = crate::forward::Route {
-                base: &base,
-                timeout: Duration::from_millis(timeout_ms),
-                max_response_bytes: gw.config.verify.max_response_bytes,
-                forward_headers: &forward_headers,
+        Target::Upstream(upstream) => {
+            let identity = [
+                (
+                    HeaderName::from_static("x-auth-key"),
+                    verified.key.public_key.as_str(),
+                ),
+                (
+                    HeaderName::from_static("x-auth-account"),
+                    verified.key.account_name.as_str(),
+                ),
+            ];
+            let delivery = Delivery {
+                path: &verified.path,
+                body: verified.payload.clone(),
+                identity: &identity,
+                client_ip: verified.client_ip,
             };
-            match forward(&state.upstream, route, headers, verified).await {
-                Ok(response) => (response, Outcome::Accepted),
-                // The nonce is consumed (the request was accepted); the upstream failed.
-                Err(e) => failed(e),
-            }
+            // The nonce is consumed (the request was accepted) even when the upstream fails.
+            upstream_answer(forward(&state.upstream, upstream, max, headers, delivery).await)
         }
+    }
+}
+
+fn upstream_answer(answer: Result<Response, ApiError>) -> (Response, Outcome) {
+    match answer {
+        Ok(response) => (response, Outcome::Accepted),
+        Err(e) => failed(e),
     }
 }
 
@@ -232,35 +246,16 @@ async fn forward_fiat(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     fiat: FiatAdmitted,
-    target: &Target,
+    upstream: &Upstream,
 ) -> (Response, Outcome) {
-    let Target::Upstream {
-        base,
-        timeout_ms,
-        forward_headers,
-    } = target
-    else {
-        return failed(ApiError::EndpointNotFound);
-    };
-    let upstream_headers = crate::forward::upstream_headers(
-        headers,
-        forward_headers,
-        &[fiat.identity.header()],
-        fiat.client_ip,
-        fiat.body.len(),
-    );
-    let outbound = crate::forward::Outbound {
-        base,
-        timeout: Duration::from_millis(*timeout_ms),
-        max_response_bytes: state.gateway.config.verify.max_response_bytes,
+    let delivery = Delivery {
         path: &fiat.path,
         body: fiat.body,
-        headers: upstream_headers,
+        identity: &[fiat.identity.header()],
+        client_ip: fiat.client_ip,
     };
-    match crate::forward::send_upstream(&state.upstream, outbound).await {
-        Ok(response) => (response, Outcome::Accepted),
-        Err(e) => failed(e),
-    }
+    let max = state.gateway.config.verify.max_response_bytes;
+    upstream_answer(forward(&state.upstream, upstream, max, headers, delivery).await)
 }
 
 /// HTTP settings of a listener.
