@@ -172,9 +172,9 @@ fn call_failures_exit_non_zero_with_the_message() {
     assert!(err.contains("expected key=value"), "{err}");
 }
 
-/// Starts, on its own runtime thread, a server answering every request with `307` and
-/// `Location: location`; returns its base URL.
-fn redirecting_server(location: String) -> String {
+/// Serves `app` on 127.0.0.1 from its own runtime thread (the tests calling the CLI block);
+/// returns its base URL.
+fn serve_on_thread(app: Router) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -182,15 +182,6 @@ fn redirecting_server(location: String) -> String {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let app = Router::new().fallback(move || {
-                let location = location.clone();
-                async move {
-                    (
-                        StatusCode::TEMPORARY_REDIRECT,
-                        [(axum::http::header::LOCATION, location)],
-                    )
-                }
-            });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
@@ -201,33 +192,32 @@ fn redirecting_server(location: String) -> String {
     format!("http://{}", rx.recv().expect("address"))
 }
 
+/// A server answering every request with `307` and `Location: location`; its base URL.
+fn redirecting_server(location: String) -> String {
+    serve_on_thread(Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    }))
+}
+
 /// A server that answers every request `200 answer` and counts the requests it receives;
 /// (base URL, count).
 fn counting_server(answer: &'static str) -> (String, Arc<Mutex<usize>>) {
     let count: Arc<Mutex<usize>> = Arc::default();
-    let (tx, rx) = std::sync::mpsc::channel();
     let counter = count.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let app = Router::new().fallback(move || {
-                let counter = counter.clone();
-                async move {
-                    *counter.lock().expect("lock") += 1;
-                    (StatusCode::OK, answer)
-                }
-            });
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    (format!("http://{}", rx.recv().expect("address")), count)
+    let base = serve_on_thread(Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            *counter.lock().expect("lock") += 1;
+            (StatusCode::OK, answer)
+        }
+    }));
+    (base, count)
 }
 
 #[test]
