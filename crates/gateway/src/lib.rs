@@ -4,31 +4,24 @@
 //! private requests that pass every check of `docs/errors.md`, in order, forwarding exactly
 //! the signed bytes. `wbauth serve` and `wbauth sandbox` run it.
 
-pub mod admin;
-pub mod app;
-pub mod builtin;
 pub mod clock;
 pub mod config;
-pub mod console;
+pub mod edge;
 mod error;
-mod form;
-pub mod forward;
-pub mod health;
 pub mod ip;
-pub mod keys;
-pub mod metrics;
-pub mod partners;
-pub mod pipeline;
-pub mod rate;
-pub mod routing;
-pub mod sandbox;
-pub mod server;
+pub mod ops;
+pub mod runtime;
 pub mod service;
-pub mod throttle;
+pub mod state;
 pub mod tokens;
-pub mod totp;
-pub mod touch;
 pub mod verify;
+
+// Old paths, kept while the facade is built.
+pub use edge::{admin, server};
+pub use runtime as app;
+pub use runtime::sandbox;
+pub use service::totp;
+pub use verify::gateway as pipeline;
 
 pub use error::GatewayError;
 /// The stores, from their own crate.

@@ -6,7 +6,7 @@
 //! — gets one answer, and counts against the typed name from the caller's source (an IPv4
 //! address or an IPv6 /64) and against the source, whether an account has that name or not:
 //! after 5 failures the pair waits 30 s, doubled by each further failure up to 15 min; after 20
-//! the source waits likewise for every name (see [`crate::throttle`]). A try during a wait is
+//! the source waits likewise for every name (see [`crate::service::throttle`]). A try during a wait is
 //! refused unseen, with the time left. Another source, and the operator through the admin API,
 //! are never held up.
 
@@ -19,7 +19,7 @@ use super::passwords::MAX_PASSWORD_BYTES;
 use super::{
     AccountView, Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
 };
-use crate::throttle::{Source, name_key};
+use crate::service::throttle::{Source, name_key};
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
 pub(crate) struct ConsoleLink {
@@ -278,7 +278,7 @@ impl KeyService {
 
 /// One sign-in try, as the throttle counts it.
 struct Attempt {
-    name: crate::throttle::NameKey,
+    name: crate::service::throttle::NameKey,
     source: Source,
 }
 

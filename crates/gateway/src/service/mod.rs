@@ -33,11 +33,11 @@ use zeroize::Zeroizing;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::keys::KeyCache;
-use crate::partners::PartnerCache;
-use crate::pipeline::Gateway;
+use crate::service::throttle::{CodeLocks, SignInThrottle, Source};
+use crate::state::keys::KeyCache;
+use crate::state::partners::PartnerCache;
 use crate::store::{KeyId, KeyStore};
-use crate::throttle::{CodeLocks, SignInThrottle, Source};
+use crate::verify::gateway::Gateway;
 
 mod accounts;
 mod audit;
@@ -49,6 +49,8 @@ mod partners;
 mod passwords;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
+pub mod totp;
 mod two_factor;
 mod validate;
 mod views;

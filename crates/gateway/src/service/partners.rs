@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::validate::{check_name, could_be_id};
 use super::{Caller, KeyService, ManageError, random_bytes};
-use crate::partners::{ActivePartner, PartnerCache};
+use crate::state::partners::{ActivePartner, PartnerCache};
 use crate::store::{NewPartner, PartnerRecord, SecretBytes};
 
 /// The Auth Key's prefix (followed by [`AUTH_KEY_BYTES`] random bytes in hex).

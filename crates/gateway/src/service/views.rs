@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::KeyService;
-use crate::keys::DAY_MS;
+use crate::state::keys::DAY_MS;
 use crate::store::{AccountRecord, KeyRecord};
 
 /// A key's state as a person reads it.

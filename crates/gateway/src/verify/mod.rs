@@ -1,11 +1,14 @@
 //! The check table of `docs/errors.md`, run in order: one function per row (in `verify/rows.rs`), and
 //! [`Gateway::check`] calling them as the table lists them. Where a request goes is decided
-//! once, before any check ([`crate::routing`]); a Fiat Gateway route swaps rows 3–16 for the token
+//! once, before any check ([`crate::verify::routing`]); a Fiat Gateway route swaps rows 3–16 for the token
 //! checks ([`fiat`]). Nothing downstream re-reads the raw request: a private request comes out
 //! as a [`Verified`] whose body is the decoded payload.
 
 pub mod fiat;
+pub mod gateway;
 mod outcome;
+pub mod rate;
+pub mod routing;
 mod rows;
 
 use std::net::IpAddr;
@@ -15,8 +18,8 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use bytes::Bytes;
 
-use crate::pipeline::Gateway;
-pub use crate::routing::{Destination, Routes, Target};
+use crate::verify::gateway::Gateway;
+pub use crate::verify::routing::{Destination, Routes, Target};
 pub use outcome::{Admitted, FiatAdmitted, FiatIdentity, Incoming, Refusal, Verified};
 
 impl Gateway {

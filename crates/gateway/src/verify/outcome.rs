@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use bytes::Bytes;
 use whitebit_auth::{ApiError, TokenRejection};
 
-use crate::keys::ActiveKey;
-use crate::routing::Target;
+use crate::state::keys::ActiveKey;
+use crate::verify::routing::Target;
 
 /// A request that passed every check and whose nonce is recorded. `Debug` shows the
 /// payload's length only.

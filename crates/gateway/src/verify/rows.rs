@@ -16,10 +16,10 @@ use whitebit_auth::{ApiError, BodyMatch, NonceMode, PayloadMac};
 
 use super::outcome::{Incoming, Refusal};
 use crate::config::Config;
-use crate::keys::{ActiveKey, KeyCache};
-use crate::rate::RateLimiter;
-use crate::routing::Target;
+use crate::state::keys::{ActiveKey, KeyCache};
 use crate::store::NonceStore;
+use crate::verify::rate::RateLimiter;
+use crate::verify::routing::Target;
 
 /// Row 1: the method is POST.
 pub(super) fn method(method: &Method) -> Result<(), ApiError> {

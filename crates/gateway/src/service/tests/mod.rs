@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::*;
 use crate::clock::{Clock as _, ManualClock};
 use crate::config::{Config, KindConfig};
-use crate::keys::{DAY_MS, KeyCache};
-use crate::partners::PartnerCache;
+use crate::service::totp;
+use crate::state::keys::{DAY_MS, KeyCache};
+use crate::state::partners::PartnerCache;
 use crate::store::{SqliteKeyStore, load_or_create_master_key};
-use crate::totp;
 
 mod accounts;
 mod error;

@@ -7,9 +7,9 @@ use whitebit_auth::fiat::{EncKey, OrderFields, PartnerClaims, split_jws};
 
 use crate::clock::ManualClock;
 use crate::config::Config;
-use crate::keys::KeyCache;
-use crate::partners::PartnerCache;
 use crate::service::*;
+use crate::state::keys::KeyCache;
+use crate::state::partners::PartnerCache;
 use crate::store::{SqliteKeyStore, load_or_create_master_key};
 
 const T0: u64 = 1_700_000_000_000;

@@ -12,10 +12,10 @@ use whitebit_auth::BodyMatch;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::ip::{IpRule, client_ip};
-use crate::keys::KeyCache;
-use crate::rate::RateLimiter;
+use crate::state::keys::KeyCache;
+use crate::state::touch::TouchQueue;
 use crate::store::{KeyStore, NonceStore};
-use crate::touch::TouchQueue;
+use crate::verify::rate::RateLimiter;
 
 /// Everything the checks consult. Shared by every connection.
 pub struct Gateway {
@@ -36,19 +36,19 @@ pub struct Gateway {
     /// Trusted proxies.
     pub trusted_proxies: Vec<IpRule>,
     /// Where requests go (private, Fiat and public routes).
-    pub routes: crate::routing::Routes,
+    pub routes: crate::verify::routing::Routes,
     /// Rate limits.
     pub rate: RateLimiter,
     /// Batched last-used updates.
     pub touch: TouchQueue,
     /// Request counters for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::ops::metrics::Metrics,
     /// Issues and verifies the gateway's own tokens.
     pub tokens: Arc<crate::tokens::TokenIssuer>,
     /// Single use of partner tokens.
     pub replay: Arc<dyn crate::store::ReplayGuard>,
     /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
-    pub partners: Arc<crate::partners::PartnerCache>,
+    pub partners: Arc<crate::state::partners::PartnerCache>,
 }
 
 impl std::fmt::Debug for Gateway {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::AdminState;
 use super::accounts::CodeRequest;
 use super::respond::{Answer, parse, to_value};
-use crate::form::query_param;
+use crate::edge::form::query_param;
 use crate::service::{Caller, CreateKey, KeyWithSecret, ManageError};
 
 type Answered = Result<Answer, ManageError>;

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 
 use whitebit_auth::encoding::hex_encode;
 
-use crate::app::Stores;
 use crate::config::{Config, KindConfig};
 use crate::error::GatewayError;
+use crate::runtime::Stores;
 use crate::store::{NewKey, SecretBytes};
 
 /// The kind of the demo key: every path.

@@ -3,7 +3,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use super::context::cookie;
 use super::keys::ip_list;
 use super::*;
-use crate::form::Form;
+use crate::edge::form::Form;
 
 #[test]
 fn forms_decode_repeated_fields() {

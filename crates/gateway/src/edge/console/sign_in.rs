@@ -10,7 +10,7 @@ use super::context::{Ctx, csrf_refused, html, redirect, signed_in, status_of};
 use super::pages::{self, Chrome};
 use super::session::NotCreated;
 use super::{COOKIE, Console, FORM_COOKIE};
-use crate::form::{Form, query_param};
+use crate::edge::form::{Form, query_param};
 use crate::service::ManageError;
 
 pub(super) async fn home(ctx: Ctx) -> Response {

@@ -34,8 +34,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 
-use crate::pipeline::Gateway;
 use crate::service::KeyService;
+use crate::verify::gateway::Gateway;
 use anonymous::FormKey;
 use context::html;
 use keys::{create_key, delete_page, key_action, key_page, keys_page};
@@ -64,7 +64,7 @@ struct Console {
 }
 
 /// The console router over the gateway's [`KeyService`] (serve it on its own listener with
-/// [`crate::server::serve`], which records each connection's peer address).
+/// [`crate::edge::server::serve`], which records each connection's peer address).
 pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router {
     let config = &gateway.config.console;
     let state = Console {

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use whitebit_auth::ApiError;
 
 use crate::config::HOP_BY_HOP;
-use crate::routing::Upstream;
+use crate::verify::routing::Upstream;
 
 /// A pooled HTTP/1.1 client for upstreams.
 pub type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;

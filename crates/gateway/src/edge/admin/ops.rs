@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::respond::{Answer, to_value};
 use super::{AdminState, DEFAULT_AUDIT_LIMIT};
-use crate::form::query_param;
+use crate::edge::form::query_param;
 use crate::service::ManageError;
 
 /// `GET /healthz`: the process answers.
@@ -21,14 +21,15 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> Answer {
         Some(nonces) => {
             let now = state.service.now_ms();
             let health =
-                crate::health::check(state.service.store().as_ref(), nonces.as_ref(), now).await;
+                crate::ops::health::check(state.service.store().as_ref(), nonces.as_ref(), now)
+                    .await;
             health.ready()
         }
         None => state
             .service
             .ready()
             .await
-            .map_err(|_| crate::health::NotReady::KeyStore),
+            .map_err(|_| crate::ops::health::NotReady::KeyStore),
     };
     match verdict {
         Ok(()) => Answer::ok(&json!({"status": "ready"})),
@@ -84,7 +85,7 @@ mod test_clock {
     }
 
     /// `POST /test/clock`: `{"set_ms"}`, `{"advance_ms"}` or `{"release":true}`.
-    pub(in crate::admin) async fn set_test_clock(
+    pub(in crate::edge::admin) async fn set_test_clock(
         State(state): State<AdminState>,
         body: Bytes,
     ) -> Response {
@@ -118,7 +119,7 @@ mod test_clock {
     }
 
     /// `GET /test/clock`: `{"now_ms"}`.
-    pub(in crate::admin) async fn get_test_clock(State(state): State<AdminState>) -> Answer {
+    pub(in crate::edge::admin) async fn get_test_clock(State(state): State<AdminState>) -> Answer {
         Answer::ok(&json!({"now_ms": state.service.now_ms()}))
     }
 }

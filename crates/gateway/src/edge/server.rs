@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
-use crate::forward::{Delivery, UpstreamClient, forward, upstream_client};
-use crate::metrics::Outcome;
-use crate::pipeline::Gateway;
-use crate::routing::Upstream;
+use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
+use crate::ops::metrics::Outcome;
+use crate::verify::gateway::Gateway;
+use crate::verify::routing::Upstream;
 use crate::verify::{Admitted, Destination, FiatAdmitted, Refusal, Target, Verified};
 
 /// The TCP peer of a request (inserted per connection).
@@ -187,7 +187,7 @@ async fn answer_private(
     let max = gw.config.verify.max_response_bytes;
     match &verified.target {
         Target::Builtin => (
-            json(200, crate::builtin::answer(&verified)),
+            json(200, crate::edge::builtin::answer(&verified)),
             Outcome::Accepted,
         ),
         Target::IssueToken => match gw.tokens.issue_for_key(

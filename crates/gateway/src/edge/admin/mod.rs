@@ -64,7 +64,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 
-use crate::server::Peer;
+use crate::edge::server::Peer;
 use crate::service::{Caller, KeyService};
 use crate::store::NonceStore;
 pub use hosts::{AdminHosts, with_host_check};

@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use super::context::{Ctx, error_page, page, redirect, signed_in};
 use super::{Console, not_found, pages};
-use crate::form::{Form, query_param};
+use crate::edge::form::{Form, query_param};
 use crate::service::{CreateKey, KeyView, ManageError, TwoFactor};
 
 pub(super) async fn keys_page(

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::Console;
 use super::context::{Ctx, error_page, page, redirect, signed_in};
 use super::pages;
-use crate::form::Form;
+use crate::edge::form::Form;
 use crate::service::TwoFactor;
 
 pub(super) async fn two_factor_page(State(state): State<Console>, ctx: Ctx) -> Response {

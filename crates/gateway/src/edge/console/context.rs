@@ -10,8 +10,8 @@ use maud::Markup;
 use super::pages::{self, Chrome};
 use super::session::{self, Session, csrf_matches};
 use super::{COOKIE, Console, FORM_COOKIE};
-use crate::form::Form;
-use crate::server::Peer;
+use crate::edge::form::Form;
+use crate::edge::server::Peer;
 use crate::service::{Caller, ManageError};
 
 /// Who is asking: the client address (through trusted proxies, as on the public listener),

@@ -1,5 +1,7 @@
 //! Assembling a gateway from its configuration: stores, caches, background tasks, listeners.
 
+pub mod sandbox;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,23 +11,23 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::clock::SharedClock;
 use crate::config::{Config, DurabilityConfig, KeyBackend, NonceBackend};
+use crate::edge::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
+use crate::edge::server::{HttpSettings, public_router, serve};
 use crate::error::GatewayError;
 use crate::ip::IpRule;
-use crate::keys::KeyCache;
-use crate::pipeline::Gateway;
-use crate::rate::RateLimiter;
-use crate::server::{HttpSettings, public_router, serve};
 use crate::service::KeyService;
+use crate::state::keys::KeyCache;
+use crate::state::touch::TouchQueue;
 use crate::store::secret_file;
 use crate::store::{
     Change, ChangeFeed, Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV,
     MasterKey, MasterKeySource, NonceStore, PgKeyStore, PgNonceStore, RedisNonceStore, ReplayGuard,
     ReplayStore, SqliteKeyStore, StoreError, load_or_create_master_key,
 };
-use crate::touch::TouchQueue;
+use crate::verify::gateway::Gateway;
+use crate::verify::rate::RateLimiter;
 
 /// The opened stores.
 pub struct Stores {
@@ -173,7 +175,7 @@ pub async fn build_gateway(
         trusted_proxies,
         routes,
         touch: TouchQueue::default(),
-        metrics: crate::metrics::Metrics::default(),
+        metrics: crate::ops::metrics::Metrics::default(),
         tokens: Arc::new(tokens),
         replay: stores.replay.clone(),
         config: Arc::new(config),
@@ -286,7 +288,7 @@ pub async fn run(
             let mut tick = tokio::time::interval(HEALTH_INTERVAL);
             loop {
                 tick.tick().await;
-                let health = crate::health::check(
+                let health = crate::ops::health::check(
                     gateway.key_store.as_ref(),
                     gateway.nonces.as_ref(),
                     gateway.clock.now_ms(),
@@ -516,12 +518,12 @@ pub fn admin_router_for(
     with_host_check(router, hosts)
 }
 
-/// The web console's listener and router (`[console] listen`; see [`crate::console`]).
+/// The web console's listener and router (`[console] listen`; see [`crate::edge::console`]).
 #[derive(Debug)]
 pub struct ConsoleServer {
     /// The bound listener.
     pub listener: TcpListener,
-    /// The router ([`crate::console::console_router`]).
+    /// The router ([`crate::edge::console::console_router`]).
     pub router: axum::Router,
 }
 
@@ -547,7 +549,7 @@ impl ConsoleServer {
         }
         Ok(Some(Self {
             listener,
-            router: crate::console::console_router(gateway.clone(), service.clone()),
+            router: crate::edge::console::console_router(gateway.clone(), service.clone()),
         }))
     }
 }
@@ -633,7 +635,7 @@ pub async fn run_with_admin(
 }
 
 /// `GET /metrics` for the admin listener (no authentication: it carries no per-key data).
-pub fn metrics_router(gateway: std::sync::Arc<crate::pipeline::Gateway>) -> axum::Router {
+pub fn metrics_router(gateway: std::sync::Arc<crate::verify::gateway::Gateway>) -> axum::Router {
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
