@@ -18,7 +18,7 @@ pub(crate) async fn bind(
     addr: SocketAddr,
     what: &str,
 ) -> Result<(TcpListener, SocketAddr), CliError> {
-    let listener = whitebit_gateway::app::bind(addr, what)
+    let listener = whitebit_gateway::bind(addr, what)
         .await
         .map_err(gateway_error)?;
     let local = local_addr(&listener)?;

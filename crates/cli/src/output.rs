@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn labels_and_lists() {
-        use whitebit_gateway::service::{KeyState, TwoFactor};
+        use whitebit_gateway::views::{KeyState, TwoFactor};
         assert_eq!(label(&KeyState::Idle), "idle");
         assert_eq!(label(&TwoFactor::Pending), "pending");
         assert_eq!(joined(&[], "any"), "any");

@@ -268,7 +268,7 @@ fn seed(data_dir: PathBuf) {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            use whitebit_gateway::app::open_stores;
+            use whitebit_gateway::open_stores;
             use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key};
             let options = SandboxOptions {
                 listen: "127.0.0.1:0".parse().expect("addr"),

@@ -618,7 +618,7 @@ fn debug_output_of_secret_carrying_types() {
         headers.insert(name, value.parse().expect("header value"));
     }
     let body = bytes::Bytes::from(signed.body.clone());
-    let incoming = whitebit_gateway::verify::Incoming {
+    let incoming = whitebit_gateway::Incoming {
         method: &axum::http::Method::POST,
         path_and_query: BALANCE,
         headers: &headers,

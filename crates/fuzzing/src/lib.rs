@@ -39,12 +39,11 @@ use whitebit_auth::verify::{
     BodyMatch, HeaderValue, JWT_ENDPOINT_PATH, Rejection, RequestParts, check_request,
 };
 use whitebit_auth::{ApiError, JwtEndpointError, NonceMode, TokenRejection};
-use whitebit_gateway::app::{Stores, TempDataDir, build_gateway, open_stores};
 use whitebit_gateway::clock::ManualClock;
 use whitebit_gateway::config::{Config, ENV_PREFIX};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key};
-use whitebit_gateway::server::public_router;
 use whitebit_gateway::tokens::{SigningKey, TokenIssuer};
+use whitebit_gateway::{Answers, Stores, TempDataDir, build_gateway, open_stores, public_router};
 
 /// The API key of the conformance vectors (`crates/protocol/tests/vectors/signing.json`).
 pub const API_KEY: &str = "4e32e2ba2e3b4b0b9d6f5c1a7e8f9a0b";
@@ -500,7 +499,8 @@ pub fn config(data: &[u8]) -> Outcome {
             assert!(config.store.key_backend().is_ok());
             assert!(config.store.nonce_backend().is_ok());
             let _ = config.store.remote_options();
-            for prefix in whitebit_gateway::verify::Routes::new(&config, false).prefixes() {
+            let routes = config.routes.iter().chain(&config.fiat.routes);
+            for prefix in routes.map(|route| route.prefix.as_str()) {
                 assert!(
                     normalize_path(prefix).is_ok(),
                     "a route prefix that is not a path: {prefix:?}"
@@ -568,9 +568,14 @@ impl ServiceHarness {
             seed_demo_key(&stores, &options, T0_MS)
                 .await
                 .expect("the demo key");
-            let gateway = build_gateway(config, &stores, std::sync::Arc::new(clock.clone()), true)
-                .await
-                .expect("the gateway");
+            let gateway = build_gateway(
+                config,
+                &stores,
+                std::sync::Arc::new(clock.clone()),
+                Answers::BuiltIn,
+            )
+            .await
+            .expect("the gateway");
             (stores, public_router(gateway))
         });
         Self {

@@ -56,11 +56,9 @@ use bytes::Bytes;
 use whitebit_auth::ApiError;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
-use whitebit_gateway::app::{build_gateway, open_stores};
 use whitebit_gateway::clock::{SharedClock, SystemClock};
-use whitebit_gateway::pipeline::Gateway;
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
-use whitebit_gateway::verify::{Incoming, Refusal};
+use whitebit_gateway::{Answers, Gateway, Incoming, Refusal, build_gateway, open_stores};
 
 const KNOWN_KEY: &str = "4e32e2ba2e3b4b0b9d6f5c1a7e8f9a0b";
 const UNKNOWN_KEY: &str = "b0a9f8e7a1c5f6d9b0b4b3e2ab2e23e4";
@@ -190,15 +188,14 @@ fn main() -> ExitCode {
             .into_iter()
             .map(|(public_key, _)| public_key)
             .collect();
-        let gateway = build_gateway(config, &stores, clock.clone(), true)
+        let gateway = build_gateway(config, &stores, clock.clone(), Answers::BuiltIn)
             .await
             .expect("gateway");
-        let records = gateway.key_store.load_keys().await.expect("key records");
-        assert_eq!(records.len(), held + 1);
-        assert!(gateway.keys.get(KNOWN_KEY).is_some() && gateway.keys.get(UNKNOWN_KEY).is_none());
+        assert_eq!(gateway.key_count(), held + 1);
+        assert!(gateway.holds_key(KNOWN_KEY) && !gateway.holds_key(UNKNOWN_KEY));
         for key in &seeded {
             assert_eq!(key.len(), UNKNOWN_KEY.len());
-            assert!(gateway.keys.get(key).is_some());
+            assert!(gateway.holds_key(key));
         }
 
         // One typical request, signed with a secret that is not the key's: a wrong signature.
@@ -240,7 +237,7 @@ fn main() -> ExitCode {
             if round > 0 {
                 // A fresh memory layout: every key's entry allocated anew, a new hash key,
                 // new stand-ins (the reload the gateway does on a store resync).
-                gateway.keys.replace_all(&records);
+                gateway.reload().await.expect("keys reloaded");
             }
             // Class 0: `keys` random unknown keys, or (A/A control) `keys` held keys; class 1:
             // `keys` other held keys. New pools every round.

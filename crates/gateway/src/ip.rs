@@ -6,14 +6,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One allow-list entry: an address or a CIDR block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpRule {
+pub(crate) struct IpRule {
     network: IpAddr,
     prefix: u8,
 }
 
 /// `::ffff:a.b.c.d` is `a.b.c.d`.
 #[must_use]
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
@@ -23,7 +23,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 impl IpRule {
     /// Parses `1.2.3.4`, `10.0.0.0/8`, `2001:db8::1`, `2001:db8::/32`. Host bits below the
     /// prefix must be zero.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -84,7 +84,7 @@ impl IpRule {
 
     /// Whether `ip` is inside this entry.
     #[must_use]
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         ip.is_ipv4() == self.network.is_ipv4() && self.mask(ip) == self.network
     }
@@ -105,7 +105,7 @@ impl fmt::Display for IpRule {
 /// forwarded addresses (all header instances joined in order) are walked from the right,
 /// trusted proxies skipped, and the first untrusted address is the client.
 #[must_use]
-pub fn client_ip(peer: IpAddr, trusted: &[IpRule], forwarded_for: &[&str]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, trusted: &[IpRule], forwarded_for: &[&str]) -> IpAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
     if !is_trusted(peer) {

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use whitebit_gateway::service::AccountView;
+use whitebit_gateway::views::AccountView;
 use zeroize::Zeroizing;
 
 use super::Context;

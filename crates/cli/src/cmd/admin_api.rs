@@ -488,7 +488,7 @@ mod tests {
         assert!(matches!(first, Some(Ok(ref s)) if s == "s1"), "{first:?}");
         let errors: Vec<String> = items
             .iter()
-            .filter_map(|k| k.get::<whitebit_gateway::service::KeyView>("key").err())
+            .filter_map(|k| k.get::<whitebit_gateway::views::KeyView>("key").err())
             .map(message)
             .collect();
         assert_eq!(

@@ -3,16 +3,14 @@
 //! on the same runtime, answering every request `200 {"ok":true}` (`docs/design-decisions.md` 34).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use whitebit_gateway::config::{ListenConfig, VerifyConfig};
-use whitebit_gateway::server::HttpSettings;
+use hyper_util::rt::TokioIo;
+use whitebit_gateway::{HttpSettings, accept};
 
 use super::Context;
 use crate::error::CliError;
@@ -36,28 +34,13 @@ pub(crate) struct BenchEchoArgs {
 pub(crate) async fn run(args: &BenchEchoArgs, _ctx: &Context) -> Result<(), CliError> {
     let (listener, addr) = bind(args.listen, "echo").await?;
     print_fields(&[("listening", format!("http://{addr}"))]);
-    // The gateway's defaults: `[verify] max_body_bytes` and `[listen] header_timeout_ms`.
-    let settings = HttpSettings::for_limits(
-        VerifyConfig::default().max_body_bytes,
-        ListenConfig::default().header_timeout_ms,
-    );
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_buf_size(settings.max_header_bytes)
-        .keep_alive(true);
+    // The gateway's own connection settings.
+    let builder = HttpSettings::gateway_defaults().http1();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

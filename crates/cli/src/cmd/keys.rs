@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use whitebit_gateway::service::{AuditView, KeyView};
+use whitebit_gateway::views::{AuditView, KeyView};
 
 use super::Context;
 use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};

@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use whitebit_gateway::service::PartnerView;
+use whitebit_gateway::views::PartnerView;
 
 use super::Context;
 use super::admin_api::{Action, AdminArgs, AdminClient, Fields, Records};

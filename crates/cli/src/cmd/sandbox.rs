@@ -3,13 +3,12 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use whitebit_gateway::app::{TempDataDir, build_gateway, open_stores, run as run_gateway};
-use whitebit_gateway::clock::{SharedClock, SystemClock};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
+use whitebit_gateway::{Launch, Options, ServeClock, TempDataDir};
 
 use super::Context;
 use crate::error::CliError;
-use crate::listen::{bind, gateway_error, shutdown_signal};
+use crate::listen::{gateway_error, shutdown_signal};
 use crate::logging;
 use crate::output::{print_fields, write_keys_file};
 
@@ -48,14 +47,14 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
     let dir = TempDataDir::create().map_err(gateway_error)?;
     let overrides: Vec<(String, String)> = std::env::vars().collect();
     let config = sandbox_config(&options, dir.path(), &overrides).map_err(gateway_error)?;
-    let clock: SharedClock = std::sync::Arc::new(SystemClock);
-    let stores = open_stores(&config, clock.now_ms())
+    let launch = Launch::open(config, ServeClock::system(), Options::SANDBOX)
         .await
         .map_err(gateway_error)?;
-    let (api_key, api_secret) = seed_demo_key(&stores, &options, clock.now_ms())
+    let now = launch.now_ms();
+    let (api_key, api_secret) = seed_demo_key(launch.stores(), &options, now)
         .await
         .map_err(gateway_error)?;
-    let extra = seed_extra_keys(&stores, args.extra_keys, clock.now_ms())
+    let extra = seed_extra_keys(launch.stores(), args.extra_keys, now)
         .await
         .map_err(gateway_error)?;
     if let Some(path) = &args.keys_out {
@@ -64,20 +63,18 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
             .collect();
         write_keys_file(path, "wbauth sandbox demo keys", &all)?;
     }
-    let (listener, addr) = bind(config.listen.addr, "sandbox").await?;
-    let gateway = build_gateway(config, &stores, clock, true)
-        .await
-        .map_err(gateway_error)?;
-    let listening = format!("http://{addr}");
+    let listening = launch.listen().await.map_err(gateway_error)?;
+    let listening_at = format!("http://{}", listening.addresses().public);
     print_fields(&[
-        ("listening", listening.as_str()),
+        ("listening", listening_at.as_str()),
         ("api_key", &api_key),
         ("api_secret", &api_secret),
     ]);
-    let result = run_gateway(gateway, &stores, listener, shutdown_signal())
+    // The stores close when `run` returns, before the data dir is removed.
+    let result = listening
+        .run(shutdown_signal())
         .await
         .map_err(gateway_error);
-    drop(stores);
     drop(dir);
     result
 }

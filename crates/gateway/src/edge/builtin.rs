@@ -5,15 +5,16 @@ use whitebit_auth::json::{self, JsonValue, write_string};
 use crate::verify::Verified;
 
 /// `/api/v4/trade-account/balance`
-pub const TRADE_BALANCE: &str =
+pub(crate) const TRADE_BALANCE: &str =
     r#"{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}"#;
 /// `/api/v4/main-account/balance`
-pub const MAIN_BALANCE: &str = r#"{"BTC":{"main_balance":"1.25"},"USDT":{"main_balance":"5000"}}"#;
+pub(crate) const MAIN_BALANCE: &str =
+    r#"{"BTC":{"main_balance":"1.25"},"USDT":{"main_balance":"5000"}}"#;
 
 /// The answer for a verified request: the two balances, or an echo of what was verified
 /// (`{"request":…,"params":{…everything but request/nonce/nonceWindow},"key":…}`).
 #[must_use]
-pub fn answer(verified: &Verified) -> String {
+pub(crate) fn answer(verified: &Verified) -> String {
     match verified.path.as_str() {
         "/api/v4/trade-account/balance" => TRADE_BALANCE.to_owned(),
         "/api/v4/main-account/balance" => MAIN_BALANCE.to_owned(),

@@ -21,11 +21,11 @@ use crate::config::HOP_BY_HOP;
 use crate::verify::routing::Upstream;
 
 /// A pooled HTTP/1.1 client for upstreams.
-pub type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
+pub(crate) type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
 
 /// Builds the upstream client.
 #[must_use]
-pub fn upstream_client() -> UpstreamClient {
+pub(crate) fn upstream_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -54,7 +54,7 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 /// client's `Connection` header lists); then the gateway's `identity` headers,
 /// `X-Forwarded-For` and `X-Real-IP` set to `client_ip`, and the new `Content-Length`.
 #[must_use]
-pub fn upstream_headers(
+pub(crate) fn upstream_headers(
     client: &HeaderMap,
     allowed: &[HeaderName],
     identity: &[(HeaderName, &str)],
@@ -87,25 +87,25 @@ pub fn upstream_headers(
 
 /// A request on its way upstream.
 #[derive(Debug)]
-pub struct Outbound<'a> {
+pub(crate) struct Outbound<'a> {
     /// Upstream base URL.
-    pub base: &'a str,
+    pub(crate) base: &'a str,
     /// Upstream timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Largest response body passed back.
-    pub max_response_bytes: usize,
+    pub(crate) max_response_bytes: usize,
     /// The normalised path.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The body to send.
-    pub body: bytes::Bytes,
+    pub(crate) body: bytes::Bytes,
     /// The headers to send.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
 }
 
 /// Sends a request upstream and passes its answer back once it is complete: 502 when the
 /// upstream cannot be reached, breaks the connection before its answer is complete, or answers
 /// more than `max_response_bytes`; 504 when the whole answer does not arrive in time.
-pub async fn send_upstream(
+pub(crate) async fn send_upstream(
     client: &UpstreamClient,
     out: Outbound<'_>,
 ) -> Result<Response<Body>, ApiError> {
@@ -154,21 +154,21 @@ pub async fn send_upstream(
 
 /// An accepted request as it goes upstream.
 #[derive(Debug)]
-pub struct Delivery<'a> {
+pub(crate) struct Delivery<'a> {
     /// The normalised path.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The body: a private request's decoded payload (exactly the signed bytes), a Fiat
     /// request's body as received.
-    pub body: bytes::Bytes,
+    pub(crate) body: bytes::Bytes,
     /// The gateway's identity headers (`X-Auth-Key` and `X-Auth-Account`, or
     /// `X-Auth-Partner`).
-    pub identity: &'a [(HeaderName, &'a str)],
+    pub(crate) identity: &'a [(HeaderName, &'a str)],
     /// The client address the gateway verified (`X-Forwarded-For`, `X-Real-IP`).
-    pub client_ip: IpAddr,
+    pub(crate) client_ip: IpAddr,
 }
 
 /// Forwards an accepted request to `upstream` with the allow-listed client headers.
-pub async fn forward(
+pub(crate) async fn forward(
     client: &UpstreamClient,
     upstream: &Upstream,
     max_response_bytes: usize,

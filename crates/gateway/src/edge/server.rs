@@ -26,15 +26,15 @@ use crate::verify::{Admitted, Destination, FiatAdmitted, Refusal, Target, Verifi
 
 /// The TCP peer of a request (inserted per connection).
 #[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+pub(crate) struct Peer(pub(crate) SocketAddr);
 
 /// Shared state of the public router.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The gateway.
-    pub gateway: Arc<Gateway>,
+    pub(crate) gateway: Arc<Gateway>,
     /// The upstream client.
-    pub upstream: UpstreamClient,
+    pub(crate) upstream: UpstreamClient,
 }
 
 /// The public API as an axum router (one fallback handler: every path is a private
@@ -60,7 +60,7 @@ fn json(status: u16, body: impl Into<Body>) -> Response {
 
 /// The response for a catalogue error, with `Allow` / `Retry-After` where the row says so.
 #[must_use]
-pub fn error_response(error: ApiError) -> Response {
+pub(crate) fn error_response(error: ApiError) -> Response {
     let mut response = json(error.status(), error.body());
     if error == ApiError::MethodNotAllowed {
         response
@@ -113,7 +113,7 @@ async fn handle(
     let path = request.uri().path().to_owned();
     let (response, outcome) = handle_inner(&state, peer, request).await;
     let elapsed = started.elapsed();
-    state.gateway.metrics.record(outcome, elapsed);
+    state.gateway.metrics().record(outcome, elapsed);
     // Never the payload, the signature or a secret: only what routing and outcome need.
     tracing::debug!(
         target: "wbauth::request",
@@ -151,9 +151,9 @@ async fn handle_inner(
     let (parts, body) = request.into_parts();
     let destination = gw.destination(&parts.method, &parts.uri);
     match destination {
-        Destination::Jwks => return (json(200, gw.tokens.jwks()), Outcome::Public),
+        Destination::Jwks => return (json(200, gw.tokens().jwks()), Outcome::Public),
         Destination::Time => {
-            let time = format!("{{\"time\":{}}}", gw.clock.now_ms() / 1000);
+            let time = format!("{{\"time\":{}}}", gw.clock().now_ms() / 1000);
             return (json(200, time), Outcome::Public);
         }
         Destination::Fiat(_) | Destination::Private(_) => {}
@@ -184,19 +184,19 @@ async fn answer_private(
     verified: Verified,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
-    let max = gw.config.verify.max_response_bytes;
+    let max = gw.config().verify.max_response_bytes;
     match &verified.target {
         Target::Builtin => (
             json(200, crate::edge::builtin::answer(&verified)),
             Outcome::Accepted,
         ),
-        Target::IssueToken => match gw.tokens.issue_for_key(
+        Target::IssueToken => match gw.tokens().issue_for_key(
             &verified.key.account_name,
             crate::tokens::TokenKey {
                 public_key: &verified.key.public_key,
                 id: verified.key.id,
             },
-            gw.clock.now_ms(),
+            gw.clock().now_ms(),
         ) {
             Ok(issued) => {
                 let mut response = json(200, issued.response_body());
@@ -254,7 +254,7 @@ async fn forward_fiat(
         identity: &[fiat.identity.header()],
         client_ip: fiat.client_ip,
     };
-    let max = state.gateway.config.verify.max_response_bytes;
+    let max = state.gateway.config().verify.max_response_bytes;
     upstream_answer(forward(&state.upstream, upstream, max, headers, delivery).await)
 }
 
@@ -262,20 +262,20 @@ async fn forward_fiat(
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
     /// Time allowed for the request headers.
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// Largest header block (derived from the body limit: the payload header is 4/3 of the
     /// body, plus room for the others).
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// How long shutdown waits for in-flight requests.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Open connections at most; beyond it new connections are closed at once.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl HttpSettings {
     /// Settings for a body limit and header timeout.
     #[must_use]
-    pub fn for_limits(max_body_bytes: usize, header_timeout_ms: u64) -> Self {
+    pub(crate) fn for_limits(max_body_bytes: usize, header_timeout_ms: u64) -> Self {
         Self {
             header_timeout: Duration::from_millis(header_timeout_ms),
             max_header_bytes: (max_body_bytes / 3 * 4 + 4 + 16 * 1024).max(8 * 1024),
@@ -284,12 +284,47 @@ impl HttpSettings {
         }
     }
 
+    /// The gateway's defaults (`[verify] max_body_bytes`, `[listen] header_timeout_ms`).
+    #[must_use]
+    pub fn gateway_defaults() -> Self {
+        Self::for_limits(
+            crate::config::VerifyConfig::default().max_body_bytes,
+            crate::config::ListenConfig::default().header_timeout_ms,
+        )
+    }
+
+    /// An HTTP/1.1 connection builder with these limits, keep-alive on.
+    #[must_use]
+    pub fn http1(&self) -> hyper::server::conn::http1::Builder {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(self.max_header_bytes)
+            // A hard limit: the buffer limit alone lets a header block that arrives in one
+            // large read through.
+            .max_header_size(self.max_header_bytes)
+            .keep_alive(true);
+        builder
+    }
+
     /// The same settings with another connection limit (`[listen] max_connections`).
     #[must_use]
-    pub fn with_max_connections(self, max_connections: usize) -> Self {
+    pub(crate) fn with_max_connections(self, max_connections: usize) -> Self {
         Self {
             max_connections: max_connections.max(1),
             ..self
+        }
+    }
+}
+
+/// The next connection on `listener`. A failed accept (out of file descriptors and the like)
+/// is retried after a short pause, so the listener keeps serving what it has.
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
@@ -299,34 +334,19 @@ impl HttpSettings {
 /// connections are open at once: a connection accepted beyond that is closed straight away
 /// (the client sees the connection closed and may retry), so idle or slow clients can hold
 /// no more than their share and the accept queue keeps moving.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_buf_size(settings.max_header_bytes)
-        // A hard limit: the buffer limit alone lets a header block that arrives in one large
-        // read through.
-        .max_header_size(settings.max_header_bytes)
-        .keep_alive(true);
+    let builder = settings.http1();
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                // Out of file descriptors and the like: keep serving what we have.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {

@@ -10,11 +10,11 @@ use whitebit_auth::nonce::WINDOW_MARGIN_MS;
 use crate::store::{KeyStore, NonceStore};
 
 /// The largest tolerated difference between the instance's clock and the nonce store's.
-pub const MAX_CLOCK_SKEW_MS: u64 = WINDOW_MARGIN_MS / 2;
+pub(crate) const MAX_CLOCK_SKEW_MS: u64 = WINDOW_MARGIN_MS / 2;
 
 /// Why the instance is not ready (the text `/readyz` shows; never a secret or a URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     /// The key store does not answer.
     KeyStore,
     /// The nonce store does not answer.
@@ -39,13 +39,13 @@ impl std::fmt::Display for NotReady {
 
 /// The result of one health check of both stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     /// The key store answered.
-    pub key_store_up: bool,
+    pub(crate) key_store_up: bool,
     /// The nonce store answered.
-    pub nonce_store_up: bool,
+    pub(crate) nonce_store_up: bool,
     /// Instance clock minus store clock, when the store has a clock.
-    pub clock_skew_ms: Option<u64>,
+    pub(crate) clock_skew_ms: Option<u64>,
 }
 
 impl Health {
@@ -53,7 +53,7 @@ impl Health {
     ///
     /// # Errors
     /// The first failed condition.
-    pub fn ready(&self) -> Result<(), NotReady> {
+    pub(crate) fn ready(&self) -> Result<(), NotReady> {
         if !self.key_store_up {
             return Err(NotReady::KeyStore);
         }
@@ -68,7 +68,7 @@ impl Health {
 }
 
 /// Asks both stores (concurrently); `now_ms` is the instance's clock.
-pub async fn check(keys: &dyn KeyStore, nonces: &dyn NonceStore, now_ms: u64) -> Health {
+pub(crate) async fn check(keys: &dyn KeyStore, nonces: &dyn NonceStore, now_ms: u64) -> Health {
     let (key_store, nonce_store) = tokio::join!(keys.health(), nonces.health());
     if let Err(e) = &key_store {
         tracing::warn!(target: "wbauth::store", "key store health check: {e}");

@@ -9,7 +9,7 @@ use whitebit_auth::ApiError;
 
 /// How a request ended, for the outcome counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Verified and answered (built-in) or forwarded.
     Accepted,
     /// Refused with a catalogue row.
@@ -32,7 +32,7 @@ const BUCKETS: [f64; 16] = [
 
 /// The gateway's counters.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     accepted: AtomicU64,
     refused: Vec<AtomicU64>,
     missing_fields: AtomicU64,
@@ -77,7 +77,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records one request.
-    pub fn record(&self, outcome: Outcome, elapsed: Duration) {
+    pub(crate) fn record(&self, outcome: Outcome, elapsed: Duration) {
         let counter = match outcome {
             Outcome::Accepted => &self.accepted,
             Outcome::Refused(e) => match ApiError::ALL.iter().position(|x| *x == e) {
@@ -100,7 +100,7 @@ impl Metrics {
     }
 
     /// Records one cache update from the key store's announcements.
-    pub fn cache_reload(&self, change: crate::store::Change, ok: bool) {
+    pub(crate) fn cache_reload(&self, change: crate::store::Change, ok: bool) {
         let counter = match (ok, change) {
             (false, _) => &self.cache_reload_failures,
             (true, crate::store::Change::Resync) => &self.cache_resyncs,
@@ -110,7 +110,7 @@ impl Metrics {
     }
 
     /// Records the result of a store health check.
-    pub fn store_health(&self, key_store_up: bool, nonce_store_up: bool) {
+    pub(crate) fn store_health(&self, key_store_up: bool, nonce_store_up: bool) {
         self.key_store_up
             .store(u64::from(key_store_up), Ordering::Relaxed);
         self.nonce_store_up
@@ -119,7 +119,7 @@ impl Metrics {
 
     /// Store and cache figures for [`render`](Self::render).
     #[must_use]
-    pub fn store_gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
+    pub(crate) fn store_gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         vec![
             (
@@ -151,15 +151,15 @@ impl Metrics {
     }
 
     /// Requests accepted so far.
-    #[must_use]
-    pub fn accepted(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
 
     /// Renders the exposition text; `gauges` are extra `(name, help, value)` figures (key
     /// cache, nonce store).
     #[must_use]
-    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
+    pub(crate) fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
             "# HELP wbauth_requests_total Private API requests by outcome and docs/errors.md row.\n",

@@ -1,5 +1,5 @@
 //! What operators watch: request counters and store gauges for `/metrics`, store health for
 //! `/readyz`.
 
-pub mod health;
-pub mod metrics;
+pub(crate) mod health;
+pub(crate) mod metrics;

@@ -10,7 +10,7 @@ use crate::runtime::Stores;
 use crate::store::{NewKey, SecretBytes};
 
 /// The kind of the demo key: every path.
-pub const SANDBOX_KIND: &str = "sandbox";
+pub(crate) const SANDBOX_KIND: &str = "sandbox";
 
 /// What the sandbox needs to know.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ pub fn sandbox_config(
 }
 
 /// Random lowercase hex of `bytes` random bytes.
-pub fn random_hex(bytes: usize) -> Result<String, GatewayError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, GatewayError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| GatewayError::Invalid(format!("no randomness: {e}")))?;
     Ok(hex_encode(&buf))
@@ -113,14 +113,14 @@ fn demo_key(public_key: &str, secret: &str, account_id: i64, now_ms: u64) -> New
 }
 
 /// Most extra demo keys a sandbox will create.
-pub const MAX_EXTRA_KEYS: usize = 1_000_000;
+pub(crate) const MAX_EXTRA_KEYS: usize = 1_000_000;
 
 /// Creates `count` more demo keys (random keys and secrets, every private path) in one batch,
 /// for load tests that need many keys (window mode allows about 1,000 requests per second per
 /// key); returns `(public key, secret)` pairs.
 ///
 /// # Errors
-/// When `count` is over [`MAX_EXTRA_KEYS`] or the store fails.
+/// When `count` is over 1,000,000 or the store fails.
 pub async fn seed_extra_keys(
     stores: &Stores,
     count: usize,

@@ -16,9 +16,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::passwords::MAX_PASSWORD_BYTES;
-use super::{
-    AccountView, Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
-};
+use super::{Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes};
 use crate::service::throttle::{Source, name_key};
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
@@ -40,11 +38,9 @@ impl std::fmt::Debug for ConsoleLink {
 
 /// A successful console sign-in.
 #[derive(Debug)]
-pub struct SignedIn {
-    /// The account.
-    pub account: AccountView,
+pub(crate) struct SignedIn {
     /// The password it signed in with (for [`KeyService::console_session_valid`]).
-    pub stamp: PasswordStamp,
+    pub(crate) stamp: PasswordStamp,
 }
 
 impl KeyService {
@@ -125,7 +121,7 @@ impl KeyService {
 
     /// Whether a console session of `name` that signed in with `stamp` still stands: the
     /// account exists and its password is still the one it signed in with.
-    pub async fn console_session_valid(
+    pub(crate) async fn console_session_valid(
         &self,
         name: &str,
         stamp: &PasswordStamp,
@@ -248,7 +244,7 @@ impl KeyService {
             account: Some(account.name.clone()),
             reason,
         };
-        let account = if two_factor {
+        if two_factor {
             let Some(code) = code else {
                 return Err(refused("no code"));
             };
@@ -259,18 +255,15 @@ impl KeyService {
                 .check_console_code(&mut current, code, caller, now, "console.sign_in")
                 .await
             {
-                Ok(()) => current,
+                Ok(()) => {}
                 Err(e @ (ManageError::Store(_) | ManageError::Internal(_))) => {
                     return Err(Failure::Service(e));
                 }
                 Err(ManageError::Locked { .. }) => return Err(refused("codes locked")),
                 Err(_) => return Err(refused("code")),
             }
-        } else {
-            account
-        };
+        }
         Ok(SignedIn {
-            account: self.account_view(&account, self.now_ms()),
             stamp: PasswordStamp::of(&phc),
         })
     }

@@ -1,12 +1,10 @@
 //! [`ManageError`]: why an operation was refused, and the admin API's answer for it.
 
-use serde_json::json;
-
 use crate::store::StoreError;
 
 /// Why an operation was refused. Messages never contain a secret.
 #[derive(Debug, thiserror::Error)]
-pub enum ManageError {
+pub(crate) enum ManageError {
     /// No such account or key.
     #[error("{0}")]
     NotFound(String),
@@ -103,7 +101,7 @@ impl From<StoreError> for ManageError {
 impl ManageError {
     /// The HTTP status of the admin API's answer.
     #[must_use]
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ManageError::NotFound(_) => 404,
             ManageError::Conflict(_) => 409,
@@ -116,9 +114,15 @@ impl ManageError {
         }
     }
 
+    /// The JSON body the admin API answers with: `{"code":0,"message":"…"}`.
+    #[must_use]
+    pub(crate) fn body(&self) -> String {
+        serde_json::json!({"code": 0, "message": self.public_message()}).to_string()
+    }
+
     /// The message shown to the caller (store details stay in the server's log).
     #[must_use]
-    pub fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             ManageError::Store(StoreError::Io(_) | StoreError::Unavailable(_)) => {
                 "Service temporarily unavailable.".to_owned()
@@ -132,7 +136,7 @@ impl ManageError {
 
     /// Seconds to wait before trying again, for `Retry-After`.
     #[must_use]
-    pub fn retry_after_s(&self) -> Option<u64> {
+    pub(crate) fn retry_after_s(&self) -> Option<u64> {
         match self {
             ManageError::Locked { remaining_ms, .. } | ManageError::Throttled { remaining_ms } => {
                 Some(remaining_ms.div_ceil(1000).max(1))
@@ -140,11 +144,5 @@ impl ManageError {
             ManageError::Store(StoreError::Io(_) | StoreError::Unavailable(_)) => Some(1),
             _ => None,
         }
-    }
-
-    /// The JSON body: `{"code":0,"message":"…"}`.
-    #[must_use]
-    pub fn body(&self) -> String {
-        json!({"code": 0, "message": self.public_message()}).to_string()
     }
 }

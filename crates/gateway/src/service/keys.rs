@@ -350,7 +350,7 @@ impl KeyService {
 
     /// Persists the idle deactivation of every key found idle (unused for `keys.idle_days`)
     /// and not yet stored as such; audited as `key.idle_deactivate`. Returns how many.
-    pub async fn sweep_idle(&self) -> Result<usize, ManageError> {
+    pub(crate) async fn sweep_idle(&self) -> Result<usize, ManageError> {
         let days = self.config.keys.idle_days;
         let now = self.now_ms();
         let candidates: Vec<_> = {

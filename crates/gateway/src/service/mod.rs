@@ -37,7 +37,6 @@ use crate::service::throttle::{CodeLocks, SignInThrottle, Source};
 use crate::state::keys::KeyCache;
 use crate::state::partners::PartnerCache;
 use crate::store::{KeyId, KeyStore};
-use crate::verify::gateway::Gateway;
 
 mod accounts;
 mod audit;
@@ -49,19 +48,17 @@ mod partners;
 mod passwords;
 #[cfg(test)]
 mod tests;
-pub mod throttle;
-pub mod totp;
+pub(crate) mod throttle;
+pub(crate) mod totp;
 mod two_factor;
 mod validate;
 mod views;
 
 pub(crate) use caller::Caller;
-pub use console::SignedIn;
-pub use error::ManageError;
+pub(crate) use error::ManageError;
 pub use partners::{PartnerState, PartnerView};
-pub(crate) use partners::{active_partner, partner_cache};
 use passwords::PASSWORD_JOBS;
-pub use passwords::PasswordStamp;
+pub(crate) use passwords::PasswordStamp;
 pub(crate) use passwords::check_password;
 use two_factor::{
     ACCOUNT_LOCK_MS, IP_LOCK_MS, IP_WINDOW_MS, MAX_IP_FAILURES, MAX_TRACKED_ACCOUNTS,
@@ -73,7 +70,7 @@ pub(crate) use views::{CreateKey, Enrolment, KeyWithSecret};
 
 /// The management service. Cheap to share (`Arc`); every mutating operation is serialised, so
 /// the store and the cache never disagree about the order of changes.
-pub struct KeyService {
+pub(crate) struct KeyService {
     store: Arc<dyn KeyStore>,
     cache: Arc<KeyCache>,
     /// Fiat Gateway partners in memory (kept current by `partners.rs`).
@@ -169,19 +166,6 @@ impl KeyService {
     /// else its listener), the base of one-time links. The first call wins.
     pub(crate) fn set_console_url(&self, url: &str) {
         let _ = self.console_url.set(url.trim_end_matches('/').to_owned());
-    }
-
-    /// A service sharing the gateway's store, caches, configuration and clock, so every change
-    /// is in force on the gateway's next request.
-    #[must_use]
-    pub fn for_gateway(gateway: &Gateway) -> Self {
-        Self::new(
-            gateway.key_store.clone(),
-            gateway.keys.clone(),
-            gateway.partners.clone(),
-            gateway.config.clone(),
-            gateway.clock.clone(),
-        )
     }
 
     /// Now (Unix ms) on the service's clock.

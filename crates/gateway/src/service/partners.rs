@@ -9,12 +9,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use whitebit_auth::encoding::hex_encode;
-use whitebit_auth::fiat::EncKey;
 use zeroize::Zeroizing;
 
 use super::validate::{check_name, could_be_id};
 use super::{Caller, KeyService, ManageError, random_bytes};
-use crate::state::partners::{ActivePartner, PartnerCache};
+use crate::state::partners::ActivePartner;
 use crate::store::{NewPartner, PartnerRecord, SecretBytes};
 
 /// The Auth Key's prefix (followed by [`AUTH_KEY_BYTES`] random bytes in hex).
@@ -43,7 +42,7 @@ pub enum PartnerState {
 pub struct PartnerView {
     /// The Auth Key (`x-auth-key`, the `key` claim).
     pub auth_key: String,
-    /// Unique name (sent upstream as `X-Auth-Partner`).
+    /// Unique name (for operators; upstreams receive the Auth Key as `X-Auth-Partner`).
     pub name: String,
     /// Active or disabled.
     pub state: PartnerState,
@@ -91,24 +90,6 @@ impl std::fmt::Debug for PartnerWithEncKey {
             .field("enc_key", &"<redacted>")
             .finish()
     }
-}
-
-/// The in-memory form of a stored partner (the Enc Key becomes a keyed HMAC state).
-#[must_use]
-pub(crate) fn active_partner(record: &PartnerRecord) -> ActivePartner {
-    ActivePartner {
-        id: record.id,
-        auth_key: record.auth_key.clone(),
-        name: record.name.clone(),
-        enc: EncKey::new(record.enc_key.0.expose()),
-        enabled: record.enabled,
-    }
-}
-
-/// A cache holding every stored partner (what the gateway builds at start).
-#[must_use]
-pub(crate) fn partner_cache(records: &[PartnerRecord]) -> PartnerCache {
-    PartnerCache::new(records.iter().map(active_partner).collect())
 }
 
 /// Checks a partner name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
@@ -204,7 +185,7 @@ impl KeyService {
             })
             .await?;
         let record = self.stored_partner(id).await?;
-        self.partners.upsert(active_partner(&record));
+        self.partners.upsert(ActivePartner::from_record(&record));
         self.audit(caller, action, partner_detail(&record)).await;
         Ok(PartnerWithEncKey {
             partner: PartnerView::of(&record),
@@ -274,7 +255,7 @@ impl KeyService {
             return Err(not_found_partner(auth_key));
         }
         let record = self.stored_partner(record.id).await?;
-        self.partners.upsert(active_partner(&record));
+        self.partners.upsert(ActivePartner::from_record(&record));
         let action = if enabled {
             "partner.enable"
         } else {

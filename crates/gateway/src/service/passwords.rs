@@ -27,7 +27,7 @@ pub(super) const MAX_PASSWORD_BYTES: usize = 1024;
 /// Which password a console session signed in with: the SHA-256 of the stored hash (which
 /// changes, salt and all, whenever the password is set).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PasswordStamp([u8; 32]);
+pub(crate) struct PasswordStamp([u8; 32]);
 
 impl PasswordStamp {
     pub(super) fn of(phc: &str) -> Self {

@@ -16,24 +16,24 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Failed console sign-ins per (name, source) before that pair has to wait.
-pub const SIGN_IN_FREE_PER_NAME: u32 = 5;
+pub(crate) const SIGN_IN_FREE_PER_NAME: u32 = 5;
 /// Failed console sign-ins per source (any names) before that source has to wait.
-pub const SIGN_IN_FREE_PER_SOURCE: u32 = 20;
+pub(crate) const SIGN_IN_FREE_PER_SOURCE: u32 = 20;
 /// The first wait; each further failure doubles it.
-pub const SIGN_IN_FIRST_DELAY_MS: u64 = 30 * 1000;
+pub(crate) const SIGN_IN_FIRST_DELAY_MS: u64 = 30 * 1000;
 /// The longest wait.
-pub const SIGN_IN_MAX_DELAY_MS: u64 = 15 * 60 * 1000;
+pub(crate) const SIGN_IN_MAX_DELAY_MS: u64 = 15 * 60 * 1000;
 /// Failures are forgotten this long after the last one.
-pub const SIGN_IN_FORGET_MS: u64 = 60 * 60 * 1000;
+pub(crate) const SIGN_IN_FORGET_MS: u64 = 60 * 60 * 1000;
 /// (name, source) pairs tracked at most.
-pub const MAX_TRACKED_PAIRS: usize = 100_000;
+pub(crate) const MAX_TRACKED_PAIRS: usize = 100_000;
 /// Sources tracked at most.
-pub const MAX_TRACKED_SOURCES: usize = 100_000;
+pub(crate) const MAX_TRACKED_SOURCES: usize = 100_000;
 
 /// Where a request comes from, as failures are counted: an IPv4 address, the /64 network of an
 /// IPv6 address, or unknown (no peer address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
+pub(crate) enum Source {
     /// An IPv4 address (IPv4-mapped IPv6 addresses included).
     V4(Ipv4Addr),
     /// The /64 network of an IPv6 address (the low 64 bits zero).
@@ -45,7 +45,7 @@ pub enum Source {
 impl Source {
     /// The source of a request from `ip`.
     #[must_use]
-    pub fn of(ip: Option<IpAddr>) -> Self {
+    pub(crate) fn of(ip: Option<IpAddr>) -> Self {
         match ip.map(crate::ip::canonical) {
             Some(IpAddr::V4(v4)) => Source::V4(v4),
             Some(IpAddr::V6(v6)) => {

@@ -7,11 +7,11 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq as _;
 
 /// Seconds per time step.
-pub const STEP_SECONDS: u64 = 30;
+pub(crate) const STEP_SECONDS: u64 = 30;
 /// Digits per code.
-pub const DIGITS: u32 = 6;
+pub(crate) const DIGITS: u32 = 6;
 /// Steps accepted on either side of the current one.
-pub const SKEW_STEPS: u64 = 1;
+pub(crate) const SKEW_STEPS: u64 = 1;
 
 /// The code for a time step (RFC 4226 dynamic truncation).
 #[must_use]
@@ -38,7 +38,12 @@ pub const fn step_of(now_ms: u64) -> u64 {
 /// Checks `code` at `now_ms`. Returns the matched step when the code is right and its step
 /// is after `last_step` (single use); the caller stores it as the new `last_step`.
 #[must_use]
-pub fn verify(secret: &[u8], code: &str, now_ms: u64, last_step: Option<u64>) -> Option<u64> {
+pub(crate) fn verify(
+    secret: &[u8],
+    code: &str,
+    now_ms: u64,
+    last_step: Option<u64>,
+) -> Option<u64> {
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -82,7 +87,7 @@ pub fn base32_encode(bytes: &[u8]) -> String {
 
 /// The `otpauth://totp/…` URI an authenticator app scans.
 #[must_use]
-pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
+pub(crate) fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     format!(
         "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
         whitebit_auth::encoding::percent_encode(issuer),

@@ -7,31 +7,61 @@ use std::sync::{Arc, RwLock};
 
 use whitebit_auth::fiat::EncKey;
 
+use crate::store::PartnerRecord;
+
 /// A partner as the request path needs it.
 #[derive(Debug)]
-pub struct ActivePartner {
-    /// Store id.
-    pub id: i64,
+pub(crate) struct ActivePartner {
     /// The Auth Key (`x-auth-key`, the `key` claim).
-    pub auth_key: String,
-    /// A name for humans (sent upstream as `X-Auth-Partner`).
-    pub name: String,
+    pub(crate) auth_key: String,
     /// The Enc Key's keyed HMAC state (the key itself is not kept here).
-    pub enc: EncKey,
+    pub(crate) enc: EncKey,
     /// Not disabled by an operator.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
+}
+
+impl ActivePartner {
+    /// The in-memory form of a stored partner (the Enc Key becomes a keyed HMAC state).
+    #[must_use]
+    pub(crate) fn from_record(record: &PartnerRecord) -> Self {
+        Self {
+            auth_key: record.auth_key.clone(),
+            enc: EncKey::new(record.enc_key.0.expose()),
+            enabled: record.enabled,
+        }
+    }
 }
 
 /// All partners by Auth Key.
 #[derive(Debug, Default)]
-pub struct PartnerCache {
+pub(crate) struct PartnerCache {
     by_auth_key: RwLock<HashMap<String, Arc<ActivePartner>>>,
 }
 
 impl PartnerCache {
+    /// A cache holding every stored partner (what the gateway builds at start).
+    #[must_use]
+    pub(crate) fn from_records(records: &[PartnerRecord]) -> Self {
+        Self::new(records.iter().map(ActivePartner::from_record).collect())
+    }
+
+    /// Number of partners.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_auth_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Replaces every partner with the stored ones.
+    pub(crate) fn replace_all_records(&self, records: &[PartnerRecord]) {
+        self.replace_all(records.iter().map(ActivePartner::from_record).collect());
+    }
+
     /// A cache holding `partners`.
     #[must_use]
-    pub fn new(partners: Vec<ActivePartner>) -> Self {
+    pub(crate) fn new(partners: Vec<ActivePartner>) -> Self {
         let map = partners
             .into_iter()
             .map(|p| (p.auth_key.clone(), Arc::new(p)))
@@ -43,7 +73,7 @@ impl PartnerCache {
 
     /// The enabled partner with this Auth Key (disabled partners are treated as unknown).
     #[must_use]
-    pub fn get_enabled(&self, auth_key: &str) -> Option<Arc<ActivePartner>> {
+    pub(crate) fn get_enabled(&self, auth_key: &str) -> Option<Arc<ActivePartner>> {
         let map = self
             .by_auth_key
             .read()
@@ -52,7 +82,7 @@ impl PartnerCache {
     }
 
     /// Inserts or replaces a partner.
-    pub fn upsert(&self, partner: ActivePartner) {
+    pub(crate) fn upsert(&self, partner: ActivePartner) {
         let mut map = self
             .by_auth_key
             .write()
@@ -61,7 +91,7 @@ impl PartnerCache {
     }
 
     /// Replaces every partner at once (a reload from the store).
-    pub fn replace_all(&self, partners: Vec<ActivePartner>) {
+    pub(crate) fn replace_all(&self, partners: Vec<ActivePartner>) {
         let map = partners
             .into_iter()
             .map(|p| (p.auth_key.clone(), Arc::new(p)))
@@ -73,26 +103,11 @@ impl PartnerCache {
     }
 
     /// Removes a partner.
-    pub fn remove(&self, auth_key: &str) {
+    pub(crate) fn remove(&self, auth_key: &str) {
         let mut map = self
             .by_auth_key
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(auth_key);
-    }
-
-    /// Number of partners.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.by_auth_key
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

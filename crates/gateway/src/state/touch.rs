@@ -7,13 +7,13 @@ use crate::store::{KeyId, KeyStore, StoreError};
 
 /// Pending last-used times.
 #[derive(Debug, Default)]
-pub struct TouchQueue {
+pub(crate) struct TouchQueue {
     pending: Mutex<HashMap<KeyId, u64>>,
 }
 
 impl TouchQueue {
     /// Notes that `key` was used at `now_ms`.
-    pub fn record(&self, key: KeyId, now_ms: u64) {
+    pub(crate) fn record(&self, key: KeyId, now_ms: u64) {
         let mut pending = self
             .pending
             .lock()
@@ -23,7 +23,7 @@ impl TouchQueue {
     }
 
     /// Writes everything pending in one batch.
-    pub async fn flush(&self, store: &dyn KeyStore) -> Result<(), StoreError> {
+    pub(crate) async fn flush(&self, store: &dyn KeyStore) -> Result<(), StoreError> {
         let batch: Vec<(KeyId, u64)> = {
             let mut pending = self
                 .pending

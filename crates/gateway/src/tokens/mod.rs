@@ -48,8 +48,10 @@ mod tests;
 mod verify;
 
 pub use error::{KeyError, TokenError};
+pub use issue::TokenIssuer;
 pub use issue::{
-    DEFAULT_IAT_LEEWAY_MS, DEFAULT_LIFETIME_MS, IssuedToken, MIN_LIFETIME_MS, TokenIssuer, TokenKey,
+    DEFAULT_IAT_LEEWAY_MS, DEFAULT_LIFETIME_MS, IssuedToken, MIN_LIFETIME_MS, TokenKey,
 };
-pub use keys::{Algorithm, SigningKey};
+pub use keys::Algorithm;
+pub use keys::SigningKey;
 pub use verify::VerifiedIssuedToken;

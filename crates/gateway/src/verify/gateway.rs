@@ -11,44 +11,45 @@ use whitebit_auth::BodyMatch;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::error::GatewayError;
 use crate::ip::{IpRule, client_ip};
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::state::Stores;
 use crate::state::keys::KeyCache;
+use crate::state::partners::PartnerCache;
 use crate::state::touch::TouchQueue;
-use crate::store::{KeyStore, NonceStore};
+use crate::store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
+use crate::tokens::TokenIssuer;
 use crate::verify::rate::RateLimiter;
+use crate::verify::routing::{Answers, Routes};
 
-/// Everything the checks consult. Shared by every connection.
+/// The verifier's state, shared by every connection: configuration, key and partner caches,
+/// stores, clock, routes, rate limits and counters. Built by [`crate::build_gateway`]; the
+/// checks run in `Gateway::check`, the public entry for private requests is [`Gateway::verify`].
 pub struct Gateway {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// Every key, in memory.
-    pub keys: Arc<KeyCache>,
-    /// The durable key store.
-    pub key_store: Arc<dyn KeyStore>,
-    /// The nonce store.
-    pub nonces: Arc<dyn NonceStore>,
-    /// The clock.
-    pub clock: SharedClock,
-    /// Body-match policy.
-    pub body_match: BodyMatch,
+    pub(super) config: Arc<Config>,
+    pub(super) keys: Arc<KeyCache>,
+    pub(super) key_store: Arc<dyn KeyStore>,
+    pub(super) nonces: Arc<dyn NonceStore>,
+    pub(super) clock: SharedClock,
+    pub(super) body_match: BodyMatch,
     /// Kind → path patterns.
-    pub kinds: HashMap<String, Vec<String>>,
-    /// Trusted proxies.
-    pub trusted_proxies: Vec<IpRule>,
+    pub(super) kinds: HashMap<String, Vec<String>>,
+    pub(super) trusted_proxies: Vec<IpRule>,
     /// Where requests go (private, Fiat and public routes).
-    pub routes: crate::verify::routing::Routes,
-    /// Rate limits.
-    pub rate: RateLimiter,
+    pub(super) routes: Routes,
+    pub(super) rate: RateLimiter,
     /// Batched last-used updates.
-    pub touch: TouchQueue,
+    pub(super) touch: TouchQueue,
     /// Request counters for `/metrics`.
-    pub metrics: crate::ops::metrics::Metrics,
+    pub(super) metrics: Metrics,
     /// Issues and verifies the gateway's own tokens.
-    pub tokens: Arc<crate::tokens::TokenIssuer>,
+    pub(super) tokens: Arc<TokenIssuer>,
     /// Single use of partner tokens.
-    pub replay: Arc<dyn crate::store::ReplayGuard>,
+    pub(super) replay: Arc<dyn ReplayGuard>,
     /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
-    pub partners: Arc<crate::state::partners::PartnerCache>,
+    pub(super) partners: Arc<PartnerCache>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -60,9 +61,149 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Loads every key and partner from `stores` and builds the state the checks consult.
+    ///
+    /// # Errors
+    /// A store that cannot be read, or a `[proxy] trusted` entry that is not an address or
+    /// network.
+    pub(crate) async fn load(
+        config: Config,
+        stores: &Stores,
+        clock: SharedClock,
+        tokens: TokenIssuer,
+        answers: Answers,
+    ) -> Result<Self, GatewayError> {
+        let records = stores.keys.load_keys().await?;
+        let partners = stores.keys.load_partners().await?;
+        let trusted_proxies = config
+            .proxy
+            .trusted
+            .iter()
+            .map(|t| IpRule::parse(t).map_err(GatewayError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kinds = config
+            .kinds
+            .iter()
+            .map(|k| (k.name.clone(), k.paths.clone()))
+            .collect();
+        Ok(Self {
+            body_match: config.verify.body_match.into(),
+            rate: RateLimiter::new(config.rate_limit.kinds.clone()),
+            keys: Arc::new(KeyCache::from_records(&records)),
+            partners: Arc::new(PartnerCache::from_records(&partners)),
+            key_store: stores.keys.clone(),
+            nonces: stores.nonces.clone(),
+            clock,
+            kinds,
+            trusted_proxies,
+            routes: Routes::new(&config, answers),
+            touch: TouchQueue::default(),
+            metrics: Metrics::default(),
+            tokens: Arc::new(tokens),
+            replay: stores.replay.clone(),
+            config: Arc::new(config),
+        })
+    }
+
+    /// How many API keys the gateway holds in memory.
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the gateway holds the API key `public_key`.
+    #[must_use]
+    pub fn holds_key(&self, public_key: &str) -> bool {
+        self.keys.get(public_key).is_some()
+    }
+
+    /// Reads every key and partner from the key store again (what the gateway does after a
+    /// lost change feed, and every `[store] refresh_interval_ms` on a shared store).
+    ///
+    /// # Errors
+    /// The key store's, when it cannot be read; the caches are then left as they were.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        self.apply_change(Change::Resync).await
+    }
+
+    /// Brings the caches up to date with one change announced by a shared key store.
+    pub(crate) async fn apply_change(&self, change: Change) -> Result<(), StoreError> {
+        match change {
+            Change::Key(id) => match self.key_store.get_key(id).await? {
+                Some(record) => self.keys.upsert(&record),
+                None => self.keys.remove_id(id),
+            },
+            Change::Partner(_) => self.reload_partners().await?,
+            Change::Resync => {
+                let records = self.key_store.load_keys().await?;
+                self.keys.replace_all(&records);
+                self.reload_partners().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reload_partners(&self) -> Result<(), StoreError> {
+        let partners = self.key_store.load_partners().await?;
+        self.partners.replace_all_records(&partners);
+        Ok(())
+    }
+
+    /// Writes the batched last-used times (a failed write is retried with the next batch).
+    pub(crate) async fn flush_last_used(&self) -> Result<(), StoreError> {
+        self.touch.flush(self.key_store.as_ref()).await
+    }
+
+    /// Asks both stores whether they answer, and records it for the `*_store_up` gauges.
+    pub(crate) async fn check_store_health(&self) -> Health {
+        let health = crate::ops::health::check(
+            self.key_store.as_ref(),
+            self.nonces.as_ref(),
+            self.clock.now_ms(),
+        )
+        .await;
+        self.metrics
+            .store_health(health.key_store_up, health.nonce_store_up);
+        health
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The clock every check reads.
+    #[must_use]
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The gateway's own token issuer (the token endpoint, the JWKS document).
+    #[must_use]
+    pub(crate) fn tokens(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+
+    /// Request counters and store gauges.
+    #[must_use]
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The durable key store, and the caches the admin API keeps current.
+    #[must_use]
+    pub(crate) fn key_state(&self) -> (Arc<dyn KeyStore>, Arc<KeyCache>, Arc<PartnerCache>) {
+        (
+            self.key_store.clone(),
+            self.keys.clone(),
+            self.partners.clone(),
+        )
+    }
+
     /// The `/metrics` text: request counters plus key-cache and nonce-store figures.
     #[must_use]
-    pub fn render_metrics(&self) -> String {
+    pub(crate) fn render_metrics(&self) -> String {
         let mut gauges = vec![(
             "wbauth_keys",
             "API keys held in memory.",
@@ -76,7 +217,7 @@ impl Gateway {
 
     /// The client address (`docs/design-decisions.md` 11).
     #[must_use]
-    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if self.trusted_proxies.is_empty() {
             return crate::ip::canonical(peer);
         }

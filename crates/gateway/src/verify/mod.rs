@@ -4,11 +4,11 @@
 //! checks ([`fiat`]). Nothing downstream re-reads the raw request: a private request comes out
 //! as a [`Verified`] whose body is the decoded payload.
 
-pub mod fiat;
-pub mod gateway;
+pub(crate) mod fiat;
+pub(crate) mod gateway;
 mod outcome;
-pub mod rate;
-pub mod routing;
+pub(crate) mod rate;
+pub(crate) mod routing;
 mod rows;
 
 use std::net::IpAddr;
@@ -18,20 +18,23 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use bytes::Bytes;
 
-use crate::verify::gateway::Gateway;
-pub use crate::verify::routing::{Destination, Routes, Target};
-pub use outcome::{Admitted, FiatAdmitted, FiatIdentity, Incoming, Refusal, Verified};
+pub use crate::verify::routing::Answers;
+pub(crate) use crate::verify::routing::{Destination, Target};
+pub use gateway::Gateway;
+pub use outcome::Verified;
+pub(crate) use outcome::{Admitted, FiatAdmitted};
+pub use outcome::{Incoming, Refusal};
 
 impl Gateway {
     /// Where a request goes (decided once, before any check).
     #[must_use]
-    pub fn destination(&self, method: &Method, uri: &axum::http::Uri) -> Destination<'_> {
+    pub(crate) fn destination(&self, method: &Method, uri: &axum::http::Uri) -> Destination<'_> {
         self.routes.destination(method, uri)
     }
 
     /// The check table of `docs/errors.md`, in order, for a request going to `destination`
     /// (not a public GET route). Reads the body (row 2).
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         destination: Destination<'_>,
         head: &Parts,

@@ -11,22 +11,22 @@ use whitebit_auth::{ApiError, TokenRejection};
 use crate::state::keys::ActiveKey;
 use crate::verify::routing::Target;
 
-/// A request that passed every check and whose nonce is recorded. `Debug` shows the
-/// payload's length only.
+/// A request that passed every check and whose nonce is recorded (opaque outside this crate:
+/// the gateway forwards it). `Debug` shows the payload's length only.
 pub struct Verified {
     /// The key that signed it.
-    pub key: Arc<ActiveKey>,
+    pub(crate) key: Arc<ActiveKey>,
     /// The normalised path.
-    pub path: String,
+    pub(crate) path: String,
     /// The decoded payload: exactly the signed bytes, the only body forwarded.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
     /// The nonce.
-    pub nonce: u64,
+    pub(crate) nonce: u64,
     /// The client address that was checked against the key's trusted IPs (`X-Forwarded-For`
     /// and `X-Real-IP` upstream).
-    pub client_ip: IpAddr,
+    pub(crate) client_ip: IpAddr,
     /// Where it goes.
-    pub target: Target,
+    pub(crate) target: Target,
 }
 
 impl std::fmt::Debug for Verified {
@@ -44,20 +44,20 @@ impl std::fmt::Debug for Verified {
 
 /// A request to a Fiat Gateway route whose token passed every check.
 #[derive(Debug)]
-pub struct FiatAdmitted {
+pub(crate) struct FiatAdmitted {
     /// Who the token speaks for.
-    pub identity: FiatIdentity,
+    pub(crate) identity: FiatIdentity,
     /// The normalised path.
-    pub path: String,
+    pub(crate) path: String,
     /// The body as received (Fiat requests carry no payload header).
-    pub body: Bytes,
+    pub(crate) body: Bytes,
     /// The client address (`X-Forwarded-For` and `X-Real-IP` upstream).
-    pub client_ip: IpAddr,
+    pub(crate) client_ip: IpAddr,
 }
 
 /// What passed the checks.
 #[derive(Debug)]
-pub enum Admitted {
+pub(crate) enum Admitted {
     /// A signed private request.
     Private(Verified),
     /// A Fiat Gateway request with a valid token.
@@ -122,7 +122,7 @@ impl std::fmt::Debug for Incoming<'_> {
 
 /// Who a token speaks for (sent upstream).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FiatIdentity {
+pub(crate) enum FiatIdentity {
     /// A partner (`X-Auth-Partner`: its Auth Key).
     Partner(String),
     /// An account holding a token issued by this gateway (`X-Auth-Account`).
@@ -132,7 +132,7 @@ pub enum FiatIdentity {
 impl FiatIdentity {
     /// The identity header for the upstream.
     #[must_use]
-    pub fn header(&self) -> (HeaderName, &str) {
+    pub(crate) fn header(&self) -> (HeaderName, &str) {
         match self {
             FiatIdentity::Partner(auth_key) => {
                 (HeaderName::from_static("x-auth-partner"), auth_key)

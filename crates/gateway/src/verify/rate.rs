@@ -9,7 +9,7 @@ use crate::store::KeyId;
 
 /// The limiter.
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limits: BTreeMap<String, RateLimit>,
     windows: Mutex<HashMap<KeyId, (u64, u32)>>,
 }
@@ -17,7 +17,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter for these per-kind limits.
     #[must_use]
-    pub fn new(limits: BTreeMap<String, RateLimit>) -> Self {
+    pub(crate) fn new(limits: BTreeMap<String, RateLimit>) -> Self {
         Self {
             limits,
             windows: Mutex::new(HashMap::new()),
@@ -26,13 +26,13 @@ impl RateLimiter {
 
     /// Whether any limit is configured.
     #[must_use]
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         !self.limits.is_empty()
     }
 
     /// Counts one request of `key` (of `kind`) at `now_ms`; `Err(seconds)` to wait when over
     /// the limit.
-    pub fn admit(&self, key: KeyId, kind: &str, now_ms: u64) -> Result<(), u64> {
+    pub(crate) fn admit(&self, key: KeyId, kind: &str, now_ms: u64) -> Result<(), u64> {
         let Some(limit) = self.limits.get(kind) else {
             return Ok(());
         };

@@ -12,18 +12,18 @@ use crate::config::{Config, RouteConfig};
 
 /// An upstream that a route forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// Base URL (`http://host:port`).
-    pub base: String,
+    pub(crate) base: String,
     /// Timeout in ms.
-    pub timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
     /// The client headers forwarded (the route's `forward_headers` or the default list).
-    pub forward_headers: Arc<[HeaderName]>,
+    pub(crate) forward_headers: Arc<[HeaderName]>,
 }
 
 /// Where a verified private request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// Forward to an upstream.
     Upstream(Upstream),
     /// Answer inside the gateway (the sandbox's built-in responses).
@@ -34,7 +34,7 @@ pub enum Target {
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination<'a> {
+pub(crate) enum Destination<'a> {
     /// `GET /.well-known/jwks.json`: the token keys.
     Jwks,
     /// `GET /api/v4/public/time` (sandbox only): the server's clock.
@@ -49,25 +49,35 @@ pub enum Destination<'a> {
 impl Destination<'_> {
     /// Whether refusals take the token endpoint's answer shapes.
     #[must_use]
-    pub fn is_token_endpoint(&self) -> bool {
+    pub(crate) fn is_token_endpoint(&self) -> bool {
         matches!(self, Destination::Private(Some(Target::IssueToken)))
     }
 }
 
+/// Who answers the requests that pass every check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Answers {
+    /// The upstreams of the configured routes (`wbauth serve`).
+    #[default]
+    Upstreams,
+    /// The sandbox's built-in answers: balances, and an echo of every other verified request.
+    BuiltIn,
+}
+
 /// The route tables, longest prefix first.
 #[derive(Debug, Clone, Default)]
-pub struct Routes {
+pub(crate) struct Routes {
     private: Vec<(String, Target)>,
     fiat: Vec<(String, Upstream)>,
     sandbox: bool,
 }
 
 impl Routes {
-    /// The configured routes; `builtin` (the sandbox) answers every private path itself, has no
-    /// Fiat routes and serves the public time route.
+    /// The configured routes; with [`Answers::BuiltIn`] (the sandbox) the gateway answers
+    /// every private path itself, has no Fiat routes and serves the public time route.
     #[must_use]
-    pub fn new(config: &Config, builtin: bool) -> Self {
-        if builtin {
+    pub(crate) fn new(config: &Config, answers: Answers) -> Self {
+        if answers == Answers::BuiltIn {
             return Self {
                 private: vec![("/".to_owned(), Target::Builtin)],
                 fiat: Vec::new(),
@@ -81,15 +91,9 @@ impl Routes {
         }
     }
 
-    /// The configured private and Fiat route prefixes.
-    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
-        let private = self.private.iter().map(|(prefix, _)| prefix.as_str());
-        private.chain(self.fiat.iter().map(|(prefix, _)| prefix.as_str()))
-    }
-
     /// Where a request for `uri` with `method` goes.
     #[must_use]
-    pub fn destination(&self, method: &Method, uri: &Uri) -> Destination<'_> {
+    pub(crate) fn destination(&self, method: &Method, uri: &Uri) -> Destination<'_> {
         let raw = uri.path();
         if method == Method::GET {
             if raw == "/.well-known/jwks.json" {
@@ -113,7 +117,7 @@ impl Routes {
 
     /// The private route serving `path` (normalised).
     #[must_use]
-    pub fn private_target(&self, path: &str) -> Option<&Target> {
+    pub(crate) fn private_target(&self, path: &str) -> Option<&Target> {
         if path == JWT_ENDPOINT_PATH {
             return Some(&Target::IssueToken);
         }
@@ -167,7 +171,7 @@ mod tests {
             &[],
         )
         .expect("config");
-        Routes::new(&config, false)
+        Routes::new(&config, Answers::Upstreams)
     }
 
     fn base(d: Destination<'_>) -> Option<String> {
@@ -213,7 +217,7 @@ mod tests {
             Destination::Private(None)
         );
 
-        let sandbox = Routes::new(&Config::default(), true);
+        let sandbox = Routes::new(&Config::default(), Answers::BuiltIn);
         let at =
             |method: Method, uri: &str| sandbox.destination(&method, &uri.parse().expect("uri"));
         assert_eq!(at(Method::GET, "/api/v4/public/time"), Destination::Time);

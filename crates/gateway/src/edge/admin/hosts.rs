@@ -18,7 +18,7 @@ use super::respond::message;
 /// port), the listener's own address, and with `[admin] allow_remote` the names of
 /// `[admin] hosts` (any port, or the one given). Compared without regard to case.
 #[derive(Debug, Clone)]
-pub struct AdminHosts {
+pub(crate) struct AdminHosts {
     bound: std::net::SocketAddr,
     names: Vec<(String, Option<u16>)>,
 }
@@ -26,7 +26,7 @@ pub struct AdminHosts {
 impl AdminHosts {
     /// The hosts of a listener bound to `bound` with this `[admin]` section.
     #[must_use]
-    pub fn new(bound: std::net::SocketAddr, config: &crate::config::AdminConfig) -> Self {
+    pub(crate) fn new(bound: std::net::SocketAddr, config: &crate::config::AdminConfig) -> Self {
         let names = if config.allow_remote {
             config
                 .hosts
@@ -44,7 +44,7 @@ impl AdminHosts {
 
     /// Whether a request with this `Host` value is answered.
     #[must_use]
-    pub fn allows(&self, host: &str) -> bool {
+    pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         let Some((name, port)) = split_host(&host) else {
             return false;
@@ -93,7 +93,7 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
 
 /// `router` answering only requests whose `Host` (and absolute-form target, if any) `hosts`
 /// allows; the others get 421 with a JSON error and reach no route.
-pub fn with_host_check(router: Router, hosts: AdminHosts) -> Router {
+pub(crate) fn with_host_check(router: Router, hosts: AdminHosts) -> Router {
     router.layer(from_fn_with_state(Arc::new(hosts), check_host))
 }
 

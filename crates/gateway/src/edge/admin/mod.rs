@@ -67,9 +67,9 @@ use axum::routing::{get, post, put};
 use crate::edge::server::Peer;
 use crate::service::{Caller, KeyService};
 use crate::store::NonceStore;
-pub use hosts::{AdminHosts, with_host_check};
+pub(crate) use hosts::{AdminHosts, with_host_check};
 use respond::message;
-pub use token::AdminToken;
+pub(crate) use token::AdminToken;
 
 /// The environment variable that holds the admin token (server and CLI).
 pub const ADMIN_TOKEN_ENV: &str = "WBAUTH_ADMIN_TOKEN";
@@ -77,23 +77,23 @@ pub const ADMIN_TOKEN_ENV: &str = "WBAUTH_ADMIN_TOKEN";
 /// not set).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// Shortest accepted admin token.
-pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// The request header a client may use to name the operator in the audit log.
 pub const ACTOR_HEADER: &str = "x-wbauth-actor";
 /// Default number of audit entries listed.
-pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
+pub(crate) const DEFAULT_AUDIT_LIMIT: u32 = 100;
 
 /// What the admin router serves besides the management API.
 #[derive(Default)]
-pub struct AdminOptions {
+pub(crate) struct AdminOptions {
     /// Unauthenticated routes merged at the root — the place to mount `/metrics`
     /// (`docs/design-decisions.md` 8: operational routes live on the admin listener only).
-    pub extra: Router,
+    pub(crate) extra: Router,
     /// Checked by `/readyz` next to the key store.
-    pub nonces: Option<Arc<dyn NonceStore>>,
+    pub(crate) nonces: Option<Arc<dyn NonceStore>>,
     /// The clock `POST /test/clock` moves (builds with the `test-clock` feature only).
     #[cfg(feature = "test-clock")]
-    pub test_clock: Option<Arc<crate::clock::TestClock>>,
+    pub(crate) test_clock: Option<Arc<crate::clock::TestClock>>,
 }
 
 impl std::fmt::Debug for AdminOptions {
@@ -113,7 +113,11 @@ struct AdminState {
 
 /// The admin router: `/admin/…` (bearer token), `/healthz`, `/readyz`, the `extra` routes,
 /// and with the `test-clock` feature `/test/clock`.
-pub fn admin_router(service: Arc<KeyService>, token: AdminToken, options: AdminOptions) -> Router {
+pub(crate) fn admin_router(
+    service: Arc<KeyService>,
+    token: AdminToken,
+    options: AdminOptions,
+) -> Router {
     let state = AdminState {
         service,
         token: Arc::new(token),

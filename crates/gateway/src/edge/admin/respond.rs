@@ -65,7 +65,7 @@ impl IntoResponse for ManageError {
         }
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = message(status, &self.public_message());
+        let mut response = json_text(status, self.body().into_bytes());
         if let Some(seconds) = self.retry_after_s() {
             response
                 .headers_mut()

@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::store::secret_file::{self, Unusable};
 
 /// The bearer token of the admin API. Wiped from memory when dropped; `Debug` hides it.
-pub struct AdminToken {
+pub(crate) struct AdminToken {
     token: Zeroizing<String>,
     origin: String,
 }
@@ -47,7 +47,7 @@ fn check_token(token: &str, source: &str) -> Result<(), GatewayError> {
 
 impl AdminToken {
     /// A token from a value (`origin` says where it came from, for the start-up log).
-    pub fn new(value: &str, origin: impl Into<String>) -> Result<Self, GatewayError> {
+    pub(crate) fn new(value: &str, origin: impl Into<String>) -> Result<Self, GatewayError> {
         let origin = origin.into();
         let value = value.trim();
         check_token(value, &origin)?;
@@ -60,7 +60,7 @@ impl AdminToken {
     /// `env_value` (the value of `WBAUTH_ADMIN_TOKEN`) wins; otherwise `data_dir/admin.token`
     /// is read, or generated on first start (32 random bytes as hex, mode 0600). A token file
     /// that group or others can read is refused.
-    pub fn load_or_create(
+    pub(crate) fn load_or_create(
         data_dir: &FsPath,
         env_value: Option<&str>,
     ) -> Result<Self, GatewayError> {
@@ -76,19 +76,19 @@ impl AdminToken {
 
     /// Where the token file of a data directory is.
     #[must_use]
-    pub fn file_path(data_dir: &FsPath) -> PathBuf {
+    pub(crate) fn file_path(data_dir: &FsPath) -> PathBuf {
         data_dir.join(ADMIN_TOKEN_FILE)
     }
 
     /// Where the token came from (never the token).
     #[must_use]
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
 
     /// Whether `presented` is the token (constant time in the token's content).
     #[must_use]
-    pub fn matches(&self, presented: &[u8]) -> bool {
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
         self.token.as_bytes().ct_eq(presented).into()
     }
 }

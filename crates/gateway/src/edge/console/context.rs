@@ -156,12 +156,12 @@ impl Console {
     }
 
     pub(super) fn idle_days(&self) -> u64 {
-        self.gateway.config.keys.idle_days
+        self.gateway.config().keys.idle_days
     }
 
     pub(super) fn kinds(&self) -> Vec<String> {
         self.gateway
-            .config
+            .config()
             .kinds
             .iter()
             .map(|k| k.name.clone())
@@ -170,7 +170,7 @@ impl Console {
 
     pub(super) fn patterns(&self, kind: &str) -> Vec<String> {
         self.gateway
-            .config
+            .config()
             .kinds
             .iter()
             .find(|k| k.name == kind)

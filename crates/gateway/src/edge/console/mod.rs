@@ -65,8 +65,8 @@ struct Console {
 
 /// The console router over the gateway's [`KeyService`] (serve it on its own listener with
 /// [`crate::edge::server::serve`], which records each connection's peer address).
-pub fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router {
-    let config = &gateway.config.console;
+pub(crate) fn console_router(gateway: Arc<Gateway>, service: Arc<KeyService>) -> Router {
+    let config = &gateway.config().console;
     let state = Console {
         sessions: Arc::new(Sessions::new(config.session_idle_ms, config.session_max_ms)),
         form_key: FormKey::random().map(Arc::new),

@@ -29,7 +29,7 @@ async fn fixture() -> Fixture {
             .await
             .expect("store"),
     );
-    let partners = Arc::new(partner_cache(
+    let partners = Arc::new(PartnerCache::from_records(
         &store.load_partners().await.expect("partners"),
     ));
     let service = KeyService::new(
@@ -245,7 +245,7 @@ async fn a_new_cache_from_the_store_matches() {
         .await
         .expect("disabled");
     // What the gateway builds at start.
-    let fresh = partner_cache(&f.store.load_partners().await.expect("load"));
+    let fresh = PartnerCache::from_records(&f.store.load_partners().await.expect("load"));
     assert_eq!(fresh.len(), 2);
     assert!(cached_key_verifies(
         &fresh,

@@ -12,30 +12,30 @@ use crate::store::{KeyId, KeyRecord};
 
 /// A key as the request path needs it.
 #[derive(Debug)]
-pub struct ActiveKey {
+pub(crate) struct ActiveKey {
     /// Store id.
-    pub id: KeyId,
+    pub(crate) id: KeyId,
     /// Public key.
-    pub public_key: String,
+    pub(crate) public_key: String,
     /// Owner id.
-    pub account_id: i64,
+    pub(crate) account_id: i64,
     /// Owner name (sent upstream as `X-Auth-Account`).
-    pub account_name: String,
+    pub(crate) account_name: String,
     /// Kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The keyed HMAC state (the secret itself is not kept here); wiped from memory when
     /// dropped.
-    pub mac: HmacSha512Key,
+    pub(crate) mac: HmacSha512Key,
     /// Not disabled by an operator.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Trusted IPs (empty: any).
-    pub ips: Vec<IpRule>,
+    pub(crate) ips: Vec<IpRule>,
     /// A stored entry did not parse: refuse every address rather than allow any.
     ips_broken: bool,
     /// Endpoint allow-list (empty: the whole kind).
-    pub endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<String>,
     /// Idle clock anchor (creation or last enable).
-    pub idle_anchor_ms: u64,
+    pub(crate) idle_anchor_ms: u64,
     /// Idle-deactivated, as stored or as found by a request.
     idle_deactivated: AtomicBool,
     /// Last accepted request (0: never).
@@ -46,7 +46,7 @@ impl ActiveKey {
     /// Builds the cached form of a stored key. An unparsable IP entry (which validation
     /// prevents) makes the key refuse every address rather than allow any.
     #[must_use]
-    pub fn from_record(record: &KeyRecord) -> Self {
+    pub(crate) fn from_record(record: &KeyRecord) -> Self {
         let mut ips = Vec::with_capacity(record.ips.len());
         let mut broken = false;
         for ip in &record.ips {
@@ -74,7 +74,7 @@ impl ActiveKey {
 
     /// Last accepted request, if any.
     #[must_use]
-    pub fn last_used_ms(&self) -> Option<u64> {
+    pub(crate) fn last_used_ms(&self) -> Option<u64> {
         match self.last_used_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(ms),
@@ -82,13 +82,13 @@ impl ActiveKey {
     }
 
     /// Records an accepted request.
-    pub fn mark_used(&self, now_ms: u64) {
+    pub(crate) fn mark_used(&self, now_ms: u64) {
         self.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
     /// Whether the key has been idle longer than `idle_days` at `now_ms` (or was stored as
     /// idle-deactivated). Marks it deactivated when found idle.
-    pub fn is_idle(&self, now_ms: u64, idle_days: u64) -> bool {
+    pub(crate) fn is_idle(&self, now_ms: u64, idle_days: u64) -> bool {
         if self.idle_deactivated.load(Ordering::Relaxed) {
             return true;
         }
@@ -102,14 +102,14 @@ impl ActiveKey {
 
     /// Row 13's address part: no allow-list, or the address is on it.
     #[must_use]
-    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows_ip(&self, ip: IpAddr) -> bool {
         !self.ips_broken && (self.ips.is_empty() || self.ips.iter().any(|rule| rule.contains(ip)))
     }
 
     /// Row 14's allow-list part: no allow-list, or the path is on it (exact paths or
     /// `/prefix/*` patterns).
     #[must_use]
-    pub fn allows_endpoint(&self, path: &str) -> bool {
+    pub(crate) fn allows_endpoint(&self, path: &str) -> bool {
         self.endpoints.is_empty() || self.endpoints.iter().any(|p| pattern_matches(p, path))
     }
 }

@@ -14,11 +14,11 @@ use whitebit_auth::mac::HmacSha512Key;
 
 use crate::store::{KeyId, KeyRecord};
 
-pub use active::ActiveKey;
+pub(crate) use active::ActiveKey;
 use index::{Index, STAND_INS};
 
 /// One day in milliseconds.
-pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// All keys by public key. Reads are lock-free in practice (an uncontended `RwLock` read);
 /// writes change one entry, or rebuild the index when it grows.
@@ -30,7 +30,7 @@ pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// Memory: 96 bytes per bucket (about one bucket per key), 24 bytes per key, and the
 /// stand-ins (about 130 KB); measured, 100,000 keys take 5.9 MB more RSS than with the hash
 /// map this replaced (74.2 MB against 68.3 MB for the cache alone).
-pub struct KeyCache {
+pub(crate) struct KeyCache {
     index: RwLock<Index>,
 }
 
@@ -70,7 +70,7 @@ fn active_keys(records: &[KeyRecord]) -> (Vec<Arc<ActiveKey>>, Vec<Arc<ActiveKey
 impl KeyCache {
     /// A cache holding `records`.
     #[must_use]
-    pub fn from_records(records: &[KeyRecord]) -> Self {
+    pub(crate) fn from_records(records: &[KeyRecord]) -> Self {
         Self {
             index: RwLock::new({
                 let (keys, stand_ins) = active_keys(records);
@@ -107,18 +107,18 @@ impl KeyCache {
     /// the hash key), and would still have to be signed with that key's secret. Two stored
     /// keys never share a tag within a bucket (the index is re-keyed if they would).
     #[must_use]
-    pub fn lookup(&self, public_key: &str) -> (Arc<ActiveKey>, bool) {
+    pub(crate) fn lookup(&self, public_key: &str) -> (Arc<ActiveKey>, bool) {
         self.read().lookup(public_key)
     }
 
     /// The key with this public key.
     #[must_use]
-    pub fn get(&self, public_key: &str) -> Option<Arc<ActiveKey>> {
+    pub(crate) fn get(&self, public_key: &str) -> Option<Arc<ActiveKey>> {
         self.read().get(public_key).cloned()
     }
 
     /// Inserts or replaces a key (its last-used time is carried over when newer).
-    pub fn upsert(&self, record: &KeyRecord) {
+    pub(crate) fn upsert(&self, record: &KeyRecord) {
         let fresh = ActiveKey::from_record(record);
         let mut index = self.write();
         if let Some(old) = index.get(&record.public_key)
@@ -131,7 +131,7 @@ impl KeyCache {
 
     /// Replaces every key at once (a reload from the store), carrying over last-used times
     /// seen here and not yet stored.
-    pub fn replace_all(&self, records: &[KeyRecord]) {
+    pub(crate) fn replace_all(&self, records: &[KeyRecord]) {
         let (keys, stand_ins) = active_keys(records);
         let fresh = Index::build(&keys, &stand_ins, 0);
         let mut index = self.write();
@@ -148,7 +148,7 @@ impl KeyCache {
 
     /// Removes the key with store id `id`, if it is still held (a key rotated meanwhile keeps
     /// its public key under a new id and stays).
-    pub fn remove_id(&self, id: KeyId) {
+    pub(crate) fn remove_id(&self, id: KeyId) {
         let mut index = self.write();
         let gone: Vec<String> = index
             .keys()
@@ -161,25 +161,19 @@ impl KeyCache {
     }
 
     /// Removes a key.
-    pub fn remove(&self, public_key: &str) {
+    pub(crate) fn remove(&self, public_key: &str) {
         self.write().remove(public_key);
     }
 
     /// Every key, as of now (the management service's idle sweep walks it).
     #[must_use]
-    pub fn snapshot(&self) -> Vec<Arc<ActiveKey>> {
+    pub(crate) fn snapshot(&self) -> Vec<Arc<ActiveKey>> {
         self.read().keys().cloned().collect()
     }
 
     /// Number of keys.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.read().len()
-    }
-
-    /// Whether the cache is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

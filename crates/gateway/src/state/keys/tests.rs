@@ -66,7 +66,7 @@ fn hit_and_miss() {
 #[test]
 fn empty_cache_hands_out_stand_ins() {
     let cache = KeyCache::default();
-    assert!(cache.is_empty());
+    assert_eq!(cache.len(), 0);
     let (key, known) = cache.lookup("anything");
     assert!(!known);
     assert_stand_in(&key);
@@ -218,7 +218,7 @@ fn remove_id_spares_a_rotated_key() {
     cache.remove_id(7);
     assert_eq!(cache.get("pk").map(|k| k.id), Some(8));
     cache.remove_id(8);
-    assert!(cache.is_empty());
+    assert_eq!(cache.len(), 0);
 }
 
 #[test]

@@ -1,0 +1,263 @@
+//! Starting a gateway in three calls: [`Launch::open`] opens the stores, [`Launch::listen`]
+//! builds the gateway and binds its listeners, [`Listening::run`] serves until shutdown.
+//!
+//! ```no_run
+//! # async fn start(config: whitebit_gateway::config::Config) -> Result<(), whitebit_gateway::GatewayError> {
+//! use whitebit_gateway::{Launch, Options, ServeClock};
+//! let launch = Launch::open(config, ServeClock::new(), Options::default()).await?;
+//! let listening = launch.listen().await?;
+//! println!("listening on http://{}", listening.addresses().public);
+//! listening.run(std::future::pending()).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::servers::{AdminServer, ConsoleServer, ServeClock, admin_router_for, metrics_router};
+use super::{Stores, bind, build_gateway, key_service, open_stores, run, run_with_admin};
+use crate::config::Config;
+use crate::edge::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};
+use crate::error::GatewayError;
+use crate::service::KeyService;
+pub use crate::verify::Answers;
+use crate::verify::Gateway;
+
+/// Whether the admin listener (management API, health, metrics, and the web console when
+/// `[console] listen` is set) runs beside the public one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdminListener {
+    /// On `[admin] addr`, with the admin token from `WBAUTH_ADMIN_TOKEN` or the data dir.
+    #[default]
+    On,
+    /// Only the public listener (the sandbox).
+    Off,
+}
+
+/// How [`Launch`] assembles a gateway. The default is `wbauth serve`'s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Options {
+    /// Who answers verified requests.
+    pub answers: Answers,
+    /// Whether the admin listener runs.
+    pub admin: AdminListener,
+}
+
+impl Options {
+    /// The sandbox's: built-in answers, no admin listener.
+    pub const SANDBOX: Self = Self {
+        answers: Answers::BuiltIn,
+        admin: AdminListener::Off,
+    };
+}
+
+/// A gateway whose stores are open: seed keys through [`Launch::stores`], then
+/// [`Launch::listen`].
+#[derive(Debug)]
+#[must_use]
+pub struct Launch {
+    config: Config,
+    stores: Stores,
+    clock: ServeClock,
+    options: Options,
+}
+
+impl Launch {
+    /// Opens the stores `[store]` names (see [`super::open_stores`]).
+    ///
+    /// # Errors
+    /// A store that cannot be opened, or a configuration the stores refuse.
+    pub async fn open(
+        config: Config,
+        clock: ServeClock,
+        options: Options,
+    ) -> Result<Self, GatewayError> {
+        let stores = open_stores(&config, clock.clock.now_ms()).await?;
+        Ok(Self {
+            config,
+            stores,
+            clock,
+            options,
+        })
+    }
+
+    /// The opened stores (to seed keys before listening).
+    #[must_use]
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Now (Unix ms) on the gateway's clock.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        self.clock.clock.now_ms()
+    }
+
+    /// Loads the admin token (with the admin listener), binds the public listener, the admin
+    /// listener and the console's when configured, and builds the gateway from the stores.
+    ///
+    /// # Errors
+    /// An address that cannot be bound, an unreadable admin token, or a configuration the
+    /// gateway cannot be built from.
+    pub async fn listen(self) -> Result<Listening, GatewayError> {
+        let Self {
+            config,
+            stores,
+            clock,
+            options,
+        } = self;
+        let token = match options.admin {
+            AdminListener::On => {
+                let env_token = std::env::var(ADMIN_TOKEN_ENV).ok();
+                Some(AdminToken::load_or_create(
+                    &config.store.data_dir,
+                    env_token.as_deref(),
+                )?)
+            }
+            AdminListener::Off => None,
+        };
+        let name = match options.answers {
+            Answers::Upstreams => "public",
+            Answers::BuiltIn => "sandbox",
+        };
+        let public = bind(config.listen.addr, name).await?;
+        let admin_listener = match token {
+            Some(_) => Some(bind(config.admin.addr, "admin").await?),
+            None => None,
+        };
+        let admin_hosts = match &admin_listener {
+            Some(listener) => Some(AdminHosts::new(local_addr(listener)?, &config.admin)),
+            None => None,
+        };
+        let gateway = build_gateway(config, &stores, clock.clock.clone(), options.answers).await?;
+        let mut addresses = Addresses {
+            public: local_addr(&public)?,
+            admin: None,
+            console: None,
+        };
+        let admin = match (token, admin_listener, admin_hosts) {
+            (Some(token), Some(listener), Some(hosts)) => {
+                let service = Arc::new(key_service(&gateway));
+                let console = ConsoleServer::bind_if_configured(&gateway, &service).await?;
+                if let Some(console) = &console {
+                    addresses.console = Some(local_addr(&console.listener)?);
+                }
+                addresses.admin = Some(local_addr(&listener)?);
+                let token_origin = token.origin().to_owned();
+                let router = admin_router_for(
+                    service.clone(),
+                    &stores,
+                    token,
+                    &clock,
+                    Some(metrics_router(gateway.clone())),
+                    hosts,
+                );
+                Some(AdminSide {
+                    server: AdminServer { listener, router },
+                    console,
+                    service,
+                    token_origin,
+                })
+            }
+            _ => None,
+        };
+        Ok(Listening {
+            gateway,
+            stores,
+            public,
+            admin,
+            addresses,
+        })
+    }
+}
+
+/// Where a [`Listening`] gateway answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// The public listener (`[listen] addr`; port 0 picks a free port).
+    pub public: SocketAddr,
+    /// The admin listener, when it runs.
+    pub admin: Option<SocketAddr>,
+    /// The web console's listener, when `[console] listen` is set.
+    pub console: Option<SocketAddr>,
+}
+
+/// A gateway with its listeners bound; [`Listening::run`] serves them.
+#[derive(Debug)]
+#[must_use]
+pub struct Listening {
+    gateway: Arc<Gateway>,
+    stores: Stores,
+    public: TcpListener,
+    admin: Option<AdminSide>,
+    addresses: Addresses,
+}
+
+#[derive(Debug)]
+struct AdminSide {
+    server: AdminServer,
+    console: Option<ConsoleServer>,
+    service: Arc<KeyService>,
+    token_origin: String,
+}
+
+impl Listening {
+    /// The bound addresses.
+    #[must_use]
+    pub fn addresses(&self) -> Addresses {
+        self.addresses
+    }
+
+    /// How many API keys the gateway holds.
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.gateway.key_count()
+    }
+
+    /// Where the admin token came from (the environment or its file), when the admin listener
+    /// runs.
+    #[must_use]
+    pub fn admin_token_origin(&self) -> Option<&str> {
+        self.admin.as_ref().map(|a| a.token_origin.as_str())
+    }
+
+    /// Serves every listener and the background tasks until `shutdown`, then drains requests
+    /// and flushes the stores.
+    ///
+    /// # Errors
+    /// A listener that failed, or a store that could not be flushed.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
+        match self.admin {
+            Some(admin) => {
+                run_with_admin(
+                    self.gateway,
+                    &self.stores,
+                    self.public,
+                    admin.server,
+                    admin.console,
+                    admin.service,
+                    shutdown,
+                )
+                .await
+            }
+            None => run(self.gateway, &self.stores, self.public, shutdown).await,
+        }
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, GatewayError> {
+    listener.local_addr().map_err(|source| GatewayError::Io {
+        context: "reading a bound listener's address".into(),
+        source,
+    })
+}
