@@ -48,7 +48,7 @@ impl TokenIssuer {
     /// 12. `now ≥ exp` (no leeway) → [`TokenRejection::Expired`].
     ///
     /// Single use and the state of the key named by `key` are not checked here: the Fiat
-    /// Gateway check does both (`crate::verify::fiat`).
+    /// Gateway check of the request path does both.
     ///
     /// # Errors
     /// The [`TokenRejection`] of the first failing check; answer 401 with its `body()`.
