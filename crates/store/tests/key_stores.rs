@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use wbauth_store::{
-    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewKey, NewPartner,
-    PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
+    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewConsoleLink, NewKey,
+    NewPartner, PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
 };
 use wbauth_testkit::PostgresServer;
 
@@ -96,7 +96,12 @@ async fn contract(backend: Backend) {
     );
     let (first, second) = (vec![1u8; 32], vec![2u8; 32]);
     store
-        .set_console_link(alice.id, first.clone(), 1_000, 30)
+        .set_console_link(NewConsoleLink {
+            account_id: alice.id,
+            token_sha256: first.clone(),
+            expires_ms: 1_000,
+            created_ms: 30,
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -109,7 +114,12 @@ async fn contract(backend: Backend) {
     );
     // A new link replaces the account's old one.
     store
-        .set_console_link(alice.id, second.clone(), 2_000, 31)
+        .set_console_link(NewConsoleLink {
+            account_id: alice.id,
+            token_sha256: second.clone(),
+            expires_ms: 2_000,
+            created_ms: 31,
+        })
         .await
         .unwrap();
     assert_eq!(store.console_link(first.clone(), 40).await.unwrap(), None);

@@ -19,6 +19,7 @@ use super::passwords::MAX_PASSWORD_BYTES;
 use super::{
     AccountView, Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
 };
+use crate::store::NewConsoleLink;
 use crate::throttle::{Source, name_key};
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
@@ -69,9 +70,13 @@ impl KeyService {
         let now = self.now_ms();
         let expires_ms = now.saturating_add(self.config.console.link_ttl_ms);
         let _write = self.write.lock().await;
-        self.store
-            .set_console_link(account.id, link_digest(&token), expires_ms, now)
-            .await?;
+        let link = NewConsoleLink {
+            account_id: account.id,
+            token_sha256: link_digest(&token),
+            expires_ms,
+            created_ms: now,
+        };
+        self.store.set_console_link(link).await?;
         self.audit(
             caller,
             "account.console_link.issue",
