@@ -14,6 +14,9 @@ use wbauth_store::{
 };
 use wbauth_testkit::PostgresServer;
 
+mod support;
+use support::new_key;
+
 const MASTER_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const MASTER_B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 
@@ -47,18 +50,6 @@ async fn open(backend: Backend) -> (Box<dyn KeyStore>, Option<tempfile::TempDir>
                 .unwrap();
             (Box::new(store), None, url)
         }
-    }
-}
-
-fn new_key(public_key: &str, account_id: i64, secret: &[u8]) -> NewKey {
-    NewKey {
-        public_key: public_key.to_owned(),
-        account_id,
-        kind: "trade".to_owned(),
-        secret: SecretBytes::new(secret.to_vec()),
-        ips: vec!["203.0.113.7".to_owned()],
-        endpoints: vec!["/api/v4/order/*".to_owned()],
-        created_ms: 1_000,
     }
 }
 

@@ -11,6 +11,10 @@ use crate::{
     load_or_create_master_key,
 };
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+use support::new_key;
+
 const DB_FILE_NAME: &str = "keys.sqlite";
 
 const KEY_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -24,18 +28,6 @@ async fn open(dir: &Path, hex: &str) -> SqliteKeyStore {
     SqliteKeyStore::open(&dir.join(DB_FILE_NAME), master(hex))
         .await
         .expect("open")
-}
-
-fn new_key(public_key: &str, account_id: i64, secret: &[u8]) -> NewKey {
-    NewKey {
-        public_key: public_key.to_owned(),
-        account_id,
-        kind: "trade".to_owned(),
-        secret: SecretBytes::new(secret.to_vec()),
-        ips: vec!["10.0.0.0/8".to_owned()],
-        endpoints: vec!["/api/v4/order/new".to_owned()],
-        created_ms: 1_700_000_000_000,
-    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -335,10 +327,10 @@ async fn accounts_keys_and_audit_round_trip() {
     assert_eq!(key.secret.0.expose(), b"secret-one");
     assert!(key.enabled);
     assert!(!key.idle_deactivated);
-    assert_eq!(key.ips, vec!["10.0.0.0/8".to_owned()]);
-    assert_eq!(key.endpoints, vec!["/api/v4/order/new".to_owned()]);
-    assert_eq!(key.created_ms, 1_700_000_000_000);
-    assert_eq!(key.idle_anchor_ms, 1_700_000_000_000);
+    assert_eq!(key.ips, vec!["203.0.113.7".to_owned()]);
+    assert_eq!(key.endpoints, vec!["/api/v4/order/*".to_owned()]);
+    assert_eq!(key.created_ms, 1_000);
+    assert_eq!(key.idle_anchor_ms, 1_000);
     assert_eq!(key.last_used_ms, None);
     assert_eq!(store.load_keys().await.expect("load"), vec![key.clone()]);
 
