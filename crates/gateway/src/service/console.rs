@@ -17,7 +17,8 @@ use zeroize::Zeroizing;
 
 use super::passwords::MAX_PASSWORD_BYTES;
 use super::{
-    AccountView, Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
+    AccountView, Caller, CodeAttempt, KeyService, ManageError, PasswordStamp, check_password, lock,
+    random_bytes,
 };
 use crate::store::NewConsoleLink;
 use crate::throttle::{Source, name_key};
@@ -260,10 +261,8 @@ impl KeyService {
             let _write = self.write.lock().await;
             let now = self.now_ms();
             let mut current = self.account(name).await.map_err(Failure::Service)?;
-            match self
-                .check_console_code(&mut current, code, caller, now, "console.sign_in")
-                .await
-            {
+            let attempt = CodeAttempt::new(code, caller, now, "console.sign_in");
+            match self.check_console_code(&mut current, attempt).await {
                 Ok(()) => current,
                 Err(e @ (ManageError::Store(_) | ManageError::Internal(_))) => {
                     return Err(Failure::Service(e));
