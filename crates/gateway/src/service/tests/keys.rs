@@ -109,44 +109,38 @@ async fn inputs_are_validated_before_the_code_is_used() {
     let secret = account_with_2fa(&f, "alice").await;
     let now = f.clock.now_ms();
     let good = code(&secret, now);
+    // One field of a good request changed.
+    let with_endpoints = |endpoint: &str| CreateKey {
+        endpoints: vec![endpoint.to_owned()],
+        ..create("alice", "trade", &good)
+    };
+    let with_ips = |ips: Vec<String>| CreateKey {
+        ips,
+        ..create("alice", "trade", &good)
+    };
     let cases: Vec<(CreateKey, &str)> = vec![
         (
             create("alice", "nope", &good),
             "unknown key kind \"nope\" (configured kinds: trade, main)",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api/v4/main-account/balance".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api/v4/main-account/balance"),
             "endpoint \"/api/v4/main-account/balance\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api/v4/*".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api/v4/*"),
             "endpoint \"/api/v4/*\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api//v4/order/new".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api//v4/order/new"),
             "endpoint \"/api//v4/order/new\" is not normalised (write \"/api/v4/order/new\")",
         ),
         (
-            CreateKey {
-                ips: vec!["10.0.0.1/8".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_ips(vec!["10.0.0.1/8".into()]),
             "trusted IP #1: \"10.0.0.1/8\": host bits are set below the /8 prefix (write 10.0.0.0/8)",
         ),
         (
-            CreateKey {
-                ips: (0..51).map(|i| format!("10.0.{i}.0/24")).collect(),
-                ..create("alice", "trade", &good)
-            },
+            with_ips((0..51).map(|i| format!("10.0.{i}.0/24")).collect()),
             "too many trusted IPs: 51 given, a key holds at most 50 (keys.max_ips; a CIDR block counts as one entry)",
         ),
         (create("bob", "trade", &good), "No account named \"bob\"."),
