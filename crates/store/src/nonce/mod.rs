@@ -200,6 +200,19 @@ impl Remote {
         self.op_timeout
     }
 
+    /// `Debug` of the networked store `name` at `url` (shown without its password).
+    pub(crate) fn debug_store(
+        &self,
+        name: &str,
+        url: &str,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("url", &url)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+
     /// Runs one operation within the operation timeout; a failure becomes `failed(context, e)`
     /// with the context `<store>: <what>`. Failures and timeouts are counted.
     pub(crate) async fn bounded<T, E>(

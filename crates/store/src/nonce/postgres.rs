@@ -114,10 +114,7 @@ pub struct PgNonceStore {
 
 impl std::fmt::Debug for PgNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgNonceStore")
-            .field("url", &self.shown)
-            .field("op_timeout", &self.remote.op_timeout())
-            .finish_non_exhaustive()
+        self.remote.debug_store("PgNonceStore", &self.shown, f)
     }
 }
 

@@ -128,10 +128,7 @@ pub struct RedisNonceStore {
 
 impl std::fmt::Debug for RedisNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisNonceStore")
-            .field("url", &self.shown)
-            .field("op_timeout", &self.remote.op_timeout())
-            .finish_non_exhaustive()
+        self.remote.debug_store("RedisNonceStore", &self.shown, f)
     }
 }
 
