@@ -31,12 +31,13 @@ pub use nonce::journal::{Durability, JournalConfig, JournalNonceStore, RecoveryR
 pub use nonce::postgres::PgNonceStore;
 pub use nonce::redis::RedisNonceStore;
 pub use records::{
-    AccountRecord, AuditEntry, KeyId, KeyRecord, KeyUpdate, NewKey, NewPartner, PartnerRecord,
-    SecretBytes, SecretBytesEq, TotpRecord,
+    AccountRecord, AuditEntry, KeyId, KeyRecord, KeyUpdate, NewConsoleLink, NewKey, NewPartner,
+    PartnerRecord, SecretBytes, SecretBytesEq, TotpRecord,
 };
 pub use remote::{RemoteOptions, redact_url, redact_urls_in};
 pub use replay::ReplayStore;
 pub use sql::{PgKeyStore, SqlKeyStore, SqliteKeyStore};
 pub use traits::{
-    BoxFuture, Change, ChangeFeed, Claim, KeyStore, NonceStore, ReplayGuard, StoreHealth,
+    BoxFuture, Change, ChangeFeed, Claim, KeyStore, NonceAnswer, NonceFuture, NonceStore,
+    ReplayGuard, StoreFuture, StoreHealth,
 };

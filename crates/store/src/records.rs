@@ -166,6 +166,19 @@ pub struct NewPartner {
     pub created_ms: u64,
 }
 
+/// A one-time console link to store ([`KeyStore::set_console_link`](crate::KeyStore::set_console_link)).
+#[derive(Debug, Clone)]
+pub struct NewConsoleLink {
+    /// The account it sets a console password for.
+    pub account_id: i64,
+    /// The SHA-256 of the link's token (the token itself is never stored).
+    pub token_sha256: Vec<u8>,
+    /// Expires at (Unix ms).
+    pub expires_ms: u64,
+    /// Now (Unix ms).
+    pub created_ms: u64,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {

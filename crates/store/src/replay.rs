@@ -19,7 +19,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::{BoxFuture, Claim, ReplayGuard, StoreError};
+use crate::{Claim, ReplayGuard, StoreError, StoreFuture};
 
 const RECORD: usize = 32 + 8 + 4;
 
@@ -192,17 +192,12 @@ impl ReplayStore {
 }
 
 impl ReplayGuard for ReplayStore {
-    fn claim(
-        &self,
-        id: [u8; 32],
-        expires_at_ms: u64,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn claim(&self, id: [u8; 32], expires_at_ms: u64, now_ms: u64) -> StoreFuture<'_, Claim> {
         let claimed = ReplayStore::claim(self, id, expires_at_ms, now_ms);
         Box::pin(async move { claimed })
     }
 
-    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn sweep(&self, now_ms: u64) -> StoreFuture<'_, u64> {
         let swept = ReplayStore::sweep(self, now_ms);
         Box::pin(async move { swept })
     }

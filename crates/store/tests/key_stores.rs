@@ -9,10 +9,13 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use wbauth_store::{
-    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewKey, NewPartner,
-    PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
+    AuditEntry, Change, KeyStore, KeyUpdate, MasterKey, MasterKeySource, NewConsoleLink, NewKey,
+    NewPartner, PgKeyStore, RemoteOptions, SecretBytes, SqliteKeyStore, StoreError,
 };
 use wbauth_testkit::PostgresServer;
+
+mod support;
+use support::new_key;
 
 const MASTER_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const MASTER_B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
@@ -50,18 +53,6 @@ async fn open(backend: Backend) -> (Box<dyn KeyStore>, Option<tempfile::TempDir>
     }
 }
 
-fn new_key(public_key: &str, account_id: i64, secret: &[u8]) -> NewKey {
-    NewKey {
-        public_key: public_key.to_owned(),
-        account_id,
-        kind: "trade".to_owned(),
-        secret: SecretBytes::new(secret.to_vec()),
-        ips: vec!["203.0.113.7".to_owned()],
-        endpoints: vec!["/api/v4/order/*".to_owned()],
-        created_ms: 1_000,
-    }
-}
-
 /// The contract every key store keeps.
 async fn contract(backend: Backend) {
     let (store, _guard, _) = open(backend).await;
@@ -96,7 +87,12 @@ async fn contract(backend: Backend) {
     );
     let (first, second) = (vec![1u8; 32], vec![2u8; 32]);
     store
-        .set_console_link(alice.id, first.clone(), 1_000, 30)
+        .set_console_link(NewConsoleLink {
+            account_id: alice.id,
+            token_sha256: first.clone(),
+            expires_ms: 1_000,
+            created_ms: 30,
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -109,7 +105,12 @@ async fn contract(backend: Backend) {
     );
     // A new link replaces the account's old one.
     store
-        .set_console_link(alice.id, second.clone(), 2_000, 31)
+        .set_console_link(NewConsoleLink {
+            account_id: alice.id,
+            token_sha256: second.clone(),
+            expires_ms: 2_000,
+            created_ms: 31,
+        })
         .await
         .unwrap();
     assert_eq!(store.console_link(first.clone(), 40).await.unwrap(), None);

@@ -87,6 +87,12 @@ impl Backend {
 }
 
 async fn open(kind: Kind, test: &str, instances: usize) -> Backend {
+    let mut backend = Backend {
+        kind,
+        stores: Vec::with_capacity(instances),
+        database: None,
+        _dir: None,
+    };
     match kind {
         Kind::Journal => {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -94,29 +100,18 @@ async fn open(kind: Kind, test: &str, instances: usize) -> Backend {
                 JournalNonceStore::open(JournalConfig::new(dir.path()), now_ms())
                     .expect("open the journal store"),
             );
-            Backend {
-                kind,
-                stores: vec![store; instances],
-                database: None,
-                _dir: Some(dir),
-            }
+            backend.stores = vec![store; instances];
+            backend._dir = Some(dir);
         }
         Kind::Redis => {
             let url = tokio::task::spawn_blocking(|| REDIS.url())
                 .await
                 .expect("redis started");
-            let mut stores: Vec<Arc<dyn NonceStore>> = Vec::new();
             for _ in 0..instances {
-                let store = RedisNonceStore::connect(&url, &options())
-                    .await
-                    .expect("connect to redis");
-                stores.push(Arc::new(store));
-            }
-            Backend {
-                kind,
-                stores,
-                database: None,
-                _dir: None,
+                let store = RedisNonceStore::connect(&url, &options()).await;
+                backend
+                    .stores
+                    .push(Arc::new(store.expect("connect to redis")));
             }
         }
         Kind::Postgres => {
@@ -126,21 +121,16 @@ async fn open(kind: Kind, test: &str, instances: usize) -> Backend {
             })
             .await
             .expect("postgres started");
-            let mut stores: Vec<Arc<dyn NonceStore>> = Vec::new();
             for _ in 0..instances {
-                let store = PgNonceStore::connect(&url, &options())
-                    .await
-                    .expect("connect to postgres");
-                stores.push(Arc::new(store));
+                let store = PgNonceStore::connect(&url, &options()).await;
+                backend
+                    .stores
+                    .push(Arc::new(store.expect("connect to postgres")));
             }
-            Backend {
-                kind,
-                stores,
-                database: Some(test.to_owned()),
-                _dir: None,
-            }
+            backend.database = Some(test.to_owned());
         }
     }
+    backend
 }
 
 /// Runs `test` against each backend in turn.
@@ -810,25 +800,25 @@ async fn token_claims_are_single_use_across_instances() {
     })
     .await
     .expect("postgres started");
-    let mut pairs: Vec<(&str, [Arc<dyn ReplayGuard>; 2])> = Vec::new();
-    let (r1, r2) = (
-        RedisNonceStore::connect(&redis_url, &options())
-            .await
-            .expect("redis"),
-        RedisNonceStore::connect(&redis_url, &options())
-            .await
-            .expect("redis"),
-    );
-    pairs.push(("redis", [Arc::new(r1), Arc::new(r2)]));
-    let (p1, p2) = (
-        PgNonceStore::connect(&pg_url, &options())
-            .await
-            .expect("postgres"),
-        PgNonceStore::connect(&pg_url, &options())
-            .await
-            .expect("postgres"),
-    );
-    pairs.push(("postgres", [Arc::new(p1), Arc::new(p2)]));
+    let options = options();
+    let redis = || RedisNonceStore::connect(&redis_url, &options);
+    let postgres = || PgNonceStore::connect(&pg_url, &options);
+    let pairs: [(&str, [Arc<dyn ReplayGuard>; 2]); 2] = [
+        (
+            "redis",
+            [
+                Arc::new(redis().await.expect("redis")),
+                Arc::new(redis().await.expect("redis")),
+            ],
+        ),
+        (
+            "postgres",
+            [
+                Arc::new(postgres().await.expect("postgres")),
+                Arc::new(postgres().await.expect("postgres")),
+            ],
+        ),
+    ];
 
     for (name, [first, second]) in pairs {
         let now = now_ms();

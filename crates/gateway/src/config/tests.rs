@@ -102,17 +102,20 @@ fn forwarded_headers_are_an_allow_list() {
 
 #[test]
 fn store_values_and_credentials_are_never_quoted() {
-    let cases = [
-        // (file, password, what the message must still say)
+    // Every file and value below holds one password, `S3cret` and a letter.
+    let password = |text: &str| {
+        let at = text.find("S3cret").expect("a password in the case");
+        text[at..at + 7].to_owned()
+    };
+    // (file, what the message must still say)
+    let cases: [(&str, &[&str]); 9] = [
         (
             "[store]\nkeys = \"postgres://wb:S3cretA@db/keys\n",
-            "S3cretA",
-            vec!["line 2, column", "in store.keys", "not shown"],
+            &["line 2, column", "in store.keys", "not shown"],
         ),
         (
             "[store]\npool_size = \"S3cretB\"\n",
-            "S3cretB",
-            vec![
+            &[
                 "line 2",
                 "in store.pool_size",
                 "invalid type: a string, expected u32",
@@ -120,70 +123,60 @@ fn store_values_and_credentials_are_never_quoted() {
         ),
         (
             "[store]\ndurability = \"postgres://wb:S3cretC@db/x\"\n",
-            "S3cretC",
-            vec![
+            &[
                 "in store.durability",
                 "unknown variant, expected `process-crash`",
             ],
         ),
         (
             "store.keys = \"postgres://wb:S3cretD@db/keys\" x\n",
-            "S3cretD",
-            vec!["line 1", "in store.keys"],
+            &["line 1", "in store.keys"],
         ),
         (
             "store = { keys = \"postgres://wb:S3cretE@db/keys\", x }\n",
-            "S3cretE",
-            vec!["line 1", "in store"],
+            &["line 1", "in store"],
         ),
         (
             "[console]\npublic_url = \"https://ops:S3cretF@c.example\" oops\n",
-            "S3cretF",
-            vec!["line 2", "in console.public_url"],
+            &["line 2", "in console.public_url"],
         ),
         (
             "[[route]]\nprefix = \"/api\"\nupstream = \"http://ops:S3cretG@x:1\"\n",
-            "S3cretG",
-            vec!["route[0].upstream", "without user name or password"],
+            &["route[0].upstream", "without user name or password"],
         ),
         (
             "[console]\npublic_url = \"ftp://ops:S3cretH@c.example\"\n",
-            "S3cretH",
-            vec!["console.public_url"],
+            &["console.public_url"],
         ),
         (
             "[store]\nnonces = \"memcached://:S3cretI/x@cache\"\n",
-            "S3cretI",
-            vec!["store.nonces", "unsupported nonce store"],
+            &["store.nonces", "unsupported nonce store"],
         ),
     ];
-    for (text, password, said) in cases {
+    for (text, said) in cases {
+        let password = password(text);
         let e = load(text).expect_err(text).to_string();
-        assert!(!e.contains(password), "{text}: {e}");
+        assert!(!e.contains(&password), "{text}: {e}");
         assert!(e.starts_with("gateway.toml: "), "{e}");
         for s in said {
             assert!(e.contains(s), "{text}: {s:?} missing in {e}");
         }
     }
     // Through the environment.
-    for (var, value, password) in [
+    for (var, value) in [
         (
             "WBAUTH_GATEWAY__STORE__DURABILITY",
             "postgres://wb:S3cretJ@db/x",
-            "S3cretJ",
         ),
-        ("WBAUTH_GATEWAY__STORE__POOL_SIZE", "S3cretK", "S3cretK"),
-        (
-            "WBAUTH_GATEWAY__STORE__KEYS",
-            "mysql://root:S3cretL@db/k",
-            "S3cretL",
-        ),
+        ("WBAUTH_GATEWAY__STORE__POOL_SIZE", "S3cretK"),
+        ("WBAUTH_GATEWAY__STORE__KEYS", "mysql://root:S3cretL@db/k"),
     ] {
+        let password = password(value);
         let vars = vec![(var.to_owned(), value.to_owned())];
         let e = Config::from_toml("", "g.toml", &vars)
             .expect_err(var)
             .to_string();
-        assert!(!e.contains(password), "{var}: {e}");
+        assert!(!e.contains(&password), "{var}: {e}");
         assert!(e.contains("store."), "{var}: {e}");
     }
     // Elsewhere the line is still quoted.

@@ -16,8 +16,11 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::passwords::MAX_PASSWORD_BYTES;
-use super::{Caller, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes};
+use super::{
+    Caller, CodeAttempt, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
+};
 use crate::service::throttle::{Source, name_key};
+use crate::store::NewConsoleLink;
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
 pub(crate) struct ConsoleLink {
@@ -65,9 +68,13 @@ impl KeyService {
         let now = self.now_ms();
         let expires_ms = now.saturating_add(self.config.console.link_ttl_ms);
         let _write = self.write.lock().await;
-        self.store
-            .set_console_link(account.id, link_digest(&token), expires_ms, now)
-            .await?;
+        let link = NewConsoleLink {
+            account_id: account.id,
+            token_sha256: link_digest(&token),
+            expires_ms,
+            created_ms: now,
+        };
+        self.store.set_console_link(link).await?;
         self.audit(
             caller,
             "account.console_link.issue",
@@ -251,10 +258,8 @@ impl KeyService {
             let _write = self.write.lock().await;
             let now = self.now_ms();
             let mut current = self.account(name).await.map_err(Failure::Service)?;
-            match self
-                .check_console_code(&mut current, code, caller, now, "console.sign_in")
-                .await
-            {
+            let attempt = CodeAttempt::new(code, caller, now, "console.sign_in");
+            match self.check_console_code(&mut current, attempt).await {
                 Ok(()) => {}
                 Err(e @ (ManageError::Store(_) | ManageError::Internal(_))) => {
                     return Err(Failure::Service(e));

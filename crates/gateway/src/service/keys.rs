@@ -8,7 +8,8 @@ use zeroize::Zeroizing;
 
 use super::validate::could_be_id;
 use super::{
-    Caller, CreateKey, KeyService, KeyView, KeyWithSecret, ManageError, lock, random_bytes,
+    Caller, CodeAttempt, CreateKey, KeyService, KeyView, KeyWithSecret, ManageError, lock,
+    random_bytes,
 };
 use crate::store::{KeyId, KeyRecord, KeyUpdate, NewKey, SecretBytes, StoreError};
 
@@ -68,8 +69,8 @@ impl KeyService {
                         .to_owned(),
                 )
             })?;
-        self.check_code(&mut account, code, caller, now, "key.create")
-            .await?;
+        let attempt = CodeAttempt::new(code, caller, now, "key.create");
+        self.check_code(&mut account, attempt).await?;
 
         let mut secrets = Vec::with_capacity(count);
         let mut keys = Vec::with_capacity(count);
@@ -298,8 +299,8 @@ impl KeyService {
                     .to_owned(),
             )
         })?;
-        self.check_code(&mut account, code, caller, now, "key.rotate_secret")
-            .await?;
+        let attempt = CodeAttempt::new(code, caller, now, "key.rotate_secret");
+        self.check_code(&mut account, attempt).await?;
 
         let secret = Zeroizing::new(hex_encode(&random_bytes(SECRET_BYTES)?));
         // A new row (a new id, so a fresh nonce state: the high-water mark of the old id is

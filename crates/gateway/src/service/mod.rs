@@ -61,7 +61,7 @@ use passwords::PASSWORD_JOBS;
 pub(crate) use passwords::PasswordStamp;
 pub(crate) use passwords::check_password;
 use two_factor::{
-    ACCOUNT_LOCK_MS, IP_LOCK_MS, IP_WINDOW_MS, MAX_IP_FAILURES, MAX_TRACKED_ACCOUNTS,
+    ACCOUNT_LOCK_MS, CodeAttempt, IP_LOCK_MS, IP_WINDOW_MS, MAX_IP_FAILURES, MAX_TRACKED_ACCOUNTS,
     MAX_TRACKED_IPS, MAX_WRONG_CODES,
 };
 use validate::check_account_name;

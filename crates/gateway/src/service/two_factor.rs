@@ -58,8 +58,8 @@ impl KeyService {
                      a current code (--current-code) or --force."
                 ))
             })?;
-            self.check_code(&mut account, code, caller, now, "2fa.enrol")
-                .await?;
+            let attempt = CodeAttempt::new(code, caller, now, "2fa.enrol");
+            self.check_code(&mut account, attempt).await?;
         }
         let secret = random_bytes(TOTP_SECRET_BYTES)?;
         account.totp = Some(TotpRecord {
@@ -116,8 +116,8 @@ impl KeyService {
                 "A code from the authenticator app is required.".to_owned(),
             ));
         }
-        self.check_code(&mut account, code, caller, now, "2fa.confirm")
-            .await?;
+        let attempt = CodeAttempt::new(code, caller, now, "2fa.confirm");
+        self.check_code(&mut account, attempt).await?;
         if let Some(t) = account.totp.as_mut() {
             t.confirmed = true;
         }
@@ -166,15 +166,13 @@ impl KeyService {
     pub(super) async fn check_code(
         &self,
         account: &mut AccountRecord,
-        code: &str,
-        caller: &Caller,
-        now: u64,
-        purpose: &str,
+        attempt: CodeAttempt<'_>,
     ) -> Result<(), ManageError> {
+        let CodeAttempt {
+            code, caller, now, ..
+        } = attempt;
         if caller.console {
-            return self
-                .check_console_code(account, code, caller, now, purpose)
-                .await;
+            return self.check_console_code(account, attempt).await;
         }
         self.check_locks(account, caller, now)?;
         let Code::Wrong { reused } = match_code(account, code, now)? else {
@@ -183,9 +181,7 @@ impl KeyService {
             self.store.update_account(account.clone()).await?;
             return Ok(());
         };
-        Err(self
-            .count_failure(account, caller, now, purpose, reused)
-            .await?)
+        Err(self.count_failure(account, attempt, reused).await?)
     }
 
     /// Counts a wrong code through the admin API against `account` and the caller's source;
@@ -193,11 +189,15 @@ impl KeyService {
     async fn count_failure(
         &self,
         account: &mut AccountRecord,
-        caller: &Caller,
-        now: u64,
-        purpose: &str,
+        attempt: CodeAttempt<'_>,
         reused: bool,
     ) -> Result<ManageError, ManageError> {
+        let CodeAttempt {
+            caller,
+            now,
+            purpose,
+            ..
+        } = attempt;
         account.failed_attempts = account.failed_attempts.saturating_add(1);
         let ip_lock = self.record_ip_failure(caller.ip, now);
         let name = account.name.clone();
@@ -283,8 +283,8 @@ impl KeyService {
                     .to_owned(),
             ));
         }
-        self.check_code(&mut account, code, caller, now, purpose)
-            .await
+        let attempt = CodeAttempt::new(code, caller, now, purpose);
+        self.check_code(&mut account, attempt).await
     }
 
     /// Checks a TOTP code in the console (caller under the write lock): refused while the
@@ -294,11 +294,14 @@ impl KeyService {
     pub(super) async fn check_console_code(
         &self,
         account: &mut AccountRecord,
-        code: &str,
-        caller: &Caller,
-        now: u64,
-        purpose: &str,
+        attempt: CodeAttempt<'_>,
     ) -> Result<(), ManageError> {
+        let CodeAttempt {
+            code,
+            caller,
+            now,
+            purpose,
+        } = attempt;
         if let Some(until) = lock(&self.console_codes).locked_until(&account.id, now) {
             return Err(ManageError::Locked {
                 subject: format!("Account {}", account.name),
@@ -341,6 +344,27 @@ impl KeyService {
                     remaining_ms: ACCOUNT_LOCK_MS,
                 })
             }
+        }
+    }
+}
+
+/// A TOTP code given for a change: by whom, when, and for what (`purpose`, as audited).
+#[derive(Clone, Copy)]
+pub(super) struct CodeAttempt<'a> {
+    code: &'a str,
+    caller: &'a Caller,
+    now: u64,
+    purpose: &'a str,
+}
+
+impl<'a> CodeAttempt<'a> {
+    /// `code`, given by `caller` at `now` for `purpose`.
+    pub(super) fn new(code: &'a str, caller: &'a Caller, now: u64, purpose: &'a str) -> Self {
+        Self {
+            code,
+            caller,
+            now,
+            purpose,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use whitebit_auth::nonce::{check_window_time, decide};
 use whitebit_auth::{ApiError, NonceMode};
 
-use crate::{BoxFuture, KeyId, NonceStore, StoreError, StoreHealth};
+use crate::{KeyId, NonceAnswer, NonceFuture, NonceStore, StoreError, StoreFuture, StoreHealth};
 
 /// One figure for `/metrics`: `(name, help, value)`.
 pub(crate) type Metric = (&'static str, &'static str, u64);
@@ -35,7 +35,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         nonce: u64,
         mode: NonceMode,
         now_ms: u64,
-    ) -> impl Future<Output = Result<Result<(), ApiError>, StoreError>> + Send;
+    ) -> impl Future<Output = NonceAnswer> + Send;
 
     /// See [`NonceStore::flush`]; stores that write every nonce before answering have nothing
     /// to do.
@@ -54,23 +54,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
         async { Ok(StoreHealth::default()) }
     }
 
-    /// The operation counters of a networked store, which count every answer.
+    /// The operation counters of a networked store, which count every answer (and come
+    /// first in [`NonceStore::metrics`]).
     fn remote(&self) -> Option<&Remote> {
         None
     }
 
-    /// See [`NonceStore::metrics`].
-    fn metrics(&self) -> Vec<Metric>;
+    /// See [`NonceStore::metrics`]: the store's own figures, after the [`Remote`] counters.
+    fn metrics(&self) -> Vec<Metric> {
+        Vec::new()
+    }
 }
 
 impl<B: Backend> NonceStore for B {
-    fn check(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+    fn check(&self, key: KeyId, nonce: u64, mode: NonceMode, now_ms: u64) -> NonceFuture<'_> {
         Box::pin(async move {
             if mode == NonceMode::Window
                 && let Err(row) = check_window_time(nonce, now_ms)
@@ -82,13 +79,7 @@ impl<B: Backend> NonceStore for B {
         })
     }
 
-    fn consume(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Result<(), ApiError>, StoreError>> {
+    fn consume(&self, key: KeyId, nonce: u64, mode: NonceMode, now_ms: u64) -> NonceFuture<'_> {
         Box::pin(async move {
             let answer = if mode == NonceMode::Window
                 && let Err(row) = check_window_time(nonce, now_ms)
@@ -104,20 +95,22 @@ impl<B: Backend> NonceStore for B {
         })
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(Backend::flush(self))
     }
 
-    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn sweep(&self, now_ms: u64) -> StoreFuture<'_, u64> {
         Box::pin(Backend::sweep(self, now_ms))
     }
 
-    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>> {
+    fn health(&self) -> StoreFuture<'_, StoreHealth> {
         Box::pin(Backend::health(self))
     }
 
     fn metrics(&self) -> Vec<Metric> {
-        Backend::metrics(self)
+        let mut figures = self.remote().map(Remote::metrics).unwrap_or_default();
+        figures.extend(Backend::metrics(self));
+        figures
     }
 }
 
@@ -128,13 +121,39 @@ pub(crate) struct Remote {
     /// The store in messages: `Redis at redis://host/0` (the URL without its password).
     at: String,
     op_timeout: Duration,
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    errors: AtomicU64,
-    timeouts: AtomicU64,
+    accepted: Counter,
+    rejected: Counter,
+    errors: Counter,
+    timeouts: Counter,
 }
 
-/// The help texts of [`Remote::metrics`], naming the store.
+/// One counter of a [`Remote`], with its name and help text in `/metrics`.
+#[derive(Debug)]
+struct Counter {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    fn add_one(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn figure(&self) -> Metric {
+        (self.name, self.help, self.value.load(Ordering::Relaxed))
+    }
+}
+
+/// The help texts of the [`Remote`] counters, naming the store.
 pub(crate) struct CounterHelp {
     pub(crate) accepted: &'static str,
     pub(crate) rejected: &'static str,
@@ -159,15 +178,16 @@ macro_rules! counter_help {
 pub(crate) use counter_help;
 
 impl Remote {
-    /// `at` names the store in messages (`Redis at …`), without any password.
-    pub(crate) fn new(at: String, op_timeout: Duration) -> Self {
+    /// `at` names the store in messages (`Redis at …`), without any password; `help` in
+    /// `/metrics` ([`counter_help!`]).
+    pub(crate) fn new(at: String, op_timeout: Duration, help: CounterHelp) -> Self {
         Self {
             at,
             op_timeout,
-            accepted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
+            accepted: Counter::new("wbauth_nonce_store_accepted_total", help.accepted),
+            rejected: Counter::new("wbauth_nonce_store_rejected_total", help.rejected),
+            errors: Counter::new("wbauth_nonce_store_errors_total", help.errors),
+            timeouts: Counter::new("wbauth_nonce_store_timeouts_total", help.timeouts),
         }
     }
 
@@ -178,6 +198,19 @@ impl Remote {
 
     pub(crate) fn op_timeout(&self) -> Duration {
         self.op_timeout
+    }
+
+    /// `Debug` of the networked store `name` at `url` (shown without its password).
+    pub(crate) fn debug_store(
+        &self,
+        name: &str,
+        url: &str,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("url", &url)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
     }
 
     /// Runs one operation within the operation timeout; a failure becomes `failed(context, e)`
@@ -197,7 +230,7 @@ impl Remote {
 
     /// `what` timed out (counted).
     pub(crate) fn timed_out(&self, what: &str) -> StoreError {
-        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.timeouts.add_one();
         self.error(StoreError::Unavailable(format!(
             "{}: {what} timed out after {:?}",
             self.at, self.op_timeout
@@ -206,7 +239,7 @@ impl Remote {
 
     /// Counts a failed operation.
     pub(crate) fn error(&self, e: StoreError) -> StoreError {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.add_one();
         e
     }
 
@@ -216,33 +249,13 @@ impl Remote {
         } else {
             &self.rejected
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add_one();
     }
 
     /// The counters, as [`NonceStore::metrics`] figures.
-    pub(crate) fn metrics(&self, help: &CounterHelp) -> Vec<Metric> {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        vec![
-            (
-                "wbauth_nonce_store_accepted_total",
-                help.accepted,
-                load(&self.accepted),
-            ),
-            (
-                "wbauth_nonce_store_rejected_total",
-                help.rejected,
-                load(&self.rejected),
-            ),
-            (
-                "wbauth_nonce_store_errors_total",
-                help.errors,
-                load(&self.errors),
-            ),
-            (
-                "wbauth_nonce_store_timeouts_total",
-                help.timeouts,
-                load(&self.timeouts),
-            ),
-        ]
+    fn metrics(&self) -> Vec<Metric> {
+        [&self.accepted, &self.rejected, &self.errors, &self.timeouts]
+            .map(Counter::figure)
+            .to_vec()
     }
 }

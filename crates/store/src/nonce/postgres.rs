@@ -48,7 +48,8 @@ use whitebit_auth::{ApiError, NonceMode};
 use super::{Backend, Metric, Remote, counter_help};
 use crate::sql::{connect_pool, ordered_i64_to_u64, pg_error, u64_to_ordered_i64};
 use crate::{
-    BoxFuture, Claim, KeyId, RemoteOptions, ReplayGuard, StoreError, StoreHealth, redact_url,
+    Claim, KeyId, NonceAnswer, RemoteOptions, ReplayGuard, StoreError, StoreFuture, StoreHealth,
+    redact_url,
 };
 
 /// Rows deleted by one sweep statement.
@@ -113,10 +114,7 @@ pub struct PgNonceStore {
 
 impl std::fmt::Debug for PgNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgNonceStore")
-            .field("url", &self.shown)
-            .field("op_timeout", &self.remote.op_timeout())
-            .finish_non_exhaustive()
+        self.remote.debug_store("PgNonceStore", &self.shown, f)
     }
 }
 
@@ -136,6 +134,7 @@ impl PgNonceStore {
             remote: Remote::new(
                 format!("PostgreSQL nonce store at {shown}"),
                 options.op_timeout,
+                counter_help!("PostgreSQL"),
             ),
             shown,
             swept: AtomicU64::new(0),
@@ -206,13 +205,7 @@ impl Backend for PgNonceStore {
         Ok((mark.map(ordered_i64_to_u64), seen))
     }
 
-    async fn record(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        _now_ms: u64,
-    ) -> Result<Result<(), ApiError>, StoreError> {
+    async fn record(&self, key: KeyId, nonce: u64, mode: NonceMode, _now_ms: u64) -> NonceAnswer {
         let key_id = self.key_id(key)?;
         let accepted = match mode {
             NonceMode::Strict => {
@@ -280,23 +273,16 @@ impl Backend for PgNonceStore {
     }
 
     fn metrics(&self) -> Vec<Metric> {
-        let mut figures = self.remote.metrics(&counter_help!("PostgreSQL"));
-        figures.push((
+        vec![(
             "wbauth_nonce_store_swept_total",
             "Expired window-mode rows deleted by the PostgreSQL nonce store.",
             self.swept.load(Ordering::Relaxed),
-        ));
-        figures
+        )]
     }
 }
 
 impl ReplayGuard for PgNonceStore {
-    fn claim(
-        &self,
-        id: [u8; 32],
-        expires_at_ms: u64,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn claim(&self, id: [u8; 32], expires_at_ms: u64, now_ms: u64) -> StoreFuture<'_, Claim> {
         Box::pin(async move {
             let row: Option<(i64,)> = self
                 .bounded(

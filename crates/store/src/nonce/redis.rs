@@ -66,10 +66,11 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::{Backend, Metric, Remote, counter_help};
+use super::{Backend, Remote, counter_help};
 use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
 use crate::{
-    BoxFuture, Claim, KeyId, RemoteOptions, ReplayGuard, StoreError, StoreHealth, redact_url,
+    Claim, KeyId, NonceAnswer, RemoteOptions, ReplayGuard, StoreError, StoreFuture, StoreHealth,
+    redact_url,
 };
 
 /// The consume script. `KEYS[1]`: the mark; `KEYS[2]`: the window entry (window mode only).
@@ -127,10 +128,7 @@ pub struct RedisNonceStore {
 
 impl std::fmt::Debug for RedisNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisNonceStore")
-            .field("url", &self.shown)
-            .field("op_timeout", &self.remote.op_timeout())
-            .finish_non_exhaustive()
+        self.remote.debug_store("RedisNonceStore", &self.shown, f)
     }
 }
 
@@ -202,7 +200,11 @@ impl RedisNonceStore {
         let store = Self {
             manager,
             script: Script::new(CONSUME_LUA),
-            remote: Remote::new(format!("Redis at {shown}"), options.op_timeout),
+            remote: Remote::new(
+                format!("Redis at {shown}"),
+                options.op_timeout,
+                counter_help!("Redis"),
+            ),
             shown,
             secrets: url_secrets(url),
         };
@@ -332,13 +334,7 @@ impl Backend for RedisNonceStore {
         Ok((mark, seen))
     }
 
-    async fn record(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        _now_ms: u64,
-    ) -> Result<Result<(), ApiError>, StoreError> {
+    async fn record(&self, key: KeyId, nonce: u64, mode: NonceMode, _now_ms: u64) -> NonceAnswer {
         let mut invocation = self.script.key(mark_key(key));
         match mode {
             NonceMode::Strict => {
@@ -393,10 +389,6 @@ impl Backend for RedisNonceStore {
     fn remote(&self) -> Option<&Remote> {
         Some(&self.remote)
     }
-
-    fn metrics(&self) -> Vec<Metric> {
-        self.remote.metrics(&counter_help!("Redis"))
-    }
 }
 
 fn token_key(id: &[u8; 32]) -> String {
@@ -405,12 +397,7 @@ fn token_key(id: &[u8; 32]) -> String {
 
 impl ReplayGuard for RedisNonceStore {
     /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use.
-    fn claim(
-        &self,
-        id: [u8; 32],
-        expires_at_ms: u64,
-        _now_ms: u64,
-    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn claim(&self, id: [u8; 32], expires_at_ms: u64, _now_ms: u64) -> StoreFuture<'_, Claim> {
         Box::pin(async move {
             let mut con = self.manager.clone();
             let set: Option<String> = self

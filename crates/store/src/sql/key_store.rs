@@ -10,8 +10,8 @@ use super::rows::{
 };
 use super::{Row, SqlKeyStore, Value};
 use crate::{
-    AccountRecord, AuditEntry, BoxFuture, ChangeFeed, KeyId, KeyRecord, KeyStore, KeyUpdate,
-    NewKey, NewPartner, PartnerRecord, StoreError,
+    AccountRecord, AuditEntry, ChangeFeed, KeyId, KeyRecord, KeyStore, KeyUpdate, NewConsoleLink,
+    NewKey, NewPartner, PartnerRecord, StoreFuture,
 };
 
 impl<DB> KeyStore for SqlKeyStore<DB>
@@ -35,7 +35,7 @@ where
     PartnerRow: Row<DB>,
     AuditRow: Row<DB>,
 {
-    fn load_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>> {
+    fn load_keys(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
         Box::pin(async move {
             let rows: Vec<KeyRow> = sqlx::query_as(concat!(key_select!(), " ORDER BY k.id"))
                 .fetch_all(&self.pool)
@@ -45,7 +45,7 @@ where
         })
     }
 
-    fn get_key(&self, id: KeyId) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>> {
+    fn get_key(&self, id: KeyId) -> StoreFuture<'_, Option<KeyRecord>> {
         Box::pin(self.timed("reading an API key", async move {
             let Some(id) = key_id_to_sql(id) else {
                 return Ok(None);
@@ -59,15 +59,15 @@ where
         }))
     }
 
-    fn insert_key(&self, key: NewKey) -> BoxFuture<'_, Result<KeyId, StoreError>> {
+    fn insert_key(&self, key: NewKey) -> StoreFuture<'_, KeyId> {
         Box::pin(self.timed("inserting an API key", self.do_insert_key(key)))
     }
 
-    fn insert_keys(&self, keys: Vec<NewKey>) -> BoxFuture<'_, Result<Vec<KeyId>, StoreError>> {
+    fn insert_keys(&self, keys: Vec<NewKey>) -> StoreFuture<'_, Vec<KeyId>> {
         Box::pin(self.do_insert_keys(keys))
     }
 
-    fn update_key(&self, id: KeyId, update: KeyUpdate) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn update_key(&self, id: KeyId, update: KeyUpdate) -> StoreFuture<'_, bool> {
         Box::pin(self.timed("updating an API key", async move {
             match key_id_to_sql(id) {
                 Some(id) => self.do_update_key(id, update).await,
@@ -76,7 +76,7 @@ where
         }))
     }
 
-    fn delete_key(&self, id: KeyId) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn delete_key(&self, id: KeyId) -> StoreFuture<'_, bool> {
         Box::pin(self.timed("deleting an API key", async move {
             let Some(id) = key_id_to_sql(id) else {
                 return Ok(false);
@@ -92,7 +92,7 @@ where
         old: KeyId,
         key: NewKey,
         state: (bool, bool, u64),
-    ) -> BoxFuture<'_, Result<Option<KeyId>, StoreError>> {
+    ) -> StoreFuture<'_, Option<KeyId>> {
         Box::pin(self.timed("replacing an API key", async move {
             match key_id_to_sql(old) {
                 Some(old) => self.do_replace_key(old, key, state).await,
@@ -101,25 +101,18 @@ where
         }))
     }
 
-    fn touch_keys(&self, used: Vec<(KeyId, u64)>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn touch_keys(&self, used: Vec<(KeyId, u64)>) -> StoreFuture<'_, ()> {
         Box::pin(self.do_touch_keys(used))
     }
 
-    fn insert_account(
-        &self,
-        name: String,
-        created_ms: u64,
-    ) -> BoxFuture<'_, Result<AccountRecord, StoreError>> {
+    fn insert_account(&self, name: String, created_ms: u64) -> StoreFuture<'_, AccountRecord> {
         Box::pin(self.timed(
             "inserting an account",
             self.do_insert_account(name, created_ms),
         ))
     }
 
-    fn get_account(
-        &self,
-        name: String,
-    ) -> BoxFuture<'_, Result<Option<AccountRecord>, StoreError>> {
+    fn get_account(&self, name: String) -> StoreFuture<'_, Option<AccountRecord>> {
         Box::pin(self.timed("reading an account", async move {
             let row: Option<AccountRow> =
                 sqlx::query_as(concat!(account_select!(), " WHERE name = $1"))
@@ -131,7 +124,7 @@ where
         }))
     }
 
-    fn list_accounts(&self) -> BoxFuture<'_, Result<Vec<AccountRecord>, StoreError>> {
+    fn list_accounts(&self) -> StoreFuture<'_, Vec<AccountRecord>> {
         Box::pin(async move {
             let rows: Vec<AccountRow> = sqlx::query_as(concat!(account_select!(), " ORDER BY id"))
                 .fetch_all(&self.pool)
@@ -141,14 +134,11 @@ where
         })
     }
 
-    fn update_account(&self, account: AccountRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn update_account(&self, account: AccountRecord) -> StoreFuture<'_, bool> {
         Box::pin(self.timed("updating an account", self.do_update_account(account)))
     }
 
-    fn console_password(
-        &self,
-        account_id: i64,
-    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+    fn console_password(&self, account_id: i64) -> StoreFuture<'_, Option<String>> {
         Box::pin(async move {
             sqlx::query_scalar("SELECT phc FROM console_passwords WHERE account_id = $1")
                 .bind(account_id)
@@ -163,28 +153,22 @@ where
         account_id: i64,
         phc: String,
         now_ms: u64,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    ) -> StoreFuture<'_, ()> {
         Box::pin(self.do_set_console_password(account_id, phc, now_ms))
     }
 
-    fn set_console_link(
-        &self,
-        account_id: i64,
-        token_sha256: Vec<u8>,
-        expires_ms: u64,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn set_console_link(&self, link: NewConsoleLink) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let expires = to_sql_i64(expires_ms, "expires_ms")?;
-            let now = to_sql_i64(now_ms, "created_ms")?;
+            let expires = to_sql_i64(link.expires_ms, "expires_ms")?;
+            let now = to_sql_i64(link.created_ms, "created_ms")?;
             sqlx::query(
                 "INSERT INTO console_links (token_sha256, account_id, expires_ms, created_ms) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
                  token_sha256 = excluded.token_sha256, expires_ms = excluded.expires_ms, \
                  created_ms = excluded.created_ms",
             )
-            .bind(token_sha256)
-            .bind(account_id)
+            .bind(link.token_sha256)
+            .bind(link.account_id)
             .bind(expires)
             .bind(now)
             .execute(&self.pool)
@@ -198,7 +182,7 @@ where
         &self,
         token_sha256: Vec<u8>,
         now_ms: u64,
-    ) -> BoxFuture<'_, Result<Option<(String, u64)>, StoreError>> {
+    ) -> StoreFuture<'_, Option<(String, u64)>> {
         Box::pin(async move {
             let now = to_sql_i64(now_ms, "now_ms")?;
             let row: Option<(String, i64)> = sqlx::query_as(
@@ -221,11 +205,11 @@ where
         token_sha256: Vec<u8>,
         phc: String,
         now_ms: u64,
-    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+    ) -> StoreFuture<'_, Option<i64>> {
         Box::pin(self.do_redeem_console_link(token_sha256, phc, now_ms))
     }
 
-    fn load_partners(&self) -> BoxFuture<'_, Result<Vec<PartnerRecord>, StoreError>> {
+    fn load_partners(&self) -> StoreFuture<'_, Vec<PartnerRecord>> {
         Box::pin(async move {
             let rows: Vec<PartnerRow> = sqlx::query_as(concat!(partner_select!(), " ORDER BY id"))
                 .fetch_all(&self.pool)
@@ -235,15 +219,11 @@ where
         })
     }
 
-    fn insert_partner(&self, partner: NewPartner) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn insert_partner(&self, partner: NewPartner) -> StoreFuture<'_, i64> {
         Box::pin(self.timed("inserting a partner", self.do_insert_partner(partner)))
     }
 
-    fn update_partner_enabled(
-        &self,
-        id: i64,
-        enabled: bool,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn update_partner_enabled(&self, id: i64, enabled: bool) -> StoreFuture<'_, bool> {
         let statement = sqlx::query("UPDATE partners SET enabled = $1 WHERE id = $2")
             .bind(enabled)
             .bind(id);
@@ -253,7 +233,7 @@ where
         ))
     }
 
-    fn delete_partner(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn delete_partner(&self, id: i64) -> StoreFuture<'_, bool> {
         let statement = sqlx::query("DELETE FROM partners WHERE id = $1").bind(id);
         Box::pin(self.timed(
             "deleting a partner",
@@ -261,7 +241,7 @@ where
         ))
     }
 
-    fn audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, ()> {
         Box::pin(self.timed("writing the audit log", async move {
             sqlx::query("INSERT INTO audit (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
                 .bind(to_sql_i64(entry.at_ms, "at_ms")?)
@@ -275,7 +255,7 @@ where
         }))
     }
 
-    fn recent_audit(&self, limit: u32) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>> {
+    fn recent_audit(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
         Box::pin(self.timed("reading the audit log", async move {
             let rows: Vec<AuditRow> =
                 sqlx::query_as(concat!(audit_select!(), " ORDER BY id DESC LIMIT $1"))

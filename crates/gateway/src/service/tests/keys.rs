@@ -7,13 +7,9 @@ use crate::service::two_factor::TOTP_SECRET_BYTES;
 #[tokio::test]
 async fn keys_need_2fa_and_a_fresh_code() {
     let f = fixture().await;
-    f.service
-        .create_account("alice", &admin())
-        .await
-        .expect("account");
+    f.create_account("alice").await.expect("account");
     let e = f
-        .service
-        .create_key(&create("alice", "trade", "123456"), &admin())
+        .create_key(&create("alice", "trade", "123456"))
         .await
         .expect_err("no 2FA");
     assert!(matches!(e, ManageError::TwoFactorRequired { .. }), "{e}");
@@ -29,8 +25,7 @@ async fn keys_need_2fa_and_a_fresh_code() {
     assert_eq!(secret.len(), TOTP_SECRET_BYTES);
     // Pending is not on.
     let e = f
-        .service
-        .create_key(&create("alice", "trade", &code(&secret, T0)), &admin())
+        .create_key(&create("alice", "trade", &code(&secret, T0)))
         .await
         .expect_err("pending");
     assert!(matches!(e, ManageError::TwoFactorRequired { .. }), "{e}");
@@ -43,8 +38,7 @@ async fn keys_need_2fa_and_a_fresh_code() {
 
     // The confirmation code cannot be used again.
     let e = f
-        .service
-        .create_key(&create("alice", "trade", &confirm_code), &admin())
+        .create_key(&create("alice", "trade", &confirm_code))
         .await
         .expect_err("reused");
     assert!(
@@ -62,11 +56,7 @@ async fn keys_need_2fa_and_a_fresh_code() {
         r#"{"code":0,"message":"This TOTP code was already used; wait for the next one. 4 attempts left before the account is locked."}"#
     );
     let e = f
-        .service
-        .create_key(
-            &create("alice", "trade", &wrong_code(&secret, now)),
-            &admin(),
-        )
+        .create_key(&create("alice", "trade", &wrong_code(&secret, now)))
         .await
         .expect_err("wrong");
     assert!(
@@ -80,29 +70,21 @@ async fn keys_need_2fa_and_a_fresh_code() {
         "{e}"
     );
     let e = f
-        .service
-        .create_key(
-            &CreateKey {
-                code: None,
-                ..create("alice", "trade", "")
-            },
-            &admin(),
-        )
+        .create_key(&CreateKey {
+            code: None,
+            ..create("alice", "trade", "")
+        })
         .await
         .expect_err("no code");
     assert!(matches!(e, ManageError::CodeRequired(_)), "{e}");
 
     f.clock.advance(STEP_MS);
     let created = f
-        .service
-        .create_key(
-            &CreateKey {
-                ips: vec!["127.0.0.1".into(), "2001:db8::/32".into()],
-                endpoints: vec!["/api/v4/order/*".into()],
-                ..create("alice", "trade", &code(&secret, f.clock.now_ms()))
-            },
-            &admin(),
-        )
+        .create_key(&CreateKey {
+            ips: vec!["127.0.0.1".into(), "2001:db8::/32".into()],
+            endpoints: vec!["/api/v4/order/*".into()],
+            ..create("alice", "trade", &code(&secret, f.clock.now_ms()))
+        })
         .await
         .expect("created");
     assert_eq!(created.key.public_key.len(), PUBLIC_KEY_BYTES * 2);
@@ -127,75 +109,61 @@ async fn inputs_are_validated_before_the_code_is_used() {
     let secret = account_with_2fa(&f, "alice").await;
     let now = f.clock.now_ms();
     let good = code(&secret, now);
+    // One field of a good request changed.
+    let with_endpoints = |endpoint: &str| CreateKey {
+        endpoints: vec![endpoint.to_owned()],
+        ..create("alice", "trade", &good)
+    };
+    let with_ips = |ips: Vec<String>| CreateKey {
+        ips,
+        ..create("alice", "trade", &good)
+    };
     let cases: Vec<(CreateKey, &str)> = vec![
         (
             create("alice", "nope", &good),
             "unknown key kind \"nope\" (configured kinds: trade, main)",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api/v4/main-account/balance".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api/v4/main-account/balance"),
             "endpoint \"/api/v4/main-account/balance\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api/v4/*".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api/v4/*"),
             "endpoint \"/api/v4/*\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
         ),
         (
-            CreateKey {
-                endpoints: vec!["/api//v4/order/new".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_endpoints("/api//v4/order/new"),
             "endpoint \"/api//v4/order/new\" is not normalised (write \"/api/v4/order/new\")",
         ),
         (
-            CreateKey {
-                ips: vec!["10.0.0.1/8".into()],
-                ..create("alice", "trade", &good)
-            },
+            with_ips(vec!["10.0.0.1/8".into()]),
             "trusted IP #1: \"10.0.0.1/8\": host bits are set below the /8 prefix (write 10.0.0.0/8)",
         ),
         (
-            CreateKey {
-                ips: (0..51).map(|i| format!("10.0.{i}.0/24")).collect(),
-                ..create("alice", "trade", &good)
-            },
+            with_ips((0..51).map(|i| format!("10.0.{i}.0/24")).collect()),
             "too many trusted IPs: 51 given, a key holds at most 50 (keys.max_ips; a CIDR block counts as one entry)",
         ),
         (create("bob", "trade", &good), "No account named \"bob\"."),
     ];
     for (request, message) in cases {
-        let e = f
-            .service
-            .create_key(&request, &admin())
-            .await
-            .expect_err(message);
+        let e = f.create_key(&request).await.expect_err(message);
         assert_eq!(e.to_string(), message);
         assert!(matches!(e.status(), 400 | 404), "{e}");
     }
     // The code is still good, and 50 entries (duplicates dropped) are fine.
     let created = f
-        .service
-        .create_key(
-            &CreateKey {
-                ips: (0..50)
-                    .map(|i| format!("10.0.{i}.0/24"))
-                    .chain(["10.0.0.0/24".to_owned()])
-                    .collect(),
-                endpoints: vec![
-                    "/api/v4/order/new".into(),
-                    "/api/v4/trade-account/*".into(),
-                    "/api/v4/trade-account/x/*".into(),
-                ],
-                ..create("alice", "trade", &good)
-            },
-            &admin(),
-        )
+        .create_key(&CreateKey {
+            ips: (0..50)
+                .map(|i| format!("10.0.{i}.0/24"))
+                .chain(["10.0.0.0/24".to_owned()])
+                .collect(),
+            endpoints: vec![
+                "/api/v4/order/new".into(),
+                "/api/v4/trade-account/*".into(),
+                "/api/v4/trade-account/x/*".into(),
+            ],
+            ..create("alice", "trade", &good)
+        })
         .await
         .expect("created");
     assert_eq!(created.key.ips.len(), 50);
@@ -238,11 +206,7 @@ async fn lifecycle_enable_disable_idle_rotate_delete() {
     let f = fixture().await;
     let secret = account_with_2fa(&f, "alice").await;
     let created = f
-        .service
-        .create_key(
-            &create("alice", "trade", &code(&secret, f.clock.now_ms())),
-            &admin(),
-        )
+        .create_key(&create("alice", "trade", &code(&secret, f.clock.now_ms())))
         .await
         .expect("created");
     let pk = created.key.public_key.clone();

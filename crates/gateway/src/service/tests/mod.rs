@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::clock::{Clock as _, ManualClock};
 use crate::config::{Config, KindConfig};
+use crate::service::partners::PartnerWithEncKey;
 use crate::service::totp;
 use crate::state::keys::{DAY_MS, KeyCache};
 use crate::state::partners::PartnerCache;
@@ -27,9 +28,25 @@ const STEP_MS: u64 = 30_000;
 struct Fixture {
     service: KeyService,
     cache: Arc<KeyCache>,
+    partners: Arc<PartnerCache>,
     store: Arc<SqliteKeyStore>,
     clock: ManualClock,
     _dir: tempfile::TempDir,
+}
+
+/// What the admin does, through the service.
+impl Fixture {
+    async fn create_account(&self, name: &str) -> Result<AccountView, ManageError> {
+        self.service.create_account(name, &admin()).await
+    }
+
+    async fn create_key(&self, request: &CreateKey) -> Result<KeyWithSecret, ManageError> {
+        self.service.create_key(request, &admin()).await
+    }
+
+    async fn create_partner(&self, name: &str) -> Result<PartnerWithEncKey, ManageError> {
+        self.service.create_partner(name, &admin()).await
+    }
 }
 
 fn config() -> Config {
@@ -61,17 +78,22 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     let cache = Arc::new(KeyCache::default());
+    // What the gateway builds at start.
+    let partners = Arc::new(PartnerCache::from_records(
+        &store.load_partners().await.expect("partners"),
+    ));
     let clock = ManualClock::at(T0);
     let service = KeyService::new(
         store.clone(),
         cache.clone(),
-        Arc::new(PartnerCache::default()),
+        partners.clone(),
         Arc::new(config()),
         Arc::new(clock.clone()),
     );
     Fixture {
         service,
         cache,
+        partners,
         store,
         clock,
         _dir: dir,
@@ -119,10 +141,7 @@ fn wrong_code(secret: &[u8], now: u64) -> String {
 
 /// Creates an account with 2FA on; returns its TOTP secret. Leaves the clock one step on.
 async fn account_with_2fa(f: &Fixture, name: &str) -> Vec<u8> {
-    f.service
-        .create_account(name, &admin())
-        .await
-        .expect("account");
+    f.create_account(name).await.expect("account");
     let enrolment = f
         .service
         .enrol_2fa(name, None, false, &admin())

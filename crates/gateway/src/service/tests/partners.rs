@@ -1,55 +1,8 @@
 //! Fiat Gateway partners.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use whitebit_auth::fiat::{EncKey, OrderFields, PartnerClaims, split_jws};
 
-use crate::clock::ManualClock;
-use crate::config::Config;
-use crate::service::*;
-use crate::state::keys::KeyCache;
-use crate::state::partners::PartnerCache;
-use crate::store::{SqliteKeyStore, load_or_create_master_key};
-
-const T0: u64 = 1_700_000_000_000;
-
-struct Fixture {
-    service: KeyService,
-    partners: Arc<PartnerCache>,
-    store: Arc<SqliteKeyStore>,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let master = load_or_create_master_key(dir.path(), Some(&"cd".repeat(32))).expect("master key");
-    let store = Arc::new(
-        SqliteKeyStore::open(&dir.path().join("keys.sqlite"), master)
-            .await
-            .expect("store"),
-    );
-    let partners = Arc::new(PartnerCache::from_records(
-        &store.load_partners().await.expect("partners"),
-    ));
-    let service = KeyService::new(
-        store.clone(),
-        Arc::new(KeyCache::default()),
-        partners.clone(),
-        Arc::new(Config::default()),
-        Arc::new(ManualClock::at(T0)),
-    );
-    Fixture {
-        service,
-        partners,
-        store,
-        _dir: dir,
-    }
-}
-
-fn admin() -> Caller {
-    Caller::new("admin@127.0.0.1", Some(IpAddr::from([127, 0, 0, 1])))
-}
+use super::*;
 
 /// Whether the cached partner verifies a token signed with `enc_key`.
 fn cached_key_verifies(partners: &PartnerCache, auth_key: &str, enc_key: &str) -> bool {
@@ -72,11 +25,7 @@ fn cached_key_verifies(partners: &PartnerCache, auth_key: &str, enc_key: &str) -
 #[tokio::test]
 async fn partner_lifecycle_keeps_the_cache_current() {
     let f = fixture().await;
-    let created = f
-        .service
-        .create_partner("acme", &admin())
-        .await
-        .expect("created");
+    let created = f.create_partner("acme").await.expect("created");
     let auth = created.partner.auth_key.clone();
     let enc = created.expose_enc_key().to_owned();
     assert_eq!(created.partner.name, "acme");
@@ -101,11 +50,7 @@ async fn partner_lifecycle_keeps_the_cache_current() {
     assert_eq!(stored[0].enc_key.0.expose(), enc.as_bytes());
 
     // A second partner gets different keys.
-    let other = f
-        .service
-        .create_partner("bolt", &admin())
-        .await
-        .expect("created");
+    let other = f.create_partner("bolt").await.expect("created");
     assert_ne!(other.partner.auth_key, auth);
     assert_ne!(other.expose_enc_key(), enc);
     assert_eq!(f.partners.len(), 2);
@@ -197,23 +142,12 @@ async fn partner_lifecycle_keeps_the_cache_current() {
 #[tokio::test]
 async fn partner_names_are_unique_and_checked() {
     let f = fixture().await;
-    f.service
-        .create_partner("acme", &admin())
-        .await
-        .expect("created");
-    let e = f
-        .service
-        .create_partner("acme", &admin())
-        .await
-        .expect_err("duplicate");
+    f.create_partner("acme").await.expect("created");
+    let e = f.create_partner("acme").await.expect_err("duplicate");
     assert_eq!(e.status(), 409);
     assert_eq!(e.to_string(), "a partner named \"acme\" already exists");
     for bad in ["", "has space", "x\u{e9}", &"a".repeat(65)] {
-        let e = f
-            .service
-            .create_partner(bad, &admin())
-            .await
-            .expect_err(bad);
+        let e = f.create_partner(bad).await.expect_err(bad);
         assert_eq!(e.status(), 400, "{bad:?}");
     }
     assert_eq!(f.partners.len(), 1);
@@ -230,16 +164,8 @@ async fn partner_names_are_unique_and_checked() {
 #[tokio::test]
 async fn a_new_cache_from_the_store_matches() {
     let f = fixture().await;
-    let created = f
-        .service
-        .create_partner("acme", &admin())
-        .await
-        .expect("created");
-    let disabled = f
-        .service
-        .create_partner("bolt", &admin())
-        .await
-        .expect("created");
+    let created = f.create_partner("acme").await.expect("created");
+    let disabled = f.create_partner("bolt").await.expect("created");
     f.service
         .disable_partner(&disabled.partner.auth_key, &admin())
         .await

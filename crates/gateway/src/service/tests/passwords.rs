@@ -70,10 +70,7 @@ impl Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_checks_never_hold_the_write_lock() {
     let f = Arc::new(fixture().await);
-    f.service
-        .create_account("alice", &admin())
-        .await
-        .expect("account");
+    f.create_account("alice").await.expect("account");
     f.service
         .set_password("alice", "correct horse battery", &admin())
         .await

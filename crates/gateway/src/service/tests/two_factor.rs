@@ -9,11 +9,7 @@ async fn five_wrong_codes_lock_the_account_for_15_minutes() {
     let now = f.clock.now_ms();
     for left in (1..=4).rev() {
         let e = f
-            .service
-            .create_key(
-                &create("alice", "trade", &wrong_code(&secret, now)),
-                &admin(),
-            )
+            .create_key(&create("alice", "trade", &wrong_code(&secret, now)))
             .await
             .expect_err("wrong");
         assert!(
@@ -22,11 +18,7 @@ async fn five_wrong_codes_lock_the_account_for_15_minutes() {
         );
     }
     let e = f
-        .service
-        .create_key(
-            &create("alice", "trade", &wrong_code(&secret, now)),
-            &admin(),
-        )
+        .create_key(&create("alice", "trade", &wrong_code(&secret, now)))
         .await
         .expect_err("locked");
     assert_eq!(e.status(), 429);
@@ -40,11 +32,7 @@ async fn five_wrong_codes_lock_the_account_for_15_minutes() {
     // Even the right code is refused while locked.
     f.clock.advance(10 * 60 * 1000 + 500);
     let e = f
-        .service
-        .create_key(
-            &create("alice", "trade", &code(&secret, f.clock.now_ms())),
-            &admin(),
-        )
+        .create_key(&create("alice", "trade", &code(&secret, f.clock.now_ms())))
         .await
         .expect_err("still locked");
     assert_eq!(
@@ -52,11 +40,7 @@ async fn five_wrong_codes_lock_the_account_for_15_minutes() {
         "Account alice is locked after too many wrong codes; try again in 5 min."
     );
     f.clock.advance(5 * 60 * 1000);
-    f.service
-        .create_key(
-            &create("alice", "trade", &code(&secret, f.clock.now_ms())),
-            &admin(),
-        )
+    f.create_key(&create("alice", "trade", &code(&secret, f.clock.now_ms())))
         .await
         .expect("unlocked");
     let actions: Vec<String> = f
@@ -83,8 +67,7 @@ async fn twenty_wrong_codes_from_one_address_lock_it() {
     for (name, secret) in &secrets {
         for _ in 0..4 {
             last = Some(
-                f.service
-                    .create_key(&create(name, "trade", &wrong_code(secret, now)), &admin())
+                f.create_key(&create(name, "trade", &wrong_code(secret, now)))
                     .await
                     .expect_err("wrong"),
             );
@@ -98,8 +81,7 @@ async fn twenty_wrong_codes_from_one_address_lock_it() {
     // A right code from that address is refused; from another address it works.
     let (name, secret) = &secrets[0];
     let e = f
-        .service
-        .create_key(&create(name, "trade", &code(secret, now)), &admin())
+        .create_key(&create(name, "trade", &code(secret, now)))
         .await
         .expect_err("address locked");
     assert_eq!(e.status(), 429);
@@ -110,11 +92,7 @@ async fn twenty_wrong_codes_from_one_address_lock_it() {
         .expect("other address");
     f.clock.advance(IP_LOCK_MS + 1);
     let (name, secret) = &secrets[1];
-    f.service
-        .create_key(
-            &create(name, "trade", &code(secret, f.clock.now_ms())),
-            &admin(),
-        )
+    f.create_key(&create(name, "trade", &code(secret, f.clock.now_ms())))
         .await
         .expect("address unlocked");
 }

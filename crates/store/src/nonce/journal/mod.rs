@@ -46,7 +46,7 @@ use self::recovery::{Recovered, recover};
 use self::state::{JournalStats, Outcome, Shared};
 use self::writer::{Msg, Writer, writer_stopped};
 use super::{Backend, Metric};
-use crate::{KeyId, StoreError};
+use crate::{KeyId, NonceAnswer, StoreError};
 
 /// How much a crash may take away from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -313,14 +313,8 @@ impl Backend for JournalNonceStore {
         self.shared.read(key, nonce)
     }
 
-    fn record(
-        &self,
-        key: KeyId,
-        nonce: u64,
-        mode: NonceMode,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<Result<(), ApiError>, StoreError>> + Send {
-        self.consume_inner(key, nonce, mode, now_ms)
+    async fn record(&self, key: KeyId, nonce: u64, mode: NonceMode, now_ms: u64) -> NonceAnswer {
+        self.consume_inner(key, nonce, mode, now_ms).await
     }
 
     /// Writes everything queued and syncs the journal (in either durability mode).

@@ -11,6 +11,7 @@ use super::state::{SHARDS, lock_faults, shard_index};
 use super::writer::write_snapshot;
 use super::*;
 use crate::NonceStore;
+use whitebit_auth::NonceMode::{Strict, Window};
 use whitebit_auth::nonce::{
     NonceBook, NonceLedger, WINDOW_MARGIN_MS, WINDOW_MS, window_entry_expires_at,
 };
@@ -46,6 +47,16 @@ fn open(dir: &Path, now: u64) -> JournalNonceStore {
 
 fn ok(answer: Answer) -> Result<(), ApiError> {
     answer.expect("no store error")
+}
+
+/// `consume` at `NOW`: the rules' answer (a store error fails the test).
+async fn consume(
+    store: &JournalNonceStore,
+    key: u64,
+    nonce: u64,
+    mode: NonceMode,
+) -> Result<(), ApiError> {
+    ok(store.consume(key, nonce, mode, NOW).await)
 }
 
 fn journal_files(dir: &Path) -> Vec<PathBuf> {
@@ -213,16 +224,10 @@ async fn accepted_nonces_survive_a_crash() {
     let image = tempfile::tempdir().expect("tempdir");
     let store = open(live.path(), NOW);
     for nonce in 1..=3 {
-        assert_eq!(
-            ok(store.consume(7, nonce, NonceMode::Strict, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 7, nonce, Strict).await, Ok(()));
     }
     for nonce in [NOW - 10, NOW + 10, NOW] {
-        assert_eq!(
-            ok(store.consume(8, nonce, NonceMode::Window, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 8, nonce, Window).await, Ok(()));
     }
     // No flush, no shutdown: the files as a `kill -9` would leave them.
     copy_dir(live.path(), image.path());
@@ -230,25 +235,22 @@ async fn accepted_nonces_survive_a_crash() {
     assert_eq!(crashed.recovery().journal_records, 6);
     for nonce in 1..=3 {
         assert_eq!(
-            ok(crashed.consume(7, nonce, NonceMode::Strict, NOW).await),
+            consume(&crashed, 7, nonce, Strict).await,
             Err(ApiError::NonceNotIncreasing)
         );
     }
     for nonce in [NOW - 10, NOW + 10, NOW] {
         assert_eq!(
-            ok(crashed.consume(8, nonce, NonceMode::Window, NOW).await),
+            consume(&crashed, 8, nonce, Window).await,
             Err(ApiError::NonceReused)
         );
     }
     // Window acceptance raised the high-water mark too.
     assert_eq!(
-        ok(crashed.consume(8, NOW + 10, NonceMode::Strict, NOW).await),
+        consume(&crashed, 8, NOW + 10, Strict).await,
         Err(ApiError::NonceNotIncreasing)
     );
-    assert_eq!(
-        ok(crashed.consume(7, 4, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&crashed, 7, 4, Strict).await, Ok(()));
     drop(store);
 }
 
@@ -260,19 +262,13 @@ async fn power_loss_mode_works() {
         ..config(dir.path())
     };
     let store = JournalNonceStore::open(cfg.clone(), NOW).expect("open");
-    assert_eq!(
-        ok(store.consume(1, 10, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
-    assert_eq!(
-        ok(store.consume(1, NOW, NonceMode::Window, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 1, 10, Strict).await, Ok(()));
+    assert_eq!(consume(&store, 1, NOW, Window).await, Ok(()));
     NonceStore::flush(&store).await.expect("flush");
     drop(store);
     let store = JournalNonceStore::open(cfg, NOW).expect("reopen");
     assert_eq!(
-        ok(store.consume(1, NOW, NonceMode::Window, NOW).await),
+        consume(&store, 1, NOW, Window).await,
         Err(ApiError::NonceReused)
     );
     assert_eq!(store.high_water(1), Some(NOW));
@@ -288,10 +284,7 @@ async fn torn_tail_is_truncated_and_later_appends_replay() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), NOW);
         for nonce in 1..=5 {
-            assert_eq!(
-                ok(store.consume(1, nonce, NonceMode::Strict, NOW).await),
-                Ok(())
-            );
+            assert_eq!(consume(&store, 1, nonce, Strict).await, Ok(()));
         }
         store.shutdown().await.expect("shutdown");
         drop(store);
@@ -306,17 +299,11 @@ async fn torn_tail_is_truncated_and_later_appends_replay() {
         assert!(!store.recovery().compacted_at_open);
         assert_eq!(fs::metadata(&journal).expect("stat").len(), good_len);
         assert_eq!(
-            ok(store.consume(1, 5, NonceMode::Strict, NOW).await),
+            consume(&store, 1, 5, Strict).await,
             Err(ApiError::NonceNotIncreasing)
         );
-        assert_eq!(
-            ok(store.consume(1, 6, NonceMode::Strict, NOW).await),
-            Ok(())
-        );
-        assert_eq!(
-            ok(store.consume(2, NOW, NonceMode::Window, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 1, 6, Strict).await, Ok(()));
+        assert_eq!(consume(&store, 2, NOW, Window).await, Ok(()));
         store.shutdown().await.expect("shutdown");
         drop(store);
 
@@ -324,11 +311,11 @@ async fn torn_tail_is_truncated_and_later_appends_replay() {
         assert_eq!(store.recovery().journal_records, 7);
         assert_eq!(store.recovery().bad_records, 0);
         assert_eq!(
-            ok(store.consume(1, 6, NonceMode::Strict, NOW).await),
+            consume(&store, 1, 6, Strict).await,
             Err(ApiError::NonceNotIncreasing)
         );
         assert_eq!(
-            ok(store.consume(2, NOW, NonceMode::Window, NOW).await),
+            consume(&store, 2, NOW, Window).await,
             Err(ApiError::NonceReused)
         );
     }
@@ -339,15 +326,9 @@ async fn damage_in_the_middle_keeps_every_valid_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), NOW);
     for nonce in 1..=5 {
-        assert_eq!(
-            ok(store.consume(1, nonce, NonceMode::Strict, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 1, nonce, Strict).await, Ok(()));
     }
-    assert_eq!(
-        ok(store.consume(2, 100, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 2, 100, Strict).await, Ok(()));
     store.shutdown().await.expect("shutdown");
     drop(store);
     let journal = only_journal(dir.path());
@@ -396,16 +377,9 @@ async fn compaction_keeps_the_state_and_a_corrupt_snapshot_refuses_to_open() {
     };
     let store = JournalNonceStore::open(cfg.clone(), NOW).expect("open");
     for i in 0..200u64 {
+        assert_eq!(consume(&store, i % 7, 1_000 + i, Strict).await, Ok(()));
         assert_eq!(
-            ok(store
-                .consume(i % 7, 1_000 + i, NonceMode::Strict, NOW)
-                .await),
-            Ok(())
-        );
-        assert_eq!(
-            ok(store
-                .consume(100 + i % 5, NOW - 2_000 + i, NonceMode::Window, NOW)
-                .await),
+            consume(&store, 100 + i % 5, NOW - 2_000 + i, Window).await,
             Ok(())
         );
     }
@@ -429,15 +403,11 @@ async fn compaction_keeps_the_state_and_a_corrupt_snapshot_refuses_to_open() {
     check(&store);
     for i in 0..200u64 {
         assert_eq!(
-            ok(store
-                .consume(100 + i % 5, NOW - 2_000 + i, NonceMode::Window, NOW)
-                .await),
+            consume(&store, 100 + i % 5, NOW - 2_000 + i, Window).await,
             Err(ApiError::NonceReused)
         );
         assert_eq!(
-            ok(store
-                .consume(i % 7, 1_000 + i, NonceMode::Strict, NOW)
-                .await),
+            consume(&store, i % 7, 1_000 + i, Strict).await,
             Err(ApiError::NonceNotIncreasing)
         );
     }
@@ -476,15 +446,9 @@ async fn stale_journals_beside_a_newer_snapshot_replay_idempotently() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), NOW);
     for nonce in 1..=10 {
-        assert_eq!(
-            ok(store.consume(1, nonce, NonceMode::Strict, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 1, nonce, Strict).await, Ok(()));
     }
-    assert_eq!(
-        ok(store.consume(2, NOW, NonceMode::Window, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 2, NOW, Window).await, Ok(()));
     store.shutdown().await.expect("shutdown");
     drop(store);
     let old = only_journal(dir.path());
@@ -504,7 +468,7 @@ async fn stale_journals_beside_a_newer_snapshot_replay_idempotently() {
     assert_eq!(store.recovery().journal_files, 2);
     assert_eq!(store.high_water(1), Some(11));
     assert_eq!(
-        ok(store.consume(2, NOW, NonceMode::Window, NOW).await),
+        consume(&store, 2, NOW, Window).await,
         Err(ApiError::NonceReused)
     );
     assert_eq!(store.stats().window_entries, 1);
@@ -521,10 +485,7 @@ async fn window_entries_expire_and_the_cap_refuses_rather_than_evicts() {
     };
     let store = JournalNonceStore::open(cfg.clone(), NOW).expect("open");
     for nonce in [NOW - 1, NOW, NOW + 1] {
-        assert_eq!(
-            ok(store.consume(1, nonce, NonceMode::Window, NOW).await),
-            Ok(())
-        );
+        assert_eq!(consume(&store, 1, nonce, Window).await, Ok(()));
     }
     // Full: a new window nonce is refused, for any key; nothing was evicted.
     for key in [1, 2] {
@@ -537,16 +498,13 @@ async fn window_entries_expire_and_the_cap_refuses_rather_than_evicts() {
     }
     for nonce in [NOW - 1, NOW, NOW + 1] {
         assert_eq!(
-            ok(store.consume(1, nonce, NonceMode::Window, NOW).await),
+            consume(&store, 1, nonce, Window).await,
             Err(ApiError::NonceReused)
         );
     }
     assert_eq!(store.stats().window_entries, 3);
     // Strict mode is not limited.
-    assert_eq!(
-        ok(store.consume(3, 5, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 3, 5, Strict).await, Ok(()));
 
     // Expiry: nothing before nonce + window + margin.
     let first_expiry = window_entry_expires_at(NOW - 1);
@@ -609,9 +567,7 @@ async fn concurrent_duplicates_are_accepted_once() {
     let tasks: Vec<_> = (0..500u64)
         .map(|i| {
             let store = Arc::clone(&store);
-            tokio::spawn(
-                async move { ok(store.consume(1_000 + i, i, NonceMode::Strict, NOW).await) },
-            )
+            tokio::spawn(async move { consume(&store, 1_000 + i, i, Strict).await })
         })
         .collect();
     for task in tasks {
@@ -626,10 +582,7 @@ async fn concurrent_duplicates_are_accepted_once() {
 async fn write_failure_fails_closed_and_the_store_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), NOW);
-    assert_eq!(
-        ok(store.consume(1, 1, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 1, 1, Strict).await, Ok(()));
 
     // A write that tears mid-record, then the truncation fails once as well.
     {
@@ -643,7 +596,7 @@ async fn write_failure_fails_closed_and_the_store_recovers() {
     ));
     // Burned: never accepted after a failed write.
     assert_eq!(
-        ok(store.consume(1, 2, NonceMode::Strict, NOW).await),
+        consume(&store, 1, 2, Strict).await,
         Err(ApiError::NonceNotIncreasing)
     );
     assert_eq!(
@@ -652,10 +605,7 @@ async fn write_failure_fails_closed_and_the_store_recovers() {
     );
     assert_eq!(store.stats().write_errors, 1);
     // The file is repaired before the next append, which succeeds.
-    assert_eq!(
-        ok(store.consume(1, 3, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 1, 3, Strict).await, Ok(()));
 
     // A torn window-mode write: the nonce stays consumed, in memory.
     lock_faults(&store.shared).partial_write = Some(10);
@@ -664,13 +614,10 @@ async fn write_failure_fails_closed_and_the_store_recovers() {
         Err(StoreError::Io(_))
     ));
     assert_eq!(
-        ok(store.consume(2, NOW, NonceMode::Window, NOW).await),
+        consume(&store, 2, NOW, Window).await,
         Err(ApiError::NonceReused)
     );
-    assert_eq!(
-        ok(store.consume(2, NOW + 1, NonceMode::Window, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 2, NOW + 1, Window).await, Ok(()));
 
     // Two truncations fail: the writer refuses to append past torn bytes meanwhile.
     {
@@ -680,10 +627,7 @@ async fn write_failure_fails_closed_and_the_store_recovers() {
     }
     assert!(store.consume(3, 1, NonceMode::Strict, NOW).await.is_err());
     assert!(store.consume(3, 2, NonceMode::Strict, NOW).await.is_err());
-    assert_eq!(
-        ok(store.consume(3, 3, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 3, 3, Strict).await, Ok(()));
     store.shutdown().await.expect("shutdown");
     let stats = store.stats();
     assert_eq!(stats.records_written, 4);
@@ -702,11 +646,11 @@ async fn write_failure_fails_closed_and_the_store_recovers() {
     assert_eq!(store.high_water(2), Some(NOW + 1));
     assert_eq!(store.high_water(3), Some(3));
     assert_eq!(
-        ok(store.consume(1, 3, NonceMode::Strict, NOW).await),
+        consume(&store, 1, 3, Strict).await,
         Err(ApiError::NonceNotIncreasing)
     );
     assert_eq!(
-        ok(store.consume(2, NOW + 1, NonceMode::Window, NOW).await),
+        consume(&store, 2, NOW + 1, Window).await,
         Err(ApiError::NonceReused)
     );
 }
@@ -732,10 +676,7 @@ async fn a_second_store_cannot_open_the_same_directory() {
 async fn after_shutdown_consume_fails_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), NOW);
-    assert_eq!(
-        ok(store.consume(1, 1, NonceMode::Strict, NOW).await),
-        Ok(())
-    );
+    assert_eq!(consume(&store, 1, 1, Strict).await, Ok(()));
     store.shutdown().await.expect("shutdown");
     assert!(matches!(
         store.consume(1, 2, NonceMode::Strict, NOW).await,

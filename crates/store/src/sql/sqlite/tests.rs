@@ -6,10 +6,14 @@ use std::path::Path;
 
 use crate::master_key::{MASTER_KEY_FILE, NONCE_LEN, TAG_LEN};
 use crate::{
-    AuditEntry, KeyStore, KeyUpdate, MASTER_KEY_ENV, MasterKey, MasterKeySource, NewKey,
-    NewPartner, PartnerRecord, SecretBytes, SecretBytesEq, SqliteKeyStore, StoreError, TotpRecord,
-    load_or_create_master_key,
+    AccountRecord, AuditEntry, KeyId, KeyStore, KeyUpdate, MASTER_KEY_ENV, MasterKey,
+    MasterKeySource, NewKey, NewPartner, PartnerRecord, SecretBytes, SecretBytesEq, SqliteKeyStore,
+    StoreError, TotpRecord, load_or_create_master_key,
 };
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+use support::new_key;
 
 const DB_FILE_NAME: &str = "keys.sqlite";
 
@@ -26,16 +30,25 @@ async fn open(dir: &Path, hex: &str) -> SqliteKeyStore {
         .expect("open")
 }
 
-fn new_key(public_key: &str, account_id: i64, secret: &[u8]) -> NewKey {
-    NewKey {
-        public_key: public_key.to_owned(),
-        account_id,
-        kind: "trade".to_owned(),
-        secret: SecretBytes::new(secret.to_vec()),
-        ips: vec!["10.0.0.0/8".to_owned()],
-        endpoints: vec!["/api/v4/order/new".to_owned()],
-        created_ms: 1_700_000_000_000,
-    }
+/// Creates account `name` (at 1 ms).
+async fn add_account(store: &SqliteKeyStore, name: &str) -> AccountRecord {
+    store
+        .insert_account(name.to_owned(), 1)
+        .await
+        .expect("account")
+}
+
+/// Inserts [`new_key`]`(public_key, account_id, secret)`.
+async fn add_key(
+    store: &SqliteKeyStore,
+    public_key: &str,
+    account_id: i64,
+    secret: &[u8],
+) -> KeyId {
+    store
+        .insert_key(new_key(public_key, account_id, secret))
+        .await
+        .expect("key")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -61,10 +74,7 @@ fn new_partner(name: &str, auth_key: &str, enc_key: &[u8]) -> NewPartner {
 async fn replace_key_is_atomic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let account = store
-        .insert_account("alice".to_owned(), 1)
-        .await
-        .expect("account");
+    let account = add_account(&store, "alice").await;
     let a = store
         .insert_key(new_key("pk-a", account.id, b"secret-a"))
         .await
@@ -335,10 +345,10 @@ async fn accounts_keys_and_audit_round_trip() {
     assert_eq!(key.secret.0.expose(), b"secret-one");
     assert!(key.enabled);
     assert!(!key.idle_deactivated);
-    assert_eq!(key.ips, vec!["10.0.0.0/8".to_owned()]);
-    assert_eq!(key.endpoints, vec!["/api/v4/order/new".to_owned()]);
-    assert_eq!(key.created_ms, 1_700_000_000_000);
-    assert_eq!(key.idle_anchor_ms, 1_700_000_000_000);
+    assert_eq!(key.ips, vec!["203.0.113.7".to_owned()]);
+    assert_eq!(key.endpoints, vec!["/api/v4/order/*".to_owned()]);
+    assert_eq!(key.created_ms, 1_000);
+    assert_eq!(key.idle_anchor_ms, 1_000);
     assert_eq!(key.last_used_ms, None);
     assert_eq!(store.load_keys().await.expect("load"), vec![key.clone()]);
 
@@ -436,10 +446,7 @@ async fn data_survives_reopen() {
         .insert_account("carol".to_owned(), 5)
         .await
         .expect("account");
-    let id = store
-        .insert_key(new_key("pk-c", acct.id, b"carol-secret"))
-        .await
-        .expect("key");
+    let id = add_key(&store, "pk-c", acct.id, b"carol-secret").await;
     store.touch_keys(vec![(id, 77)]).await.expect("touch");
     store.close().await;
 
@@ -457,20 +464,14 @@ async fn secrets_are_not_stored_in_plaintext() {
     let store = open(dir.path(), KEY_A).await;
     let api_secret = b"PLAINTEXT-API-SECRET-6f1c2d3e4a5b";
     let totp_secret = b"PLAINTEXT-TOTP-SECRET-99887766";
-    let mut acct = store
-        .insert_account("dave".to_owned(), 1)
-        .await
-        .expect("account");
+    let mut acct = add_account(&store, "dave").await;
     acct.totp = Some(TotpRecord {
         secret: SecretBytesEq(SecretBytes::new(totp_secret.to_vec())),
         confirmed: false,
         last_step: None,
     });
     assert!(store.update_account(acct.clone()).await.expect("update"));
-    let id = store
-        .insert_key(new_key("pk-d", acct.id, api_secret))
-        .await
-        .expect("key");
+    let id = add_key(&store, "pk-d", acct.id, api_secret).await;
 
     // The raw column holds nonce || ciphertext || tag, not the secret.
     let raw: Vec<u8> = sqlx::query_scalar("SELECT secret FROM api_keys WHERE id = ?1")
@@ -488,10 +489,7 @@ async fn secrets_are_not_stored_in_plaintext() {
     assert!(!contains(&raw_totp, totp_secret));
 
     // Two encryptions of the same secret differ (random nonce).
-    let id2 = store
-        .insert_key(new_key("pk-d2", acct.id, api_secret))
-        .await
-        .expect("key");
+    let id2 = add_key(&store, "pk-d2", acct.id, api_secret).await;
     let raw2: Vec<u8> = sqlx::query_scalar("SELECT secret FROM api_keys WHERE id = ?1")
         .bind(i64::try_from(id2).expect("id"))
         .fetch_one(&store.pool)
@@ -517,18 +515,9 @@ async fn secrets_are_not_stored_in_plaintext() {
 async fn ciphertexts_cannot_move_between_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let acct = store
-        .insert_account("erin".to_owned(), 1)
-        .await
-        .expect("account");
-    let a = store
-        .insert_key(new_key("pk-a", acct.id, b"secret-a"))
-        .await
-        .expect("key");
-    let b = store
-        .insert_key(new_key("pk-b", acct.id, b"secret-b"))
-        .await
-        .expect("key");
+    let acct = add_account(&store, "erin").await;
+    let a = add_key(&store, "pk-a", acct.id, b"secret-a").await;
+    let b = add_key(&store, "pk-b", acct.id, b"secret-b").await;
     sqlx::query(
         "UPDATE api_keys SET secret = (SELECT secret FROM api_keys WHERE id = ?1) WHERE id = ?2",
     )
@@ -553,14 +542,8 @@ async fn ciphertexts_cannot_move_between_rows() {
 async fn a_different_master_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let acct = store
-        .insert_account("frank".to_owned(), 1)
-        .await
-        .expect("account");
-    store
-        .insert_key(new_key("pk-f", acct.id, b"frank-secret"))
-        .await
-        .expect("key");
+    let acct = add_account(&store, "frank").await;
+    add_key(&store, "pk-f", acct.id, b"frank-secret").await;
     store.close().await;
 
     let path = dir.path().join(DB_FILE_NAME);
@@ -584,18 +567,12 @@ async fn a_different_master_key_is_refused() {
 async fn duplicates_conflict() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let acct = store
-        .insert_account("gina".to_owned(), 1)
-        .await
-        .expect("account");
+    let acct = add_account(&store, "gina").await;
     assert!(matches!(
         store.insert_account("gina".to_owned(), 2).await,
         Err(StoreError::Conflict(_))
     ));
-    store
-        .insert_key(new_key("pk-g", acct.id, b"one"))
-        .await
-        .expect("key");
+    add_key(&store, "pk-g", acct.id, b"one").await;
     match store.insert_key(new_key("pk-g", acct.id, b"two")).await {
         Err(StoreError::Conflict(msg)) => assert!(!msg.contains("two"), "{msg}"),
         other => panic!("expected Conflict, got {other:?}"),
@@ -609,18 +586,9 @@ async fn duplicates_conflict() {
 async fn touch_keys_keeps_the_latest_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let acct = store
-        .insert_account("hank".to_owned(), 1)
-        .await
-        .expect("account");
-    let a = store
-        .insert_key(new_key("pk-h1", acct.id, b"1"))
-        .await
-        .expect("key");
-    let b = store
-        .insert_key(new_key("pk-h2", acct.id, b"2"))
-        .await
-        .expect("key");
+    let acct = add_account(&store, "hank").await;
+    let a = add_key(&store, "pk-h1", acct.id, b"1").await;
+    let b = add_key(&store, "pk-h2", acct.id, b"2").await;
     store
         .touch_keys(vec![
             (a, 500),
@@ -658,33 +626,18 @@ async fn touch_keys_keeps_the_latest_time() {
 async fn ids_are_never_reused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), KEY_A).await;
-    let acct = store
-        .insert_account("ivy".to_owned(), 1)
-        .await
-        .expect("account");
-    let a = store
-        .insert_key(new_key("pk-i1", acct.id, b"1"))
-        .await
-        .expect("key");
-    let b = store
-        .insert_key(new_key("pk-i2", acct.id, b"2"))
-        .await
-        .expect("key");
+    let acct = add_account(&store, "ivy").await;
+    let a = add_key(&store, "pk-i1", acct.id, b"1").await;
+    let b = add_key(&store, "pk-i2", acct.id, b"2").await;
     assert!(store.delete_key(b).await.expect("delete"));
-    let c = store
-        .insert_key(new_key("pk-i2", acct.id, b"3"))
-        .await
-        .expect("key");
+    let c = add_key(&store, "pk-i2", acct.id, b"3").await;
     assert!(c > b && b > a, "{a} {b} {c}");
     assert!(store.delete_key(c).await.expect("delete"));
     store.close().await;
 
     // Also across a restart.
     let store = open(dir.path(), KEY_A).await;
-    let d = store
-        .insert_key(new_key("pk-i3", acct.id, b"4"))
-        .await
-        .expect("key");
+    let d = add_key(&store, "pk-i3", acct.id, b"4").await;
     assert!(d > c, "{c} {d}");
     store.close().await;
 }
