@@ -1,7 +1,7 @@
 //! The gateway crate's one error type.
 
 use crate::config::ConfigError;
-use crate::store::StoreError;
+use wbauth_store::StoreError;
 
 /// The gateway crate's one error type.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ pub(super) fn toml_message(text: &str, e: &toml::de::Error, hide_values: bool) -
         } else {
             message
         };
-        return crate::store::redact_urls_in(message.trim_end()).replace('\n', "\n  ");
+        return wbauth_store::redact_urls_in(message.trim_end()).replace('\n', "\n  ");
     };
     let start = span.start;
     let end = span.end.clamp(start, text.len());
@@ -32,7 +32,7 @@ pub(super) fn toml_message(text: &str, e: &toml::de::Error, hide_values: bool) -
     let in_store = key == "store" || key.starts_with("store.");
     let credentials = touched.is_some_and(|touched| touched.iter().any(|l| has_credentials(l)));
     if !(hide_values || in_store || credentials) {
-        let message = crate::store::redact_urls_in(e.to_string().trim_end());
+        let message = wbauth_store::redact_urls_in(e.to_string().trim_end());
         return message.replace('\n', "\n  ");
     }
     let place = if key.is_empty() {
@@ -42,7 +42,7 @@ pub(super) fn toml_message(text: &str, e: &toml::de::Error, hide_values: bool) -
     };
     format!(
         "{place}: {} (the line is not shown: it may hold a password)",
-        crate::store::redact_urls_in(&hide_quoted_values(reason))
+        wbauth_store::redact_urls_in(&hide_quoted_values(reason))
     )
 }
 

@@ -204,8 +204,8 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
             .field("data_dir", &self.data_dir)
-            .field("keys", &crate::store::redact_url(&self.keys))
-            .field("nonces", &crate::store::redact_url(&self.nonces))
+            .field("keys", &wbauth_store::redact_url(&self.keys))
+            .field("nonces", &wbauth_store::redact_url(&self.nonces))
             .field("durability", &self.durability)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
@@ -270,7 +270,7 @@ impl StoreConfig {
             other => Err(format!(
                 "store.keys: unsupported key store {:?} (expected \"sqlite\" or a \
                  postgres://… URL)",
-                crate::store::redact_url(other)
+                wbauth_store::redact_url(other)
             )),
         }
     }
@@ -289,15 +289,15 @@ impl StoreConfig {
             other => Err(format!(
                 "store.nonces: unsupported nonce store {:?} (expected \"embedded\", a \
                  redis://… or a postgres://… URL)",
-                crate::store::redact_url(other)
+                wbauth_store::redact_url(other)
             )),
         }
     }
 
     /// Pool size and timeouts of the networked stores.
     #[must_use]
-    pub fn remote_options(&self) -> crate::store::RemoteOptions {
-        crate::store::RemoteOptions {
+    pub fn remote_options(&self) -> wbauth_store::RemoteOptions {
+        wbauth_store::RemoteOptions {
             pool_size: self.pool_size,
             connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
             op_timeout: std::time::Duration::from_millis(self.op_timeout_ms),

@@ -72,7 +72,7 @@ impl Config {
             {
                 return Err(format!(
                     "console.public_url: {:?} is not an http:// or https:// address without query",
-                    crate::store::redact_url(url)
+                    wbauth_store::redact_url(url)
                 ));
             }
         }
@@ -198,7 +198,7 @@ fn check_forward_headers(route: &RouteConfig) -> Result<(), String> {
 }
 
 fn check_upstream(url: &str) -> Result<(), String> {
-    let shown = crate::store::redact_url(url);
+    let shown = wbauth_store::redact_url(url);
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         format!("{shown:?}: expected http://host:port (TLS to upstreams is terminated elsewhere)")
     })?;

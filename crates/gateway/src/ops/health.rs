@@ -7,7 +7,7 @@
 
 use whitebit_auth::nonce::WINDOW_MARGIN_MS;
 
-use crate::store::{KeyStore, NonceStore};
+use wbauth_store::{KeyStore, NonceStore};
 
 /// The largest tolerated difference between the instance's clock and the nonce store's.
 pub(crate) const MAX_CLOCK_SKEW_MS: u64 = WINDOW_MARGIN_MS / 2;

@@ -100,10 +100,10 @@ impl Metrics {
     }
 
     /// Records one cache update from the key store's announcements.
-    pub(crate) fn cache_reload(&self, change: crate::store::Change, ok: bool) {
+    pub(crate) fn cache_reload(&self, change: wbauth_store::Change, ok: bool) {
         let counter = match (ok, change) {
             (false, _) => &self.cache_reload_failures,
-            (true, crate::store::Change::Resync) => &self.cache_resyncs,
+            (true, wbauth_store::Change::Resync) => &self.cache_resyncs,
             (true, _) => &self.cache_changes,
         };
         counter.fetch_add(1, Ordering::Relaxed);

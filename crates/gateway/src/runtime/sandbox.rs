@@ -7,7 +7,7 @@ use whitebit_auth::encoding::hex_encode;
 use crate::config::{Config, KindConfig};
 use crate::error::GatewayError;
 use crate::runtime::Stores;
-use crate::store::{NewKey, SecretBytes};
+use wbauth_store::{NewKey, SecretBytes};
 
 /// The kind of the demo key: every path.
 pub(crate) const SANDBOX_KIND: &str = "sandbox";

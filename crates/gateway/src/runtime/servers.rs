@@ -11,8 +11,8 @@ use crate::clock::SharedClock;
 use crate::edge::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::error::GatewayError;
 use crate::service::KeyService;
-use crate::store::NonceStore;
 use crate::verify::gateway::Gateway;
+use wbauth_store::NonceStore;
 
 /// The clock `wbauth serve` runs on: the system clock, or — in builds with the `test-clock`
 /// feature — a `TestClock` (`crate::clock`) that `POST /test/clock` on the admin listener

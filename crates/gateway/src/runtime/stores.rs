@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::config::{Config, DurabilityConfig, KeyBackend, NonceBackend};
 use crate::error::GatewayError;
 use crate::state::Stores;
-use crate::store::secret_file;
-use crate::store::{
+use wbauth_store::secret_file;
+use wbauth_store::{
     Durability, JournalConfig, JournalNonceStore, KeyStore, MASTER_KEY_ENV, MasterKey,
     MasterKeySource, NonceStore, PgKeyStore, PgNonceStore, RedisNonceStore, ReplayGuard,
     ReplayStore, SqliteKeyStore, StoreError, load_or_create_master_key,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Change, ChangeFeed};
 use crate::verify::gateway::Gateway;
+use wbauth_store::{Change, ChangeFeed};
 
 /// How soon a failed cache reload is tried again.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);

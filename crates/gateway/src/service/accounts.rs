@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::views::account_view;
 use super::{AccountView, Caller, KeyService, ManageError, check_account_name};
-use crate::store::AccountRecord;
+use wbauth_store::AccountRecord;
 
 impl KeyService {
     /// Creates an account (2FA off).

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{AuditView, Caller, KeyService, ManageError};
-use crate::store::{AuditEntry, KeyStore};
+use wbauth_store::{AuditEntry, KeyStore};
 
 /// Most audit entries one listing returns.
 pub(crate) const MAX_AUDIT_LIMIT: u32 = 10_000;

@@ -20,7 +20,7 @@ use super::{
     Caller, CodeAttempt, KeyService, ManageError, PasswordStamp, check_password, lock, random_bytes,
 };
 use crate::service::throttle::{Source, name_key};
-use crate::store::NewConsoleLink;
+use wbauth_store::NewConsoleLink;
 
 /// A one-time console link (the URL carries the token: show it only to the operator).
 pub(crate) struct ConsoleLink {

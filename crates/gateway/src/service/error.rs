@@ -1,6 +1,6 @@
 //! [`ManageError`]: why an operation was refused, and the admin API's answer for it.
 
-use crate::store::StoreError;
+use wbauth_store::StoreError;
 
 /// Why an operation was refused. Messages never contain a secret.
 #[derive(Debug, thiserror::Error)]

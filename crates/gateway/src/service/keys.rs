@@ -11,7 +11,7 @@ use super::{
     Caller, CodeAttempt, CreateKey, KeyService, KeyView, KeyWithSecret, ManageError, lock,
     random_bytes,
 };
-use crate::store::{KeyId, KeyRecord, KeyUpdate, NewKey, SecretBytes, StoreError};
+use wbauth_store::{KeyId, KeyRecord, KeyUpdate, NewKey, SecretBytes, StoreError};
 
 /// Public key length in random bytes (shown as hex).
 pub(super) const PUBLIC_KEY_BYTES: usize = 16;

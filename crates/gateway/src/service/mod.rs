@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::service::throttle::{CodeLocks, SignInThrottle, Source};
 use crate::state::keys::KeyCache;
 use crate::state::partners::PartnerCache;
-use crate::store::{KeyId, KeyStore};
+use wbauth_store::{KeyId, KeyStore};
 
 mod accounts;
 mod audit;

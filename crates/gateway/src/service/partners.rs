@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::validate::{check_name, could_be_id};
 use super::{Caller, KeyService, ManageError, random_bytes};
 use crate::state::partners::ActivePartner;
-use crate::store::{NewPartner, PartnerRecord, SecretBytes};
+use wbauth_store::{NewPartner, PartnerRecord, SecretBytes};
 
 /// The Auth Key's prefix (followed by [`AUTH_KEY_BYTES`] random bytes in hex).
 const AUTH_KEY_PREFIX: &str = "auth-";
@@ -286,7 +286,7 @@ impl KeyService {
             .into_iter()
             .find(|p| p.id == id)
             .ok_or_else(|| {
-                ManageError::Store(crate::store::StoreError::Unavailable(format!(
+                ManageError::Store(wbauth_store::StoreError::Unavailable(format!(
                     "partner id {id} vanished during a change"
                 )))
             })

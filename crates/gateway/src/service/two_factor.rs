@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::{AccountView, Caller, Enrolment, KeyService, ManageError, lock, random_bytes};
 use crate::service::throttle::{Counted, Source};
 use crate::service::totp;
-use crate::store::{AccountRecord, SecretBytes, SecretBytesEq, TotpRecord};
+use wbauth_store::{AccountRecord, SecretBytes, SecretBytesEq, TotpRecord};
 
 /// Wrong codes in a row that lock an account.
 pub(super) const MAX_WRONG_CODES: u32 = 5;

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::KeyService;
 use crate::state::keys::DAY_MS;
-use crate::store::{AccountRecord, KeyRecord};
+use wbauth_store::{AccountRecord, KeyRecord};
 
 /// A key's state as a person reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

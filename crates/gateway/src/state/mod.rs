@@ -7,7 +7,7 @@ pub(crate) mod touch;
 
 use std::sync::Arc;
 
-use crate::store::{KeyStore, NonceStore, ReplayGuard};
+use wbauth_store::{KeyStore, NonceStore, ReplayGuard};
 
 /// The opened stores.
 pub struct Stores {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use whitebit_auth::fiat::EncKey;
 
-use crate::store::PartnerRecord;
+use wbauth_store::PartnerRecord;
 
 /// A partner as the request path needs it.
 #[derive(Debug)]

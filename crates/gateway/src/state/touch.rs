@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::store::{KeyId, KeyStore, StoreError};
+use wbauth_store::{KeyId, KeyStore, StoreError};
 
 /// Pending last-used times.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::error::KeyError;
 use super::keys::{PrivateKey, SigningKey};
-use crate::store::secret_file;
+use wbauth_store::secret_file;
 
 impl SigningKey {
     /// Reads a private key from PEM text: `PRIVATE KEY` (PKCS#8: RSA → RS256, P-256 → ES256,

@@ -11,8 +11,8 @@ use whitebit_auth::fiat::{
 };
 
 use super::outcome::{FiatIdentity, Refusal};
-use crate::store::Claim;
 use crate::verify::gateway::Gateway;
+use wbauth_store::Claim;
 
 /// Checks the token of a request to a Fiat Gateway route (instead of rows 3–16). `path` is
 /// the normalised path. A token failure answers 401 with its reason; a replay store that

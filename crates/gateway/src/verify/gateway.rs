@@ -19,13 +19,13 @@ use crate::state::Stores;
 use crate::state::keys::KeyCache;
 use crate::state::partners::PartnerCache;
 use crate::state::touch::TouchQueue;
-use crate::store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
 use crate::tokens::TokenIssuer;
 use crate::verify::rate::RateLimiter;
 use crate::verify::routing::{Answers, Routes};
+use wbauth_store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
 
 /// The verifier's state, shared by every connection: configuration, key and partner caches,
-/// stores, clock, routes, rate limits and counters. Built by [`crate::build_gateway`]; the
+/// stores, clock, routes, rate limits and counters. Built by `build_gateway` (`runtime/assemble.rs`); the
 /// checks run in `Gateway::check`, the public entry for private requests is [`Gateway::verify`].
 pub struct Gateway {
     pub(super) config: Arc<Config>,

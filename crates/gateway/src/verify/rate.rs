@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use crate::config::RateLimit;
-use crate::store::KeyId;
+use wbauth_store::KeyId;
 
 /// The limiter.
 #[derive(Debug, Default)]

@@ -17,9 +17,9 @@ use whitebit_auth::{ApiError, BodyMatch, NonceMode, PayloadMac};
 use super::outcome::{Incoming, Refusal};
 use crate::config::Config;
 use crate::state::keys::{ActiveKey, KeyCache};
-use crate::store::NonceStore;
 use crate::verify::rate::RateLimiter;
 use crate::verify::routing::Target;
+use wbauth_store::NonceStore;
 
 /// Row 1: the method is POST.
 pub(super) fn method(method: &Method) -> Result<(), ApiError> {

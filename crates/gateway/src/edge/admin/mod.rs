@@ -66,10 +66,10 @@ use axum::routing::{get, post, put};
 
 use crate::edge::server::Peer;
 use crate::service::{Caller, KeyService};
-use crate::store::NonceStore;
 pub(crate) use hosts::{AdminHosts, with_host_check};
 use respond::message;
 pub(crate) use token::AdminToken;
+use wbauth_store::NonceStore;
 
 /// The environment variable that holds the admin token (server and CLI).
 pub const ADMIN_TOKEN_ENV: &str = "WBAUTH_ADMIN_TOKEN";

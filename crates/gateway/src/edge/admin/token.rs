@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_LEN};
 use crate::error::GatewayError;
-use crate::store::secret_file::{self, Unusable};
+use wbauth_store::secret_file::{self, Unusable};
 
 /// The bearer token of the admin API. Wiped from memory when dropped; `Debug` hides it.
 pub(crate) struct AdminToken {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::service::error::format_duration;
-use crate::store::StoreError;
+use wbauth_store::StoreError;
 
 #[test]
 fn durations_read_well() {

@@ -11,7 +11,7 @@ use crate::service::partners::PartnerWithEncKey;
 use crate::service::totp;
 use crate::state::keys::{DAY_MS, KeyCache};
 use crate::state::partners::PartnerCache;
-use crate::store::{SqliteKeyStore, load_or_create_master_key};
+use wbauth_store::{SqliteKeyStore, load_or_create_master_key};
 
 mod accounts;
 mod error;

@@ -8,7 +8,7 @@ use whitebit_auth::path::pattern_matches;
 
 use super::DAY_MS;
 use crate::ip::IpRule;
-use crate::store::{KeyId, KeyRecord};
+use wbauth_store::{KeyId, KeyRecord};
 
 /// A key as the request path needs it.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use whitebit_auth::mac::HmacSha512Key;
 
-use crate::store::{KeyId, KeyRecord};
+use wbauth_store::{KeyId, KeyRecord};
 
 pub(crate) use active::ActiveKey;
 use index::{Index, STAND_INS};

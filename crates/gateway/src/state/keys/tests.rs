@@ -4,7 +4,7 @@ use whitebit_auth::mac::PayloadMac as _;
 
 use super::index::{EMPTY, Full, MIN_BUCKETS, SLOTS};
 use super::*;
-use crate::store::{SecretBytes, SecretBytesEq};
+use wbauth_store::{SecretBytes, SecretBytesEq};
 
 fn record(id: KeyId, public_key: &str) -> KeyRecord {
     KeyRecord {
