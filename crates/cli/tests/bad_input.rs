@@ -15,39 +15,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::catalogue::*;
 use common::gateway::{Gateway, T0, TOKEN, UPSTREAM_ANSWER, Upstream, spawn_serve, write_config};
 use common::raw::{self, RawResponse, Reply};
 use serde_json::json;
 use whitebit_auth::encoding::{base64_encode, hex_decode};
 use whitebit_auth::mac::sign_payload;
 
-const ORDER: &str = "/api/v4/order/new";
-
 /// `[verify] max_body_bytes` of the table's gateway: large enough for the 100,000-level
 /// document (200,000 bytes), so that case reaches the JSON parser instead of row 2.
 const LIMIT: usize = 262_144;
-
-// The catalogue (`docs/errors.md`), byte for byte.
-const METHOD: &str = r#"{"code":0,"message":"Method not allowed."}"#;
-const TOO_LARGE: &str = r#"{"code":0,"message":"Payload too large."}"#;
-const MEDIA: &str = r#"{"code":0,"message":"Content-Type must be application/json."}"#;
-const KEY_MISSING: &str = r#"{"code":0,"message":"API key not provided."}"#;
-const PAYLOAD_MISSING: &str = r#"{"code":0,"message":"Payload not provided."}"#;
-const SIGNATURE_MISSING: &str = r#"{"code":0,"message":"Signature not provided."}"#;
-const BAD_PAYLOAD: &str = r#"{"code":9,"message":"Invalid payload."}"#;
-const REQUEST_MISSING: &str = r#"{"code":0,"message":"Request not provided."}"#;
-const PATH_MISMATCH: &str = r#"{"code":0,"message":"Request does not match the endpoint path."}"#;
-const NONCE_MISSING: &str = r#"{"code":0,"message":"Nonce not provided."}"#;
-const BAD_NONCE: &str = r#"{"code":0,"message":"Invalid nonce."}"#;
-const BAD_WINDOW: &str = r#"{"code":0,"message":"Invalid nonceWindow."}"#;
-const UNAUTHORIZED: &str = r#"{"code":10,"message":"Unauthorized request."}"#;
-const NOT_FOUND: &str = r#"{"code":0,"message":"Endpoint not found."}"#;
-const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
-const TOO_OLD: &str =
-    r#"{"code":0,"message":"Your nonce is more than 5 seconds lesser than the current nonce."}"#;
-const TOO_NEW: &str =
-    r#"{"code":0,"message":"Your nonce is more than 5 seconds greater than the current nonce."}"#;
-const TOO_MANY: &str = r#"{"code":0,"errors":{},"message":"Too many requests."}"#;
 
 // ---------------------------------------------------------------------------------------------
 // Requests as bytes

@@ -9,17 +9,15 @@ mod common;
 
 use std::process::{Command, Stdio};
 
+use common::catalogue::{BALANCE, KEY_DISABLED};
 use common::console::*;
 use common::gateway::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRUSTED_IP: &str = "203.0.113.7";
 const OTHER_IP: &str = "198.51.100.9";
-const KEY_REFUSED: &str =
-    r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
 
 /// A trusted reverse proxy on 127.0.0.1: forwards each connection to the gateway, adding
 /// `X-Forwarded-For: IP` after the request line. Returns its base URL.
@@ -184,7 +182,7 @@ async fn journey_from_account_to_disabled_key() {
             .contains("<span class=\"state-disabled\">disabled</span>")
     );
     let signed = gw.signed(&key, &api_secret, BALANCE).await;
-    assert_eq!((signed.status, signed.body.as_str()), (401, KEY_REFUSED));
+    assert_eq!((signed.status, signed.body.as_str()), (401, KEY_DISABLED));
     let (status, _, stderr) = call(&trusted, &key, &api_secret, BALANCE);
     assert_eq!(status, Some(1), "{stderr}");
     assert_eq!(upstream.count(), 1);
@@ -546,7 +544,7 @@ async fn key_settings_each_need_a_current_code() {
     );
     assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], "idle");
     let idle = gw.signed(&key, &new_secret, main).await;
-    assert_eq!((idle.status, idle.body.as_str()), (401, KEY_REFUSED));
+    assert_eq!((idle.status, idle.body.as_str()), (401, KEY_DISABLED));
     now = gw.advance(30_000).await;
     let revived = browser
         .post(

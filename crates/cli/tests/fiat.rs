@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
 use common::{Answer, post};
 use whitebit_auth::mac::HmacSha512Key;
@@ -19,50 +21,103 @@ fn refused(reason: &str) -> String {
     )
 }
 
-async fn fiat(gw: &Gateway, headers: &[(&str, &[u8])], body: &str) -> Answer {
+/// A JSON request to the Fiat Gateway route `path` with these headers.
+async fn fiat_at(gw: &Gateway, path: &str, headers: &[(&str, &[u8])], body: &str) -> Answer {
     let mut all: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
     all.extend_from_slice(headers);
-    post(&format!("{}{DEPOSIT}", gw.base), &all, body.to_owned()).await
+    post(&format!("{}{path}", gw.base), &all, body.to_owned()).await
+}
+
+/// A JSON request to the deposit route with these headers.
+async fn fiat(gw: &Gateway, headers: &[(&str, &[u8])], body: &str) -> Answer {
+    fiat_at(gw, DEPOSIT, headers, body).await
+}
+
+/// A partner's request to `path`: its token and its `X-Auth-Key`.
+async fn partner_at(gw: &Gateway, path: &str, auth_key: &str, bearer: &str, body: &str) -> Answer {
+    let headers: [(&str, &[u8]); 2] = [
+        ("authorization", bearer.as_bytes()),
+        ("x-auth-key", auth_key.as_bytes()),
+    ];
+    fiat_at(gw, path, &headers, body).await
+}
+
+/// The `[[fiat.route]]` to `upstream`.
+fn fiat_route(upstream: &Upstream) -> String {
+    format!(
+        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    )
+}
+
+/// Writes a new RS256 token signing key to `pem`.
+fn new_signing_key(pem: &Path) {
+    whitebit_gateway::tokens::SigningKey::generate_rs256()
+        .expect("key")
+        .write_pkcs8_pem_file(pem)
+        .expect("PEM written");
+}
+
+/// A gateway issuing tokens with a Fiat Gateway route.
+struct Issuing {
+    gw: Gateway,
+    /// The directory of the signing keys.
+    keys: tempfile::TempDir,
+    /// The signing key `k1`.
+    pem: PathBuf,
+    /// The configuration added for all this.
+    extra: String,
+}
+
+/// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route.
+async fn start_issuing(upstream: &Upstream) -> Issuing {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pem = keys.path().join("signing.pem");
+    new_signing_key(&pem);
+    let extra = format!(
+        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
+         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n{}",
+        pem.display(),
+        fiat_route(upstream)
+    );
+    let gw = Gateway::start_with(upstream, &extra).await;
+    Issuing {
+        gw,
+        keys,
+        pem,
+        extra,
+    }
+}
+
+/// A gateway with a Fiat Gateway route and a partner made by `wbauth partners create acme`;
+/// (gateway, auth key, enc key).
+async fn start_with_new_partner(upstream: &Upstream) -> (Gateway, String, String) {
+    let gw = Gateway::start_with(upstream, &fiat_route(upstream)).await;
+    let created = gw.ok(&["partners", "create", "acme"]);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= in {created}"))
+            .to_owned()
+    };
+    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    (gw, auth_key, enc_key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_tokens_open_fiat_routes() {
     let upstream = Upstream::start().await;
-    let keys = tempfile::tempdir().expect("tempdir");
-    let pem = keys.path().join("signing.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem)
-        .expect("PEM written");
-    let extra = format!(
-        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
-         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        pem.display(),
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
+    let Issuing {
+        gw,
+        keys,
+        pem,
+        extra,
+    } = start_issuing(&upstream).await;
     let (key, secret) = gw.provision_key("fa", "fiat", &[]).await;
 
-    let jwt_body = r#"{"request":"/api/v4/jwt","nonce":1}"#;
-    let signed = sign_body(
-        jwt_body.as_bytes().to_vec(),
-        &HmacSha512Key::new(secret.as_bytes()),
-    );
-    let issued = post(
-        &format!("{}/api/v4/jwt", gw.base),
-        &[
-            ("x-txc-apikey", key.as_bytes()),
-            ("x-txc-payload", signed.payload.as_bytes()),
-            ("x-txc-signature", signed.signature.as_bytes()),
-        ],
-        jwt_body.to_owned(),
-    )
-    .await;
-    assert_eq!(issued.status, 200, "{issued:?}");
-    let answer: serde_json::Value = serde_json::from_str(&issued.body).expect("JSON");
-    let token = answer["data"]["token"].as_str().expect("token").to_owned();
-    let bearer = format!("Bearer {token}");
+    let bearer = issue(&gw, &key, &secret, 1).await;
+    let token = bearer.trim_start_matches("Bearer ").to_owned();
 
     let order = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-1"}"#;
     let a = fiat(&gw, &[("authorization", bearer.as_bytes())], order).await;
@@ -140,10 +195,7 @@ async fn issued_tokens_open_fiat_routes() {
     let old_token = issue(&gw, &key, &secret, 4).await;
     assert_eq!(kid_of(&old_token), "k1");
     let pem2 = keys.path().join("signing-2.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem2)
-        .expect("PEM");
+    new_signing_key(&pem2);
     let dir = gw._dir_guard.as_ref().expect("dir").path().to_path_buf();
     let now = gw.advance(0).await;
     let k1 = format!("{{ pem = \"{}\", kid = \"k1\" }}", pem.display());
@@ -226,20 +278,7 @@ async fn partner_tokens_are_single_use_even_across_a_crash() {
     use whitebit_client::{FiatCredentials, SecretString};
 
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let field = |name: &str| {
-        created
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name}= in {created}"))
-            .to_owned()
-    };
-    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key.clone()));
     let order = OrderFields {
         currency: "UAH",
@@ -251,21 +290,8 @@ async fn partner_tokens_are_single_use_even_across_a_crash() {
 
     let token = creds.token_at(DEPOSIT, &order, now);
     let bearer = token.authorization();
-    let send = |gw: &Gateway, bearer: String, body: &'static str| {
-        let url = format!("{}{DEPOSIT}", gw.base);
-        let auth_key = auth_key.clone();
-        async move {
-            post(
-                &url,
-                &[
-                    ("content-type", b"application/json"),
-                    ("authorization", bearer.as_bytes()),
-                    ("x-auth-key", auth_key.as_bytes()),
-                ],
-                body.to_owned(),
-            )
-            .await
-        }
+    let send = async |gw: &Gateway, bearer: String, body: &str| {
+        partner_at(gw, DEPOSIT, &auth_key, &bearer, body).await
     };
     let a = send(&gw, bearer.clone(), body).await;
     assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
@@ -385,10 +411,7 @@ async fn conformance_vectors_through_the_gateway() {
         |v: &serde_json::Value, f: &str| v[f].as_str().unwrap_or_else(|| panic!("{f}")).to_owned();
     let (auth_key, enc_key) = (s(&doc, "auth_key"), s(&doc, "enc_key"));
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
+    let extra = fiat_route(&upstream);
 
     let expected_reason = |name: &str| match name {
         "valid" | "valid-at-59s" => None,
@@ -417,16 +440,7 @@ async fn conformance_vectors_through_the_gateway() {
         let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
         let bearer = format!("Bearer {}", s(case, "token"));
         let x_auth_key = s(case, "x_auth_key");
-        let a = post(
-            &format!("{}{}", gw.base, s(case, "url")),
-            &[
-                ("content-type", b"application/json"),
-                ("authorization", bearer.as_bytes()),
-                ("x-auth-key", x_auth_key.as_bytes()),
-            ],
-            body,
-        )
-        .await;
+        let a = partner_at(&gw, &s(case, "url"), &x_auth_key, &bearer, &body).await;
         match (s(case, "expect").as_str(), expected_reason(&name)) {
             ("accept", None) => assert_eq!(
                 (a.status, a.body.as_str()),
@@ -453,16 +467,7 @@ async fn conformance_vectors_through_the_gateway() {
     let order = &case["order"];
     let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
     let bearer = format!("Bearer {}", s(case, "token"));
-    let a = post(
-        &format!("{}{}", gw.base, s(case, "url")),
-        &[
-            ("content-type", b"application/json"),
-            ("authorization", bearer.as_bytes()),
-            ("x-auth-key", auth_key.as_bytes()),
-        ],
-        body,
-    )
-    .await;
+    let a = partner_at(&gw, &s(case, "url"), &auth_key, &bearer, &body).await;
     assert_eq!(
         (a.status, a.body.as_str()),
         (200, UPSTREAM_ANSWER),
@@ -519,36 +524,10 @@ async fn partner_token_memory_follows_the_live_tokens() {
     const PER_ROUND: u64 = 40;
     const ROUNDS: u64 = 10;
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let field = |name: &str| {
-        created
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name}= in {created}"))
-            .to_owned()
-    };
-    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key));
-    let send = |gw: &Gateway, bearer: String, body: String| {
-        let url = format!("{}{DEPOSIT}", gw.base);
-        let auth_key = auth_key.clone();
-        async move {
-            post(
-                &url,
-                &[
-                    ("content-type", b"application/json"),
-                    ("authorization", bearer.as_bytes()),
-                    ("x-auth-key", auth_key.as_bytes()),
-                ],
-                body,
-            )
-            .await
-        }
+    let send = async |gw: &Gateway, bearer: String, body: String| {
+        partner_at(gw, DEPOSIT, &auth_key, &bearer, &body).await
     };
     let mut now = gw.advance(0).await;
     let mut live = None;
@@ -611,78 +590,6 @@ async fn partner_token_memory_follows_the_live_tokens() {
     );
 }
 
-/// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route; the PEM's directory.
-async fn start_issuing(upstream: &Upstream) -> (Gateway, tempfile::TempDir) {
-    let keys = tempfile::tempdir().expect("tempdir");
-    let pem = keys.path().join("signing.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem)
-        .expect("PEM written");
-    let extra = format!(
-        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
-         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        pem.display(),
-        upstream.addr
-    );
-    (Gateway::start_with(upstream, &extra).await, keys)
-}
-
-/// An account with 2FA and a `fiat` key through the admin API; (public key, secret, TOTP
-/// secret).
-async fn provision_with_totp(gw: &Gateway, account: &str) -> (String, String, Vec<u8>) {
-    use common::gateway::{TOKEN, base32_decode, code};
-    let admin = |path: String, body: serde_json::Value| {
-        let url = format!("{}{path}", gw.admin);
-        async move {
-            let answer = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .expect("admin request");
-            let status = answer.status();
-            let text = answer.text().await.expect("admin answer");
-            assert!(status.is_success(), "{status}: {text}");
-            serde_json::from_str::<serde_json::Value>(&text).expect("admin JSON")
-        }
-    };
-    admin(
-        "/admin/accounts".into(),
-        serde_json::json!({"name": account}),
-    )
-    .await;
-    let enrolled = admin(
-        format!("/admin/accounts/{account}/2fa/enrol"),
-        serde_json::json!({}),
-    )
-    .await;
-    let totp = base32_decode(enrolled["secret"].as_str().expect("secret"));
-    let now = gw.advance(30_000).await;
-    admin(
-        format!("/admin/accounts/{account}/2fa/confirm"),
-        serde_json::json!({"code": code(&totp, now)}),
-    )
-    .await;
-    let now = gw.advance(30_000).await;
-    let created = admin(
-        "/admin/keys".into(),
-        serde_json::json!({"account": account, "kind": "fiat", "code": code(&totp, now)}),
-    )
-    .await;
-    (
-        created["key"]["public_key"]
-            .as_str()
-            .expect("key")
-            .to_owned(),
-        created["secret"].as_str().expect("secret").to_owned(),
-        totp,
-    )
-}
-
 /// A token issued by `POST /api/v4/jwt` opens a Fiat Gateway route once, and only while the key
 /// that asked for it is still in force: disabled (it works again once re-enabled, as a refusal
 /// uses nothing up), deleted, or replaced by a secret rotation, its tokens are refused with a
@@ -690,8 +597,10 @@ async fn provision_with_totp(gw: &Gateway, account: &str) -> (String, String, Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_tokens_are_single_use_and_die_with_their_key() {
     let upstream = Upstream::start().await;
-    let (gw, _keys) = start_issuing(&upstream).await;
-    let (key, secret, totp) = provision_with_totp(&gw, "fb").await;
+    let Issuing {
+        gw, keys: _keys, ..
+    } = start_issuing(&upstream).await;
+    let (key, secret, totp) = gw.provision_key_with_totp("fb", "fiat", &[]).await;
     let order = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-9"}"#;
     let use_token = |bearer: String| {
         let gw = &gw;

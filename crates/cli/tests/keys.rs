@@ -7,18 +7,13 @@
 
 mod common;
 
-use common::gateway::*;
 use std::process::Command;
 
+use common::assert_answer;
+use common::catalogue::{BALANCE, FORBIDDEN, KEY_DISABLED, MAIN_BALANCE, ORDER, UNAUTHORIZED};
+use common::gateway::*;
 use serde_json::json;
 
-const BALANCE: &str = "/api/v4/trade-account/balance";
-const ORDER: &str = "/api/v4/order/new";
-const MAIN_BALANCE: &str = "/api/v4/main-account/balance";
-const KEY_DISABLED: &str =
-    r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
-const UNAUTHORIZED: &str = r#"{"code":10,"message":"Unauthorized request."}"#;
-const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 // ---------------------------------------------------------------------------------------------

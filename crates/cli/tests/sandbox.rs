@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 
 use common::backends::Backend;
-use common::{Answer, Sandbox, now_ms, post, signed};
+use common::{Sandbox, assert_answer, now_ms, post, signed};
 use whitebit_auth::encoding::base64_encode;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
@@ -15,19 +15,6 @@ use whitebit_auth::sign::sign_body;
 const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRADE_BALANCE: &str =
     r#"{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}"#;
-
-fn assert_answer(a: &Answer, status: u16, body: &str) {
-    assert_eq!(
-        (a.status, a.body.as_str()),
-        (status, body),
-        "full answer: {a:?}"
-    );
-    assert_eq!(
-        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-        "{a:?}"
-    );
-}
 
 fn body(path: &str, nonce: u64, extra: &str) -> String {
     format!(r#"{{"request":"{path}","nonce":{nonce}{extra}}}"#)

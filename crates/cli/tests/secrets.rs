@@ -26,7 +26,7 @@ use whitebit_client::{FiatCredentials, SecretString};
 use common::gateway::{
     Gateway, T0, TOKEN, Upstream, base32_decode, code, spawn_serve, write_config,
 };
-use common::{Answer, post};
+use common::{Answer, post, signed_headers};
 
 const BALANCE: &str = "/api/v4/trade-account/balance";
 const DEPOSIT: &str = "/api/v1/fiat/deposit";
@@ -114,12 +114,7 @@ fn sign(secret: &str, body: String) -> Signed {
 async fn send(base: &str, path: &str, key: &str, s: &Signed) -> Answer {
     post(
         &format!("{base}{path}"),
-        &[
-            ("content-type", b"application/json"),
-            ("x-txc-apikey", key.as_bytes()),
-            ("x-txc-payload", s.payload.as_bytes()),
-            ("x-txc-signature", s.signature.as_bytes()),
-        ],
+        &signed_headers(key, &s.payload, &s.signature),
         s.body.clone(),
     )
     .await

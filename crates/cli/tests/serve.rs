@@ -8,7 +8,7 @@
 mod common;
 
 use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
-use common::{Answer, post};
+use common::{Answer, post, signed_headers};
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
 
@@ -36,12 +36,7 @@ async fn send(
         payload_body.as_bytes().to_vec(),
         &HmacSha512Key::new(secret.as_bytes()),
     );
-    let mut headers: Vec<(&str, &[u8])> = vec![
-        ("content-type", b"application/json"),
-        ("x-txc-apikey", key.as_bytes()),
-        ("x-txc-payload", signed.payload.as_bytes()),
-        ("x-txc-signature", signed.signature.as_bytes()),
-    ];
+    let mut headers = signed_headers(key, &signed.payload, &signed.signature).to_vec();
     headers.extend_from_slice(extra);
     post(
         &format!("{}{path}", gw.base),
