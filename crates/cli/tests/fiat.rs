@@ -6,14 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use common::fiat::{
+    DEPOSIT, create_partner, fiat_request, fiat_route, issuing_config, new_signing_key,
+    partner_request, uah_order,
+};
 use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
 use common::{Answer, post};
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
-
-const DEPOSIT: &str = "/api/v1/fiat/deposit";
 
 fn refused(reason: &str) -> String {
     format!(
@@ -21,41 +23,9 @@ fn refused(reason: &str) -> String {
     )
 }
 
-/// A JSON request to the Fiat Gateway route `path` with these headers.
-async fn fiat_at(gw: &Gateway, path: &str, headers: &[(&str, &[u8])], body: &str) -> Answer {
-    let mut all: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
-    all.extend_from_slice(headers);
-    post(&format!("{}{path}", gw.base), &all, body.to_owned()).await
-}
-
 /// A JSON request to the deposit route with these headers.
 async fn fiat(gw: &Gateway, headers: &[(&str, &[u8])], body: &str) -> Answer {
-    fiat_at(gw, DEPOSIT, headers, body).await
-}
-
-/// A partner's request to `path`: its token and its `X-Auth-Key`.
-async fn partner_at(gw: &Gateway, path: &str, auth_key: &str, bearer: &str, body: &str) -> Answer {
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", bearer.as_bytes()),
-        ("x-auth-key", auth_key.as_bytes()),
-    ];
-    fiat_at(gw, path, &headers, body).await
-}
-
-/// The `[[fiat.route]]` to `upstream`.
-fn fiat_route(upstream: &Upstream) -> String {
-    format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    )
-}
-
-/// Writes a new RS256 token signing key to `pem`.
-fn new_signing_key(pem: &Path) {
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(pem)
-        .expect("PEM written");
+    fiat_request(gw, DEPOSIT, headers, body).await
 }
 
 /// A gateway issuing tokens with a Fiat Gateway route.
@@ -72,14 +42,7 @@ struct Issuing {
 /// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route.
 async fn start_issuing(upstream: &Upstream) -> Issuing {
     let keys = tempfile::tempdir().expect("tempdir");
-    let pem = keys.path().join("signing.pem");
-    new_signing_key(&pem);
-    let extra = format!(
-        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n{}",
-        pem.display(),
-        fiat_route(upstream)
-    );
+    let (extra, pem) = issuing_config(keys.path(), ("fiat", "/api/v4/jwt"), upstream);
     let gw = Gateway::start_with(upstream, &extra).await;
     Issuing {
         gw,
@@ -93,15 +56,7 @@ async fn start_issuing(upstream: &Upstream) -> Issuing {
 /// (gateway, auth key, enc key).
 async fn start_with_new_partner(upstream: &Upstream) -> (Gateway, String, String) {
     let gw = Gateway::start_with(upstream, &fiat_route(upstream)).await;
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let field = |name: &str| {
-        created
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name}= in {created}"))
-            .to_owned()
-    };
-    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let (auth_key, enc_key) = create_partner(&gw, "acme");
     (gw, auth_key, enc_key)
 }
 
@@ -274,24 +229,19 @@ fn kid_of(bearer: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_tokens_are_single_use_even_across_a_crash() {
-    use whitebit_auth::fiat::OrderFields;
     use whitebit_client::{FiatCredentials, SecretString};
 
     let upstream = Upstream::start().await;
     let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key.clone()));
-    let order = OrderFields {
-        currency: "UAH",
-        amount: "1500.00",
-        order_id: "o-7",
-    };
-    let body = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-7"}"#;
+    let (order, body) = uah_order("1500.00", "o-7");
+    let body = body.as_str();
     let now = gw.advance(0).await;
 
     let token = creds.token_at(DEPOSIT, &order, now);
     let bearer = token.authorization();
     let send = async |gw: &Gateway, bearer: String, body: &str| {
-        partner_at(gw, DEPOSIT, &auth_key, &bearer, body).await
+        partner_request(gw, DEPOSIT, &auth_key, &bearer, body).await
     };
     let a = send(&gw, bearer.clone(), body).await;
     assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
@@ -314,15 +264,7 @@ async fn partner_tokens_are_single_use_even_across_a_crash() {
     assert_eq!((a.status, a.body), (401, refused("Token already used.")));
 
     // Order checks, then expiry, then a disabled partner.
-    let other = creds.token_at(
-        DEPOSIT,
-        &OrderFields {
-            currency: "UAH",
-            amount: "1.00",
-            order_id: "o-7",
-        },
-        now + 1_000,
-    );
+    let other = creds.token_at(DEPOSIT, &uah_order("1.00", "o-7").0, now + 1_000);
     let a = send(&gw, other.authorization(), body).await;
     assert_eq!(
         (a.status, a.body),
@@ -440,7 +382,7 @@ async fn conformance_vectors_through_the_gateway() {
         let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
         let bearer = format!("Bearer {}", s(case, "token"));
         let x_auth_key = s(case, "x_auth_key");
-        let a = partner_at(&gw, &s(case, "url"), &x_auth_key, &bearer, &body).await;
+        let a = partner_request(&gw, &s(case, "url"), &x_auth_key, &bearer, &body).await;
         match (s(case, "expect").as_str(), expected_reason(&name)) {
             ("accept", None) => assert_eq!(
                 (a.status, a.body.as_str()),
@@ -467,7 +409,7 @@ async fn conformance_vectors_through_the_gateway() {
     let order = &case["order"];
     let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
     let bearer = format!("Bearer {}", s(case, "token"));
-    let a = partner_at(&gw, &s(case, "url"), &auth_key, &bearer, &body).await;
+    let a = partner_request(&gw, &s(case, "url"), &auth_key, &bearer, &body).await;
     assert_eq!(
         (a.status, a.body.as_str()),
         (200, UPSTREAM_ANSWER),
@@ -483,13 +425,9 @@ async fn conformance_vectors_through_the_gateway() {
 
 /// A gauge of the admin listener's `/metrics`, when it is there.
 async fn gauge(gw: &Gateway, name: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{}/metrics", gw.admin))
+    gw.metrics()
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
@@ -518,7 +456,6 @@ fn replay_file_records(gw: &Gateway) -> u64 {
 /// token stays refused as a replay, also after a `kill -9` and restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_token_memory_follows_the_live_tokens() {
-    use whitebit_auth::fiat::OrderFields;
     use whitebit_client::{FiatCredentials, SecretString};
 
     const PER_ROUND: u64 = 40;
@@ -527,20 +464,15 @@ async fn partner_token_memory_follows_the_live_tokens() {
     let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key));
     let send = async |gw: &Gateway, bearer: String, body: String| {
-        partner_at(gw, DEPOSIT, &auth_key, &bearer, &body).await
+        partner_request(gw, DEPOSIT, &auth_key, &bearer, &body).await
     };
     let mut now = gw.advance(0).await;
     let mut live = None;
     for round in 0..ROUNDS {
         for i in 0..PER_ROUND {
             let order_id = format!("r{round}-{i}");
-            let order = OrderFields {
-                currency: "UAH",
-                amount: "10.00",
-                order_id: &order_id,
-            };
+            let (order, body) = uah_order("10.00", &order_id);
             let bearer = creds.token_at(DEPOSIT, &order, now).authorization();
-            let body = format!(r#"{{"currency":"UAH","amount":"10.00","orderId":"{order_id}"}}"#);
             let a = send(&gw, bearer.clone(), body.clone()).await;
             assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
             live = Some((bearer, body));

@@ -280,12 +280,7 @@ async fn readyz(gateway: &Gateway) -> (u16, String) {
 async fn wait_for_metric(gateway: &Gateway, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = reqwest::get(format!("{}/metrics", gateway.admin))
-            .await
-            .expect("metrics answered")
-            .text()
-            .await
-            .expect("body");
+        let text = gateway.metrics().await;
         if text.lines().any(|l| l == line) {
             return;
         }

@@ -128,10 +128,6 @@ addr = "127.0.0.1:0"
 [store]
 data_dir = "{}"
 
-[[route]]
-prefix = "/api/v4"
-upstream = "http://{upstream}"
-
 [[kind]]
 name = "trade"
 paths = ["/api/v4/trade-account/*", "/api/v4/order/*"]
@@ -139,6 +135,10 @@ paths = ["/api/v4/trade-account/*", "/api/v4/order/*"]
 [[kind]]
 name = "main"
 paths = ["/api/v4/main-account/*"]
+
+[[route]]
+prefix = "/api/v4"
+upstream = "http://{upstream}"
 {extra}
 "#,
         data.display()
@@ -327,6 +327,16 @@ impl Gateway {
         )
         .await;
         (answer, body)
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     pub fn stderr_text(&self) -> String {

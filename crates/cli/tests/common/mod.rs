@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod catalogue;
 pub mod console;
+pub mod fiat;
 pub mod gateway;
 pub mod raw;
 
