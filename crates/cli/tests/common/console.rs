@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
-use super::gateway::{Gateway, TOKEN, Upstream, base32_decode, code};
+use super::gateway::{Gateway, T0, TOKEN, Upstream, base32_decode, code};
 
 pub const PASSWORD: &str = "correct horse battery";
 /// The one answer to every failed sign-in.
@@ -276,6 +276,20 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Posts a change to `path`: `fields` between the CSRF token and the TOTP `code`.
+    pub async fn change(
+        &mut self,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+        code: &str,
+    ) -> Page {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        form.push(("code", code));
+        self.post(path, &form).await
+    }
+
     pub async fn sign_in(&mut self, name: &str, password: &str, code: &str) -> Page {
         let form = self.get("/signin").await;
         assert_eq!(form.status, 200, "{}", form.body);
@@ -307,6 +321,61 @@ pub fn encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Asserts the page's status and that its body holds `text` (the body is shown otherwise).
+pub fn assert_page(page: &Page, status: u16, text: &str) {
+    assert_eq!(page.status, status, "{}", page.body);
+    assert!(page.body.contains(text), "{text:?} not in {}", page.body);
+}
+
+/// Asserts a `303 See Other` to `to`.
+pub fn assert_redirect(page: &Page, to: &str) {
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some(to)),
+        "{}",
+        page.body
+    );
+}
+
+/// A gateway with its console and account `name` (password [`PASSWORD`]); a browser that
+/// has not signed in.
+pub async fn with_account(name: &str) -> (Upstream, Gateway, String, Browser) {
+    let (upstream, gw, console) = start().await;
+    create_account(&gw, name, PASSWORD);
+    let browser = Browser::new(&console);
+    (upstream, gw, console, browser)
+}
+
+/// A console whose account holder has signed in and turned 2FA on.
+pub struct Enrolled {
+    pub upstream: Upstream,
+    pub gw: Gateway,
+    pub console: String,
+    /// The holder's browser, signed in.
+    pub browser: Browser,
+    /// The holder's TOTP secret.
+    pub secret: Vec<u8>,
+    /// The gateway's test clock after the enrolment.
+    pub now: u64,
+}
+
+/// Starts a gateway with its console and creates account `name` (password [`PASSWORD`]);
+/// its holder signs in and turns 2FA on.
+pub async fn enrolled(name: &str) -> Enrolled {
+    let (upstream, gw, console, mut browser) = with_account(name).await;
+    assert_redirect(&browser.sign_in(name, PASSWORD, "").await, "/keys");
+    let mut now = T0;
+    let secret = enrol(&mut browser, &gw, &mut now).await;
+    Enrolled {
+        upstream,
+        gw,
+        console,
+        browser,
+        secret,
+        now,
+    }
 }
 
 /// Signs in and turns 2FA on through the console; returns the TOTP secret.
