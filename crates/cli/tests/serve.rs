@@ -424,26 +424,19 @@ async fn slow_clients_are_cut_off_by_the_configured_timeouts() {
     let addr = gw.base.trim_start_matches("http://").to_owned();
 
     // Headers that never finish: the connection is closed (or answered 408).
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    stream
-        .write_all(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\n")
-        .expect("write");
-    let answer = read_until_closed(&mut stream);
-    assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-        "{answer:?}"
-    );
+    let unfinished = |request: &[u8]| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream.write_all(request).expect("write");
+        let answer = read_until_closed(&mut stream);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer:?}"
+        );
+    };
+    unfinished(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\n");
 
     // A body that never finishes: 408, nothing consumed, nothing forwarded.
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    stream
-        .write_all(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"request\"")
-        .expect("write");
-    let answer = read_until_closed(&mut stream);
-    assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-        "{answer:?}"
-    );
+    unfinished(b"POST /api/v4/order/new HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"request\"");
     assert_eq!(upstream.count(), 0);
 
     // Complete requests are still served.
