@@ -588,18 +588,9 @@ async fn a_one_time_link_sets_the_first_password() {
             ],
         )
         .await;
-    assert_eq!(
-        (set.status, set.location.as_deref()),
-        (303, Some("/signin?password=set")),
-        "{}",
-        set.body
-    );
+    assert_redirect(&set, "/signin?password=set");
     let signin = browser.get("/signin?password=set").await;
-    assert!(
-        signin.body.contains("Password set. Sign in with it."),
-        "{}",
-        signin.body
-    );
+    assert_page(&signin, 200, "Password set. Sign in with it.");
     assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 303);
     let mut again = Browser::new(&console);
     let spent = again.get(&link).await;

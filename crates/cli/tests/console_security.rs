@@ -121,13 +121,8 @@ async fn strangers_hold_up_only_themselves() {
     );
     // ...and the operator creates a key with a current code through the admin API.
     now = gw.advance(30_000).await;
-    let answer = reqwest::Client::new()
-        .post(format!("{}/admin/keys", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(json!({"account": "bob", "kind": "main", "code": code(&secret, now)}).to_string())
-        .send()
-        .await
-        .expect("sent");
+    let body = json!({"account": "bob", "kind": "main", "code": code(&secret, now)});
+    let answer = gw.admin_request("/admin/keys", body.to_string()).await;
     assert_eq!(answer.status().as_u16(), 201);
     let shown = gw.ok_json(&["accounts", "show", "bob"]);
     assert_eq!(shown["account"]["locked_until_ms"], serde_json::Value::Null);

@@ -308,32 +308,9 @@ async fn start_with_partner(
     enc_key: &str,
 ) -> Gateway {
     let gw = Gateway::start_with(upstream, extra).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args([
-            "partners",
-            "create",
-            "conformance",
-            "--auth-key",
-            auth_key,
-            "--admin-url",
-            &gw.admin,
-        ])
-        .env("WBAUTH_ADMIN_TOKEN", common::gateway::TOKEN)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("wbauth partners create");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        format!("{enc_key}\n").as_bytes(),
-    )
-    .expect("enc key");
-    let out = child.wait_with_output().expect("exit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    gw.ok_with_input(
+        &["partners", "create", "conformance", "--auth-key", auth_key],
+        &format!("{enc_key}\n"),
     );
     gw
 }

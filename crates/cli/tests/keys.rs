@@ -409,13 +409,8 @@ async fn five_wrong_codes_lock_the_account_and_reenrolment_needs_a_code() {
     );
     // Locked: even the right code is refused, and the admin API says for how long.
     gw.refused(&create_key("bob", "main", &code(&totp, now), &[]), locked);
-    let answer = reqwest::Client::new()
-        .post(format!("{}/admin/keys", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(json!({"account": "bob", "kind": "main", "code": code(&totp, now)}).to_string())
-        .send()
-        .await
-        .expect("sent");
+    let body = json!({"account": "bob", "kind": "main", "code": code(&totp, now)});
+    let answer = gw.admin_request("/admin/keys", body.to_string()).await;
     assert_eq!(answer.status().as_u16(), 429);
     assert_eq!(
         answer

@@ -3,8 +3,7 @@
 //! name its client address in `X-Forwarded-For` (the console trusts 127.0.0.1 as a proxy).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, Write as _};
-use std::process::{Command, Stdio};
+use std::io::BufRead as _;
 
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -44,53 +43,28 @@ pub async fn start() -> (Upstream, Gateway, String) {
 pub fn create_account(gw: &Gateway, name: &str, password: &str) {
     let out = with_password(gw, &["accounts", "create", name], password);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.starts_with(&format!("Created account {name}.")),
+        "{out}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("Created account {name}.")));
 }
 
 /// `wbauth accounts password NAME --password-stdin` (the operator sets or resets it).
 pub fn set_password(gw: &Gateway, name: &str, password: &str) {
-    let out = with_password(gw, &["accounts", "password", name], password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    with_password(gw, &["accounts", "password", name], password);
 }
 
-fn with_password(gw: &Gateway, args: &[&str], password: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(args)
-        .arg("--password-stdin")
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wbauth accounts starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("password written");
-    child.wait_with_output().expect("exits")
+/// Runs `wbauth ARGS --password-stdin` with `password` typed in; its stdout (success
+/// asserted).
+fn with_password(gw: &Gateway, args: &[&str], password: &str) -> String {
+    gw.ok_with_input(
+        &[args, &["--password-stdin"]].concat(),
+        &format!("{password}\n"),
+    )
 }
 
 /// `wbauth accounts ARGS…` against the gateway; (success, stdout, stderr).
 pub fn accounts(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .arg("accounts")
-        .args(args)
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wbauth accounts runs");
+    let out = gw.cli(&[&["accounts"], args].concat());
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -380,19 +354,9 @@ pub async fn enrolled(name: &str) -> Enrolled {
 
 /// Signs in and turns 2FA on through the console; returns the TOTP secret.
 pub async fn enrol(browser: &mut Browser, gw: &Gateway, now: &mut u64) -> Vec<u8> {
-    let keys = browser.get("/keys").await;
-    assert_eq!(keys.status, 200);
-    assert!(
-        keys.body.contains("before generating a key"),
-        "{}",
-        keys.body
-    );
+    assert_page(&browser.get("/keys").await, 200, "before generating a key");
     let page = browser.get("/2fa").await;
-    assert!(
-        page.body.contains("is <strong>off</strong>"),
-        "{}",
-        page.body
-    );
+    assert_page(&page, 200, "is <strong>off</strong>");
     let enrolment = browser.post("/2fa/enrol", &[("csrf", &page.csrf())]).await;
     assert_eq!(enrolment.status, 200, "{}", enrolment.body);
     assert!(enrolment.body.contains("<svg"), "an SVG QR code");

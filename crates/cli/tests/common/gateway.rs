@@ -235,16 +235,47 @@ impl Gateway {
         gateway
     }
 
-    /// Runs `wbauth ARGS --admin-url ADMIN` with the admin token in the environment.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_wbauth"))
+    /// `wbauth ARGS --admin-url ADMIN` with the admin token in the environment, to be run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wbauth"));
+        command
             .args(args)
             .args(["--admin-url", &self.admin])
             .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-            .env_remove("WBAUTH_ADMIN_URL")
+            .env_remove("WBAUTH_ADMIN_URL");
+        command
+    }
+
+    /// Runs `wbauth ARGS --admin-url ADMIN` with the admin token in the environment.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args)
             .stdin(Stdio::null())
             .output()
             .expect("wbauth runs")
+    }
+
+    /// Runs the CLI with `input` on its stdin and expects success; returns stdout.
+    pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wbauth starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("input written");
+        let out = child.wait_with_output().expect("exits");
+        assert!(
+            out.status.success(),
+            "wbauth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
     }
 
     /// Runs the CLI and expects success; returns stdout.
@@ -378,6 +409,17 @@ impl Gateway {
         next
     }
 
+    /// `POST ADMIN/PATH` with the admin token and `body` as it is; the response.
+    pub async fn admin_request(&self, path: &str, body: String) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .expect("admin request sent")
+    }
+
     async fn admin_post(&self, path: &str, body: Value) -> Value {
         let answer = reqwest::Client::new()
             .post(format!("{}{path}", self.admin))
@@ -491,9 +533,8 @@ pub fn wrong_code(secret: &[u8], now_ms: u64) -> String {
 /// `wbauth accounts 2fa NAME` interactively: reads the printed secret, answers the prompt with
 /// the current code. Returns the TOTP secret.
 pub fn enrol_interactively(gateway: &Gateway, name: &str, now_ms: u64) -> Vec<u8> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(["accounts", "2fa", name, "--admin-url", &gateway.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
+    let mut child = gateway
+        .command(&["accounts", "2fa", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
