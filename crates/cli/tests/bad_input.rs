@@ -15,39 +15,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::catalogue::*;
 use common::gateway::{Gateway, T0, TOKEN, UPSTREAM_ANSWER, Upstream, spawn_serve, write_config};
 use common::raw::{self, RawResponse, Reply};
 use serde_json::json;
 use whitebit_auth::encoding::{base64_encode, hex_decode};
 use whitebit_auth::mac::sign_payload;
 
-const ORDER: &str = "/api/v4/order/new";
-
 /// `[verify] max_body_bytes` of the table's gateway: large enough for the 100,000-level
 /// document (200,000 bytes), so that case reaches the JSON parser instead of row 2.
 const LIMIT: usize = 262_144;
-
-// The catalogue (`docs/errors.md`), byte for byte.
-const METHOD: &str = r#"{"code":0,"message":"Method not allowed."}"#;
-const TOO_LARGE: &str = r#"{"code":0,"message":"Payload too large."}"#;
-const MEDIA: &str = r#"{"code":0,"message":"Content-Type must be application/json."}"#;
-const KEY_MISSING: &str = r#"{"code":0,"message":"API key not provided."}"#;
-const PAYLOAD_MISSING: &str = r#"{"code":0,"message":"Payload not provided."}"#;
-const SIGNATURE_MISSING: &str = r#"{"code":0,"message":"Signature not provided."}"#;
-const BAD_PAYLOAD: &str = r#"{"code":9,"message":"Invalid payload."}"#;
-const REQUEST_MISSING: &str = r#"{"code":0,"message":"Request not provided."}"#;
-const PATH_MISMATCH: &str = r#"{"code":0,"message":"Request does not match the endpoint path."}"#;
-const NONCE_MISSING: &str = r#"{"code":0,"message":"Nonce not provided."}"#;
-const BAD_NONCE: &str = r#"{"code":0,"message":"Invalid nonce."}"#;
-const BAD_WINDOW: &str = r#"{"code":0,"message":"Invalid nonceWindow."}"#;
-const UNAUTHORIZED: &str = r#"{"code":10,"message":"Unauthorized request."}"#;
-const NOT_FOUND: &str = r#"{"code":0,"message":"Endpoint not found."}"#;
-const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
-const TOO_OLD: &str =
-    r#"{"code":0,"message":"Your nonce is more than 5 seconds lesser than the current nonce."}"#;
-const TOO_NEW: &str =
-    r#"{"code":0,"message":"Your nonce is more than 5 seconds greater than the current nonce."}"#;
-const TOO_MANY: &str = r#"{"code":0,"errors":{},"message":"Too many requests."}"#;
 
 // ---------------------------------------------------------------------------------------------
 // Requests as bytes
@@ -201,6 +178,33 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// A `trade` key of account `account` made on `gw`, then the clock set an hour after
+    /// [`T0`]; no second key.
+    async fn provisioned(gw: &Gateway, account: &str) -> Self {
+        let (key, secret) = gw.provision_key(account, "trade", &[]).await;
+        let now = gw.clock(json!({"set_ms": T0 + 3_600_000})).await;
+        Self {
+            addr: addr_of(gw),
+            key,
+            secret,
+            other_key: String::new(),
+            other_secret: String::new(),
+            now,
+            next: 1,
+            wn: now,
+        }
+    }
+
+    /// `template` with `{order}` (the path), `{next}`, `{next+1}` (the next strict nonce and the
+    /// one after) and `{wn}` (the case's window nonce) filled in.
+    fn fill(&self, template: &str) -> String {
+        template
+            .replace("{order}", ORDER)
+            .replace("{next}", &self.next.to_string())
+            .replace("{next+1}", &(self.next + 1).to_string())
+            .replace("{wn}", &self.wn.to_string())
+    }
+
     /// The standard body with `nonce` given as JSON text.
     fn body_with(&self, nonce: &str) -> String {
         format!(r#"{{"request":"{ORDER}","nonce":{nonce},"ticker":"BTC"}}"#)
@@ -254,6 +258,44 @@ impl Ctx {
         self.signed(self.window_body(nonce)).accepted_nonce(nonce)
     }
 
+    /// The standard body with the next strict nonce.
+    fn standard(&self) -> String {
+        self.body_with(&self.next.to_string())
+    }
+
+    /// `body` with the payload `payload` makes of its base64, signed with the key's secret.
+    fn with_payload(&self, body: &str, payload: impl FnOnce(String) -> String) -> Req {
+        let payload = payload(base64_encode(body.as_bytes()));
+        self.raw_signed(body.as_bytes(), &payload, &self.secret)
+    }
+
+    /// A valid request with the signature `signature` makes of the valid one.
+    fn with_signature(&self, signature: impl FnOnce(String) -> String) -> Req {
+        self.valid()
+            .set("X-TXC-SIGNATURE", signature(self.valid_signature()))
+    }
+
+    /// A valid request whose signature has byte `at` replaced by `byte`.
+    fn with_signature_byte(&self, at: usize, byte: u8) -> Req {
+        let mut signature = self.valid_signature().into_bytes();
+        signature[at] = byte;
+        self.valid().set("X-TXC-SIGNATURE", signature)
+    }
+
+    /// A valid request whose signature is computed over `text` (not the payload sent).
+    fn signed_over(&self, text: &str) -> Req {
+        self.valid().set(
+            "X-TXC-SIGNATURE",
+            sign_payload(self.secret.as_bytes(), text.as_bytes()),
+        )
+    }
+
+    /// The standard body as body and payload, signed with `secret`.
+    fn signed_with(&self, secret: &str) -> Req {
+        let body = self.standard();
+        self.raw_signed(body.as_bytes(), &base64_encode(body.as_bytes()), secret)
+    }
+
     /// The signature header of a valid request with the next nonce.
     fn valid_signature(&self) -> String {
         let body = self.body_with(&self.next.to_string());
@@ -277,18 +319,71 @@ enum Expect {
 
 struct Case {
     name: &'static str,
-    build: fn(&Ctx) -> Req,
+    build: Build,
     expect: Expect,
 }
 
-const fn case(name: &'static str, build: fn(&Ctx) -> Req, expect: Expect) -> Case {
-    Case {
-        name,
-        build,
-        expect,
+/// How a case makes its request.
+#[derive(Clone, Copy)]
+enum Build {
+    /// Any request.
+    With(fn(&Ctx) -> Req),
+    /// This body (a template, [`Ctx::fill`]) as body and payload, correctly signed.
+    Body(&'static str),
+    /// The standard body with this JSON nonce text (a template), signed.
+    Nonce(&'static str),
+    /// A valid request without these headers.
+    Remove(&'static [&'static str]),
+    /// A valid request with this header set to this value.
+    Set(&'static str, &'static str),
+    /// A valid request with this header added.
+    Add(&'static str, &'static str),
+}
+
+impl Case {
+    fn request(&self, ctx: &Ctx) -> Req {
+        match self.build {
+            Build::With(build) => build(ctx),
+            Build::Body(template) => ctx.signed(ctx.fill(template)),
+            Build::Nonce(template) => ctx.with_nonce(&ctx.fill(template)),
+            Build::Remove(names) => names.iter().fold(ctx.valid(), |req, name| req.remove(name)),
+            Build::Set(name, value) => ctx.valid().set(name, value),
+            Build::Add(name, value) => ctx.valid().add(name, value),
+        }
     }
 }
 
+/// A case whose request `build` makes (a group of one).
+fn case(name: &'static str, build: fn(&Ctx) -> Req, expect: Expect) -> Vec<Case> {
+    row(name, Build::With(build), expect)
+}
+
+/// A case whose request is made as `build` says (a group of one).
+fn row(name: &'static str, build: Build, expect: Expect) -> Vec<Case> {
+    vec![Case {
+        name,
+        build,
+        expect,
+    }]
+}
+
+/// Cases that all expect `expect`: (name, template) rows made into requests as `build` says
+/// ([`Build::Body`] or [`Build::Nonce`]).
+fn each(
+    expect: Expect,
+    build: fn(&'static str) -> Build,
+    rows: &[(&'static str, &'static str)],
+) -> Vec<Case> {
+    rows.iter()
+        .map(|&(name, template)| Case {
+            name,
+            build: build(template),
+            expect,
+        })
+        .collect()
+}
+
+use Build::{Add, Body, Nonce, Remove, Set};
 use Expect::{Accepted, Api, Transport};
 
 /// A body whose standard base64 contains `+` or `/` (so the URL-safe alphabet differs).
@@ -325,57 +420,52 @@ fn body_of_len(ctx: &Ctx, len: usize) -> String {
 
 #[allow(clippy::too_many_lines)]
 fn cases() -> Vec<Case> {
-    vec![
+    [
         // --- Missing and empty headers (rows 3-5; empty counts as missing) ---------------
-        case(
+        row(
             "apikey missing",
-            |c| c.valid().remove("X-TXC-APIKEY"),
+            Remove(&["X-TXC-APIKEY"]),
             Api(401, KEY_MISSING),
         ),
-        case(
+        row(
             "payload missing",
-            |c| c.valid().remove("X-TXC-PAYLOAD"),
+            Remove(&["X-TXC-PAYLOAD"]),
             Api(401, PAYLOAD_MISSING),
         ),
-        case(
+        row(
             "signature missing",
-            |c| c.valid().remove("X-TXC-SIGNATURE"),
+            Remove(&["X-TXC-SIGNATURE"]),
             Api(401, SIGNATURE_MISSING),
         ),
-        case(
+        row(
             "all three missing: row 3 first",
-            |c| {
-                c.valid()
-                    .remove("X-TXC-APIKEY")
-                    .remove("X-TXC-PAYLOAD")
-                    .remove("X-TXC-SIGNATURE")
-            },
+            Remove(&["X-TXC-APIKEY", "X-TXC-PAYLOAD", "X-TXC-SIGNATURE"]),
             Api(401, KEY_MISSING),
         ),
-        case(
+        row(
             "payload and signature missing: row 4 first",
-            |c| c.valid().remove("X-TXC-PAYLOAD").remove("X-TXC-SIGNATURE"),
+            Remove(&["X-TXC-PAYLOAD", "X-TXC-SIGNATURE"]),
             Api(401, PAYLOAD_MISSING),
         ),
-        case(
+        row(
             "apikey empty",
-            |c| c.valid().set("X-TXC-APIKEY", ""),
+            Set("X-TXC-APIKEY", ""),
             Api(401, KEY_MISSING),
         ),
-        case(
+        row(
             "payload empty",
-            |c| c.valid().set("X-TXC-PAYLOAD", ""),
+            Set("X-TXC-PAYLOAD", ""),
             Api(401, PAYLOAD_MISSING),
         ),
-        case(
+        row(
             "signature empty",
-            |c| c.valid().set("X-TXC-SIGNATURE", ""),
+            Set("X-TXC-SIGNATURE", ""),
             Api(401, SIGNATURE_MISSING),
         ),
-        case(
-            // Surrounding whitespace is not part of a field value (RFC 9110 5.5): empty.
+        // Surrounding whitespace is not part of a field value (RFC 9110 5.5): empty.
+        row(
             "apikey only spaces",
-            |c| c.valid().set("X-TXC-APIKEY", "   "),
+            Set("X-TXC-APIKEY", "   "),
             Api(401, KEY_MISSING),
         ),
         case(
@@ -399,9 +489,9 @@ fn cases() -> Vec<Case> {
             |c| c.valid().add("x-txc-apikey", c.key.clone()),
             Api(401, UNAUTHORIZED),
         ),
-        case(
+        row(
             "apikey twice, second empty",
-            |c| c.valid().add("X-TXC-APIKEY", ""),
+            Add("X-TXC-APIKEY", ""),
             Api(401, UNAUTHORIZED),
         ),
         case(
@@ -471,11 +561,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "signature not UTF-8",
-            |c| {
-                let mut s = c.valid_signature().into_bytes();
-                s[0] = 0xff;
-                c.valid().set("X-TXC-SIGNATURE", s)
-            },
+            |c| c.with_signature_byte(0, 0xff),
             Api(401, UNAUTHORIZED),
         ),
         // --- CR / LF / control bytes in values ------------------------------------------
@@ -492,11 +578,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "NUL inside the signature",
-            |c| {
-                let mut s = c.valid_signature().into_bytes();
-                s[10] = 0;
-                c.valid().set("X-TXC-SIGNATURE", s)
-            },
+            |c| c.with_signature_byte(10, 0),
             Transport(400),
         ),
         case(
@@ -511,11 +593,7 @@ fn cases() -> Vec<Case> {
         case(
             // CRLF injected into the value adds a second signature header: a duplicate.
             "CRLF in the signature injects a second one",
-            |c| {
-                let s = c.valid_signature();
-                c.valid()
-                    .set("X-TXC-SIGNATURE", format!("{s}\r\nX-TXC-SIGNATURE: {s}"))
-            },
+            |c| c.with_signature(|s| format!("{s}\r\nX-TXC-SIGNATURE: {s}")),
             Api(401, UNAUTHORIZED),
         ),
         case(
@@ -527,9 +605,9 @@ fn cases() -> Vec<Case> {
             },
             Api(400, BAD_PAYLOAD),
         ),
-        case(
+        row(
             "space before the colon of a header name",
-            |c| c.valid().add("X-TXC-Extra ", "1"),
+            Add("X-TXC-Extra ", "1"),
             Transport(400),
         ),
         case(
@@ -547,82 +625,52 @@ fn cases() -> Vec<Case> {
         // --- Signature (row 12) -------------------------------------------------------------
         case(
             "signature truncated by one character",
-            |c| {
-                let s = c.valid_signature();
-                c.valid().set("X-TXC-SIGNATURE", &s[..127])
-            },
+            |c| c.with_signature(|s| s[..127].to_owned()),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature truncated to 256 bits",
-            |c| {
-                let s = c.valid_signature();
-                c.valid().set("X-TXC-SIGNATURE", &s[..64])
-            },
+            |c| c.with_signature(|s| s[..64].to_owned()),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature one character too long",
-            |c| {
-                c.valid()
-                    .set("X-TXC-SIGNATURE", format!("{}0", c.valid_signature()))
-            },
+            |c| c.with_signature(|s| format!("{s}0")),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature twice over, concatenated",
-            |c| {
-                let s = c.valid_signature();
-                c.valid().set("X-TXC-SIGNATURE", format!("{s}{s}"))
-            },
+            |c| c.with_signature(|s| format!("{s}{s}")),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature not hex (g in place of a digit)",
-            |c| {
-                let s = c.valid_signature();
-                c.valid().set("X-TXC-SIGNATURE", format!("g{}", &s[1..]))
-            },
+            |c| c.with_signature(|s| format!("g{}", &s[1..])),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature with a 0x prefix",
-            |c| {
-                let s = c.valid_signature();
-                c.valid().set("X-TXC-SIGNATURE", format!("0x{}", &s[2..]))
-            },
+            |c| c.with_signature(|s| format!("0x{}", &s[2..])),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature in base64 instead of hex",
             |c| {
-                let raw = hex_decode(c.valid_signature().as_bytes()).expect("hex");
-                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-                c.valid().set("X-TXC-SIGNATURE", b64)
+                c.with_signature(|s| {
+                    let raw = hex_decode(s.as_bytes()).expect("hex");
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                })
             },
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature computed over the body instead of the payload",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                c.valid().set(
-                    "X-TXC-SIGNATURE",
-                    sign_payload(c.secret.as_bytes(), body.as_bytes()),
-                )
-            },
+            |c| c.signed_over(&c.standard()),
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature valid for another key",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                c.raw_signed(
-                    body.as_bytes(),
-                    &base64_encode(body.as_bytes()),
-                    &c.other_secret,
-                )
-            },
+            |c| c.signed_with(&c.other_secret),
             Api(401, UNAUTHORIZED),
         ),
         case(
@@ -633,26 +681,19 @@ fn cases() -> Vec<Case> {
         case(
             "signature of another payload",
             |c| {
-                let other = base64_encode(c.body_with(&(c.next + 1).to_string()).as_bytes());
-                c.valid().set(
-                    "X-TXC-SIGNATURE",
-                    sign_payload(c.secret.as_bytes(), other.as_bytes()),
-                )
+                let other = c.body_with(&(c.next + 1).to_string());
+                c.signed_over(&base64_encode(other.as_bytes()))
             },
             Api(401, UNAUTHORIZED),
         ),
         case(
             "signature keyed with the secret's hex",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                let hexed = whitebit_auth::encoding::hex_encode(c.secret.as_bytes());
-                c.raw_signed(body.as_bytes(), &base64_encode(body.as_bytes()), &hexed)
-            },
+            |c| c.signed_with(&whitebit_auth::encoding::hex_encode(c.secret.as_bytes())),
             Api(401, UNAUTHORIZED),
         ),
-        case(
+        row(
             "unknown key",
-            |c| c.valid().set("X-TXC-APIKEY", "no-such-key"),
+            Set("X-TXC-APIKEY", "no-such-key"),
             Api(401, UNAUTHORIZED),
         ),
         case(
@@ -663,120 +704,88 @@ fn cases() -> Vec<Case> {
         // --- Payload (row 6) ----------------------------------------------------------------
         case(
             "payload not base64",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                c.raw_signed(body.as_bytes(), "!!not*base64!!", &c.secret)
-            },
+            |c| c.with_payload(&c.standard(), |_| "!!not*base64!!".to_owned()),
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "payload in the URL-safe alphabet",
             |c| {
-                let body = body_with_url_unsafe_base64(c);
-                let p = base64_encode(body.as_bytes())
-                    .replace('+', "-")
-                    .replace('/', "_");
-                c.raw_signed(body.as_bytes(), &p, &c.secret)
+                c.with_payload(&body_with_url_unsafe_base64(c), |p| {
+                    p.replace('+', "-").replace('/', "_")
+                })
             },
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "payload of a different body",
             |c| {
-                let body = c.body_with(&c.next.to_string());
                 let other = c.body_with(&(c.next + 1).to_string());
-                c.raw_signed(body.as_bytes(), &base64_encode(other.as_bytes()), &c.secret)
+                c.with_payload(&c.standard(), |_| base64_encode(other.as_bytes()))
             },
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "body with a trailing newline the payload lacks",
             |c| {
-                let body = c.body_with(&c.next.to_string());
-                c.raw_signed(
-                    format!("{body}\n").as_bytes(),
-                    &base64_encode(body.as_bytes()),
-                    &c.secret,
-                )
+                let payload = base64_encode(c.standard().as_bytes());
+                c.with_payload(&format!("{}\n", c.standard()), |_| payload)
             },
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "empty body, valid payload",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                c.raw_signed(b"", &base64_encode(body.as_bytes()), &c.secret)
-            },
+            |c| c.with_payload("", |_| base64_encode(c.standard().as_bytes())),
             Api(400, BAD_PAYLOAD),
         ),
         case(
             // docs/design-decisions.md 3: trailing bits must be zero.
             "payload with non-zero trailing bits",
             |c| {
-                let body = body_len_one_mod_three(c);
-                let p = base64_encode(body.as_bytes());
-                let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-                let last = p.trim_end_matches('=');
-                let ch = last.chars().last().expect("a char");
-                let i = alphabet.find(ch).expect("in alphabet");
-                let tweaked = alphabet.as_bytes()[i + 1] as char;
-                let p = format!("{}{tweaked}==", &last[..last.len() - 1]);
-                c.raw_signed(body.as_bytes(), &p, &c.secret)
+                c.with_payload(&body_len_one_mod_three(c), |p| {
+                    let alphabet =
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                    let last = p.trim_end_matches('=');
+                    let ch = last.chars().last().expect("a char");
+                    let i = alphabet.find(ch).expect("in alphabet");
+                    let tweaked = alphabet.as_bytes()[i + 1] as char;
+                    format!("{}{tweaked}==", &last[..last.len() - 1])
+                })
             },
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "payload with padding in the middle",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                let p = base64_encode(body.as_bytes());
-                let p = format!("{}={}", &p[..4], &p[4..]);
-                c.raw_signed(body.as_bytes(), &p, &c.secret)
-            },
+            |c| c.with_payload(&c.standard(), |p| format!("{}={}", &p[..4], &p[4..])),
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "payload with too much padding",
-            |c| {
-                let body = body_len_one_mod_three(c);
-                let p = format!("{}=", base64_encode(body.as_bytes()));
-                c.raw_signed(body.as_bytes(), &p, &c.secret)
-            },
+            |c| c.with_payload(&body_len_one_mod_three(c), |p| format!("{p}=")),
             Api(400, BAD_PAYLOAD),
         ),
         case(
             "payload with a space inside",
-            |c| {
-                let body = c.body_with(&c.next.to_string());
-                let p = base64_encode(body.as_bytes());
-                let p = format!("{} {}", &p[..8], &p[8..]);
-                c.raw_signed(body.as_bytes(), &p, &c.secret)
-            },
+            |c| c.with_payload(&c.standard(), |p| format!("{} {}", &p[..8], &p[8..])),
             Api(400, BAD_PAYLOAD),
         ),
         // --- JSON (row 6) -------------------------------------------------------------------
-        case(
-            "JSON array",
-            |c| c.signed(r#"[{"request":"/api/v4/order/new","nonce":1}]"#),
+        each(
             Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "JSON string",
-            |c| c.signed(r#""/api/v4/order/new""#),
-            Api(400, BAD_PAYLOAD),
-        ),
-        case("JSON number", |c| c.signed("12345"), Api(400, BAD_PAYLOAD)),
-        case("JSON null", |c| c.signed("null"), Api(400, BAD_PAYLOAD)),
-        case("JSON true", |c| c.signed("true"), Api(400, BAD_PAYLOAD)),
-        case(
-            "form encoding instead of JSON",
-            |c| {
-                c.signed(format!(
-                    "request=%2Fapi%2Fv4%2Forder%2Fnew&nonce={}",
-                    c.next
-                ))
-            },
-            Api(400, BAD_PAYLOAD),
+            Body,
+            &[
+                (
+                    "JSON array",
+                    r#"[{"request":"/api/v4/order/new","nonce":1}]"#,
+                ),
+                ("JSON string", r#""/api/v4/order/new""#),
+                ("JSON number", "12345"),
+                ("JSON null", "null"),
+                ("JSON true", "true"),
+                (
+                    "form encoding instead of JSON",
+                    "request=%2Fapi%2Fv4%2Forder%2Fnew&nonce={next}",
+                ),
+            ],
         ),
         case(
             "100,000 levels of nesting",
@@ -789,58 +798,30 @@ fn cases() -> Vec<Case> {
             },
             Api(400, BAD_PAYLOAD),
         ),
-        case(
-            "duplicate nonce key",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonce":{}}}"#,
-                    c.next,
-                    c.next + 1
-                ))
-            },
+        each(
             Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "duplicate request key",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","request":"{ORDER}","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            // docs/design-decisions.md 4: keys are compared after unescaping.
-            "duplicate key spelled with an escape",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"\u006eonce":{}}}"#,
-                    c.next,
-                    c.next + 1
-                ))
-            },
-            Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "duplicate key in a nested object",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"p":{{"a":1,"a":2}}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "trailing comma",
-            |c| c.signed(format!(r#"{{"request":"{ORDER}","nonce":{},}}"#, c.next)),
-            Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "single quotes",
-            |c| c.signed(format!("{{'request':'{ORDER}','nonce':{}}}", c.next)),
-            Api(400, BAD_PAYLOAD),
+            Body,
+            &[
+                (
+                    "duplicate nonce key",
+                    r#"{"request":"{order}","nonce":{next},"nonce":{next+1}}"#,
+                ),
+                (
+                    "duplicate request key",
+                    r#"{"request":"{order}","request":"{order}","nonce":{next}}"#,
+                ),
+                // docs/design-decisions.md 4: keys are compared after unescaping.
+                (
+                    "duplicate key spelled with an escape",
+                    r#"{"request":"{order}","nonce":{next},"\u006eonce":{next+1}}"#,
+                ),
+                (
+                    "duplicate key in a nested object",
+                    r#"{"request":"{order}","nonce":{next},"p":{"a":1,"a":2}}"#,
+                ),
+                ("trailing comma", r#"{"request":"{order}","nonce":{next},}"#),
+                ("single quotes", "{'request':'{order}','nonce':{next}}"),
+            ],
         ),
         case(
             "trailing garbage after the object",
@@ -865,25 +846,19 @@ fn cases() -> Vec<Case> {
             },
             Api(400, BAD_PAYLOAD),
         ),
-        case(
-            "a comment in the JSON",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}",/* x */"nonce":{}}}"#,
-                    c.next
-                ))
-            },
+        each(
             Api(400, BAD_PAYLOAD),
-        ),
-        case(
-            "NaN as a value",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"p":NaN}}"#,
-                    c.next
-                ))
-            },
-            Api(400, BAD_PAYLOAD),
+            Body,
+            &[
+                (
+                    "a comment in the JSON",
+                    r#"{"request":"{order}",/* x */"nonce":{next}}"#,
+                ),
+                (
+                    "NaN as a value",
+                    r#"{"request":"{order}","nonce":{next},"p":NaN}"#,
+                ),
+            ],
         ),
         case(
             // Numbers are kept as their text (docs/design-decisions.md 4, 24): forwarded byte for byte.
@@ -910,119 +885,70 @@ fn cases() -> Vec<Case> {
             Accepted,
         ),
         // --- request (rows 7, 8) ----------------------------------------------------------
-        case(
-            "empty object",
-            |c| c.signed("{}"),
+        each(
             Api(400, REQUEST_MISSING),
+            Body,
+            &[
+                ("empty object", "{}"),
+                ("request missing", r#"{"nonce":{next}}"#),
+                // docs/design-decisions.md 5.
+                ("request null", r#"{"request":null,"nonce":{next}}"#),
+                ("request a number", r#"{"request":1,"nonce":{next}}"#),
+                (
+                    "request an array",
+                    r#"{"request":["{order}"],"nonce":{next}}"#,
+                ),
+                (
+                    "request missing and nonce invalid: row 7 first",
+                    r#"{"nonce":-1}"#,
+                ),
+            ],
         ),
-        case(
-            "request missing",
-            |c| c.signed(format!(r#"{{"nonce":{}}}"#, c.next)),
-            Api(400, REQUEST_MISSING),
-        ),
-        case(
-            // docs/design-decisions.md 5.
-            "request null",
-            |c| c.signed(format!(r#"{{"request":null,"nonce":{}}}"#, c.next)),
-            Api(400, REQUEST_MISSING),
-        ),
-        case(
-            "request a number",
-            |c| c.signed(format!(r#"{{"request":1,"nonce":{}}}"#, c.next)),
-            Api(400, REQUEST_MISSING),
-        ),
-        case(
-            "request an array",
-            |c| c.signed(format!(r#"{{"request":["{ORDER}"],"nonce":{}}}"#, c.next)),
-            Api(400, REQUEST_MISSING),
-        ),
-        case(
-            "request missing and nonce invalid: row 7 first",
-            |c| c.signed(r#"{"nonce":-1}"#),
-            Api(400, REQUEST_MISSING),
-        ),
-        case(
-            "request with a query",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}?market=BTC_USDT","nonce":{}}}"#,
-                    c.next
-                ))
-            },
+        each(
             Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request with a fragment",
-            |c| c.signed(format!(r#"{{"request":"{ORDER}#x","nonce":{}}}"#, c.next)),
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            // docs/design-decisions.md 1: no percent decoding.
-            "request percent-encoded",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"/api/v4/order/%6Eew","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request with a trailing slash",
-            |c| c.signed(format!(r#"{{"request":"{ORDER}/","nonce":{}}}"#, c.next)),
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            // docs/design-decisions.md 1: no case folding.
-            "request in other case",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"/API/v4/Order/New","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request without the leading slash",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"api/v4/order/new","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request as a full URL",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"http://127.0.0.1{ORDER}","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            // docs/design-decisions.md 1: dot segments get row 8.
-            "request with a dot segment",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"/api/v4/./order/new","nonce":{}}}"#,
-                    c.next
-                ))
-            },
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request empty string",
-            |c| c.signed(format!(r#"{{"request":"","nonce":{}}}"#, c.next)),
-            Api(400, PATH_MISMATCH),
-        ),
-        case(
-            "request mismatch and nonce missing: row 8 first",
-            |c| c.signed(r#"{"request":"/api/v4/order/other"}"#),
-            Api(400, PATH_MISMATCH),
+            Body,
+            &[
+                (
+                    "request with a query",
+                    r#"{"request":"{order}?market=BTC_USDT","nonce":{next}}"#,
+                ),
+                (
+                    "request with a fragment",
+                    r#"{"request":"{order}#x","nonce":{next}}"#,
+                ),
+                // docs/design-decisions.md 1: no percent decoding.
+                (
+                    "request percent-encoded",
+                    r#"{"request":"/api/v4/order/%6Eew","nonce":{next}}"#,
+                ),
+                (
+                    "request with a trailing slash",
+                    r#"{"request":"{order}/","nonce":{next}}"#,
+                ),
+                // docs/design-decisions.md 1: no case folding.
+                (
+                    "request in other case",
+                    r#"{"request":"/API/v4/Order/New","nonce":{next}}"#,
+                ),
+                (
+                    "request without the leading slash",
+                    r#"{"request":"api/v4/order/new","nonce":{next}}"#,
+                ),
+                (
+                    "request as a full URL",
+                    r#"{"request":"http://127.0.0.1{order}","nonce":{next}}"#,
+                ),
+                // docs/design-decisions.md 1: dot segments get row 8.
+                (
+                    "request with a dot segment",
+                    r#"{"request":"/api/v4/./order/new","nonce":{next}}"#,
+                ),
+                ("request empty string", r#"{"request":"","nonce":{next}}"#),
+                (
+                    "request mismatch and nonce missing: row 8 first",
+                    r#"{"request":"/api/v4/order/other"}"#,
+                ),
+            ],
         ),
         case(
             // docs/design-decisions.md 1: the URL may carry no query either.
@@ -1072,56 +998,34 @@ fn cases() -> Vec<Case> {
             Accepted,
         ),
         // --- nonce (rows 9, 10) -----------------------------------------------------------
-        case(
+        row(
             "nonce missing",
-            |c| c.signed(format!(r#"{{"request":"{ORDER}"}}"#)),
+            Body(r#"{"request":"{order}"}"#),
             Api(400, NONCE_MISSING),
         ),
-        case(
-            "nonce null",
-            |c| c.with_nonce("null"),
-            Api(400, NONCE_MISSING),
-        ),
-        case(
-            "nonce negative",
-            |c| c.with_nonce("-1"),
+        row("nonce null", Nonce("null"), Api(400, NONCE_MISSING)),
+        each(
             Api(400, BAD_NONCE),
+            Nonce,
+            &[
+                ("nonce negative", "-1"),
+                ("nonce minus zero", "-0"),
+                ("nonce float", "{next}.5"),
+                ("nonce integral float", "{next}.0"),
+                ("nonce with an exponent", "1e3"),
+                ("nonce with a capital exponent", "17E11"),
+            ],
         ),
-        case(
-            "nonce minus zero",
-            |c| c.with_nonce("-0"),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce float",
-            |c| c.with_nonce(&format!("{}.5", c.next)),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce integral float",
-            |c| c.with_nonce(&format!("{}.0", c.next)),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce with an exponent",
-            |c| c.with_nonce("1e3"),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce with a capital exponent",
-            |c| c.with_nonce("17E11"),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            // RFC 8259 numbers have no leading zeros: not JSON at all, so row 6 comes first.
+        // RFC 8259 numbers have no leading zeros: not JSON at all, so row 6 comes first.
+        row(
             "nonce with leading zeros as a number",
-            |c| c.with_nonce(&format!("00{}", c.next)),
+            Nonce("00{next}"),
             Api(400, BAD_PAYLOAD),
         ),
-        case(
-            // docs/design-decisions.md 5: digit strings must be canonical.
+        // docs/design-decisions.md 5: digit strings must be canonical.
+        row(
             "nonce with leading zeros as a string",
-            |c| c.with_nonce(&format!("\"00{}\"", c.next)),
+            Nonce("\"00{next}\""),
             Api(400, BAD_NONCE),
         ),
         case(
@@ -1135,51 +1039,31 @@ fn cases() -> Vec<Case> {
             |c| c.with_nonce(&format!("\"0x{:x}\"", c.next)),
             Api(400, BAD_NONCE),
         ),
-        case(
-            "nonce above u64",
-            |c| c.with_nonce("18446744073709551616"),
+        each(
             Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce above u64 as a string",
-            |c| c.with_nonce("\"18446744073709551616\""),
-            Api(400, BAD_NONCE),
+            Nonce,
+            &[
+                ("nonce above u64", "18446744073709551616"),
+                ("nonce above u64 as a string", "\"18446744073709551616\""),
+            ],
         ),
         case(
             "nonce of 1,000 digits",
             |c| c.with_nonce(&"9".repeat(1_000)),
             Api(400, BAD_NONCE),
         ),
-        case("nonce true", |c| c.with_nonce("true"), Api(400, BAD_NONCE)),
-        case(
-            "nonce false",
-            |c| c.with_nonce("false"),
+        each(
             Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce an array",
-            |c| c.with_nonce(&format!("[{}]", c.next)),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce an object",
-            |c| c.with_nonce("{}"),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce empty string",
-            |c| c.with_nonce("\"\""),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce string with a space",
-            |c| c.with_nonce(&format!("\" {}\"", c.next)),
-            Api(400, BAD_NONCE),
-        ),
-        case(
-            "nonce string with a plus",
-            |c| c.with_nonce(&format!("\"+{}\"", c.next)),
-            Api(400, BAD_NONCE),
+            Nonce,
+            &[
+                ("nonce true", "true"),
+                ("nonce false", "false"),
+                ("nonce an array", "[{next}]"),
+                ("nonce an object", "{}"),
+                ("nonce empty string", "\"\""),
+                ("nonce string with a space", "\" {next}\""),
+                ("nonce string with a plus", "\"+{next}\""),
+            ],
         ),
         case(
             // Row 10 comes before row 12.
@@ -1188,56 +1072,32 @@ fn cases() -> Vec<Case> {
             Api(400, BAD_NONCE),
         ),
         // --- nonceWindow (row 11) ---------------------------------------------------------
-        case(
-            "nonceWindow as a string",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonceWindow":"true"}}"#,
-                    c.wn
-                ))
-            },
+        each(
             Api(400, BAD_WINDOW),
-        ),
-        case(
-            "nonceWindow as the number 1",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonceWindow":1}}"#,
-                    c.wn
-                ))
-            },
-            Api(400, BAD_WINDOW),
-        ),
-        case(
-            "nonceWindow as the number 0",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonceWindow":0}}"#,
-                    c.wn
-                ))
-            },
-            Api(400, BAD_WINDOW),
-        ),
-        case(
-            // docs/design-decisions.md 5.
-            "nonceWindow null",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonceWindow":null}}"#,
-                    c.wn
-                ))
-            },
-            Api(400, BAD_WINDOW),
-        ),
-        case(
-            "nonceWindow an array",
-            |c| {
-                c.signed(format!(
-                    r#"{{"request":"{ORDER}","nonce":{},"nonceWindow":[true]}}"#,
-                    c.wn
-                ))
-            },
-            Api(400, BAD_WINDOW),
+            Body,
+            &[
+                (
+                    "nonceWindow as a string",
+                    r#"{"request":"{order}","nonce":{wn},"nonceWindow":"true"}"#,
+                ),
+                (
+                    "nonceWindow as the number 1",
+                    r#"{"request":"{order}","nonce":{wn},"nonceWindow":1}"#,
+                ),
+                (
+                    "nonceWindow as the number 0",
+                    r#"{"request":"{order}","nonce":{wn},"nonceWindow":0}"#,
+                ),
+                // docs/design-decisions.md 5.
+                (
+                    "nonceWindow null",
+                    r#"{"request":"{order}","nonce":{wn},"nonceWindow":null}"#,
+                ),
+                (
+                    "nonceWindow an array",
+                    r#"{"request":"{order}","nonce":{wn},"nonceWindow":[true]}"#,
+                ),
+            ],
         ),
         case(
             "nonce and nonceWindow both invalid: row 10 first",
@@ -1289,9 +1149,9 @@ fn cases() -> Vec<Case> {
             },
             Api(415, MEDIA),
         ),
-        case(
+        row(
             "a second, wrong Content-Type",
-            |c| c.valid().add("Content-Type", "text/plain"),
+            Add("Content-Type", "text/plain"),
             Api(415, MEDIA),
         ),
         case(
@@ -1322,9 +1182,9 @@ fn cases() -> Vec<Case> {
             |c| c.with_nonce(&(c.next - 1).to_string()),
             Api(429, TOO_MANY),
         ),
-        case(
+        row(
             "strict nonce zero after others",
-            |c| c.with_nonce("0"),
+            Nonce("0"),
             Api(429, TOO_MANY),
         ),
         // --- Framing and the body limit (row 2) ----------------------------------------
@@ -1463,6 +1323,9 @@ fn cases() -> Vec<Case> {
             Api(429, TOO_MANY),
         ),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1554,18 +1417,12 @@ async fn the_bad_input_table() {
         &format!("\n[verify]\nmax_body_bytes = {LIMIT}\n"),
     )
     .await;
-    let (key, secret) = gw.provision_key("table-a", "trade", &[]).await;
     let (other_key, other_secret) = gw.provision_key("table-b", "trade", &[]).await;
-    let now = gw.clock(json!({"set_ms": T0 + 3_600_000})).await;
     let mut ctx = Ctx {
-        addr: addr_of(&gw),
-        key,
-        secret,
         other_key,
         other_secret,
-        now,
-        next: 1,
         wn: 0,
+        ..Ctx::provisioned(&gw, "table-a").await
     };
     // One accepted request first, so the key has a high-water mark.
     let first = ctx.valid();
@@ -1577,7 +1434,7 @@ async fn the_bad_input_table() {
     for (i, case) in cases.iter().enumerate() {
         // Distinct window nonces, 10 ms apart, well inside the window, below the edges.
         ctx.wn = ctx.now - 4_000 + 10 * i as u64;
-        let req = (case.build)(&ctx);
+        let req = case.request(&ctx);
         let before = upstream.count();
         let reply = send(&ctx.addr, &req).await;
         let mut problems = Vec::new();
@@ -1645,6 +1502,27 @@ fn cut_off(reply: &Reply) -> bool {
     }
 }
 
+/// Sends `bytes[..at]` at once, then the rest one byte every [`TRICKLE`].
+async fn trickle(addr: &str, bytes: &[u8], at: usize) -> raw::Trickled {
+    let (addr, prefix, rest) = (addr.to_owned(), bytes[..at].to_vec(), bytes[at..].to_vec());
+    tokio::task::spawn_blocking(move || raw::trickle(&addr, &prefix, rest, TRICKLE))
+        .await
+        .expect("trickle")
+}
+
+/// The slow client was cut off (408 or closed) before it had sent everything.
+fn assert_cut_off(what: &str, slow: &raw::Trickled) {
+    println!(
+        "{what}: cut off after {:?}, {} of {} bytes sent",
+        slow.elapsed, slow.written, slow.total
+    );
+    assert!(cut_off(&slow.reply), "{what}: {:?}", slow.reply);
+    assert!(
+        slow.written < slow.total,
+        "{what}: cut off before all was sent: {slow:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_and_unfinished_bodies_time_out() {
     let upstream = Upstream::start().await;
@@ -1654,18 +1532,7 @@ async fn slow_headers_and_unfinished_bodies_time_out() {
         "",
     )
     .await;
-    let (key, secret) = gw.provision_key("slow", "trade", &[]).await;
-    let now = gw.clock(json!({"set_ms": T0 + 3_600_000})).await;
-    let ctx = Ctx {
-        addr: addr_of(&gw),
-        key,
-        secret,
-        other_key: String::new(),
-        other_secret: String::new(),
-        now,
-        next: 1,
-        wn: now,
-    };
+    let ctx = Ctx::provisioned(&gw, "slow").await;
     let request = ctx.valid().bytes();
     let head_len = request
         .windows(4)
@@ -1674,43 +1541,12 @@ async fn slow_headers_and_unfinished_bodies_time_out() {
         + 4;
 
     // Headers one byte at a time: cut off (408 or closed) long before they are complete.
-    let (addr, bytes) = (ctx.addr.clone(), request.clone());
-    let slow = tokio::task::spawn_blocking(move || {
-        raw::trickle(&addr, &bytes[..10], bytes[10..head_len].to_vec(), TRICKLE)
-    })
-    .await
-    .expect("trickle");
-    println!(
-        "slow headers: cut off after {:?}, {} of {} bytes sent",
-        slow.elapsed, slow.written, slow.total
-    );
-    assert!(cut_off(&slow.reply), "slow headers: {:?}", slow.reply);
-    assert!(
-        slow.written < head_len,
-        "the headers were cut off: {slow:?}"
-    );
+    let slow = trickle(&ctx.addr, &request[..head_len], 10).await;
+    assert_cut_off("slow headers", &slow);
 
     // All headers, then the body one byte at a time: the body timeout.
-    let (addr, bytes) = (ctx.addr.clone(), request.clone());
-    let slow = tokio::task::spawn_blocking(move || {
-        raw::trickle(
-            &addr,
-            &bytes[..head_len],
-            bytes[head_len..].to_vec(),
-            TRICKLE,
-        )
-    })
-    .await
-    .expect("trickle");
-    println!(
-        "slow body: cut off after {:?}, {} of {} bytes sent",
-        slow.elapsed, slow.written, slow.total
-    );
-    assert!(cut_off(&slow.reply), "slow body: {:?}", slow.reply);
-    assert!(
-        slow.written < request.len(),
-        "the body was cut off: {slow:?}"
-    );
+    let slow = trickle(&ctx.addr, &request, head_len).await;
+    assert_cut_off("slow body", &slow);
 
     // A body that never finishes: the last 10 bytes are never sent.
     let truncated = request[..request.len() - 10].to_vec();
@@ -1770,18 +1606,7 @@ async fn thousands_of_idle_connections_leave_the_gateway_responsive() {
         "",
     )
     .await;
-    let (key, secret) = gw.provision_key("idle", "trade", &[]).await;
-    let now = gw.clock(json!({"set_ms": T0 + 3_600_000})).await;
-    let mut ctx = Ctx {
-        addr: addr_of(&gw),
-        key,
-        secret,
-        other_key: String::new(),
-        other_secret: String::new(),
-        now,
-        next: 1,
-        wn: now,
-    };
+    let mut ctx = Ctx::provisioned(&gw, "idle").await;
 
     // 1. `max - 100` idle connections, opened in batches of 100 (so the listen queue never
     // overflows); after each batch a signed request on a fresh connection is served, and

@@ -73,12 +73,15 @@ fn wbauth(args: &[&str]) -> Output {
     }
 }
 
-/// Runs a bench with `--json --quiet` and returns the parsed report (exit status 0 asserted).
-fn bench_json(args: &[&str]) -> Value {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", "--quiet"]);
-    let out = wbauth(&all);
+/// Runs `wbauth` with the words of `line` (none of its arguments holds a space).
+fn run(line: &str) -> Output {
+    wbauth(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// Runs `wbauth bench ARGS --json --quiet` and returns the parsed report (exit status 0
+/// asserted).
+fn bench_json(args: &str) -> Value {
+    let out = run(&format!("bench {args} --json --quiet"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench {args:?} failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -122,25 +125,16 @@ fn assert_all_ok(report: &Value, requests: u64) {
 fn plain_load_on_the_echo_upstream() {
     let echo = Echo::start();
     let url = format!("{}{BALANCE}", echo.base);
-    let report = bench_json(&[&url, "--plain", "--requests", "2000", "--connections", "8"]);
+    let report = bench_json(&format!("{url} --plain --requests 2000 --connections 8"));
     assert_all_ok(&report, 2000);
     assert_eq!(report["signed"], false, "{report}");
     assert_eq!(report["connections"], 8, "{report}");
     assert_eq!(report["reconnects"], 0, "{report}");
 
     // The table: every line there, nothing on stdout but the table.
-    let out = wbauth(&[
-        "bench",
-        &url,
-        "--plain",
-        "--requests",
-        "200",
-        "--connections",
-        "2",
-        "--warmup",
-        "0s",
-        "--quiet",
-    ]);
+    let out = run(&format!(
+        "bench {url} --plain --requests 200 --connections 2 --warmup 0s --quiet"
+    ));
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     for label in [
@@ -168,58 +162,26 @@ fn signed_load_on_the_sandbox_in_window_and_strict_mode() {
     let url = sandbox.url(BALANCE);
     // Window mode: one key shared by 4 connections. No warmup, so one key's nonces
     // (max(now, last + 1)) stay within the ±5 s window even above 1000 requests/s.
-    let report = bench_json(&[
-        &url,
-        "--key",
-        DEMO_KEY,
-        "--secret",
-        DEMO_SECRET,
-        "--requests",
-        "2000",
-        "--connections",
-        "4",
-        "--warmup",
-        "0s",
-    ]);
+    let report = bench_json(&format!(
+        "{url} --key {DEMO_KEY} --secret {DEMO_SECRET} --requests 2000 --connections 4 --warmup 0s"
+    ));
     assert_all_ok(&report, 2000);
     assert_eq!(report["mode"], "window", "{report}");
     assert_eq!(report["signed"], true, "{report}");
     assert_eq!(report["keys"], 1, "{report}");
 
     // Strict mode: the key's nonces start at unix_ms * 1000, above everything so far.
-    let report = bench_json(&[
-        &url,
-        "--mode",
-        "strict",
-        "--key",
-        DEMO_KEY,
-        "--secret",
-        DEMO_SECRET,
-        "--requests",
-        "2000",
-        "--connections",
-        "1",
-    ]);
+    let report = bench_json(&format!(
+        "{url} --mode strict --key {DEMO_KEY} --secret {DEMO_SECRET} --requests 2000 --connections 1"
+    ));
     assert_all_ok(&report, 2000);
     assert_eq!(report["mode"], "strict", "{report}");
 
     // A wrong secret is reported (401s), not fatal, and never printed.
-    let out = wbauth(&[
-        "bench",
-        &url,
-        "--key",
-        DEMO_KEY,
-        "--secret",
-        "not-the-secret",
-        "--requests",
-        "20",
-        "--connections",
-        "2",
-        "--warmup",
-        "0s",
-        "--json",
-        "--quiet",
-    ]);
+    let out = run(&format!(
+        "bench {url} --key {DEMO_KEY} --secret not-the-secret --requests 20 --connections 2 \
+         --warmup 0s --json --quiet"
+    ));
     assert!(out.status.success(), "{out:?}");
     let text = format!(
         "{}{}",
@@ -234,18 +196,9 @@ fn signed_load_on_the_sandbox_in_window_and_strict_mode() {
 
 #[test]
 fn strict_mode_needs_a_key_per_connection() {
-    let out = wbauth(&[
-        "bench",
-        "http://127.0.0.1:9/api/v4/trade-account/balance",
-        "--mode",
-        "strict",
-        "--key",
-        "K",
-        "--secret",
-        "S",
-        "--connections",
-        "2",
-    ]);
+    let out = run(&format!(
+        "bench http://127.0.0.1:9{BALANCE} --mode strict --key K --secret S --connections 2"
+    ));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -24,12 +24,12 @@ async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let header =
-        |name: &str| HeaderValue::from_values(headers.get_all(name).iter().map(|v| v.as_bytes()));
+    let [api_key, payload, signature] = ["x-txc-apikey", "x-txc-payload", "x-txc-signature"]
+        .map(|name| HeaderValue::from_values(headers.get_all(name).iter().map(|v| v.as_bytes())));
     let parts = RequestParts {
-        api_key: header("x-txc-apikey"),
-        payload: header("x-txc-payload"),
-        signature: header("x-txc-signature"),
+        api_key,
+        payload,
+        signature,
         body: &body,
         path: uri.path(),
     };
@@ -59,24 +59,11 @@ async fn verify(
 
 /// Starts the server on its own runtime thread; returns its base URL.
 fn server() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let app = Router::new()
-                .fallback(verify)
-                .with_state(Arc::new(Mutex::new(NonceBook::new())));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    format!("http://{}", rx.recv().expect("address"))
+    serve_on_thread(
+        Router::new()
+            .fallback(verify)
+            .with_state(Arc::new(Mutex::new(NonceBook::new()))),
+    )
 }
 
 fn wbauth() -> Command {

@@ -9,17 +9,15 @@ mod common;
 
 use std::process::{Command, Stdio};
 
+use common::catalogue::{BALANCE, KEY_DISABLED};
 use common::console::*;
 use common::gateway::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRUSTED_IP: &str = "203.0.113.7";
 const OTHER_IP: &str = "198.51.100.9";
-const KEY_REFUSED: &str =
-    r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
 
 /// A trusted reverse proxy on 127.0.0.1: forwards each connection to the gateway, adding
 /// `X-Forwarded-For: IP` after the request line. Returns its base URL.
@@ -75,16 +73,9 @@ fn call(base: &str, key: &str, secret: &str, path: &str) -> (Option<i32>, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_from_account_to_disabled_key() {
-    let (upstream, gw, console) = start().await;
+    let (upstream, gw, console, mut browser) = with_account("alice").await;
     let mut now = T0;
-    create_account(&gw, "alice", PASSWORD);
-
-    let mut browser = Browser::new(&console);
-    let home = browser.get("/").await;
-    assert_eq!(
-        (home.status, home.location.as_deref()),
-        (303, Some("/signin"))
-    );
+    assert_redirect(&browser.get("/").await, "/signin");
     let css = reqwest::get(format!("{console}/console.css"))
         .await
         .expect("css");
@@ -184,7 +175,7 @@ async fn journey_from_account_to_disabled_key() {
             .contains("<span class=\"state-disabled\">disabled</span>")
     );
     let signed = gw.signed(&key, &api_secret, BALANCE).await;
-    assert_eq!((signed.status, signed.body.as_str()), (401, KEY_REFUSED));
+    assert_eq!((signed.status, signed.body.as_str()), (401, KEY_DISABLED));
     let (status, _, stderr) = call(&trusted, &key, &api_secret, BALANCE);
     assert_eq!(status, Some(1), "{stderr}");
     assert_eq!(upstream.count(), 1);
@@ -223,25 +214,16 @@ async fn journey_from_account_to_disabled_key() {
     let page = browser.get("/keys").await;
     let cookie = browser.session();
     let out = browser.post("/signout", &[("csrf", &page.csrf())]).await;
-    assert_eq!(
-        (out.status, out.location.as_deref()),
-        (303, Some("/signin"))
-    );
+    assert_redirect(&out, "/signin");
     browser.set_session(cookie);
-    let again = browser.get("/keys").await;
-    assert_eq!(
-        (again.status, again.location.as_deref()),
-        (303, Some("/signin"))
-    );
+    assert_redirect(&browser.get("/keys").await, "/signin");
     gw.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_the_csrf_token_are_refused() {
-    let (_upstream, gw, console) = start().await;
+    let (_upstream, gw, _console, mut browser) = with_account("bob").await;
     let mut now = T0;
-    create_account(&gw, "bob", PASSWORD);
-    let mut browser = Browser::new(&console);
 
     // Sign-in without the token: refused even with the right password.
     browser.get("/signin").await;
@@ -278,25 +260,22 @@ async fn forms_without_the_csrf_token_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
-    let (_upstream, gw, console) = start().await;
-    let mut now = T0;
-    create_account(&gw, "carol", PASSWORD);
-    let mut browser = Browser::new(&console);
-    assert_eq!(browser.sign_in("carol", PASSWORD, "").await.status, 303);
-    let secret = enrol(&mut browser, &gw, &mut now).await;
+    let Enrolled {
+        gw,
+        console,
+        mut browser,
+        secret,
+        ..
+    } = enrolled("carol").await;
 
     // Four wrong codes for a change count down; the fifth locks the account's codes in the
     // console for 15 minutes.
-    now = gw.advance(30_000).await;
+    let mut now = gw.advance(30_000).await;
     let csrf = browser.get("/keys?kind=main").await.csrf();
+    let main_key = [("kind", "main")];
     for left in (1..=4).rev() {
         let wrong = wrong_code(&secret, now);
-        let page = browser
-            .post(
-                "/keys",
-                &[("csrf", &csrf), ("kind", "main"), ("code", &wrong)],
-            )
-            .await;
+        let page = browser.change("/keys", &csrf, &main_key, &wrong).await;
         assert_eq!(page.status, 403, "{}", page.body);
         let plural = if left == 1 { "" } else { "s" };
         assert_eq!(
@@ -307,12 +286,7 @@ async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
         );
     }
     let wrong = wrong_code(&secret, now);
-    let locked = browser
-        .post(
-            "/keys",
-            &[("csrf", &csrf), ("kind", "main"), ("code", &wrong)],
-        )
-        .await;
+    let locked = browser.change("/keys", &csrf, &main_key, &wrong).await;
     assert_eq!(locked.status, 429, "{}", locked.body);
     assert_eq!(
         locked.error().as_deref(),
@@ -322,18 +296,8 @@ async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
     // Even the right code is refused while locked, and the time left is shown.
     now = gw.advance(60_000).await;
     let right = code(&secret, now);
-    let still = browser
-        .post(
-            "/keys",
-            &[("csrf", &csrf), ("kind", "main"), ("code", &right)],
-        )
-        .await;
-    assert_eq!(still.status, 429);
-    assert!(
-        still.body.contains("try again in 14 min."),
-        "{}",
-        still.body
-    );
+    let still = browser.change("/keys", &csrf, &main_key, &right).await;
+    assert_page(&still, 429, "try again in 14 min.");
     // Signing in meanwhile, even with the right password and code, gets the answer of any
     // failed sign-in: the lock is not told to someone who is not signed in.
     let mut elsewhere = Browser::from(&console, "198.51.100.30");
@@ -359,19 +323,10 @@ async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
     let ok = elsewhere
         .sign_in("carol", PASSWORD, &code(&secret, now))
         .await;
-    assert_eq!(
-        (ok.status, ok.location.as_deref()),
-        (303, Some("/keys")),
-        "{}",
-        ok.body
-    );
+    assert_redirect(&ok, "/keys");
     now = gw.advance(30_000).await;
-    let right = code(&secret, now);
     let made = browser
-        .post(
-            "/keys",
-            &[("csrf", &csrf), ("kind", "main"), ("code", &right)],
-        )
+        .change("/keys", &csrf, &main_key, &code(&secret, now))
         .await;
     assert_eq!(made.status, 201, "{}", made.body);
     gw.terminate();
@@ -379,23 +334,23 @@ async fn five_wrong_codes_lock_the_accounts_codes_in_the_console_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_settings_each_need_a_current_code() {
-    let (upstream, gw, console) = start().await;
-    let mut now = T0;
-    create_account(&gw, "dave", PASSWORD);
+    let Enrolled {
+        upstream,
+        gw,
+        console,
+        mut browser,
+        secret,
+        ..
+    } = enrolled("dave").await;
     create_account(&gw, "erin", PASSWORD);
-    let mut browser = Browser::new(&console);
-    assert_eq!(browser.sign_in("dave", PASSWORD, "").await.status, 303);
-    let secret = enrol(&mut browser, &gw, &mut now).await;
-    now = gw.advance(30_000).await;
+    let mut now = gw.advance(30_000).await;
     let keys = browser.get("/keys?kind=main").await;
     let created = browser
-        .post(
+        .change(
             "/keys",
-            &[
-                ("csrf", &keys.csrf()),
-                ("kind", "main"),
-                ("code", &code(&secret, now)),
-            ],
+            &keys.csrf(),
+            &[("kind", "main")],
+            &code(&secret, now),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -406,40 +361,26 @@ async fn key_settings_each_need_a_current_code() {
 
     // Without a code: refused, nothing changed. Invalid addresses: refused before the code.
     let no_code = browser.post(&path("disable"), &[("csrf", &csrf)]).await;
-    assert_eq!(no_code.status, 400, "{}", no_code.body);
-    assert!(
-        no_code
-            .body
-            .contains("A current code from the authenticator app is required")
+    assert_page(
+        &no_code,
+        400,
+        "A current code from the authenticator app is required",
     );
     let bad = browser
-        .post(
-            &path("ips"),
-            &[("csrf", &csrf), ("ips", "10.0.0.1/8"), ("code", "123456")],
-        )
+        .change(&path("ips"), &csrf, &[("ips", "10.0.0.1/8")], "123456")
         .await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("host bits are set"), "{}", bad.body);
+    assert_page(&bad, 400, "host bits are set");
     let too_many: String = (0..51).map(|i| format!("192.0.2.{i}\n")).collect();
     let bad = browser
-        .post(
-            &path("ips"),
-            &[("csrf", &csrf), ("ips", &too_many), ("code", "123456")],
-        )
+        .change(&path("ips"), &csrf, &[("ips", &too_many)], "123456")
         .await;
     assert!(bad.body.contains("a key holds at most 50"), "{}", bad.body);
 
     // Trusted IPs (v4, v6, CIDR) and endpoints with current codes.
     now = gw.advance(30_000).await;
+    let ips = [("ips", "127.0.0.0/8\n::1, 192.0.2.7")];
     let saved = browser
-        .post(
-            &path("ips"),
-            &[
-                ("csrf", &csrf),
-                ("ips", "127.0.0.0/8\n::1, 192.0.2.7"),
-                ("code", &code(&secret, now)),
-            ],
-        )
+        .change(&path("ips"), &csrf, &ips, &code(&secret, now))
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let shown = gw.ok_json(&["keys", "show", &key]);
@@ -448,27 +389,16 @@ async fn key_settings_each_need_a_current_code() {
         serde_json::json!(["127.0.0.0/8", "::1", "192.0.2.7"])
     );
     // A code is single use: the same one again is refused.
+    let main_endpoints = [("endpoint", "/api/v4/main-account/*")];
+    let endpoints = path("endpoints");
+    let used = code(&secret, now);
     let reused = browser
-        .post(
-            &path("endpoints"),
-            &[
-                ("csrf", &csrf),
-                ("endpoint", "/api/v4/main-account/*"),
-                ("code", &code(&secret, now)),
-            ],
-        )
+        .change(&endpoints, &csrf, &main_endpoints, &used)
         .await;
-    assert_eq!(reused.status, 403);
-    assert!(reused.body.contains("already used"), "{}", reused.body);
+    assert_page(&reused, 403, "already used");
+    let order_endpoints = [("endpoint", "/api/v4/order/*")];
     let outside = browser
-        .post(
-            &path("endpoints"),
-            &[
-                ("csrf", &csrf),
-                ("endpoint", "/api/v4/order/*"),
-                ("code", "1"),
-            ],
-        )
+        .change(&endpoints, &csrf, &order_endpoints, "1")
         .await;
     assert!(
         outside
@@ -478,15 +408,9 @@ async fn key_settings_each_need_a_current_code() {
         outside.body
     );
     now = gw.advance(30_000).await;
+    let current = code(&secret, now);
     let saved = browser
-        .post(
-            &path("endpoints"),
-            &[
-                ("csrf", &csrf),
-                ("endpoint", "/api/v4/main-account/*"),
-                ("code", &code(&secret, now)),
-            ],
-        )
+        .change(&endpoints, &csrf, &main_endpoints, &current)
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let page = browser.get(&format!("/keys/{key}")).await;
@@ -501,10 +425,7 @@ async fn key_settings_each_need_a_current_code() {
     // Rotate: a new secret shown once; the old one is refused, the new one accepted.
     now = gw.advance(30_000).await;
     let rotated = browser
-        .post(
-            &path("rotate"),
-            &[("csrf", &csrf), ("code", &code(&secret, now))],
-        )
+        .change(&path("rotate"), &csrf, &[], &code(&secret, now))
         .await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_secret = rotated.value_after("id=\"api-secret\"");
@@ -519,10 +440,7 @@ async fn key_settings_each_need_a_current_code() {
     for (what, state) in [("disable", "disabled"), ("enable", "active")] {
         now = gw.advance(30_000).await;
         let done = browser
-            .post(
-                &path(what),
-                &[("csrf", &csrf), ("code", &code(&secret, now))],
-            )
+            .change(&path(what), &csrf, &[], &code(&secret, now))
             .await;
         assert_eq!(done.status, 303, "{}", done.body);
         assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], state);
@@ -531,28 +449,17 @@ async fn key_settings_each_need_a_current_code() {
     // Unused for more than 14 days: the session has expired too; signed in again, the list
     // says so, requests are refused, and enabling the key (a current code) re-activates it.
     now = gw.advance(15 * 24 * 60 * 60 * 1000).await;
-    let expired = browser.get("/keys?kind=main").await;
-    assert_eq!(
-        (expired.status, expired.location.as_deref()),
-        (303, Some("/signin"))
-    );
+    assert_redirect(&browser.get("/keys?kind=main").await, "/signin");
     let signed_in = browser.sign_in("dave", PASSWORD, &code(&secret, now)).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let list = browser.get("/keys?kind=main").await;
-    assert!(
-        list.body.contains("deactivated after 14 days unused"),
-        "{}",
-        list.body
-    );
+    assert_page(&list, 200, "deactivated after 14 days unused");
     assert_eq!(gw.ok_json(&["keys", "show", &key])["key"]["state"], "idle");
     let idle = gw.signed(&key, &new_secret, main).await;
-    assert_eq!((idle.status, idle.body.as_str()), (401, KEY_REFUSED));
+    assert_eq!((idle.status, idle.body.as_str()), (401, KEY_DISABLED));
     now = gw.advance(30_000).await;
     let revived = browser
-        .post(
-            &path("enable"),
-            &[("csrf", &list.csrf()), ("code", &code(&secret, now))],
-        )
+        .change(&path("enable"), &list.csrf(), &[], &code(&secret, now))
         .await;
     assert_eq!(revived.status, 303, "{}", revived.body);
     assert_eq!(
@@ -567,28 +474,18 @@ async fn key_settings_each_need_a_current_code() {
     assert_eq!(foreign.status, 404);
     let other_csrf = other.get("/keys").await.csrf();
     let foreign = other
-        .post(
-            &path("disable"),
-            &[("csrf", &other_csrf), ("code", "000000")],
-        )
+        .change(&path("disable"), &other_csrf, &[], "000000")
         .await;
     assert_eq!(foreign.status, 404);
 
     // Delete: a confirmation page, then the key is gone (unknown from the next request).
     let confirm = browser.get(&path("delete")).await;
-    assert_eq!(confirm.status, 200);
-    assert!(confirm.body.contains("This cannot be undone."));
+    assert_page(&confirm, 200, "This cannot be undone.");
     now = gw.advance(30_000).await;
     let deleted = browser
-        .post(
-            &path("delete"),
-            &[("csrf", &confirm.csrf()), ("code", &code(&secret, now))],
-        )
+        .change(&path("delete"), &confirm.csrf(), &[], &code(&secret, now))
         .await;
-    assert_eq!(
-        (deleted.status, deleted.location.as_deref()),
-        (303, Some("/keys?kind=main"))
-    );
+    assert_redirect(&deleted, "/keys?kind=main");
     let gone = gw.signed(&key, &new_secret, main).await;
     assert_eq!(gone.status, 401);
     assert_eq!(upstream.count(), 1);
@@ -670,24 +567,14 @@ async fn a_one_time_link_sets_the_first_password() {
             ],
         )
         .await;
-    assert_eq!(differ.status, 400);
-    assert!(
-        differ.body.contains("The two passwords differ."),
-        "{}",
-        differ.body
-    );
+    assert_page(&differ, 400, "The two passwords differ.");
     let short = browser
         .post(
             &link,
             &[("csrf", &csrf), ("password", "short"), ("repeat", "short")],
         )
         .await;
-    assert_eq!(short.status, 400);
-    assert!(
-        short.body.contains("the password is too short"),
-        "{}",
-        short.body
-    );
+    assert_page(&short, 400, "the password is too short");
     assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 401);
 
     // The password is set, the holder is sent to sign in, and the link is spent.
@@ -701,18 +588,9 @@ async fn a_one_time_link_sets_the_first_password() {
             ],
         )
         .await;
-    assert_eq!(
-        (set.status, set.location.as_deref()),
-        (303, Some("/signin?password=set")),
-        "{}",
-        set.body
-    );
+    assert_redirect(&set, "/signin?password=set");
     let signin = browser.get("/signin?password=set").await;
-    assert!(
-        signin.body.contains("Password set. Sign in with it."),
-        "{}",
-        signin.body
-    );
+    assert_page(&signin, 200, "Password set. Sign in with it.");
     assert_eq!(browser.sign_in("frank", PASSWORD, "").await.status, 303);
     let mut again = Browser::new(&console);
     let spent = again.get(&link).await;

@@ -121,13 +121,8 @@ async fn strangers_hold_up_only_themselves() {
     );
     // ...and the operator creates a key with a current code through the admin API.
     now = gw.advance(30_000).await;
-    let answer = reqwest::Client::new()
-        .post(format!("{}/admin/keys", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(json!({"account": "bob", "kind": "main", "code": code(&secret, now)}).to_string())
-        .send()
-        .await
-        .expect("sent");
+    let body = json!({"account": "bob", "kind": "main", "code": code(&secret, now)});
+    let answer = gw.admin_request("/admin/keys", body.to_string()).await;
     assert_eq!(answer.status().as_u16(), 201);
     let shown = gw.ok_json(&["accounts", "show", "bob"]);
     assert_eq!(shown["account"]["locked_until_ms"], serde_json::Value::Null);
@@ -269,31 +264,21 @@ async fn anonymous_visits_store_nothing_and_sign_no_one_out() {
     let form = visitor.get("/signin").await;
     assert!(visitor.session().is_none(), "{:?}", visitor.cookies);
     let token = form.csrf();
+    let filled = [
+        ("csrf", token.as_str()),
+        ("name", "dave"),
+        ("password", PASSWORD),
+    ];
     // Without the cookie, or with another visitor's token, the form is refused.
     let mut bare = Browser::new(&console);
-    let refused = bare
-        .post(
-            "/signin",
-            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
-        )
-        .await;
+    let refused = bare.post("/signin", &filled).await;
     assert_eq!(refused.status, 403);
     let mut other = Browser::new(&console);
     other.get("/signin").await;
-    let refused = other
-        .post(
-            "/signin",
-            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
-        )
-        .await;
+    let refused = other.post("/signin", &filled).await;
     assert_eq!(refused.status, 403);
     // With both, it signs in, and only then is there a session.
-    let page = visitor
-        .post(
-            "/signin",
-            &[("csrf", &token), ("name", "dave"), ("password", PASSWORD)],
-        )
-        .await;
+    let page = visitor.post("/signin", &filled).await;
     assert_eq!(
         (page.status, page.location.as_deref()),
         (303, Some("/keys"))

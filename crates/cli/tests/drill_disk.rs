@@ -18,7 +18,7 @@
 mod common;
 mod drill_support;
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -165,33 +165,12 @@ fn spawn(
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut stderr, &mut file);
     });
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut base, mut admin) = (None, None);
-    while admin.is_none() {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).expect("read stdout") == 0 {
-            let status = child.wait().expect("exit status");
-            panic!(
-                "serve exited {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        let line = line.trim_end();
-        if let Some(v) = line.strip_prefix("listening=") {
-            base = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("admin=") {
-            admin = Some(v.to_owned());
-        }
-    }
-    Gateway {
-        child,
-        _stdout: stdout,
-        base: base.expect("listening= line"),
-        admin: admin.expect("admin= line"),
-        data_dir: data_dir.to_owned(),
-        stderr: log.to_owned(),
-        _dir_guard: None,
-    }
+    Gateway::started(child, data_dir, log).unwrap_or_else(|status| {
+        panic!(
+            "serve exited {status}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    })
 }
 
 async fn healthz(gateway: &Gateway) -> u16 {

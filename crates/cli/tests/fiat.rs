@@ -6,12 +6,16 @@
 
 mod common;
 
+use std::path::PathBuf;
+
+use common::fiat::{
+    DEPOSIT, create_partner, fiat_request, fiat_route, issuing_config, new_signing_key,
+    partner_request, uah_order,
+};
 use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
 use common::{Answer, post};
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
-
-const DEPOSIT: &str = "/api/v1/fiat/deposit";
 
 fn refused(reason: &str) -> String {
     format!(
@@ -19,50 +23,56 @@ fn refused(reason: &str) -> String {
     )
 }
 
+/// A JSON request to the deposit route with these headers.
 async fn fiat(gw: &Gateway, headers: &[(&str, &[u8])], body: &str) -> Answer {
-    let mut all: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
-    all.extend_from_slice(headers);
-    post(&format!("{}{DEPOSIT}", gw.base), &all, body.to_owned()).await
+    fiat_request(gw, DEPOSIT, headers, body).await
+}
+
+/// A gateway issuing tokens with a Fiat Gateway route.
+struct Issuing {
+    gw: Gateway,
+    /// The directory of the signing keys.
+    keys: tempfile::TempDir,
+    /// The signing key `k1`.
+    pem: PathBuf,
+    /// The configuration added for all this.
+    extra: String,
+}
+
+/// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route.
+async fn start_issuing(upstream: &Upstream) -> Issuing {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (extra, pem) = issuing_config(keys.path(), ("fiat", "/api/v4/jwt"), upstream);
+    let gw = Gateway::start_with(upstream, &extra).await;
+    Issuing {
+        gw,
+        keys,
+        pem,
+        extra,
+    }
+}
+
+/// A gateway with a Fiat Gateway route and a partner made by `wbauth partners create acme`;
+/// (gateway, auth key, enc key).
+async fn start_with_new_partner(upstream: &Upstream) -> (Gateway, String, String) {
+    let gw = Gateway::start_with(upstream, &fiat_route(upstream)).await;
+    let (auth_key, enc_key) = create_partner(&gw, "acme");
+    (gw, auth_key, enc_key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_tokens_open_fiat_routes() {
     let upstream = Upstream::start().await;
-    let keys = tempfile::tempdir().expect("tempdir");
-    let pem = keys.path().join("signing.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem)
-        .expect("PEM written");
-    let extra = format!(
-        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
-         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        pem.display(),
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
+    let Issuing {
+        gw,
+        keys,
+        pem,
+        extra,
+    } = start_issuing(&upstream).await;
     let (key, secret) = gw.provision_key("fa", "fiat", &[]).await;
 
-    let jwt_body = r#"{"request":"/api/v4/jwt","nonce":1}"#;
-    let signed = sign_body(
-        jwt_body.as_bytes().to_vec(),
-        &HmacSha512Key::new(secret.as_bytes()),
-    );
-    let issued = post(
-        &format!("{}/api/v4/jwt", gw.base),
-        &[
-            ("x-txc-apikey", key.as_bytes()),
-            ("x-txc-payload", signed.payload.as_bytes()),
-            ("x-txc-signature", signed.signature.as_bytes()),
-        ],
-        jwt_body.to_owned(),
-    )
-    .await;
-    assert_eq!(issued.status, 200, "{issued:?}");
-    let answer: serde_json::Value = serde_json::from_str(&issued.body).expect("JSON");
-    let token = answer["data"]["token"].as_str().expect("token").to_owned();
-    let bearer = format!("Bearer {token}");
+    let bearer = issue(&gw, &key, &secret, 1).await;
+    let token = bearer.trim_start_matches("Bearer ").to_owned();
 
     let order = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-1"}"#;
     let a = fiat(&gw, &[("authorization", bearer.as_bytes())], order).await;
@@ -140,10 +150,7 @@ async fn issued_tokens_open_fiat_routes() {
     let old_token = issue(&gw, &key, &secret, 4).await;
     assert_eq!(kid_of(&old_token), "k1");
     let pem2 = keys.path().join("signing-2.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem2)
-        .expect("PEM");
+    new_signing_key(&pem2);
     let dir = gw._dir_guard.as_ref().expect("dir").path().to_path_buf();
     let now = gw.advance(0).await;
     let k1 = format!("{{ pem = \"{}\", kid = \"k1\" }}", pem.display());
@@ -222,50 +229,19 @@ fn kid_of(bearer: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_tokens_are_single_use_even_across_a_crash() {
-    use whitebit_auth::fiat::OrderFields;
     use whitebit_client::{FiatCredentials, SecretString};
 
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let field = |name: &str| {
-        created
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name}= in {created}"))
-            .to_owned()
-    };
-    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key.clone()));
-    let order = OrderFields {
-        currency: "UAH",
-        amount: "1500.00",
-        order_id: "o-7",
-    };
-    let body = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-7"}"#;
+    let (order, body) = uah_order("1500.00", "o-7");
+    let body = body.as_str();
     let now = gw.advance(0).await;
 
     let token = creds.token_at(DEPOSIT, &order, now);
     let bearer = token.authorization();
-    let send = |gw: &Gateway, bearer: String, body: &'static str| {
-        let url = format!("{}{DEPOSIT}", gw.base);
-        let auth_key = auth_key.clone();
-        async move {
-            post(
-                &url,
-                &[
-                    ("content-type", b"application/json"),
-                    ("authorization", bearer.as_bytes()),
-                    ("x-auth-key", auth_key.as_bytes()),
-                ],
-                body.to_owned(),
-            )
-            .await
-        }
+    let send = async |gw: &Gateway, bearer: String, body: &str| {
+        partner_request(gw, DEPOSIT, &auth_key, &bearer, body).await
     };
     let a = send(&gw, bearer.clone(), body).await;
     assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
@@ -288,15 +264,7 @@ async fn partner_tokens_are_single_use_even_across_a_crash() {
     assert_eq!((a.status, a.body), (401, refused("Token already used.")));
 
     // Order checks, then expiry, then a disabled partner.
-    let other = creds.token_at(
-        DEPOSIT,
-        &OrderFields {
-            currency: "UAH",
-            amount: "1.00",
-            order_id: "o-7",
-        },
-        now + 1_000,
-    );
+    let other = creds.token_at(DEPOSIT, &uah_order("1.00", "o-7").0, now + 1_000);
     let a = send(&gw, other.authorization(), body).await;
     assert_eq!(
         (a.status, a.body),
@@ -340,32 +308,9 @@ async fn start_with_partner(
     enc_key: &str,
 ) -> Gateway {
     let gw = Gateway::start_with(upstream, extra).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args([
-            "partners",
-            "create",
-            "conformance",
-            "--auth-key",
-            auth_key,
-            "--admin-url",
-            &gw.admin,
-        ])
-        .env("WBAUTH_ADMIN_TOKEN", common::gateway::TOKEN)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("wbauth partners create");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        format!("{enc_key}\n").as_bytes(),
-    )
-    .expect("enc key");
-    let out = child.wait_with_output().expect("exit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    gw.ok_with_input(
+        &["partners", "create", "conformance", "--auth-key", auth_key],
+        &format!("{enc_key}\n"),
     );
     gw
 }
@@ -385,10 +330,7 @@ async fn conformance_vectors_through_the_gateway() {
         |v: &serde_json::Value, f: &str| v[f].as_str().unwrap_or_else(|| panic!("{f}")).to_owned();
     let (auth_key, enc_key) = (s(&doc, "auth_key"), s(&doc, "enc_key"));
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
+    let extra = fiat_route(&upstream);
 
     let expected_reason = |name: &str| match name {
         "valid" | "valid-at-59s" => None,
@@ -417,16 +359,7 @@ async fn conformance_vectors_through_the_gateway() {
         let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
         let bearer = format!("Bearer {}", s(case, "token"));
         let x_auth_key = s(case, "x_auth_key");
-        let a = post(
-            &format!("{}{}", gw.base, s(case, "url")),
-            &[
-                ("content-type", b"application/json"),
-                ("authorization", bearer.as_bytes()),
-                ("x-auth-key", x_auth_key.as_bytes()),
-            ],
-            body,
-        )
-        .await;
+        let a = partner_request(&gw, &s(case, "url"), &x_auth_key, &bearer, &body).await;
         match (s(case, "expect").as_str(), expected_reason(&name)) {
             ("accept", None) => assert_eq!(
                 (a.status, a.body.as_str()),
@@ -453,16 +386,7 @@ async fn conformance_vectors_through_the_gateway() {
     let order = &case["order"];
     let body = serde_json::json!({"currency": s(order, "currency"), "amount": s(order, "amount"), "orderId": s(order, "order_id")}).to_string();
     let bearer = format!("Bearer {}", s(case, "token"));
-    let a = post(
-        &format!("{}{}", gw.base, s(case, "url")),
-        &[
-            ("content-type", b"application/json"),
-            ("authorization", bearer.as_bytes()),
-            ("x-auth-key", auth_key.as_bytes()),
-        ],
-        body,
-    )
-    .await;
+    let a = partner_request(&gw, &s(case, "url"), &auth_key, &bearer, &body).await;
     assert_eq!(
         (a.status, a.body.as_str()),
         (200, UPSTREAM_ANSWER),
@@ -478,13 +402,9 @@ async fn conformance_vectors_through_the_gateway() {
 
 /// A gauge of the admin listener's `/metrics`, when it is there.
 async fn gauge(gw: &Gateway, name: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{}/metrics", gw.admin))
+    gw.metrics()
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
@@ -513,55 +433,23 @@ fn replay_file_records(gw: &Gateway) -> u64 {
 /// token stays refused as a replay, also after a `kill -9` and restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_token_memory_follows_the_live_tokens() {
-    use whitebit_auth::fiat::OrderFields;
     use whitebit_client::{FiatCredentials, SecretString};
 
     const PER_ROUND: u64 = 40;
     const ROUNDS: u64 = 10;
     let upstream = Upstream::start().await;
-    let extra = format!(
-        "[[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        upstream.addr
-    );
-    let gw = Gateway::start_with(&upstream, &extra).await;
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let field = |name: &str| {
-        created
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name}= in {created}"))
-            .to_owned()
-    };
-    let (auth_key, enc_key) = (field("auth_key"), field("enc_key"));
+    let (gw, auth_key, enc_key) = start_with_new_partner(&upstream).await;
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key));
-    let send = |gw: &Gateway, bearer: String, body: String| {
-        let url = format!("{}{DEPOSIT}", gw.base);
-        let auth_key = auth_key.clone();
-        async move {
-            post(
-                &url,
-                &[
-                    ("content-type", b"application/json"),
-                    ("authorization", bearer.as_bytes()),
-                    ("x-auth-key", auth_key.as_bytes()),
-                ],
-                body,
-            )
-            .await
-        }
+    let send = async |gw: &Gateway, bearer: String, body: String| {
+        partner_request(gw, DEPOSIT, &auth_key, &bearer, &body).await
     };
     let mut now = gw.advance(0).await;
     let mut live = None;
     for round in 0..ROUNDS {
         for i in 0..PER_ROUND {
             let order_id = format!("r{round}-{i}");
-            let order = OrderFields {
-                currency: "UAH",
-                amount: "10.00",
-                order_id: &order_id,
-            };
+            let (order, body) = uah_order("10.00", &order_id);
             let bearer = creds.token_at(DEPOSIT, &order, now).authorization();
-            let body = format!(r#"{{"currency":"UAH","amount":"10.00","orderId":"{order_id}"}}"#);
             let a = send(&gw, bearer.clone(), body.clone()).await;
             assert_eq!((a.status, a.body.as_str()), (200, UPSTREAM_ANSWER), "{a:?}");
             live = Some((bearer, body));
@@ -611,78 +499,6 @@ async fn partner_token_memory_follows_the_live_tokens() {
     );
 }
 
-/// A gateway issuing tokens (RS256 key `k1`) with a Fiat Gateway route; the PEM's directory.
-async fn start_issuing(upstream: &Upstream) -> (Gateway, tempfile::TempDir) {
-    let keys = tempfile::tempdir().expect("tempdir");
-    let pem = keys.path().join("signing.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem)
-        .expect("PEM written");
-    let extra = format!(
-        "[[kind]]\nname = \"fiat\"\npaths = [\"/api/v4/jwt\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
-         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        pem.display(),
-        upstream.addr
-    );
-    (Gateway::start_with(upstream, &extra).await, keys)
-}
-
-/// An account with 2FA and a `fiat` key through the admin API; (public key, secret, TOTP
-/// secret).
-async fn provision_with_totp(gw: &Gateway, account: &str) -> (String, String, Vec<u8>) {
-    use common::gateway::{TOKEN, base32_decode, code};
-    let admin = |path: String, body: serde_json::Value| {
-        let url = format!("{}{path}", gw.admin);
-        async move {
-            let answer = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .expect("admin request");
-            let status = answer.status();
-            let text = answer.text().await.expect("admin answer");
-            assert!(status.is_success(), "{status}: {text}");
-            serde_json::from_str::<serde_json::Value>(&text).expect("admin JSON")
-        }
-    };
-    admin(
-        "/admin/accounts".into(),
-        serde_json::json!({"name": account}),
-    )
-    .await;
-    let enrolled = admin(
-        format!("/admin/accounts/{account}/2fa/enrol"),
-        serde_json::json!({}),
-    )
-    .await;
-    let totp = base32_decode(enrolled["secret"].as_str().expect("secret"));
-    let now = gw.advance(30_000).await;
-    admin(
-        format!("/admin/accounts/{account}/2fa/confirm"),
-        serde_json::json!({"code": code(&totp, now)}),
-    )
-    .await;
-    let now = gw.advance(30_000).await;
-    let created = admin(
-        "/admin/keys".into(),
-        serde_json::json!({"account": account, "kind": "fiat", "code": code(&totp, now)}),
-    )
-    .await;
-    (
-        created["key"]["public_key"]
-            .as_str()
-            .expect("key")
-            .to_owned(),
-        created["secret"].as_str().expect("secret").to_owned(),
-        totp,
-    )
-}
-
 /// A token issued by `POST /api/v4/jwt` opens a Fiat Gateway route once, and only while the key
 /// that asked for it is still in force: disabled (it works again once re-enabled, as a refusal
 /// uses nothing up), deleted, or replaced by a secret rotation, its tokens are refused with a
@@ -690,8 +506,10 @@ async fn provision_with_totp(gw: &Gateway, account: &str) -> (String, String, Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_tokens_are_single_use_and_die_with_their_key() {
     let upstream = Upstream::start().await;
-    let (gw, _keys) = start_issuing(&upstream).await;
-    let (key, secret, totp) = provision_with_totp(&gw, "fb").await;
+    let Issuing {
+        gw, keys: _keys, ..
+    } = start_issuing(&upstream).await;
+    let (key, secret, totp) = gw.provision_key_with_totp("fb", "fiat", &[]).await;
     let order = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-9"}"#;
     let use_token = |bearer: String| {
         let gw = &gw;

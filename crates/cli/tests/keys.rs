@@ -7,19 +7,35 @@
 
 mod common;
 
-use common::gateway::*;
 use std::process::Command;
 
+use common::assert_answer;
+use common::catalogue::{BALANCE, FORBIDDEN, KEY_DISABLED, MAIN_BALANCE, ORDER, UNAUTHORIZED};
+use common::gateway::*;
 use serde_json::json;
 
-const BALANCE: &str = "/api/v4/trade-account/balance";
-const ORDER: &str = "/api/v4/order/new";
-const MAIN_BALANCE: &str = "/api/v4/main-account/balance";
-const KEY_DISABLED: &str =
-    r#"{"code":2,"message":"This action is unauthorized. Enable your key in API settings"}"#;
-const UNAUTHORIZED: &str = r#"{"code":10,"message":"Unauthorized request."}"#;
-const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// `keys create --account ACCOUNT --kind KIND --code CODE`, then `more`.
+fn create_key<'a>(
+    account: &'a str,
+    kind: &'a str,
+    code: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "keys",
+        "create",
+        "--account",
+        account,
+        "--kind",
+        kind,
+        "--code",
+        code,
+    ];
+    args.extend_from_slice(more);
+    args
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -71,7 +87,7 @@ async fn key_lifecycle_through_the_cli_and_the_gateway() {
         "an account named \"alice\" already exists",
     );
     gw.refused(
-        &["keys", "create", "--account", "alice", "--kind", "trade", "--code", "123456"],
+        &create_key("alice", "trade", "123456", &[]),
         "Account alice has no two-factor authentication; enable it first (wbauth accounts 2fa alice).",
     );
 
@@ -83,68 +99,27 @@ async fn key_lifecycle_through_the_cli_and_the_gateway() {
 
     // The confirmation code was used; a wrong code is refused; inputs are checked first.
     gw.refused(
-        &["keys", "create", "--account", "alice", "--kind", "trade", "--code", &confirm_code],
+        &create_key("alice", "trade", &confirm_code, &[]),
         "This TOTP code was already used; wait for the next one. 4 attempts left before the account is locked.",
     );
     gw.refused(
-        &[
-            "keys",
-            "create",
-            "--account",
-            "alice",
-            "--kind",
-            "trade",
-            "--code",
-            &wrong_code(&totp, now),
-        ],
+        &create_key("alice", "trade", &wrong_code(&totp, now), &[]),
         "Wrong TOTP code. 3 attempts left before the account is locked.",
     );
     gw.refused(
-        &[
-            "keys",
-            "create",
-            "--account",
-            "alice",
-            "--kind",
-            "nope",
-            "--code",
-            "000000",
-        ],
+        &create_key("alice", "nope", "000000", &[]),
         "unknown key kind \"nope\" (configured kinds: trade, main)",
     );
     gw.refused(
-        &[
-            "keys", "create", "--account", "alice", "--kind", "trade", "--code", "000000",
-            "--endpoint", MAIN_BALANCE,
-        ],
+        &create_key("alice", "trade", "000000", &["--endpoint", MAIN_BALANCE]),
         "endpoint \"/api/v4/main-account/balance\" is outside the \"trade\" kind, which opens: /api/v4/trade-account/*, /api/v4/order/*",
     );
     gw.refused(
-        &[
-            "keys",
-            "create",
-            "--account",
-            "alice",
-            "--kind",
-            "trade",
-            "--code",
-            "000000",
-            "--ip",
-            "10.0.0.1/8",
-        ],
+        &create_key("alice", "trade", "000000", &["--ip", "10.0.0.1/8"]),
         "trusted IP #1: \"10.0.0.1/8\": host bits are set below the /8 prefix (write 10.0.0.0/8)",
     );
     let fifty_one: Vec<String> = (0..51).map(|i| format!("10.{i}.0.0/16")).collect();
-    let mut args = vec![
-        "keys",
-        "create",
-        "--account",
-        "alice",
-        "--kind",
-        "trade",
-        "--code",
-        "000000",
-    ];
+    let mut args = create_key("alice", "trade", "000000", &[]);
     for ip in &fifty_one {
         args.extend(["--ip", ip.as_str()]);
     }
@@ -155,18 +130,12 @@ async fn key_lifecycle_through_the_cli_and_the_gateway() {
 
     // A trade key for 127.0.0.1, with the next code.
     now = gw.advance(30_000).await;
-    let created = gw.ok_json(&[
-        "keys",
-        "create",
-        "--account",
+    let created = gw.ok_json(&create_key(
         "alice",
-        "--kind",
         "trade",
-        "--code",
         &code(&totp, now),
-        "--ip",
-        "127.0.0.1",
-    ]);
+        &["--ip", "127.0.0.1"],
+    ));
     let key = created["key"]["public_key"]
         .as_str()
         .expect("public key")
@@ -427,41 +396,21 @@ async fn five_wrong_codes_lock_the_account_and_reenrolment_needs_a_code() {
     );
     now = gw.advance(30_000).await;
 
-    let create = |code: String| {
-        vec![
-            "keys".to_owned(),
-            "create".into(),
-            "--account".into(),
-            "bob".into(),
-            "--kind".into(),
-            "main".into(),
-            "--code".into(),
-            code,
-        ]
-    };
     for left in ["4 attempts", "3 attempts", "2 attempts", "1 attempt"] {
-        let args = create(wrong_code(&totp, now));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         gw.refused(
-            &args,
+            &create_key("bob", "main", &wrong_code(&totp, now), &[]),
             &format!("Wrong TOTP code. {left} left before the account is locked."),
         );
     }
     let locked = "Account bob is locked after too many wrong codes; try again in 15 min.";
-    let args = create(wrong_code(&totp, now));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    gw.refused(&args, locked);
+    gw.refused(
+        &create_key("bob", "main", &wrong_code(&totp, now), &[]),
+        locked,
+    );
     // Locked: even the right code is refused, and the admin API says for how long.
-    let args = create(code(&totp, now));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    gw.refused(&args, locked);
-    let answer = reqwest::Client::new()
-        .post(format!("{}/admin/keys", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(json!({"account": "bob", "kind": "main", "code": code(&totp, now)}).to_string())
-        .send()
-        .await
-        .expect("sent");
+    gw.refused(&create_key("bob", "main", &code(&totp, now), &[]), locked);
+    let body = json!({"account": "bob", "kind": "main", "code": code(&totp, now)});
+    let answer = gw.admin_request("/admin/keys", body.to_string()).await;
     assert_eq!(answer.status().as_u16(), 429);
     assert_eq!(
         answer
@@ -479,9 +428,7 @@ async fn five_wrong_codes_lock_the_account_and_reenrolment_needs_a_code() {
 
     // After 15 minutes the right code works.
     now = gw.advance(15 * 60 * 1000).await;
-    let args = create(code(&totp, now));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let created = gw.ok(&args);
+    let created = gw.ok(&create_key("bob", "main", &code(&totp, now), &[]));
     assert!(created.contains("api_secret="), "{created}");
     assert!(created.contains("kind:         main\n"), "{created}");
 
@@ -611,39 +558,19 @@ async fn a_batch_of_keys_with_one_code() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("keys.csv");
     let out_text = out.to_str().expect("utf8 path");
+    let code = code(&totp, now);
+    let batch = |count| {
+        create_key(
+            "bots",
+            "trade",
+            &code,
+            &["--count", count, "--out", out_text],
+        )
+    };
     for count in ["0", "10001"] {
-        gw.refused(
-            &[
-                "keys",
-                "create",
-                "--account",
-                "bots",
-                "--kind",
-                "trade",
-                "--code",
-                &code(&totp, now),
-                "--count",
-                count,
-                "--out",
-                out_text,
-            ],
-            "count must be between 1 and 10000",
-        );
+        gw.refused(&batch(count), "count must be between 1 and 10000");
     }
-    let printed = gw.ok(&[
-        "keys",
-        "create",
-        "--account",
-        "bots",
-        "--kind",
-        "trade",
-        "--code",
-        &code(&totp, now),
-        "--count",
-        "25",
-        "--out",
-        out_text,
-    ]);
+    let printed = gw.ok(&batch("25"));
     assert!(printed.starts_with("Created 25 API keys;"), "{printed}");
     let text = std::fs::read_to_string(&out).expect("keys file");
     assert!(!printed.contains(text.lines().nth(1).expect("a key line")));

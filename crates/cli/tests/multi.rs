@@ -19,14 +19,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::backends::{Nonces, OwnServers, StoreUrls, postgres, redis};
+use common::catalogue::{BUSY, ORDER, TOO_MANY};
 use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
 use common::{Answer, now_ms};
 use serde_json::json;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::{SignedRequest, sign_body};
 
-const PATH: &str = "/api/v4/order/new";
-const BUSY: &str = r#"{"code":0,"message":"Service temporarily unavailable."}"#;
+const PATH: &str = ORDER;
 
 fn shared_stores(nonces: Nonces) -> StoreUrls {
     let keys = postgres().fresh_database().expect("a fresh database");
@@ -140,14 +140,7 @@ async fn send_signed(base: &str, key: &str, body: &str, signed: &SignedRequest) 
         .send()
         .await
         .expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await.expect("body");
-    Answer {
-        status,
-        body,
-        headers,
-    }
+    Answer::read(response).await
 }
 
 /// 200 concurrent copies of one request, alternating between the instances.
@@ -192,10 +185,7 @@ async fn two_hundred_copies(nonces: Nonces, window: bool) {
     assert_eq!(upstream.count() - before, 1, "exactly one copy forwarded");
     // Row 16b (window) and 16c (strict) answer the same body.
     for body in &refusals {
-        assert_eq!(
-            body,
-            r#"{"code":0,"errors":{},"message":"Too many requests."}"#
-        );
+        assert_eq!(body, TOO_MANY);
     }
     drop(pair.dir);
 }
@@ -290,12 +280,7 @@ async fn readyz(gateway: &Gateway) -> (u16, String) {
 async fn wait_for_metric(gateway: &Gateway, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = reqwest::get(format!("{}/metrics", gateway.admin))
-            .await
-            .expect("metrics answered")
-            .text()
-            .await
-            .expect("body");
+        let text = gateway.metrics().await;
         if text.lines().any(|l| l == line) {
             return;
         }

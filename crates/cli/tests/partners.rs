@@ -98,14 +98,9 @@ async fn partner_lifecycle_through_the_cli() {
     );
     assert_ne!(bolt_auth, auth);
     assert_ne!(bolt_enc, enc);
-    let http = reqwest::Client::new();
-    let answer = http
-        .post(format!("{}/admin/partners", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(r#"{"name":"cora"}"#)
-        .send()
-        .await
-        .expect("create");
+    let answer = gw
+        .admin_request("/admin/partners", r#"{"name":"cora"}"#.to_owned())
+        .await;
     assert_eq!(answer.status().as_u16(), 201);
     assert_eq!(
         answer
@@ -120,7 +115,7 @@ async fn partner_lifecycle_through_the_cli() {
         .as_str()
         .expect("auth")
         .to_owned();
-    let anonymous = http
+    let anonymous = reqwest::Client::new()
         .get(format!("{}/admin/partners", gw.admin))
         .send()
         .await

@@ -4,14 +4,12 @@
 
 mod common;
 
+use common::catalogue::{FORBIDDEN, PATH_MISMATCH};
 use common::gateway::{Gateway, T0, Upstream};
 use common::raw::{self, Reply};
 use wbauth_testkit::NginxServer;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
-
-const PATH_MISMATCH: &str = r#"{"code":0,"message":"Request does not match the endpoint path."}"#;
-const FORBIDDEN: &str = r#"{"code":0,"message":"You don't have permission to use this endpoint."}"#;
 
 /// A signed request as raw bytes: `target` on the request line, `request` in the body,
 /// `extra` header lines (each ending in CRLF).

@@ -7,30 +7,33 @@ mod common;
 use std::io::{Read as _, Write as _};
 
 use common::backends::Backend;
-use common::{Answer, Sandbox, now_ms, post, signed};
+use common::catalogue::{
+    BAD_NONCE, BAD_PAYLOAD, BAD_WINDOW, BALANCE, KEY_MISSING, MAIN_BALANCE, MEDIA, METHOD,
+    NONCE_MISSING, PATH_MISMATCH, PAYLOAD_MISSING, REQUEST_MISSING, SIGNATURE_MISSING, TOO_LARGE,
+    TOO_MANY, TOO_NEW, TOO_OLD, UNAUTHORIZED,
+};
+use common::{Sandbox, assert_answer, now_ms, post, signed, signed_headers};
 use whitebit_auth::encoding::base64_encode;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
 
-const BALANCE: &str = "/api/v4/trade-account/balance";
 const TRADE_BALANCE: &str =
     r#"{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}"#;
 
-fn assert_answer(a: &Answer, status: u16, body: &str) {
-    assert_eq!(
-        (a.status, a.body.as_str()),
-        (status, body),
-        "full answer: {a:?}"
-    );
-    assert_eq!(
-        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-        "{a:?}"
-    );
-}
-
 fn body(path: &str, nonce: u64, extra: &str) -> String {
     format!(r#"{{"request":"{path}","nonce":{nonce}{extra}}}"#)
+}
+
+/// Runs `wbauth ARGS --base-url SANDBOX` with the sandbox's key and secret.
+fn wbauth(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+        .args(args)
+        .args(["--base-url", &sb.base])
+        .env("WBAUTH_API_KEY", &sb.key)
+        .env("WBAUTH_API_SECRET", &sb.secret)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("wbauth {args:?}: {e}"))
 }
 
 /// Sends raw bytes, returns the status code of the answer (0 if the connection closed).
@@ -70,10 +73,7 @@ async fn rows_1_2_and_415(backend: Backend) {
             r.headers().get("allow").and_then(|v| v.to_str().ok()),
             Some("POST")
         );
-        assert_eq!(
-            r.text().await.expect("body"),
-            r#"{"code":0,"message":"Method not allowed."}"#
-        );
+        assert_eq!(r.text().await.expect("body"), METHOD);
     }
     let big = format!(
         r#"{{"request":"{BALANCE}","nonce":1,"x":"{}"}}"#,
@@ -85,7 +85,7 @@ async fn rows_1_2_and_415(backend: Backend) {
         big.clone(),
     )
     .await;
-    assert_answer(&a, 413, r#"{"code":0,"message":"Payload too large."}"#);
+    assert_answer(&a, 413, TOO_LARGE);
     // Chunked, no Content-Length: the limit applies to the bytes received.
     let chunk = "a".repeat(70_000);
     let request = format!(
@@ -94,10 +94,7 @@ async fn rows_1_2_and_415(backend: Backend) {
     );
     let (status, text) = raw(&sb, request.as_bytes());
     assert_eq!(status, 413, "{text}");
-    assert!(
-        text.ends_with(r#"{"code":0,"message":"Payload too large."}"#),
-        "{text}"
-    );
+    assert!(text.ends_with(TOO_LARGE), "{text}");
 
     let b = body(BALANCE, now_ms(), "");
     let s = sb.sign(&b);
@@ -108,11 +105,7 @@ async fn rows_1_2_and_415(backend: Backend) {
         ("x-txc-signature", s.signature.as_bytes()),
     ];
     let a = post(&sb.url(BALANCE), &headers, b.clone()).await;
-    assert_answer(
-        &a,
-        415,
-        r#"{"code":0,"message":"Content-Type must be application/json."}"#,
-    );
+    assert_answer(&a, 415, MEDIA);
     // The refused request consumed nothing: the same nonce is then accepted.
     let a = signed(&sb, BALANCE, &b).await;
     assert_answer(&a, 200, TRADE_BALANCE);
@@ -123,119 +116,58 @@ async fn rows_3_to_12_in_order_and_nothing_changes(backend: Backend) {
     let nonce = now_ms();
     let good = body(BALANCE, nonce, "");
     let s = sb.sign(&good);
-    let key = sb.key.as_bytes();
-    let (p, sig) = (s.payload.as_bytes(), s.signature.as_bytes());
-    let ct: (&str, &[u8]) = ("content-type", b"application/json");
 
+    // The signed request's headers, one of them missing or sent twice.
+    let all = signed_headers(&sb.key, &s.payload, &s.signature);
+    let without = |name: &str| -> Vec<_> { all.iter().copied().filter(|h| h.0 != name).collect() };
+    let twice = |name: &str| -> Vec<_> {
+        all.iter()
+            .flat_map(|h| if h.0 == name { vec![*h, *h] } else { vec![*h] })
+            .collect()
+    };
+    let (key, p, sig) = (sb.key.as_str(), s.payload.as_str(), s.signature.as_str());
     type Case<'a> = (Vec<(&'a str, &'a [u8])>, String, u16, &'a str);
     let cases: Vec<Case<'_>> = vec![
+        (without("x-txc-apikey"), good.clone(), 401, KEY_MISSING),
         (
-            vec![ct, ("x-txc-payload", p), ("x-txc-signature", sig)],
+            signed_headers("", p, sig).to_vec(),
             good.clone(),
             401,
-            r#"{"code":0,"message":"API key not provided."}"#,
+            KEY_MISSING,
         ),
+        (without("x-txc-payload"), good.clone(), 401, PAYLOAD_MISSING),
         (
-            vec![
-                ct,
-                ("x-txc-apikey", b""),
-                ("x-txc-payload", p),
-                ("x-txc-signature", sig),
-            ],
+            without("x-txc-signature"),
             good.clone(),
             401,
-            r#"{"code":0,"message":"API key not provided."}"#,
+            SIGNATURE_MISSING,
         ),
         (
-            vec![ct, ("x-txc-apikey", key), ("x-txc-signature", sig)],
-            good.clone(),
-            401,
-            r#"{"code":0,"message":"Payload not provided."}"#,
-        ),
-        (
-            vec![ct, ("x-txc-apikey", key), ("x-txc-payload", p)],
-            good.clone(),
-            401,
-            r#"{"code":0,"message":"Signature not provided."}"#,
-        ),
-        (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-payload", b"not base64!"),
-                ("x-txc-signature", sig),
-            ],
+            signed_headers(key, "not base64!", sig).to_vec(),
             good.clone(),
             400,
-            r#"{"code":9,"message":"Invalid payload."}"#,
+            BAD_PAYLOAD,
         ),
+        (twice("x-txc-payload"), good.clone(), 400, BAD_PAYLOAD),
+        (all.to_vec(), format!("{good} "), 400, BAD_PAYLOAD),
         (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-payload", p),
-                ("x-txc-payload", p),
-                ("x-txc-signature", sig),
-            ],
-            good.clone(),
-            400,
-            r#"{"code":9,"message":"Invalid payload."}"#,
-        ),
-        (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-payload", p),
-                ("x-txc-signature", sig),
-            ],
-            format!("{good} "),
-            400,
-            r#"{"code":9,"message":"Invalid payload."}"#,
-        ),
-        (
-            vec![
-                ct,
-                ("x-txc-apikey", b"nobody"),
-                ("x-txc-payload", p),
-                ("x-txc-signature", sig),
-            ],
+            signed_headers("nobody", p, sig).to_vec(),
             good.clone(),
             401,
-            r#"{"code":10,"message":"Unauthorized request."}"#,
+            UNAUTHORIZED,
         ),
+        (twice("x-txc-apikey"), good.clone(), 401, UNAUTHORIZED),
         (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-apikey", key),
-                ("x-txc-payload", p),
-                ("x-txc-signature", sig),
-            ],
+            signed_headers(key, p, &sig[..64]).to_vec(),
             good.clone(),
             401,
-            r#"{"code":10,"message":"Unauthorized request."}"#,
+            UNAUTHORIZED,
         ),
         (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-payload", p),
-                ("x-txc-signature", &sig[..64]),
-            ],
+            signed_headers(key, p, "é").to_vec(),
             good.clone(),
             401,
-            r#"{"code":10,"message":"Unauthorized request."}"#,
-        ),
-        (
-            vec![
-                ct,
-                ("x-txc-apikey", key),
-                ("x-txc-payload", p),
-                ("x-txc-signature", "é".as_bytes()),
-            ],
-            good.clone(),
-            401,
-            r#"{"code":10,"message":"Unauthorized request."}"#,
+            UNAUTHORIZED,
         ),
     ];
     for (headers, b, status, expected) in &cases {
@@ -249,88 +181,44 @@ async fn rows_3_to_12_in_order_and_nothing_changes(backend: Backend) {
     );
     let a = post(
         &sb.url(BALANCE),
-        &[
-            ct,
-            ("x-txc-apikey", key),
-            ("x-txc-payload", other.payload.as_bytes()),
-            ("x-txc-signature", other.signature.as_bytes()),
-        ],
+        &signed_headers(key, &other.payload, &other.signature),
         good.clone(),
     )
     .await;
-    assert_answer(&a, 401, r#"{"code":10,"message":"Unauthorized request."}"#);
+    assert_answer(&a, 401, UNAUTHORIZED);
 
-    // Rows 6–11 through correctly signed bodies.
-    let rows: [(String, &str, u16, &str); 9] = [
-        (
-            format!(r#"[{nonce}]"#),
-            BALANCE,
-            400,
-            r#"{"code":9,"message":"Invalid payload."}"#,
-        ),
+    // Rows 6–11 through correctly signed bodies: each one a 400.
+    let rows = [
+        (format!(r#"[{nonce}]"#), BAD_PAYLOAD),
         (
             format!(r#"{{"request":"{BALANCE}","nonce":{nonce},"nonce":{nonce}}}"#),
-            BALANCE,
-            400,
-            r#"{"code":9,"message":"Invalid payload."}"#,
+            BAD_PAYLOAD,
         ),
-        (
-            format!(r#"{{"nonce":{nonce}}}"#),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Request not provided."}"#,
-        ),
-        (
-            body("/api/v4/main-account/balance", nonce, ""),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Request does not match the endpoint path."}"#,
-        ),
-        (
-            body(BALANCE, nonce, ""),
-            "/api/v4/trade-account/balance?x=1",
-            400,
-            r#"{"code":0,"message":"Request does not match the endpoint path."}"#,
-        ),
-        (
-            format!(r#"{{"request":"{BALANCE}"}}"#),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Nonce not provided."}"#,
-        ),
+        (format!(r#"{{"nonce":{nonce}}}"#), REQUEST_MISSING),
+        (body(MAIN_BALANCE, nonce, ""), PATH_MISMATCH),
+        (format!(r#"{{"request":"{BALANCE}"}}"#), NONCE_MISSING),
         (
             format!(r#"{{"request":"{BALANCE}","nonce":{nonce}.0}}"#),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Invalid nonce."}"#,
+            BAD_NONCE,
         ),
         (
             format!(r#"{{"request":"{BALANCE}","nonce":"-{nonce}"}}"#),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Invalid nonce."}"#,
+            BAD_NONCE,
         ),
-        (
-            body(BALANCE, nonce, r#","nonceWindow":"true""#),
-            BALANCE,
-            400,
-            r#"{"code":0,"message":"Invalid nonceWindow."}"#,
-        ),
+        (body(BALANCE, nonce, r#","nonceWindow":"true""#), BAD_WINDOW),
     ];
-    for (b, path, status, expected) in &rows {
-        let a = signed(&sb, path, b).await;
-        assert_answer(&a, *status, expected);
+    for (b, expected) in &rows {
+        assert_answer(&signed(&sb, BALANCE, b).await, 400, expected);
     }
+    // A query in the URL: the path does not match either.
+    let a = signed(&sb, &format!("{BALANCE}?x=1"), &body(BALANCE, nonce, "")).await;
+    assert_answer(&a, 400, PATH_MISMATCH);
 
     // Every refusal above carried `nonce`; none consumed it.
     let a = signed(&sb, BALANCE, &good).await;
     assert_answer(&a, 200, TRADE_BALANCE);
     let a = signed(&sb, BALANCE, &good).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
-    );
+    assert_answer(&a, 429, TOO_MANY);
 }
 
 async fn row_16_nonce_rules(backend: Backend) {
@@ -338,17 +226,9 @@ async fn row_16_nonce_rules(backend: Backend) {
     let now = now_ms();
     let w = r#","nonceWindow":true"#;
     let a = signed(&sb, BALANCE, &body(BALANCE, now - 60_000, w)).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"message":"Your nonce is more than 5 seconds lesser than the current nonce."}"#,
-    );
+    assert_answer(&a, 429, TOO_OLD);
     let a = signed(&sb, BALANCE, &body(BALANCE, now + 60_000, w)).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"message":"Your nonce is more than 5 seconds greater than the current nonce."}"#,
-    );
+    assert_answer(&a, 429, TOO_NEW);
     // Window mode: any order, each once.
     for n in [now + 3, now + 1, now + 2] {
         assert_answer(
@@ -358,18 +238,10 @@ async fn row_16_nonce_rules(backend: Backend) {
         );
     }
     let a = signed(&sb, BALANCE, &body(BALANCE, now + 1, w)).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
-    );
+    assert_answer(&a, 429, TOO_MANY);
     // Strict after window: above the high-water mark (now + 3).
     let a = signed(&sb, BALANCE, &body(BALANCE, now + 3, "")).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
-    );
+    assert_answer(&a, 429, TOO_MANY);
     assert_answer(
         &signed(
             &sb,
@@ -392,11 +264,7 @@ async fn small_counters_in_strict_mode(backend: Backend) {
         );
     }
     let a = signed(&sb, BALANCE, &body(BALANCE, 2, "")).await;
-    assert_answer(
-        &a,
-        429,
-        r#"{"code":0,"errors":{},"message":"Too many requests."}"#,
-    );
+    assert_answer(&a, 429, TOO_MANY);
 }
 
 async fn interop_variants_are_accepted(backend: Backend) {
@@ -552,10 +420,7 @@ async fn two_hundred_copies_one_accepted(backend: Backend) {
             let (status, text) = t.await.expect("task");
             match status {
                 200 => ok += 1,
-                429 => assert_eq!(
-                    text,
-                    r#"{"code":0,"errors":{},"message":"Too many requests."}"#
-                ),
+                429 => assert_eq!(text, TOO_MANY),
                 other => panic!("unexpected {other}: {text}"),
             }
         }
@@ -592,13 +457,7 @@ async fn the_client_library_works_end_to_end(backend: Backend) {
     let err = wrong.post(BALANCE, ()).await.expect_err("refused");
     assert_eq!(err.kind(), Some(whitebit_client::ErrorKind::Unauthorized));
     // The CLI against the sandbox.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(["call", BALANCE, "--base-url", &sb.base])
-        .env("WBAUTH_API_KEY", &sb.key)
-        .env("WBAUTH_API_SECRET", &sb.secret)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .output()
-        .expect("wbauth call");
+    let out = wbauth(&sb, &["call", BALANCE]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), TRADE_BALANCE);
 }
@@ -691,13 +550,7 @@ async fn jwt_endpoint_issues_tokens_that_verify_from_the_jwks(backend: Backend) 
         .expect("client");
     let issued = client.issue_jwt().await.expect("issue_jwt");
     assert!(issued.expires_at >= expires_at);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(["jwt", "--token-only", "--base-url", &sb.base])
-        .env("WBAUTH_API_KEY", &sb.key)
-        .env("WBAUTH_API_SECRET", &sb.secret)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .output()
-        .expect("wbauth jwt");
+    let out = wbauth(&sb, &["jwt", "--token-only"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)

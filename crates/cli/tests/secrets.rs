@@ -18,18 +18,19 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use whitebit_auth::encoding::hex_encode;
-use whitebit_auth::fiat::{EncKey, OrderFields, PartnerClaims};
+use whitebit_auth::fiat::{EncKey, PartnerClaims};
 use whitebit_auth::mac::{HmacSha512Key, PayloadMac as _};
 use whitebit_auth::sign::sign_body;
 use whitebit_client::{FiatCredentials, SecretString};
 
+use common::catalogue::BALANCE;
+use common::fiat::{
+    DEPOSIT, create_partner, fiat_request, field, issuing_config, partner_request, uah_order,
+};
 use common::gateway::{
     Gateway, T0, TOKEN, Upstream, base32_decode, code, spawn_serve, write_config,
 };
-use common::{Answer, post};
-
-const BALANCE: &str = "/api/v4/trade-account/balance";
-const DEPOSIT: &str = "/api/v1/fiat/deposit";
+use common::{Answer, post, signed_headers};
 
 /// What must never appear, with a name for the failure message.
 #[derive(Default)]
@@ -114,12 +115,7 @@ fn sign(secret: &str, body: String) -> Signed {
 async fn send(base: &str, path: &str, key: &str, s: &Signed) -> Answer {
     post(
         &format!("{base}{path}"),
-        &[
-            ("content-type", b"application/json"),
-            ("x-txc-apikey", key.as_bytes()),
-            ("x-txc-payload", s.payload.as_bytes()),
-            ("x-txc-signature", s.signature.as_bytes()),
-        ],
+        &signed_headers(key, &s.payload, &s.signature),
         s.body.clone(),
     )
     .await
@@ -146,13 +142,6 @@ async fn admin(gw: &Gateway, method: &str, path: &str, token: &str, body: Option
     }
 }
 
-fn field(out: &str, name: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("{name}= in {out}"))
-        .to_owned()
-}
-
 /// One full run against `wbauth serve` with logs in `format` ("text" or "json").
 async fn serve_run(format: &str) {
     let mut needles = Needles::default();
@@ -160,18 +149,7 @@ async fn serve_run(format: &str) {
 
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let pem = dir.path().join("signing.pem");
-    whitebit_gateway::tokens::SigningKey::generate_rs256()
-        .expect("key")
-        .write_pkcs8_pem_file(&pem)
-        .expect("PEM written");
-    let extra = format!(
-        "[[kind]]\nname = \"all\"\npaths = [\"/*\"]\n\n\
-         [tokens]\nkeys = [{{ pem = \"{}\", kid = \"k1\" }}]\n\n\
-         [[fiat.route]]\nprefix = \"/api/v1/fiat\"\nupstream = \"http://{}\"\n",
-        pem.display(),
-        upstream.addr
-    );
+    let (extra, _) = issuing_config(dir.path(), ("all", "/*"), &upstream);
     let config = write_config(dir.path(), upstream.addr, &extra);
     let mut gw = spawn_serve(
         dir.path(),
@@ -293,42 +271,22 @@ async fn serve_run(format: &str) {
         &send(&gw.base, "/api/v4/jwt", &key, &jwt).await,
         401,
     );
-    let a = post(
-        &format!("{}{DEPOSIT}", gw.base),
-        &[
-            ("content-type", b"application/json"),
-            ("authorization", format!("Bearer {token}").as_bytes()),
-        ],
+    let a = fiat_request(
+        &gw,
+        DEPOSIT,
+        &[("authorization", format!("Bearer {token}").as_bytes())],
         r#"{"currency":"UAH","amount":"1.00","orderId":"o-0"}"#,
     )
     .await;
     assert_eq!(a.status, 200, "issued token on a fiat route: {a:?}");
 
     // A partner: token good, replayed, signed with the wrong Enc Key.
-    let created = gw.ok(&["partners", "create", "acme"]);
-    let (auth_key, enc_key) = (field(&created, "auth_key"), field(&created, "enc_key"));
+    let (auth_key, enc_key) = create_partner(&gw, "acme");
     needles.secret("Enc Key", &enc_key);
     let creds = FiatCredentials::new(auth_key.clone(), &SecretString::from(enc_key.clone()));
-    let order = OrderFields {
-        currency: "UAH",
-        amount: "1500.00",
-        order_id: "o-1",
-    };
-    let order_body = r#"{"currency":"UAH","amount":"1500.00","orderId":"o-1"}"#;
-    let fiat = |authorization: String| {
-        let (url, auth_key) = (format!("{}{DEPOSIT}", gw.base), auth_key.clone());
-        async move {
-            post(
-                &url,
-                &[
-                    ("content-type", b"application/json"),
-                    ("authorization", authorization.as_bytes()),
-                    ("x-auth-key", auth_key.as_bytes()),
-                ],
-                order_body,
-            )
-            .await
-        }
+    let (order, order_body) = uah_order("1500.00", "o-1");
+    let fiat = async |authorization: String| {
+        partner_request(&gw, DEPOSIT, &auth_key, &authorization, &order_body).await
     };
     let now = gw.advance(0).await;
     let partner_token = creds.token_at(DEPOSIT, &order, now).authorization();
@@ -405,12 +363,7 @@ async fn serve_run(format: &str) {
     assert_eq!(send(&gw.base, BALANCE, &key, &fresh).await.status, 200);
 
     // Metrics.
-    let metrics = reqwest::get(format!("{}/metrics", gw.admin))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("wbauth_"), "{metrics}");
     seen.add("/metrics", metrics);
 
@@ -557,11 +510,7 @@ fn debug_output_of_secret_carrying_types() {
         "auth-key-0123456789".to_owned(),
         &SecretString::from(secret.to_owned()),
     );
-    let order = OrderFields {
-        currency: "UAH",
-        amount: "1.00",
-        order_id: "o-1",
-    };
+    let (order, _) = uah_order("1.00", "o-1");
     let fiat_token = creds.token_at(DEPOSIT, &order, T0);
     let auth = fiat_token.authorization();
     needles.add("fiat token", auth.trim_start_matches("Bearer "));
@@ -601,12 +550,20 @@ fn debug_output_of_secret_carrying_types() {
     ];
     // The verifier's inputs and outputs, which hold the payload and signature.
     use whitebit_auth::verify::{BodyMatch, HeaderValue, RequestParts, check_request};
-    let parts = RequestParts {
-        api_key: HeaderValue::Present("public-key-0123456789"),
-        payload: HeaderValue::Present(&signed.payload),
-        signature: HeaderValue::Present(&signed.signature),
-        body: &signed.body,
-        path: BALANCE,
+    let parts = {
+        let [api_key, payload, signature] = [
+            "public-key-0123456789",
+            signed.payload.as_str(),
+            signed.signature.as_str(),
+        ]
+        .map(HeaderValue::Present);
+        RequestParts {
+            api_key,
+            payload,
+            signature,
+            body: &signed.body,
+            path: BALANCE,
+        }
     };
     let checked = check_request(&parts, BodyMatch::Exact).expect("well-formed");
     let mut headers = axum::http::HeaderMap::new();

@@ -111,40 +111,27 @@ impl Backend {
 macro_rules! on_every_backend {
     ($($name:ident),+ $(,)?) => {
         $(
-            mod $name {
-                use super::common::backends::Backend;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn embedded() {
-                    super::$name(Backend::Embedded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite_redis() {
-                    super::$name(Backend::SqliteRedis).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite_postgres() {
-                    super::$name(Backend::SqlitePostgres).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres_embedded() {
-                    super::$name(Backend::PostgresEmbedded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres_redis() {
-                    super::$name(Backend::PostgresRedis).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres_postgres() {
-                    super::$name(Backend::PostgresPostgres).await;
-                }
-            }
+            $crate::on_every_backend!(@tests $name:
+                embedded Embedded,
+                sqlite_redis SqliteRedis,
+                sqlite_postgres SqlitePostgres,
+                postgres_embedded PostgresEmbedded,
+                postgres_redis PostgresRedis,
+                postgres_postgres PostgresPostgres,
+            );
         )+
+    };
+    (@tests $name:ident: $($test:ident $backend:ident,)+) => {
+        mod $name {
+            use super::common::backends::Backend;
+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$name(Backend::$backend).await;
+                }
+            )+
+        }
     };
 }
 

@@ -3,13 +3,12 @@
 //! name its client address in `X-Forwarded-For` (the console trusts 127.0.0.1 as a proxy).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, Write as _};
-use std::process::{Command, Stdio};
+use std::io::BufRead as _;
 
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
-use super::gateway::{Gateway, TOKEN, Upstream, base32_decode, code};
+use super::gateway::{Gateway, T0, TOKEN, Upstream, base32_decode, code};
 
 pub const PASSWORD: &str = "correct horse battery";
 /// The one answer to every failed sign-in.
@@ -44,53 +43,28 @@ pub async fn start() -> (Upstream, Gateway, String) {
 pub fn create_account(gw: &Gateway, name: &str, password: &str) {
     let out = with_password(gw, &["accounts", "create", name], password);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.starts_with(&format!("Created account {name}.")),
+        "{out}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("Created account {name}.")));
 }
 
 /// `wbauth accounts password NAME --password-stdin` (the operator sets or resets it).
 pub fn set_password(gw: &Gateway, name: &str, password: &str) {
-    let out = with_password(gw, &["accounts", "password", name], password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    with_password(gw, &["accounts", "password", name], password);
 }
 
-fn with_password(gw: &Gateway, args: &[&str], password: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(args)
-        .arg("--password-stdin")
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wbauth accounts starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("password written");
-    child.wait_with_output().expect("exits")
+/// Runs `wbauth ARGS --password-stdin` with `password` typed in; its stdout (success
+/// asserted).
+fn with_password(gw: &Gateway, args: &[&str], password: &str) -> String {
+    gw.ok_with_input(
+        &[args, &["--password-stdin"]].concat(),
+        &format!("{password}\n"),
+    )
 }
 
 /// `wbauth accounts ARGS…` against the gateway; (success, stdout, stderr).
 pub fn accounts(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .arg("accounts")
-        .args(args)
-        .args(["--admin-url", &gw.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wbauth accounts runs");
+    let out = gw.cli(&[&["accounts"], args].concat());
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -276,6 +250,20 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Posts a change to `path`: `fields` between the CSRF token and the TOTP `code`.
+    pub async fn change(
+        &mut self,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+        code: &str,
+    ) -> Page {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        form.push(("code", code));
+        self.post(path, &form).await
+    }
+
     pub async fn sign_in(&mut self, name: &str, password: &str, code: &str) -> Page {
         let form = self.get("/signin").await;
         assert_eq!(form.status, 200, "{}", form.body);
@@ -309,21 +297,66 @@ pub fn encode(text: &str) -> String {
         .collect()
 }
 
-/// Signs in and turns 2FA on through the console; returns the TOTP secret.
-pub async fn enrol(browser: &mut Browser, gw: &Gateway, now: &mut u64) -> Vec<u8> {
-    let keys = browser.get("/keys").await;
-    assert_eq!(keys.status, 200);
-    assert!(
-        keys.body.contains("before generating a key"),
-        "{}",
-        keys.body
-    );
-    let page = browser.get("/2fa").await;
-    assert!(
-        page.body.contains("is <strong>off</strong>"),
+/// Asserts the page's status and that its body holds `text` (the body is shown otherwise).
+pub fn assert_page(page: &Page, status: u16, text: &str) {
+    assert_eq!(page.status, status, "{}", page.body);
+    assert!(page.body.contains(text), "{text:?} not in {}", page.body);
+}
+
+/// Asserts a `303 See Other` to `to`.
+pub fn assert_redirect(page: &Page, to: &str) {
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some(to)),
         "{}",
         page.body
     );
+}
+
+/// A gateway with its console and account `name` (password [`PASSWORD`]); a browser that
+/// has not signed in.
+pub async fn with_account(name: &str) -> (Upstream, Gateway, String, Browser) {
+    let (upstream, gw, console) = start().await;
+    create_account(&gw, name, PASSWORD);
+    let browser = Browser::new(&console);
+    (upstream, gw, console, browser)
+}
+
+/// A console whose account holder has signed in and turned 2FA on.
+pub struct Enrolled {
+    pub upstream: Upstream,
+    pub gw: Gateway,
+    pub console: String,
+    /// The holder's browser, signed in.
+    pub browser: Browser,
+    /// The holder's TOTP secret.
+    pub secret: Vec<u8>,
+    /// The gateway's test clock after the enrolment.
+    pub now: u64,
+}
+
+/// Starts a gateway with its console and creates account `name` (password [`PASSWORD`]);
+/// its holder signs in and turns 2FA on.
+pub async fn enrolled(name: &str) -> Enrolled {
+    let (upstream, gw, console, mut browser) = with_account(name).await;
+    assert_redirect(&browser.sign_in(name, PASSWORD, "").await, "/keys");
+    let mut now = T0;
+    let secret = enrol(&mut browser, &gw, &mut now).await;
+    Enrolled {
+        upstream,
+        gw,
+        console,
+        browser,
+        secret,
+        now,
+    }
+}
+
+/// Signs in and turns 2FA on through the console; returns the TOTP secret.
+pub async fn enrol(browser: &mut Browser, gw: &Gateway, now: &mut u64) -> Vec<u8> {
+    assert_page(&browser.get("/keys").await, 200, "before generating a key");
+    let page = browser.get("/2fa").await;
+    assert_page(&page, 200, "is <strong>off</strong>");
     let enrolment = browser.post("/2fa/enrol", &[("csrf", &page.csrf())]).await;
     assert_eq!(enrolment.status, 200, "{}", enrolment.body);
     assert!(enrolment.body.contains("<svg"), "an SVG QR code");

@@ -16,7 +16,7 @@ use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::sign_body;
 use whitebit_gateway::totp::{code_at_step, step_of};
 
-use super::{Answer, post};
+use super::{Answer, post, signed_headers};
 
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const UPSTREAM_ANSWER: &str = r#"{"ok":true}"#;
@@ -128,10 +128,6 @@ addr = "127.0.0.1:0"
 [store]
 data_dir = "{}"
 
-[[route]]
-prefix = "/api/v4"
-upstream = "http://{upstream}"
-
 [[kind]]
 name = "trade"
 paths = ["/api/v4/trade-account/*", "/api/v4/order/*"]
@@ -139,6 +135,10 @@ paths = ["/api/v4/trade-account/*", "/api/v4/order/*"]
 [[kind]]
 name = "main"
 paths = ["/api/v4/main-account/*"]
+
+[[route]]
+prefix = "/api/v4"
+upstream = "http://{upstream}"
 {extra}
 "#,
         data.display()
@@ -170,35 +170,46 @@ pub fn spawn_serve(
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("wbauth serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut base, mut admin) = (None, None);
-    while admin.is_none() {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).expect("read stdout") == 0 {
-            let status = child.wait().expect("exit status");
-            let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            return Err((status, text));
-        }
-        let line = line.trim_end();
-        if let Some(v) = line.strip_prefix("listening=") {
-            base = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("admin=") {
-            admin = Some(v.to_owned());
-        }
-    }
-    Ok(Gateway {
-        child,
-        _stdout: stdout,
-        base: base.expect("listening= line before admin="),
-        admin: admin.expect("admin= line"),
-        data_dir: dir.join("data"),
-        stderr: stderr_path,
-        _dir_guard: None,
+    let child = command.spawn().expect("wbauth serve starts");
+    Gateway::started(child, &dir.join("data"), &stderr_path).map_err(|status| {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        (status, text)
     })
 }
 
 impl Gateway {
+    /// Waits for a just spawned `wbauth serve` (stdout piped, stderr into `stderr`) to print
+    /// its addresses; its exit status when it ends before that.
+    pub fn started(
+        mut child: Child,
+        data_dir: &Path,
+        stderr: &Path,
+    ) -> Result<Self, std::process::ExitStatus> {
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut base, mut admin) = (None, None);
+        while admin.is_none() {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).expect("read stdout") == 0 {
+                return Err(child.wait().expect("exit status"));
+            }
+            let line = line.trim_end();
+            if let Some(v) = line.strip_prefix("listening=") {
+                base = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("admin=") {
+                admin = Some(v.to_owned());
+            }
+        }
+        Ok(Self {
+            child,
+            _stdout: stdout,
+            base: base.expect("listening= line before admin="),
+            admin: admin.expect("admin= line"),
+            data_dir: data_dir.to_owned(),
+            stderr: stderr.to_owned(),
+            _dir_guard: None,
+        })
+    }
+
     pub async fn start(upstream: &Upstream) -> Self {
         Self::start_with(upstream, "").await
     }
@@ -224,16 +235,47 @@ impl Gateway {
         gateway
     }
 
-    /// Runs `wbauth ARGS --admin-url ADMIN` with the admin token in the environment.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_wbauth"))
+    /// `wbauth ARGS --admin-url ADMIN` with the admin token in the environment, to be run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wbauth"));
+        command
             .args(args)
             .args(["--admin-url", &self.admin])
             .env("WBAUTH_ADMIN_TOKEN", TOKEN)
-            .env_remove("WBAUTH_ADMIN_URL")
+            .env_remove("WBAUTH_ADMIN_URL");
+        command
+    }
+
+    /// Runs `wbauth ARGS --admin-url ADMIN` with the admin token in the environment.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args)
             .stdin(Stdio::null())
             .output()
             .expect("wbauth runs")
+    }
+
+    /// Runs the CLI with `input` on its stdin and expects success; returns stdout.
+    pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wbauth starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("input written");
+        let out = child.wait_with_output().expect("exits");
+        assert!(
+            out.status.success(),
+            "wbauth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
     }
 
     /// Runs the CLI and expects success; returns stdout.
@@ -311,16 +353,21 @@ impl Gateway {
         );
         let answer = post(
             &format!("{}{path}", self.base),
-            &[
-                ("content-type", b"application/json"),
-                ("x-txc-apikey", key.as_bytes()),
-                ("x-txc-payload", signed.payload.as_bytes()),
-                ("x-txc-signature", signed.signature.as_bytes()),
-            ],
+            &signed_headers(key, &signed.payload, &signed.signature),
             body.clone(),
         )
         .await;
         (answer, body)
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     pub fn stderr_text(&self) -> String {
@@ -362,6 +409,17 @@ impl Gateway {
         next
     }
 
+    /// `POST ADMIN/PATH` with the admin token and `body` as it is; the response.
+    pub async fn admin_request(&self, path: &str, body: String) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .expect("admin request sent")
+    }
+
     async fn admin_post(&self, path: &str, body: Value) -> Value {
         let answer = reqwest::Client::new()
             .post(format!("{}{path}", self.admin))
@@ -380,6 +438,17 @@ impl Gateway {
     /// Creates an account with 2FA and a key of `kind` through the admin API (moving the
     /// test clock 30 s between TOTP actions); returns (public key, secret).
     pub async fn provision_key(&self, account: &str, kind: &str, ips: &[&str]) -> (String, String) {
+        let (key, secret, _) = self.provision_key_with_totp(account, kind, ips).await;
+        (key, secret)
+    }
+
+    /// Like [`Self::provision_key`]; also returns the account's TOTP secret.
+    pub async fn provision_key_with_totp(
+        &self,
+        account: &str,
+        kind: &str,
+        ips: &[&str],
+    ) -> (String, String, Vec<u8>) {
         self.admin_post("/admin/accounts", json!({"name": account}))
             .await;
         let enrolled = self
@@ -405,6 +474,7 @@ impl Gateway {
                 .expect("public key")
                 .to_owned(),
             created["secret"].as_str().expect("secret").to_owned(),
+            totp,
         )
     }
 }
@@ -420,36 +490,27 @@ impl Drop for Gateway {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-pub fn assert_answer(a: &Answer, status: u16, body: &str) {
-    assert_eq!(
-        (a.status, a.body.as_str()),
-        (status, body),
-        "full answer: {a:?}"
-    );
-    assert_eq!(
-        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-        "{a:?}"
-    );
-}
-
+/// RFC 4648 base32 without padding (surrounding white space ignored), as the gateway prints
+/// TOTP secrets.
 pub fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.trim().bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {text:?}"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((buffer >> bits) & 0xff).expect("byte"));
-        }
-    }
-    out
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    // Five bits a character, most significant first; whole bytes of them, trailing bits dropped.
+    let bits: Vec<u8> = text
+        .trim()
+        .bytes()
+        .flat_map(|c| {
+            let value = ALPHABET
+                .iter()
+                .position(|&a| a == c)
+                .unwrap_or_else(|| panic!("not base32: {text:?}"));
+            (0..5)
+                .rev()
+                .map(move |shift| u8::from((value >> shift) & 1 == 1))
+        })
+        .collect();
+    bits.chunks_exact(8)
+        .map(|byte| byte.iter().fold(0, |acc, bit| (acc << 1) | bit))
+        .collect()
 }
 
 pub fn code(secret: &[u8], now_ms: u64) -> String {
@@ -472,9 +533,8 @@ pub fn wrong_code(secret: &[u8], now_ms: u64) -> String {
 /// `wbauth accounts 2fa NAME` interactively: reads the printed secret, answers the prompt with
 /// the current code. Returns the TOTP secret.
 pub fn enrol_interactively(gateway: &Gateway, name: &str, now_ms: u64) -> Vec<u8> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-        .args(["accounts", "2fa", name, "--admin-url", &gateway.admin])
-        .env("WBAUTH_ADMIN_TOKEN", TOKEN)
+    let mut child = gateway
+        .command(&["accounts", "2fa", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

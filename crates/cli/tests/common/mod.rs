@@ -4,7 +4,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod backends;
+pub mod catalogue;
 pub mod console;
+pub mod fiat;
 pub mod gateway;
 pub mod raw;
 
@@ -139,6 +141,49 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
 }
 
+impl Answer {
+    /// Reads the whole of `response`.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Self {
+            status,
+            body,
+            headers,
+        }
+    }
+}
+
+/// Asserts the status and the exact body of a JSON answer.
+pub fn assert_answer(a: &Answer, status: u16, body: &str) {
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (status, body),
+        "full answer: {a:?}"
+    );
+    assert_eq!(
+        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{a:?}"
+    );
+}
+
+/// The headers of a signed request: the JSON content type, the key, the payload and the
+/// signature.
+pub fn signed_headers<'a>(
+    key: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+) -> [(&'static str, &'a [u8]); 4] {
+    [
+        ("content-type", b"application/json"),
+        ("x-txc-apikey", key.as_bytes()),
+        ("x-txc-payload", payload.as_bytes()),
+        ("x-txc-signature", signature.as_bytes()),
+    ]
+}
+
 /// Sends a POST with the given headers and body.
 pub async fn post(url: &str, headers: &[(&str, &[u8])], body: impl Into<Vec<u8>>) -> Answer {
     let client = reqwest::Client::new();
@@ -156,14 +201,7 @@ pub async fn post(url: &str, headers: &[(&str, &[u8])], body: impl Into<Vec<u8>>
         .send()
         .await
         .expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await.expect("body");
-    Answer {
-        status,
-        body,
-        headers,
-    }
+    Answer::read(response).await
 }
 
 /// Sends a correctly signed request whose body is exactly `body`.
@@ -171,12 +209,7 @@ pub async fn signed(sandbox: &Sandbox, path: &str, body: &str) -> Answer {
     let s = sandbox.sign(body);
     post(
         &sandbox.url(path),
-        &[
-            ("content-type", b"application/json"),
-            ("x-txc-apikey", sandbox.key.as_bytes()),
-            ("x-txc-payload", s.payload.as_bytes()),
-            ("x-txc-signature", s.signature.as_bytes()),
-        ],
+        &signed_headers(&sandbox.key, &s.payload, &s.signature),
         body.as_bytes().to_vec(),
     )
     .await
