@@ -25,6 +25,9 @@ pub(crate) enum CliError {
     /// The doctor found problems (exit code 1; the findings were printed).
     #[error("{0} problem(s) found")]
     Problems(usize),
+    /// Checks ran and some failed; what failed was printed (exit code 1).
+    #[error("{0}")]
+    Failed(String),
     /// `wbauth bench` could not reach its target at all (exit code 1).
     #[error("{0}")]
     Unreachable(String),
@@ -45,6 +48,7 @@ impl CliError {
             CliError::Client(_)
             | CliError::Problems(_)
             | CliError::Admin { .. }
+            | CliError::Failed(_)
             | CliError::Unreachable(_) => ExitCode::from(1),
             CliError::Usage(_) | CliError::Config(_) | CliError::Io { .. } => ExitCode::from(2),
         }

@@ -8,6 +8,7 @@ pub(crate) mod admin_api;
 pub(crate) mod bench;
 pub(crate) mod bench_echo;
 pub(crate) mod call;
+pub(crate) mod conformance;
 pub(crate) mod doctor;
 pub(crate) mod fiat_token;
 pub(crate) mod jwt;
@@ -53,6 +54,8 @@ pub(crate) enum Command {
     Bench(bench::BenchArgs),
     /// Run a minimal upstream answering every request 200 {"ok":true} (the echo limit).
     BenchEcho(bench_echo::BenchEchoArgs),
+    /// Run the protocol's conformance suite against a server (exit 1 when a case fails).
+    Conformance(conformance::ConformanceArgs),
 }
 
 impl Command {
@@ -66,6 +69,7 @@ impl Command {
             Command::Jwt(args) => jwt::run(args, ctx).await,
             Command::Serve(args) => serve::run(args, ctx).await,
             Command::Sandbox(args) => sandbox::run(args, ctx).await,
+            Command::Conformance(args) => conformance::run(args, ctx).await,
             Command::Accounts(args) => accounts::run(args, ctx).await,
             Command::Keys(args) => keys::run(args, ctx).await,
             Command::Partners(args) => partners::run(args, ctx).await,

@@ -1,0 +1,243 @@
+//! The check table of `docs/errors.md`: every row a client can provoke, alone and in pairs of
+//! faults in one request (the earlier row must answer, which proves the order of the checks).
+
+use whitebit_auth::ApiError;
+use whitebit_auth::encoding::base64_encode;
+
+use crate::Group;
+use crate::http::Request;
+use crate::report::{CaseReport, Expect};
+use crate::target::Session;
+use crate::wire::{Fields, json_string, signed};
+
+/// One fault, in the order of the checks: a request with several answers the first one's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    Method,
+    TooLarge,
+    MediaType,
+    NoKey,
+    NoPayload,
+    NoSignature,
+    PayloadMismatch,
+    NoRequest,
+    PathMismatch,
+    NoNonce,
+    BadNonce,
+    BadWindow,
+    BadSignature,
+    OldNonce,
+}
+
+const FAULTS: [Fault; 14] = [
+    Fault::Method,
+    Fault::TooLarge,
+    Fault::MediaType,
+    Fault::NoKey,
+    Fault::NoPayload,
+    Fault::NoSignature,
+    Fault::PayloadMismatch,
+    Fault::NoRequest,
+    Fault::PathMismatch,
+    Fault::NoNonce,
+    Fault::BadNonce,
+    Fault::BadWindow,
+    Fault::BadSignature,
+    Fault::OldNonce,
+];
+
+impl Fault {
+    /// The answer the fault alone gets.
+    fn answer(self) -> ApiError {
+        match self {
+            Fault::Method => ApiError::MethodNotAllowed,
+            Fault::TooLarge => ApiError::PayloadTooLarge,
+            Fault::MediaType => ApiError::UnsupportedMediaType,
+            Fault::NoKey => ApiError::ApiKeyNotProvided,
+            Fault::NoPayload => ApiError::PayloadNotProvided,
+            Fault::NoSignature => ApiError::SignatureNotProvided,
+            Fault::PayloadMismatch => ApiError::InvalidPayload,
+            Fault::NoRequest => ApiError::RequestNotProvided,
+            Fault::PathMismatch => ApiError::RequestPathMismatch,
+            Fault::NoNonce => ApiError::NonceNotProvided,
+            Fault::BadNonce => ApiError::InvalidNonce,
+            Fault::BadWindow => ApiError::InvalidNonceWindow,
+            Fault::BadSignature => ApiError::Unauthorized,
+            Fault::OldNonce => ApiError::NonceTooOld,
+        }
+    }
+
+    /// What the fault is, for the report.
+    fn what(self) -> &'static str {
+        match self {
+            Fault::Method => "GET instead of POST",
+            Fault::TooLarge => "Content-Length of 100 MiB",
+            Fault::MediaType => "Content-Type: text/plain",
+            Fault::NoKey => "no X-TXC-APIKEY",
+            Fault::NoPayload => "no X-TXC-PAYLOAD",
+            Fault::NoSignature => "no X-TXC-SIGNATURE",
+            Fault::PayloadMismatch => "a signed payload that is not the body",
+            Fault::NoRequest => "no `request`",
+            Fault::PathMismatch => "`request` names another path",
+            Fault::NoNonce => "no `nonce`",
+            Fault::BadNonce => "`nonce` -1",
+            Fault::BadWindow => "`nonceWindow` \"true\" (a string)",
+            Fault::BadSignature => "a wrong signature",
+            Fault::OldNonce => "a window nonce 60 s old",
+        }
+    }
+
+    /// Edits the body's members.
+    fn edit_body(self, fields: &mut Fields, original_nonce: &str, now_ms: u64) {
+        let nonce_untouched = fields.get("nonce") == Some(original_nonce);
+        match self {
+            Fault::NoRequest => fields.remove("request"),
+            Fault::PathMismatch if fields.get("request").is_some() => {
+                fields.set("request", &json_string("/api/v4/main-account/address"));
+            }
+            Fault::NoNonce => fields.remove("nonce"),
+            Fault::BadNonce if nonce_untouched => fields.set("nonce", "-1"),
+            Fault::BadWindow => fields.set("nonceWindow", "\"true\""),
+            Fault::OldNonce if nonce_untouched => {
+                fields.set("nonce", &now_ms.saturating_sub(60_000).to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// Edits the signed request.
+    fn edit_request(self, request: &mut Request, session: &Session<'_>) {
+        match self {
+            Fault::Method => request.method = "GET".into(),
+            Fault::TooLarge => {
+                request.body.clear();
+                request.set_header("Content-Length", "104857600");
+            }
+            Fault::MediaType => request.set_header("Content-Type", "text/plain"),
+            Fault::NoKey => request.remove_header("X-TXC-APIKEY"),
+            Fault::NoPayload => request.remove_header("X-TXC-PAYLOAD"),
+            Fault::NoSignature => request.remove_header("X-TXC-SIGNATURE"),
+            Fault::PayloadMismatch if request.header("X-TXC-PAYLOAD").is_some() => {
+                let mut other = request.body.clone();
+                other.push(b' ');
+                request.set_header("X-TXC-PAYLOAD", &base64_encode(&other));
+                request.resign(&session.target.credentials);
+            }
+            Fault::BadSignature => {
+                if let Some(signature) = request.header("X-TXC-SIGNATURE") {
+                    let flipped: String = signature
+                        .char_indices()
+                        .map(|(i, c)| {
+                            if i == 0 {
+                                if c == '0' { '1' } else { '0' }
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
+                    request.set_header("X-TXC-SIGNATURE", &flipped);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A request with `faults`, and the answer due (the first fault's row).
+fn faulty(session: &Session<'_>, faults: &[Fault]) -> (Request, ApiError) {
+    let nonce = session.next_nonce().to_string();
+    let path = &session.target.path;
+    let mut fields = Fields::window(path, 0);
+    fields.set("nonce", &nonce);
+    let now = session.now_ms();
+    for fault in faults {
+        fault.edit_body(&mut fields, &nonce, now);
+    }
+    let mut request = signed(
+        &session.target.url_path(path),
+        fields.text().as_bytes(),
+        &session.target.credentials,
+    );
+    for fault in faults {
+        fault.edit_request(&mut request, session);
+    }
+    let first = faults
+        .iter()
+        .min()
+        .map_or(ApiError::Unauthorized, |f| f.answer());
+    (request, first)
+}
+
+/// Every fault alone, then every pair of faults.
+pub(crate) fn run(session: &Session<'_>, out: &mut Vec<CaseReport>) {
+    for fault in FAULTS {
+        let (request, due) = faulty(session, &[fault]);
+        let answer = session.send(&request);
+        let expect = Expect::error(due);
+        let mut case = CaseReport::checked(
+            format!("errors.row-{}", due.row()),
+            Group::Errors,
+            format!("row {}: {}", due.row(), fault.what()),
+            &request,
+            &expect,
+            &answer,
+        );
+        if fault == Fault::Method
+            && matches!(&answer, Ok(a) if expect.matches(a) && a.header("allow") != Some("POST"))
+        {
+            case.verdict = crate::report::Verdict::Fail("405 without `Allow: POST`".into());
+        }
+        out.push(case);
+    }
+    for (i, first) in FAULTS.iter().enumerate() {
+        for second in &FAULTS[i + 1..] {
+            let (request, due) = faulty(session, &[*first, *second]);
+            let answer = session.send(&request);
+            out.push(CaseReport::checked(
+                format!(
+                    "errors.pair-{}-{}",
+                    first.answer().row(),
+                    second.answer().row()
+                ),
+                Group::Errors,
+                format!(
+                    "order: {} and {} → row {}",
+                    first.what(),
+                    second.what(),
+                    due.row()
+                ),
+                &request,
+                &Expect::error(due),
+                &answer,
+            ));
+        }
+    }
+    privileged(session, out);
+}
+
+/// Rows that need more than the main key: 14 (a key that may not call the path). Rows 13, 15
+/// and 404 depend on the server's keys and configuration and are not provoked.
+fn privileged(session: &Session<'_>, out: &mut Vec<CaseReport>) {
+    let rule = "row 14: a key whose kind does not open the path";
+    let Some(restricted) = &session.target.restricted else {
+        out.push(CaseReport::skipped(
+            "errors.row-14",
+            Group::Errors,
+            rule,
+            "needs --key2/--secret2, a key that may not call the path",
+        ));
+        return;
+    };
+    let path = &session.target.path;
+    let body = Fields::window(path, session.next_nonce()).text();
+    let request = signed(&session.target.url_path(path), body.as_bytes(), restricted);
+    let answer = session.send(&request);
+    out.push(CaseReport::checked(
+        "errors.row-14",
+        Group::Errors,
+        rule,
+        &request,
+        &Expect::error(ApiError::EndpointForbidden),
+        &answer,
+    ));
+}
