@@ -79,7 +79,7 @@ stage "drills"
 drills/run.sh --short
 
 stage "examples"
-# The quick-start examples in seven languages against a real `wbauth sandbox` on a free port
+# The quick-start examples in eleven languages against a real `wbauth sandbox` on a free port
 # (examples/run.sh installs each missing toolchain with apt-get). It runs the wbauth binary the
 # test stage built (asking cargo, which rebuilds nothing, for its path): a separate
 # `cargo build -p wbauth` resolves features differently and would compile the gateway again.
