@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::backends::Backend;
-use common::fiat::{new_signing_key, token_keys};
+use common::fiat::{DEPOSIT, create_partner, fiat_route, new_signing_key, token_keys};
 use common::gateway::{TOKEN, Upstream, spawn_serve, write_config};
 use common::{Sandbox, now_ms};
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ fn assert_every_group(report: &Value) {
         .collect();
     assert_eq!(
         groups.into_iter().collect::<Vec<_>>(),
-        ["errors", "interop", "jwt", "nonces", "replay"]
+        ["errors", "fiat", "interop", "jwt", "nonces", "replay"]
     );
 }
 
@@ -71,8 +71,9 @@ fn the_sandbox_passes_every_case_it_can_run() {
     let (code, report) = conformance(&sb.base, &sb.key, &sb.secret, &[]);
     assert_eq!(ids(&report, "fail"), Vec::<String>::new(), "{report:#}");
     assert_eq!(code, 0);
-    // The sandbox's one key opens every path: row 14 needs a second key.
-    assert_eq!(ids(&report, "skip"), ["errors.row-14"]);
+    // The sandbox's one key opens every path (row 14 needs a second key), and it has no Fiat
+    // Gateway routes.
+    assert_eq!(ids(&report, "skip"), ["errors.row-14", "fiat"]);
     assert!(
         report["passed"].as_u64().expect("passed") > 140,
         "{}",
@@ -144,15 +145,17 @@ fn a_wrong_secret_fails_cases_and_exits_1_and_bad_options_exit_2() {
 }
 
 /// `wbauth serve` on `backend`: a key that may call the path and the token endpoint, a
-/// second that may not, token keys published as a JWKS; every case passes, none is skipped.
+/// second that may not, token keys published as a JWKS, a Fiat Gateway route and a partner;
+/// every case passes, none is skipped.
 async fn serve_passes_every_case(backend: Backend) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let pem = dir.path().join("signing.pem");
     new_signing_key(&pem);
     let extra = format!(
-        "[[kind]]\nname = \"conformance\"\npaths = [\"/api/v4/trade-account/*\", \"/api/v4/jwt\"]\n\n{}",
-        token_keys(&pem)
+        "[[kind]]\nname = \"conformance\"\npaths = [\"/api/v4/trade-account/*\", \"/api/v4/jwt\"]\n\n{}\n{}",
+        token_keys(&pem),
+        fiat_route(&upstream)
     );
     let config = write_config(dir.path(), upstream.addr, &extra);
     let mut env: Vec<(String, String)> = backend.stores().env();
@@ -166,12 +169,24 @@ async fn serve_passes_every_case(backend: Backend) {
     let (key, secret) = gw.provision_key("alice", "conformance", &[]).await;
     let (other, other_secret) = gw.provision_key("bob", "main", &[]).await;
     gw.clock(json!({"release": true})).await;
+    let (auth_key, enc_key) = create_partner(&gw, "conformance-partner");
 
     let (code, report) = conformance(
         &gw.base,
         &key,
         &secret,
-        &["--key2", &other, "--secret2", &other_secret],
+        &[
+            "--key2",
+            &other,
+            "--secret2",
+            &other_secret,
+            "--fiat-auth-key",
+            &auth_key,
+            "--fiat-enc-key",
+            &enc_key,
+            "--fiat-path",
+            DEPOSIT,
+        ],
     );
     assert_eq!(ids(&report, "fail"), Vec::<String>::new(), "{report:#}");
     assert_eq!(ids(&report, "skip"), Vec::<String>::new(), "{report:#}");

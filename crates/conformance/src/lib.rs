@@ -17,7 +17,8 @@
 //! Groups: [`Group::Errors`] (every row a client can provoke, alone and in pairs that prove
 //! the order of the checks), [`Group::Interop`] (what real clients send), [`Group::Nonces`]
 //! (window edges, uniqueness, strict order, refusals consume nothing), [`Group::Replay`]
-//! (concurrent copies accepted exactly once), [`Group::Jwt`] (the token endpoint and its JWKS).
+//! (concurrent copies accepted exactly once), [`Group::Jwt`] (the token endpoint and its JWKS),
+//! [`Group::Fiat`] (partner tokens: single use, millisecond expiry, every refusal's reason).
 //! Requests are paced ([`Options::max_rps`]) and bounded; replay storms send
 //! [`Options::storm`] copies at once.
 
@@ -31,7 +32,7 @@ mod wire;
 pub use error::ConformanceError;
 pub use http::Answer;
 pub use report::{CaseReport, Report, Verdict};
-pub use target::{Credentials, DEFAULT_PATH, Target};
+pub use target::{Credentials, DEFAULT_FIAT_PATH, DEFAULT_PATH, Partner, Target};
 
 /// A group of cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub enum Group {
     Replay,
     /// The token endpoint and its JWKS.
     Jwt,
+    /// Fiat Gateway partner tokens (needs a partner: [`Target::partner`]).
+    Fiat,
 }
 
 impl Group {
@@ -57,6 +60,7 @@ impl Group {
         Group::Nonces,
         Group::Replay,
         Group::Jwt,
+        Group::Fiat,
     ];
 
     /// Its name on the command line and in reports.
@@ -68,6 +72,7 @@ impl Group {
             Group::Nonces => "nonces",
             Group::Replay => "replay",
             Group::Jwt => "jwt",
+            Group::Fiat => "fiat",
         }
     }
 
@@ -137,6 +142,7 @@ pub fn run(target: &Target, options: &Options) -> Report {
                 cases::replay::run(&session, options.storm.clamp(2, 256), &mut report.cases)
             }
             Group::Jwt => cases::jwt::run(&session, &mut report.cases),
+            Group::Fiat => cases::fiat::run(&session, &mut report.cases),
         }
     }
     report

@@ -53,6 +53,48 @@ pub struct Target {
     pub restricted: Option<Credentials>,
     /// A private endpoint `credentials` may call and that answers 2xx once verified.
     pub path: String,
+    /// A Fiat Gateway partner; the `fiat` group is skipped without one.
+    pub partner: Option<Partner>,
+}
+
+/// A Fiat Gateway partner of the server, and the route its tokens are for. `Debug` never shows
+/// the Enc Key.
+#[derive(Clone)]
+pub struct Partner {
+    /// The Auth Key (`x-auth-key`).
+    pub auth_key: String,
+    enc_key: Zeroizing<String>,
+    /// A Fiat Gateway route path that answers 2xx once the token passes.
+    pub path: String,
+}
+
+impl Partner {
+    /// A partner with its Auth Key and Enc Key, for the route `path`.
+    #[must_use]
+    pub fn new(
+        auth_key: impl Into<String>,
+        enc_key: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        Self {
+            auth_key: auth_key.into(),
+            enc_key: Zeroizing::new(enc_key.into()),
+            path: path.into(),
+        }
+    }
+
+    pub(crate) fn enc_key(&self) -> &str {
+        &self.enc_key
+    }
+}
+
+impl std::fmt::Debug for Partner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partner")
+            .field("auth_key", &self.auth_key)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {
@@ -113,6 +155,7 @@ impl Target {
             credentials,
             restricted: None,
             path: DEFAULT_PATH.to_owned(),
+            partner: None,
         })
     }
 
@@ -124,6 +167,9 @@ impl Target {
 
 /// The private endpoint the cases call unless told otherwise.
 pub const DEFAULT_PATH: &str = "/api/v4/trade-account/balance";
+
+/// The Fiat Gateway route the `fiat` group calls unless told otherwise.
+pub const DEFAULT_FIAT_PATH: &str = "/api/v1/fiat/deposit";
 
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {

@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use wbauth_conformance::{Credentials, Group, Options, Target};
+use wbauth_conformance::{Credentials, Group, Options, Partner, Target};
 
 use super::Context;
 use crate::error::CliError;
 
 /// Runs the conformance suite against a server that speaks the scheme: every row of the
 /// check table (alone and in pairs that prove their order), what real clients send, the nonce
-/// rules, replay storms, the token endpoint. Exits 1 when a case fails.
+/// rules, replay storms, the token endpoint, Fiat Gateway partner tokens. Exits 1 when a case
+/// fails.
 #[derive(Debug, Args)]
 pub(crate) struct ConformanceArgs {
     /// The server (http://HOST:PORT[/PREFIX]); only loopback addresses unless --allow-remote.
@@ -37,7 +38,22 @@ pub(crate) struct ConformanceArgs {
     /// A private endpoint the key may call and that answers 2xx.
     #[arg(long, default_value = wbauth_conformance::DEFAULT_PATH, value_name = "PATH")]
     path: String,
-    /// Only these groups (comma-separated): errors, interop, nonces, replay, jwt.
+    /// A Fiat Gateway partner's Auth Key, for the fiat group (skipped without it).
+    #[arg(long, requires = "fiat_enc_key", value_name = "KEY")]
+    fiat_auth_key: Option<String>,
+    /// The partner's Enc Key.
+    #[arg(
+        long,
+        env = "WBAUTH_FIAT_ENC_KEY",
+        requires = "fiat_auth_key",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    fiat_enc_key: Option<String>,
+    /// The Fiat Gateway route the partner's tokens are for.
+    #[arg(long, default_value = wbauth_conformance::DEFAULT_FIAT_PATH, value_name = "PATH")]
+    fiat_path: String,
+    /// Only these groups (comma-separated): errors, interop, nonces, replay, jwt, fiat.
     #[arg(long, value_name = "GROUPS")]
     only: Option<String>,
     /// The report's format.
@@ -91,6 +107,19 @@ pub(crate) async fn run(args: &ConformanceArgs, _ctx: &Context) -> Result<(), Cl
     target.path.clone_from(&args.path);
     if let (Some(key), Some(secret)) = (&args.key2, &args.secret2) {
         target.restricted = Some(Credentials::new(key.as_str(), secret.as_str()));
+    }
+    if let (Some(auth), Some(enc)) = (&args.fiat_auth_key, &args.fiat_enc_key) {
+        if !args.fiat_path.starts_with('/') {
+            return Err(CliError::Usage(format!(
+                "--fiat-path {:?}: a path starts with /",
+                args.fiat_path
+            )));
+        }
+        target.partner = Some(Partner::new(
+            auth.as_str(),
+            enc.as_str(),
+            args.fiat_path.as_str(),
+        ));
     }
     let groups = match &args.only {
         Some(list) => Group::parse_list(list).map_err(usage)?,

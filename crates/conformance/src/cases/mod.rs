@@ -1,6 +1,7 @@
 //! The groups of cases, one file each.
 
 pub(crate) mod errors;
+pub(crate) mod fiat;
 pub(crate) mod interop;
 pub(crate) mod jwt;
 pub(crate) mod nonces;
