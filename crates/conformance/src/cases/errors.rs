@@ -212,6 +212,7 @@ pub(crate) fn run(session: &Session<'_>, out: &mut Vec<CaseReport>) {
             ));
         }
     }
+    super::variants::run(session, out);
     privileged(session, out);
 }
 

@@ -6,3 +6,4 @@ pub(crate) mod interop;
 pub(crate) mod jwt;
 pub(crate) mod nonces;
 pub(crate) mod replay;
+pub(crate) mod variants;
