@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use whitebit_gateway::config::BodyMatchConfig;
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
 use whitebit_gateway::{Launch, Options, ServeClock, TempDataDir};
 
@@ -34,6 +35,37 @@ pub(crate) struct SandboxArgs {
     /// key first; `wbauth bench --keys FILE` reads it.
     #[arg(long, value_name = "FILE")]
     keys_out: Option<std::path::PathBuf>,
+    /// A gateway configuration (TOML) read as `wbauth serve` reads it, WBAUTH_GATEWAY__…
+    /// variables over it: body match, kinds, rate limits, routes to real upstreams (paths no
+    /// route serves get the built-in answers). The sandbox keeps its own listen address
+    /// (--listen) and temporary data dir.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// How the body must match X-TXC-PAYLOAD (over --config and the environment): `exact`
+    /// byte for byte, `json` the same JSON value (for SDKs that re-serialise the body).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    body_match: Option<BodyMatchArg>,
+    /// The demo key's kind: a [[kind]] of --config (default: `sandbox`, every path).
+    #[arg(long, value_name = "KIND")]
+    demo_kind: Option<String>,
+}
+
+/// `--body-match`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BodyMatchArg {
+    /// Byte for byte (the default).
+    Exact,
+    /// The same JSON value.
+    Json,
+}
+
+impl From<BodyMatchArg> for BodyMatchConfig {
+    fn from(value: BodyMatchArg) -> Self {
+        match value {
+            BodyMatchArg::Exact => BodyMatchConfig::Exact,
+            BodyMatchArg::Json => BodyMatchConfig::Json,
+        }
+    }
 }
 
 /// Runs the command.
@@ -43,6 +75,9 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
         listen: args.listen,
         demo_key: args.demo_key.clone(),
         demo_secret: args.demo_secret.clone(),
+        config_file: args.config.clone(),
+        body_match: args.body_match.map(Into::into),
+        demo_kind: args.demo_kind.clone(),
     };
     let dir = TempDataDir::create().map_err(gateway_error)?;
     let overrides: Vec<(String, String)> = std::env::vars().collect();
