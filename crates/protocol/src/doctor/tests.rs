@@ -25,6 +25,10 @@ struct Case {
     secret: Option<Vec<u8>>,
     path: Option<String>,
     now_ms: Option<u64>,
+    headers: Option<Vec<(&'static str, &'static [u8])>>,
+    key: Option<KeyFacts<'static>>,
+    last_nonce: Option<u64>,
+    body_match: crate::verify::BodyMatch,
 }
 
 fn window_body(nonce: &str) -> String {
@@ -53,6 +57,7 @@ impl Case {
             secret: Some(SECRET.as_bytes().to_vec()),
             path: Some(PATH.to_owned()),
             now_ms: Some(NOW),
+            ..Case::default()
         }
     }
 
@@ -68,6 +73,10 @@ impl Case {
             secret: self.secret.as_deref(),
             path: self.path.as_deref(),
             now_ms: self.now_ms,
+            headers: self.headers.as_deref(),
+            key: self.key,
+            last_nonce: self.last_nonce,
+            body_match: self.body_match,
         }
     }
 
@@ -507,6 +516,51 @@ fn cases() -> Vec<(&'static str, Case, Severity)> {
             )),
             Severity::Problem,
         ),
+        (
+            "content-type-not-json",
+            Case {
+                headers: Some(vec![("Content-Type", b"text/plain; charset=utf-8")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "payload-header-repeated",
+            Case {
+                headers: Some(vec![("x-txc-payload", b"e30="), ("X-TXC-PAYLOAD", b"e30=")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "header-repeated",
+            Case {
+                headers: Some(vec![("X-TXC-APIKEY", b"k"), ("x-txc-apikey", b"k")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "key-unknown",
+            Case {
+                secret: None,
+                key: Some(KeyFacts {
+                    sent: "typo-key",
+                    known: false,
+                    example: Some("demo-key"),
+                }),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "nonce-not-increasing",
+            Case {
+                last_nonce: Some(NOW + 10),
+                ..Case::signed(&strict_body(&NOW.to_string()))
+            },
+            Severity::Problem,
+        ),
         ("looks-correct", valid, Severity::Ok),
     ]
 }
@@ -572,6 +626,11 @@ const CASE_CODES: &[&str] = &[
     code::SIGNATURE_UNCHECKED,
     code::SECRET_EMPTY,
     code::SECRET_IN_REQUEST,
+    code::CONTENT_TYPE_NOT_JSON,
+    code::PAYLOAD_HEADER_REPEATED,
+    code::HEADER_REPEATED,
+    code::KEY_UNKNOWN,
+    code::NONCE_NOT_INCREASING,
     code::LOOKS_CORRECT,
 ];
 
@@ -1576,7 +1635,7 @@ proptest! {
         path in arb_opt_text(),
         now_ms in proptest::option::of(any::<u64>()),
     ) {
-        let case = Case { body, payload, signature, secret, path, now_ms };
+        let case = Case { body, payload, signature, secret, path, now_ms, ..Case::default() };
         let findings = diagnose(&case.capture());
         check_invariants(&findings, None);
     }
@@ -1593,5 +1652,90 @@ proptest! {
         let mut case = Case::signed(&body);
         case.now_ms = now_ms;
         let _ = case.run();
+    }
+}
+
+#[test]
+fn what_a_server_knows_is_explained() {
+    let valid = Case::valid();
+    let unknown = Case {
+        secret: None,
+        key: Some(KeyFacts {
+            sent: "typo-key",
+            known: false,
+            example: Some("demo-key"),
+        }),
+        ..valid.clone()
+    }
+    .run();
+    let message = &get(&unknown, code::KEY_UNKNOWN).message;
+    assert!(
+        message.contains("`typo-key`") && message.contains("`demo-key`"),
+        "{message}"
+    );
+    assert_eq!(refused_at(&unknown), Some("12"));
+
+    let behind = Case {
+        last_nonce: Some(NOW + 1500),
+        ..Case::signed(&strict_body(&NOW.to_string()))
+    }
+    .run();
+    let message = &get(&behind, code::NONCE_NOT_INCREASING).message;
+    assert!(
+        message.contains(&NOW.to_string()) && message.contains(&(NOW + 1500).to_string()),
+        "{message}"
+    );
+    assert!(message.contains("1500 behind"), "{message}");
+    // Window mode has no high-water mark.
+    let window = Case {
+        last_nonce: Some(NOW + 1500),
+        ..valid.clone()
+    }
+    .run();
+    assert!(!has(&window, code::NONCE_NOT_INCREASING));
+
+    // A known key, a JSON content type with parameters, single headers: nothing to say.
+    let fine = Case {
+        headers: Some(vec![
+            ("Content-Type", b"Application/JSON; charset=utf-8"),
+            ("X-TXC-APIKEY", b"k"),
+        ]),
+        key: Some(KeyFacts {
+            sent: "k",
+            known: true,
+            example: None,
+        }),
+        last_nonce: Some(NOW - 1),
+        ..valid.clone()
+    }
+    .run();
+    assert_eq!(problem_codes(&fine), Vec::<&str>::new());
+
+    // Under body_match = "json" a re-serialised body is a note, not a problem.
+    let spaced =
+        format!(r#"{{"request": "{PATH}", "nonce": {NOW}, "nonceWindow": true, "ticker": "BTC"}}"#);
+    let json = Case {
+        body_match: crate::verify::BodyMatch::Json,
+        ..valid.clone().with_body(&spaced)
+    }
+    .run();
+    assert_eq!(problem_codes(&json), Vec::<&str>::new());
+    assert!(has(&json, code::PAYLOAD_BODY_SAME_JSON));
+}
+
+#[test]
+fn every_problem_has_an_ascii_hint() {
+    for c in code::ALL {
+        if let Some(hint) = code::hint(c) {
+            assert!(
+                hint.is_ascii() && !hint.contains('\n') && hint.len() <= 100,
+                "{c}: {hint}"
+            );
+        } else {
+            assert!(
+                code::row(c).is_none(),
+                "{c} refuses a request but has no hint"
+            );
+        }
     }
 }
