@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use super::servers::{AdminServer, ConsoleServer, ServeClock, admin_router_for, metrics_router};
 use super::run::PublicSide;
+use super::servers::{AdminServer, ConsoleServer, ServeClock, admin_router_for, metrics_router};
 use super::{Stores, bind, build_gateway, key_service, open_stores, run, run_with_admin};
 use crate::config::Config;
 use crate::edge::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};

@@ -147,14 +147,15 @@ pub(crate) async fn handle(
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     if let Some(fault) = fault
-        && let Some(response) = injected(fault).await
+        && let Some(error) = injected_error(fault)
     {
+        // Logged before a timeout's long hold, so the log shows it at once.
         eprintln!("sandbox: injected {} for {method} {path}", fault.name());
-        let status = (fault != Fault::Reset).then(|| response.status().as_u16());
+        let status = error.map(ApiError::status);
         teacher
             .log
             .record(entry(status, vec![fault.marker().into()]));
-        return response;
+        return injected(fault, error).await;
     }
 
     // The gateway's own answer, the body copied as the checks read it.
@@ -185,14 +186,14 @@ pub(crate) async fn handle(
         Outcome::TokenRefused | Outcome::Public | Outcome::Transport => None,
     };
     let Some(refusal) = refusal else {
-        teacher
-            .log
-            .record(entry(Some(response.status().as_u16()), Vec::new()));
-        return match fault {
-            Some(Fault::SlowBody) => {
-                slow(with_marks(response, &[Fault::SlowBody.marker()], None)).await
-            }
-            _ => response,
+        let status = Some(response.status().as_u16());
+        return if fault == Some(Fault::SlowBody) {
+            let marker = Fault::SlowBody.marker();
+            teacher.log.record(entry(status, vec![marker.into()]));
+            slow(with_marks(response, &[marker], None)).await
+        } else {
+            teacher.log.record(entry(status, Vec::new()));
+            response
         };
     };
     let secret = match first(&head.headers, whitebit_auth::headers::API_KEY_LOWERCASE) {
@@ -241,25 +242,31 @@ fn remember_nonce(teacher: &Teacher, head: &axum::http::request::Parts, body: &[
     *last = (*last).max(nonce);
 }
 
-/// The answer of an injected fault; `None` for a fault that lets the request through
-/// (`slow_body`).
-async fn injected(fault: Fault) -> Option<Response> {
-    let error = match fault {
-        Fault::RateLimit => ApiError::RateLimited,
-        Fault::Nonce => ApiError::NonceNotIncreasing,
-        Fault::Unavailable => ApiError::ServiceUnavailable,
-        Fault::Timeout => {
-            tokio::time::sleep(TIMEOUT_HOLD).await;
-            ApiError::GatewayTimeout
-        }
-        Fault::Reset => {
-            let mut response = Response::new(Body::empty());
-            response.extensions_mut().insert(CloseConnection);
-            return Some(response);
-        }
+/// The answer of an injected fault: `Some(None)` for a connection closed without one (`reset`),
+/// `None` for a fault that lets the request through (`slow_body`).
+fn injected_error(fault: Fault) -> Option<Option<ApiError>> {
+    Some(match fault {
+        Fault::RateLimit => Some(ApiError::RateLimited),
+        Fault::Nonce => Some(ApiError::NonceNotIncreasing),
+        Fault::Unavailable => Some(ApiError::ServiceUnavailable),
+        Fault::Timeout => Some(ApiError::GatewayTimeout),
+        Fault::Reset => None,
         Fault::SlowBody => return None,
+    })
+}
+
+/// Plays an injected fault: the live service's answer for `error` (after a long hold for
+/// `timeout`), or a closed connection.
+async fn injected(fault: Fault, error: Option<ApiError>) -> Response {
+    let Some(error) = error else {
+        let mut response = Response::new(Body::empty());
+        response.extensions_mut().insert(CloseConnection);
+        return response;
     };
-    Some(with_marks(error_response(error), &[fault.marker()], None))
+    if fault == Fault::Timeout {
+        tokio::time::sleep(TIMEOUT_HOLD).await;
+    }
+    with_marks(error_response(error), &[fault.marker()], None)
 }
 
 /// The same answer, its body sent in pieces with a pause before each.
