@@ -102,7 +102,9 @@ async fn each_fault_on_request_then_the_same_request_succeeds() {
     assert_answer(&a, 200, TRADE_BALANCE);
     assert_eq!(codes(&a), ["injected-slow-body"]);
     // It was accepted: its nonce is spent.
-    let a = send(&sb, &http, &next, None).await.expect("answer");
+    let a = send(&sb, &http, &next, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert_answer(&a, 429, TOO_MANY);
 
     // An unknown fault is named, with the names that work.

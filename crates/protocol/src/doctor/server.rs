@@ -53,7 +53,22 @@ pub(super) fn check_headers<'a>(sent: &'a [(&'a str, &'a [u8])], out: &mut Out<'
         ),
     ] {
         let count = values(sent, name).count();
-        if count > 1 && HeaderValue::from_values(values(sent, name)) == HeaderValue::Invalid {
+        // HTTP libraries (fetch, browsers) join a header set twice into one value with ", ".
+        let joined = values(sent, name)
+            .find(|v| v.windows(2).any(|w| w == b", "))
+            .map(|v| v.split(|b| *b == b',').count());
+        if let (1, Some(parts)) = (count, joined) {
+            out.problem(
+                repeated_code,
+                format!(
+                    "{name} holds {parts} values joined with \", \": the header was set more \
+                     than once and the HTTP library joined the values. Each X-TXC-* header must \
+                     be sent exactly once ({}).",
+                    answer(refusal)
+                ),
+            );
+        } else if count > 1 && HeaderValue::from_values(values(sent, name)) == HeaderValue::Invalid
+        {
             out.problem(
                 repeated_code,
                 format!(

@@ -1694,6 +1694,18 @@ fn what_a_server_knows_is_explained() {
     .run();
     assert!(!has(&window, code::NONCE_NOT_INCREASING));
 
+    // fetch joins a header set twice into one value.
+    let joined = Case {
+        headers: Some(vec![("x-txc-signature", b"ab, ab")]),
+        ..valid.clone()
+    }
+    .run();
+    assert!(
+        get(&joined, code::HEADER_REPEATED)
+            .message
+            .contains("joined")
+    );
+
     // A known key, a JSON content type with parameters, single headers: nothing to say.
     let fine = Case {
         headers: Some(vec![
