@@ -53,7 +53,14 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    let router = teaching_router(gateway.clone(), teacher);
+    let router = teaching_router(gateway.clone(), teacher.clone());
+    // Held requests (the sandbox's injected timeouts) end when shutdown begins.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(teacher) = teacher {
+            teacher.stop();
+        }
+    };
 
     let sweeper = {
         let nonces = stores.nonces.clone();

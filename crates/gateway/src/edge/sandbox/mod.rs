@@ -54,6 +54,8 @@ pub(crate) struct Teacher {
     demo_key: Option<String>,
     /// Per public key, the greatest nonce accepted.
     last_nonce: Mutex<HashMap<String, u64>>,
+    /// Turns `true` when the sandbox begins to shut down (ends an injected timeout's hold).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Teacher {
@@ -63,7 +65,13 @@ impl Teacher {
             dice: Dice::new(faults),
             demo_key,
             last_nonce: Mutex::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Shutdown has begun: held requests are answered now, so the drain does not wait for them.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     fn nonces(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
@@ -155,7 +163,7 @@ pub(crate) async fn handle(
         teacher
             .log
             .record(entry(status, vec![fault.marker().into()]));
-        return injected(fault, error).await;
+        return injected(teacher, fault, error).await;
     }
 
     // The gateway's own answer, the body copied as the checks read it.
@@ -183,7 +191,16 @@ pub(crate) async fn handle(
         }
         Outcome::Refused(e) => Some(Some(e)),
         Outcome::MissingFields => Some(None),
-        Outcome::TokenRefused | Outcome::Public | Outcome::Transport => None,
+        Outcome::TokenRefused => {
+            // A Fiat Gateway token (docs/errors.md section 3): not the doctor's subject.
+            let code = "token-refused";
+            teacher
+                .log
+                .record(entry(Some(response.status().as_u16()), vec![code.into()]));
+            let hint = "Check the partner token against docs/errors.md section 3.";
+            return with_marks(response, &[code], Some(hint));
+        }
+        Outcome::Public | Outcome::Transport => None,
     };
     let Some(refusal) = refusal else {
         let status = Some(response.status().as_u16());
@@ -257,14 +274,18 @@ fn injected_error(fault: Fault) -> Option<Option<ApiError>> {
 
 /// Plays an injected fault: the live service's answer for `error` (after a long hold for
 /// `timeout`), or a closed connection.
-async fn injected(fault: Fault, error: Option<ApiError>) -> Response {
+async fn injected(teacher: &Teacher, fault: Fault, error: Option<ApiError>) -> Response {
     let Some(error) = error else {
         let mut response = Response::new(Body::empty());
         response.extensions_mut().insert(CloseConnection);
         return response;
     };
     if fault == Fault::Timeout {
-        tokio::time::sleep(TIMEOUT_HOLD).await;
+        let mut stopping = teacher.stopping.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(TIMEOUT_HOLD) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
     }
     with_marks(error_response(error), &[fault.marker()], None)
 }
