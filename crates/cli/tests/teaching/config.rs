@@ -8,6 +8,7 @@ use crate::common::gateway::{UPSTREAM_ANSWER, Upstream};
 use crate::common::{
     Answer, DEMO_KEY, DEMO_SECRET, Sandbox, assert_answer, now_ms, post, signed, signed_headers,
 };
+use crate::diagnosis::codes;
 
 pub(crate) const TRADE_BALANCE: &str =
     r#"{"BTC":{"available":"0.5","freeze":"0"},"USDT":{"available":"1000","freeze":"0"}}"#;
@@ -101,15 +102,14 @@ async fn a_config_file_brings_routes_kinds_and_rate_limits() {
         TRADE_BALANCE,
     );
     // The demo key's kind does not open the main account.
-    assert_answer(
-        &signed(&sb, MAIN_BALANCE, &body(MAIN_BALANCE)).await,
-        403,
-        FORBIDDEN,
-    );
+    let forbidden = signed(&sb, MAIN_BALANCE, &body(MAIN_BALANCE)).await;
+    assert_answer(&forbidden, 403, FORBIDDEN);
+    assert_eq!(codes(&forbidden), ["endpoint-not-allowed"]);
     // The third request in the window is over the kind's limit (the 403 above counted).
     let limited = signed(&sb, BALANCE, &body(BALANCE)).await;
     assert_answer(&limited, 429, RATE_LIMITED);
     assert!(limited.headers.contains_key("retry-after"), "{limited:?}");
+    assert_eq!(codes(&limited), ["rate-limited"]);
     assert_eq!(upstream.count(), 1);
 }
 

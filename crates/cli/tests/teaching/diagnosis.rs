@@ -173,6 +173,15 @@ async fn every_refusal_is_explained_and_nothing_else_changes() {
     assert_answer(&a, 200, TRADE_BALANCE);
     assert_plain(&a);
 
+    // A window nonce sent twice (its nonce is above every strict one so far).
+    let b = body_at(BALANCE, BALANCE, now_ms(), r#","nonceWindow":true"#);
+    let p = base64_encode(b.as_bytes());
+    let s = sign_payload(secret, p.as_bytes());
+    assert_answer(&send(&b, &p, s.clone(), &[]).await, 200, TRADE_BALANCE);
+    let a = send(&b, &p, s, &[]).await;
+    assert_answer(&a, 429, TOO_MANY);
+    assert_diagnosed(&a, "nonce-reused");
+
     // The terminal has the doctor's report, never the secret nor a signature.
     let text = std::fs::read_to_string(&terminal).expect("stderr");
     for expected in [
@@ -204,7 +213,7 @@ async fn every_refusal_is_explained_and_nothing_else_changes() {
         .expect("text");
     let page: serde_json::Value = serde_json::from_str(&log).expect("json");
     let requests = page["requests"].as_array().expect("array");
-    assert_eq!(requests.len(), 12, "{log}");
+    assert_eq!(requests.len(), 14, "{log}");
     assert_eq!(requests[0]["status"], 200);
     assert_eq!(requests[0]["path"], BALANCE);
     assert_eq!(requests[0]["codes"], serde_json::json!([]));
