@@ -44,6 +44,10 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
+# The sandbox's client tests (crates/cli/tests/teaching/clients.rs) run python-requests and
+# Node's fetch against it.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     sudo_cmd=()

@@ -274,6 +274,9 @@ fn seed(data_dir: PathBuf) {
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 demo_key: Some(KEY.to_owned()),
                 demo_secret: Some(SECRET.to_owned()),
+                config_file: None,
+                body_match: None,
+                demo_kind: None,
             };
             let config = sandbox_config(&options, &data_dir, &[]).expect("config");
             let stores = open_stores(&config, T0).await.expect("stores");

@@ -65,6 +65,7 @@ pub fn request(data: &[u8]) -> Outcome {
         secret: Some(API_SECRET.as_bytes()),
         path: Some(&path),
         now_ms: Some(T0_MS),
+        ..Capture::default()
     });
 
     let outcome = match check_request(&parts, body_match) {

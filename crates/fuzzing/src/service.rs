@@ -48,6 +48,9 @@ impl ServiceHarness {
             listen: ([127, 0, 0, 1], 0).into(),
             demo_key: Some(API_KEY.to_owned()),
             demo_secret: Some(API_SECRET.to_owned()),
+            config_file: None,
+            body_match: None,
+            demo_kind: None,
         };
         let config = sandbox_config(&options, dir.path(), &[]).expect("the sandbox config");
         let clock = ManualClock::at(T0_MS);

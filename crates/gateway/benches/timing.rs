@@ -175,6 +175,9 @@ fn main() -> ExitCode {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             demo_key: Some(KNOWN_KEY.to_owned()),
             demo_secret: Some(SECRET.to_owned()),
+            config_file: None,
+            body_match: None,
+            demo_kind: None,
         };
         let config = sandbox_config(&options, dir.path(), &[]).expect("config");
         let clock: SharedClock = Arc::new(SystemClock);

@@ -26,8 +26,8 @@ pub use wbauth_store as store;
 
 // Running a gateway: open the stores, listen, run until shutdown.
 pub use runtime::{
-    Addresses, AdminListener, Answers, Launch, Listening, Options, ServeClock, Stores, TempDataDir,
-    bind,
+    Addresses, AdminListener, Answers, Fault, Faults, Launch, Listening, Options, ServeClock,
+    Stores, Teaching, TempDataDir, bind,
 };
 
 /// The offline sandbox: its configuration and demo keys.

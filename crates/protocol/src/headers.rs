@@ -35,6 +35,23 @@ pub const SIGNATURE_LOWERCASE: &str = lowercase!(SIGNATURE);
 /// (`Content-Type: application/json`).
 pub const JSON_MEDIA_TYPE: &str = "application/json";
 
+/// Whether one `Content-Type` value names [`JSON_MEDIA_TYPE`]: the media type before any `;`,
+/// trimmed, compared regardless of case; parameters (`; charset=utf-8`) are ignored. A value
+/// with bytes outside visible ASCII, space and tab is not (`docs/errors.md`, the 415 row).
+#[must_use]
+pub fn is_json_content_type(value: &[u8]) -> bool {
+    if value
+        .iter()
+        .any(|&b| b != b'\t' && !(0x20..0x7f).contains(&b))
+    {
+        return false;
+    }
+    let media = value.split(|&b| b == b';').next().unwrap_or_default();
+    media
+        .trim_ascii()
+        .eq_ignore_ascii_case(JSON_MEDIA_TYPE.as_bytes())
+}
+
 /// The bytes of `name` in ASCII lower case; `N` is its length.
 const fn ascii_lowercase<const N: usize>(name: &str) -> [u8; N] {
     let bytes = name.as_bytes();

@@ -121,6 +121,7 @@ pub(crate) async fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError
         secret: secret.map(|s| s.expose_secret().as_bytes()),
         path: path.as_deref(),
         now_ms: Some(now),
+        ..Capture::default()
     });
     let mut problems = 0;
     for finding in &findings {

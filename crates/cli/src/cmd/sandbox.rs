@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use whitebit_gateway::config::BodyMatchConfig;
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
-use whitebit_gateway::{Launch, Options, ServeClock, TempDataDir};
+use whitebit_gateway::{Faults, Launch, Options, ServeClock, TempDataDir};
 
 use super::Context;
 use crate::error::CliError;
@@ -34,6 +35,50 @@ pub(crate) struct SandboxArgs {
     /// key first; `wbauth bench --keys FILE` reads it.
     #[arg(long, value_name = "FILE")]
     keys_out: Option<std::path::PathBuf>,
+    /// A gateway configuration (TOML) read as `wbauth serve` reads it, WBAUTH_GATEWAY__…
+    /// variables over it: body match, kinds, rate limits, routes to real upstreams (paths no
+    /// route serves get the built-in answers). The sandbox keeps its own listen address
+    /// (--listen) and temporary data dir.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// How the body must match X-TXC-PAYLOAD (over --config and the environment): `exact`
+    /// byte for byte, `json` the same JSON value (for SDKs that re-serialise the body).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    body_match: Option<BodyMatchArg>,
+    /// The demo key's kind: a [[kind]] of --config (default: `sandbox`, every path).
+    #[arg(long, value_name = "KIND")]
+    demo_kind: Option<String>,
+    /// Faults played at random, e.g.
+    /// "rate_limit=0.05,nonce=0.02,unavailable=0.01,latency=20ms..200ms,reset=0.01" (also
+    /// timeout and slow_body). Injected answers are the live service's and record no nonce.
+    /// A request's `X-Sandbox-Fault: NAME` header asks for one fault whatever this says.
+    #[arg(long, value_name = "LIST", value_parser = parse_faults)]
+    faults: Option<Faults>,
+    /// The seed of --faults' draws: the same requests in the same order meet the same faults.
+    #[arg(long, value_name = "N", requires = "faults")]
+    seed: Option<u64>,
+}
+
+fn parse_faults(text: &str) -> Result<Faults, String> {
+    text.parse()
+}
+
+/// `--body-match`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BodyMatchArg {
+    /// Byte for byte (the default).
+    Exact,
+    /// The same JSON value.
+    Json,
+}
+
+impl From<BodyMatchArg> for BodyMatchConfig {
+    fn from(value: BodyMatchArg) -> Self {
+        match value {
+            BodyMatchArg::Exact => BodyMatchConfig::Exact,
+            BodyMatchArg::Json => BodyMatchConfig::Json,
+        }
+    }
 }
 
 /// Runs the command.
@@ -43,11 +88,22 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
         listen: args.listen,
         demo_key: args.demo_key.clone(),
         demo_secret: args.demo_secret.clone(),
+        config_file: args.config.clone(),
+        body_match: args.body_match.map(Into::into),
+        demo_kind: args.demo_kind.clone(),
     };
     let dir = TempDataDir::create().map_err(gateway_error)?;
     let overrides: Vec<(String, String)> = std::env::vars().collect();
     let config = sandbox_config(&options, dir.path(), &overrides).map_err(gateway_error)?;
-    let launch = Launch::open(config, ServeClock::system(), Options::SANDBOX)
+    let mut faults = args.faults.unwrap_or(Faults::NONE);
+    if let Some(seed) = args.seed {
+        faults = faults.with_seed(seed);
+    }
+    let launch_options = Options {
+        faults,
+        ..Options::SANDBOX
+    };
+    let launch = Launch::open(config, ServeClock::system(), launch_options)
         .await
         .map_err(gateway_error)?;
     let now = launch.now_ms();
@@ -63,7 +119,11 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
             .collect();
         write_keys_file(path, "wbauth sandbox demo keys", &all)?;
     }
-    let listening = launch.listen().await.map_err(gateway_error)?;
+    let listening = launch
+        .name_demo_key(&api_key)
+        .listen()
+        .await
+        .map_err(gateway_error)?;
     let listening_at = format!("http://{}", listening.addresses().public);
     print_fields(&[
         ("listening", listening_at.as_str()),

@@ -49,13 +49,24 @@ impl Sandbox {
 
     /// Starts a sandbox with extra arguments and environment variables.
     pub fn start_env(args: &[&str], env: &[(String, String)]) -> Self {
+        Self::spawn(args, env, Stdio::inherit())
+    }
+
+    /// Starts a sandbox with extra arguments, its stderr (the sandbox's terminal) written to
+    /// the file `stderr`.
+    pub fn start_logged(args: &[&str], stderr: &std::path::Path) -> Self {
+        let file = std::fs::File::create(stderr).expect("stderr file");
+        Self::spawn(args, &[], Stdio::from(file))
+    }
+
+    fn spawn(args: &[&str], env: &[(String, String)], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
             .args(["sandbox", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("WBAUTH_MASTER_KEY")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("wbauth sandbox starts");
         let stdout = child.stdout.take().expect("stdout");

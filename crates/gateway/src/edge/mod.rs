@@ -1,9 +1,10 @@
-//! The network edge: the public listener and forwarding, the admin API, the console, and the
-//! HTTP helpers they share.
+//! The network edge: the public listener and forwarding, the admin API, the console, the
+//! sandbox's teaching, and the HTTP helpers they share.
 
 pub(crate) mod admin;
 pub(crate) mod builtin;
 pub(crate) mod console;
 pub(crate) mod form;
 pub(crate) mod forward;
+pub(crate) mod sandbox;
 pub(crate) mod server;

@@ -19,6 +19,7 @@ use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
 use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
+use crate::edge::sandbox::{CloseConnection, Teacher};
 use crate::ops::metrics::Outcome;
 use crate::verify::gateway::Gateway;
 use crate::verify::routing::Upstream;
@@ -35,14 +36,22 @@ pub(crate) struct AppState {
     pub(crate) gateway: Arc<Gateway>,
     /// The upstream client.
     pub(crate) upstream: UpstreamClient,
+    /// The sandbox's teaching (diagnosis, request log, faults); `None` for `wbauth serve`.
+    pub(crate) teacher: Option<Arc<Teacher>>,
 }
 
 /// The public API as an axum router (one fallback handler: every path is a private
 /// endpoint unless it is one of the few public GET routes).
 pub fn public_router(gateway: Arc<Gateway>) -> Router {
+    teaching_router(gateway, None)
+}
+
+/// [`public_router`], with the sandbox's teaching when `teacher` is given.
+pub(crate) fn teaching_router(gateway: Arc<Gateway>, teacher: Option<Arc<Teacher>>) -> Router {
     let state = AppState {
         gateway,
         upstream: upstream_client(),
+        teacher,
     };
     Router::new().fallback(handle).with_state(state)
 }
@@ -108,10 +117,22 @@ async fn handle(
     peer: Option<Extension<Peer>>,
     request: Request,
 ) -> Response {
+    match &state.teacher {
+        Some(teacher) => crate::edge::sandbox::handle(&state, teacher, peer, request).await,
+        None => answered(&state, peer, request).await.0,
+    }
+}
+
+/// The gateway's answer to one request, counted in the metrics and logged.
+pub(crate) async fn answered(
+    state: &AppState,
+    peer: Option<Extension<Peer>>,
+    request: Request,
+) -> (Response, Outcome) {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let (response, outcome) = handle_inner(&state, peer, request).await;
+    let (response, outcome) = handle_inner(state, peer, request).await;
     let elapsed = started.elapsed();
     state.gateway.metrics().record(outcome, elapsed);
     // Never the payload, the signature or a secret: only what routing and outcome need.
@@ -123,7 +144,7 @@ async fn handle(
         outcome = ?outcome,
         micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
     );
-    response
+    (response, outcome)
 }
 
 fn refused(refusal: Refusal, jwt_endpoint: bool) -> (Response, Outcome) {
@@ -329,6 +350,18 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
     }
 }
 
+/// Why a connection was closed without an answer (the sandbox's `reset` fault).
+#[derive(Debug)]
+struct ConnectionClosed;
+
+impl std::fmt::Display for ConnectionClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed without an answer (injected reset)")
+    }
+}
+
+impl std::error::Error for ConnectionClosed {}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
 /// drains in-flight requests (up to the drain timeout). At most `settings.max_connections`
 /// connections are open at once: a connection accepted beyond that is closed straight away
@@ -359,7 +392,18 @@ pub(crate) async fn serve(
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(Peer(addr));
-                router.clone().oneshot(request.map(Body::new))
+                let answer = router.clone().oneshot(request.map(Body::new));
+                async move {
+                    let response = match answer.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    // The sandbox's `reset` fault: close the connection, answer nothing.
+                    if response.extensions().get::<CloseConnection>().is_some() {
+                        return Err(ConnectionClosed);
+                    }
+                    Ok(response)
+                }
             },
         );
         let connection = builder.serve_connection(TokioIo::new(stream), service);

@@ -17,10 +17,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use super::run::PublicSide;
 use super::servers::{AdminServer, ConsoleServer, ServeClock, admin_router_for, metrics_router};
 use super::{Stores, bind, build_gateway, key_service, open_stores, run, run_with_admin};
 use crate::config::Config;
 use crate::edge::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};
+use crate::edge::sandbox::Teacher;
+pub use crate::edge::sandbox::faults::{Fault, Faults};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 pub use crate::verify::Answers;
@@ -37,6 +40,19 @@ pub enum AdminListener {
     Off,
 }
 
+/// What the public listener adds for people learning the API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Teaching {
+    /// Nothing: the live service's answers and headers only (`wbauth serve`).
+    #[default]
+    Off,
+    /// The sandbox's: every refusal diagnosed by the doctor (`X-Sandbox-Diagnosis`,
+    /// `X-Sandbox-Hint`, the full report on stderr), the request log at
+    /// `GET /sandbox/requests`, and faults on demand (`X-Sandbox-Fault`, [`Options::faults`]).
+    /// Answer bodies stay byte for byte; accepted requests get no extra header.
+    DiagnoseRefusals,
+}
+
 /// How [`Launch`] assembles a gateway. The default is `wbauth serve`'s.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[must_use]
@@ -45,13 +61,20 @@ pub struct Options {
     pub answers: Answers,
     /// Whether the admin listener runs.
     pub admin: AdminListener,
+    /// Whether refusals are diagnosed (and the other teaching behaviours run).
+    pub teaching: Teaching,
+    /// The faults played at random (only with [`Teaching::DiagnoseRefusals`]).
+    pub faults: Faults,
 }
 
 impl Options {
-    /// The sandbox's: built-in answers, no admin listener.
+    /// The sandbox's: built-in answers, no admin listener, refusals diagnosed, no random
+    /// faults.
     pub const SANDBOX: Self = Self {
         answers: Answers::BuiltIn,
         admin: AdminListener::Off,
+        teaching: Teaching::DiagnoseRefusals,
+        faults: Faults::NONE,
     };
 }
 
@@ -64,6 +87,7 @@ pub struct Launch {
     stores: Stores,
     clock: ServeClock,
     options: Options,
+    demo_key: Option<String>,
 }
 
 impl Launch {
@@ -82,7 +106,15 @@ impl Launch {
             stores,
             clock,
             options,
+            demo_key: None,
         })
+    }
+
+    /// The key a diagnosis names when a request's key is unknown ("this sandbox's key is …");
+    /// a public key, never a secret.
+    pub fn name_demo_key(mut self, public_key: &str) -> Self {
+        self.demo_key = Some(public_key.to_owned());
+        self
     }
 
     /// The opened stores (to seed keys before listening).
@@ -115,7 +147,12 @@ impl Launch {
             stores,
             clock,
             options,
+            demo_key,
         } = self;
+        let teacher = match options.teaching {
+            Teaching::Off => None,
+            Teaching::DiagnoseRefusals => Some(Arc::new(Teacher::new(options.faults, demo_key))),
+        };
         let token = match options.admin {
             AdminListener::On => {
                 let env_token = std::env::var(ADMIN_TOKEN_ENV).ok();
@@ -177,6 +214,7 @@ impl Launch {
             public,
             admin,
             addresses,
+            teacher,
         })
     }
 }
@@ -201,6 +239,7 @@ pub struct Listening {
     public: TcpListener,
     admin: Option<AdminSide>,
     addresses: Addresses,
+    teacher: Option<Arc<Teacher>>,
 }
 
 #[derive(Debug)]
@@ -242,7 +281,10 @@ impl Listening {
                 run_with_admin(
                     self.gateway,
                     &self.stores,
-                    self.public,
+                    PublicSide {
+                        listener: self.public,
+                        teacher: self.teacher,
+                    },
                     admin.server,
                     admin.console,
                     admin.service,
@@ -250,7 +292,16 @@ impl Listening {
                 )
                 .await
             }
-            None => run(self.gateway, &self.stores, self.public, shutdown).await,
+            None => {
+                run(
+                    self.gateway,
+                    &self.stores,
+                    self.public,
+                    self.teacher,
+                    shutdown,
+                )
+                .await
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ mod sync;
 pub use crate::state::Stores;
 pub use assemble::build_gateway;
 pub(crate) use assemble::key_service;
-pub use launch::{Addresses, AdminListener, Answers, Launch, Listening, Options};
+pub use launch::{
+    Addresses, AdminListener, Answers, Fault, Faults, Launch, Listening, Options, Teaching,
+};
 pub use run::bind;
 pub(crate) use run::{run, run_with_admin};
 pub use servers::ServeClock;

@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
-use crate::edge::server::{HttpSettings, public_router, serve};
+use crate::edge::sandbox::Teacher;
+use crate::edge::server::{HttpSettings, serve, teaching_router};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::verify::gateway::Gateway;
@@ -44,6 +45,7 @@ pub(crate) async fn run(
     gateway: Arc<Gateway>,
     stores: &Stores,
     listener: TcpListener,
+    teacher: Option<Arc<Teacher>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
     let settings = HttpSettings::for_limits(
@@ -51,7 +53,14 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    let router = public_router(gateway.clone());
+    let router = teaching_router(gateway.clone(), teacher.clone());
+    // Held requests (the sandbox's injected timeouts) end when shutdown begins.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(teacher) = teacher {
+            teacher.stop();
+        }
+    };
 
     let sweeper = {
         let nonces = stores.nonces.clone();
@@ -123,18 +132,25 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// How often keys found idle are persisted as idle-deactivated.
 pub(crate) const IDLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The public listener, and the sandbox's teaching on it when there is one.
+pub(crate) struct PublicSide {
+    pub(crate) listener: TcpListener,
+    pub(crate) teacher: Option<Arc<Teacher>>,
+}
+
 /// Runs the public listener exactly as [`run`] does and, with the same shutdown, the admin
 /// listener, the web console's when there is one, and the idle sweep
 /// ([`KeyService::sweep_idle`]).
 pub(crate) async fn run_with_admin(
     gateway: Arc<Gateway>,
     stores: &Stores,
-    listener: TcpListener,
+    public: PublicSide,
     admin: AdminServer,
     console: Option<ConsoleServer>,
     service: Arc<KeyService>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
+    let PublicSide { listener, teacher } = public;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let settings = HttpSettings::for_limits(
         gateway.config().verify.max_body_bytes,
@@ -167,7 +183,7 @@ pub(crate) async fn run_with_admin(
             }
         }
     });
-    let public = run(gateway, stores, listener, async move {
+    let public = run(gateway, stores, listener, teacher, async move {
         shutdown.await;
         let _ = stop.send(true);
     })

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use whitebit_auth::encoding::hex_encode;
 
-use crate::config::{Config, KindConfig};
+use crate::config::{BodyMatchConfig, Config};
 use crate::error::GatewayError;
 use crate::runtime::Stores;
 use wbauth_store::{NewKey, SecretBytes};
@@ -21,33 +21,86 @@ pub struct SandboxOptions {
     pub demo_key: Option<String>,
     /// A fixed demo secret instead of a random one.
     pub demo_secret: Option<String>,
+    /// A gateway configuration file read as `wbauth serve` reads it (body match, kinds, rate
+    /// limits, routes to real upstreams); `None`: the defaults.
+    pub config_file: Option<std::path::PathBuf>,
+    /// The body-match policy, over the file and the environment (`--body-match`).
+    pub body_match: Option<BodyMatchConfig>,
+    /// The demo key's kind: one of the configuration's `[[kind]]`s (default: the sandbox's own
+    /// kind, every path).
+    pub demo_kind: Option<String>,
 }
 
-/// The sandbox's configuration: defaults, a temporary data dir, one kind opening every path.
-/// `store_overrides` (the `WBAUTH_GATEWAY__STORE__…` variables, and only those) may point it at
-/// PostgreSQL or Redis instead of the embedded stores; the data dir stays the temporary one.
+/// The sandbox's configuration: `options.config_file` (or the defaults) with `overrides` (the
+/// `WBAUTH_GATEWAY__…` variables, as `wbauth serve` applies them) and `options.body_match`
+/// over it; then the sandbox's own: the listen address of `options`, the temporary data dir,
+/// and a `sandbox` kind opening every path (added to the configured kinds). Configured
+/// `[[route]]`s forward to their upstreams; every other private path gets the built-in answers.
 ///
 /// # Errors
-/// When an override is not valid.
+/// A file that cannot be read or parsed, an override that is not valid, or a demo kind the
+/// configuration does not define.
 pub fn sandbox_config(
     options: &SandboxOptions,
     data_dir: &std::path::Path,
-    store_overrides: &[(String, String)],
+    overrides: &[(String, String)],
 ) -> Result<Config, GatewayError> {
-    let prefix = format!("{}STORE__", crate::config::ENV_PREFIX);
-    let store: Vec<(String, String)> = store_overrides
+    let vars: Vec<(String, String)> = overrides
         .iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
+        .filter(|(k, _)| k.starts_with(crate::config::ENV_PREFIX))
         .cloned()
         .collect();
-    let mut config = Config::from_toml("", "(sandbox)", &store)?;
+    let (text, name) = match &options.config_file {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| GatewayError::Io {
+                context: format!("reading the configuration {name}"),
+                source,
+            })?;
+            (text, name)
+        }
+        None => (String::new(), "(sandbox)".to_owned()),
+    };
+    let mut config = Config::from_toml(&with_sandbox_kind(text), &name, &vars)?;
     config.listen.addr = options.listen;
     config.store.data_dir = data_dir.to_path_buf();
-    config.kinds = vec![KindConfig {
-        name: SANDBOX_KIND.to_owned(),
-        paths: vec!["/*".to_owned()],
-    }];
+    if let Some(body_match) = options.body_match {
+        config.verify.body_match = body_match;
+    }
+    if let Some(kind) = &options.demo_kind
+        && !config.kinds.iter().any(|k| &k.name == kind)
+    {
+        let known: Vec<&str> = config.kinds.iter().map(|k| k.name.as_str()).collect();
+        return Err(GatewayError::Invalid(format!(
+            "--demo-kind {kind}: the configuration has no [[kind]] of that name (it has: {}); \
+             add one to the file given with --config, or leave --demo-kind out",
+            known.join(", ")
+        )));
+    }
     Ok(config)
+}
+
+/// `text` with a `sandbox` kind opening every path appended, unless it defines one (so that
+/// `[rate_limit.sandbox]` and its variables name a kind). Appended at the end, so the file's
+/// line numbers stay right; text that is not TOML is left for the parser to report.
+fn with_sandbox_kind(mut text: String) -> String {
+    let Ok(table) = toml::from_str::<toml::Table>(&text) else {
+        return text;
+    };
+    let defined = table
+        .get("kind")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|kinds| {
+            kinds
+                .iter()
+                .any(|k| k.get("name").and_then(toml::Value::as_str) == Some(SANDBOX_KIND))
+        });
+    if !defined {
+        text.push_str(&format!(
+            "\n[[kind]]\nname = \"{SANDBOX_KIND}\"\npaths = [\"/*\"]\n"
+        ));
+    }
+    text
 }
 
 /// Random lowercase hex of `bytes` random bytes.
@@ -93,18 +146,24 @@ pub async fn seed_demo_key(
     };
     stores
         .keys
-        .insert_key(demo_key(&public_key, &secret, account.id, now_ms))
+        .insert_key(demo_key(
+            &public_key,
+            &secret,
+            options.demo_kind.as_deref().unwrap_or(SANDBOX_KIND),
+            account.id,
+            now_ms,
+        ))
         .await?;
     Ok((public_key, secret))
 }
 
-/// A demo key of the demo account: the sandbox kind (every private path), no IP or endpoint
-/// list.
-fn demo_key(public_key: &str, secret: &str, account_id: i64, now_ms: u64) -> NewKey {
+/// A demo key of the demo account, of `kind` (the sandbox kind opens every private path), no
+/// IP or endpoint list.
+fn demo_key(public_key: &str, secret: &str, kind: &str, account_id: i64, now_ms: u64) -> NewKey {
     NewKey {
         public_key: public_key.to_owned(),
         account_id,
-        kind: SANDBOX_KIND.to_owned(),
+        kind: kind.to_owned(),
         secret: SecretBytes::new(secret.as_bytes().to_vec()),
         ips: Vec::new(),
         endpoints: Vec::new(),
@@ -140,7 +199,13 @@ pub async fn seed_extra_keys(
     let mut keys = Vec::with_capacity(count);
     for _ in 0..count {
         let (public_key, secret) = (random_hex(16)?, random_hex(32)?);
-        keys.push(demo_key(&public_key, &secret, account.id, now_ms));
+        keys.push(demo_key(
+            &public_key,
+            &secret,
+            SANDBOX_KIND,
+            account.id,
+            now_ms,
+        ));
         pairs.push((public_key, secret));
     }
     // Batches keep each transaction (and its memory) moderate.

@@ -117,6 +117,20 @@ impl Gateway {
         self.keys.get(public_key).is_some()
     }
 
+    /// The secret of the key `public_key`, read from the key store: for the sandbox's
+    /// diagnosis of a refused request, which never shows it.
+    pub(crate) async fn secret_of(&self, public_key: &str) -> Option<wbauth_store::SecretBytes> {
+        let key = self.keys.get(public_key)?;
+        let record = self.key_store.get_key(key.id).await.ok()??;
+        Some(record.secret.0)
+    }
+
+    /// The body-match policy.
+    #[must_use]
+    pub(crate) fn body_match(&self) -> BodyMatch {
+        self.body_match
+    }
+
     /// Reads every key and partner from the key store again (what the gateway does after a
     /// lost change feed, and every `[store] refresh_interval_ms` on a shared store).
     ///

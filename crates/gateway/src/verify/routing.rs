@@ -74,20 +74,19 @@ pub(crate) struct Routes {
 
 impl Routes {
     /// The configured routes; with [`Answers::BuiltIn`] (the sandbox) the gateway answers
-    /// every private path itself, has no Fiat routes and serves the public time route.
+    /// every private path no configured route serves itself, and serves the public time route.
     #[must_use]
     pub(crate) fn new(config: &Config, answers: Answers) -> Self {
-        if answers == Answers::BuiltIn {
-            return Self {
-                private: vec![("/".to_owned(), Target::Builtin)],
-                fiat: Vec::new(),
-                sandbox: true,
-            };
+        let mut private = table(&config.routes, Target::Upstream);
+        let sandbox = answers == Answers::BuiltIn;
+        if sandbox {
+            // The shortest prefix: last.
+            private.push(("/".to_owned(), Target::Builtin));
         }
         Self {
-            private: table(&config.routes, Target::Upstream),
+            private,
             fiat: table(&config.fiat.routes, |upstream| upstream),
-            sandbox: false,
+            sandbox,
         }
     }
 

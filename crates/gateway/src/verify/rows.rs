@@ -64,14 +64,7 @@ pub(super) async fn size(
 /// parameters.
 pub(super) fn content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     for value in headers.get_all(header::CONTENT_TYPE) {
-        let media = value
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
-        if !media.eq_ignore_ascii_case(headers::JSON_MEDIA_TYPE) {
+        if !headers::is_json_content_type(value.as_bytes()) {
             return Err(ApiError::UnsupportedMediaType);
         }
     }

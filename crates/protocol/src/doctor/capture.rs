@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::verify::BodyMatch;
+
 /// What was captured of one request. Every part is optional: the doctor checks what it is
 /// given and says what it could not check.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +20,28 @@ pub struct Capture<'a> {
     pub path: Option<&'a str>,
     /// The current time in Unix milliseconds, to check a window-mode nonce.
     pub now_ms: Option<u64>,
+    /// Every header of the request as sent (name, value), to check `Content-Type` and
+    /// `X-TXC-*` headers sent more than once. Values of the `X-TXC-*` headers are not shown.
+    pub headers: Option<&'a [(&'a str, &'a [u8])]>,
+    /// What the server knows of the `X-TXC-APIKEY` sent (a server diagnosing its own refusal).
+    pub key: Option<KeyFacts<'a>>,
+    /// The greatest nonce the server has accepted for the key, to explain a strict-mode nonce
+    /// that is not greater.
+    pub last_nonce: Option<u64>,
+    /// The server's body-match policy (`docs/interop.md`); the default is byte for byte.
+    pub body_match: BodyMatch,
+}
+
+/// What a server knows of the API key a request names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyFacts<'a> {
+    /// The `X-TXC-APIKEY` value sent.
+    pub sent: &'a str,
+    /// Whether the server holds that key.
+    pub known: bool,
+    /// A key the server does hold, named when the one sent is unknown (a public key, not a
+    /// secret: the sandbox's demo key).
+    pub example: Option<&'a str>,
 }
 
 impl fmt::Debug for Capture<'_> {
@@ -29,6 +53,10 @@ impl fmt::Debug for Capture<'_> {
             .field("secret", &self.secret.map(|_| "<redacted>"))
             .field("path", &self.path)
             .field("now_ms", &self.now_ms)
+            .field("headers", &self.headers.map(<[_]>::len))
+            .field("key", &self.key)
+            .field("last_nonce", &self.last_nonce)
+            .field("body_match", &self.body_match)
             .finish()
     }
 }

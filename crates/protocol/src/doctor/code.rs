@@ -120,12 +120,25 @@ pub const SIGNATURE_UNCHECKED: &str = "signature-unchecked";
 pub const SECRET_EMPTY: &str = "secret-empty";
 /// The request itself contains the API secret.
 pub const SECRET_IN_REQUEST: &str = "secret-in-request";
+/// A `Content-Type` header names another media type than `application/json`.
+pub const CONTENT_TYPE_NOT_JSON: &str = "content-type-not-json";
+/// `X-TXC-PAYLOAD` was sent more than once.
+pub const PAYLOAD_HEADER_REPEATED: &str = "payload-header-repeated";
+/// `X-TXC-APIKEY` or `X-TXC-SIGNATURE` was sent more than once.
+pub const HEADER_REPEATED: &str = "header-repeated";
+/// The server holds no key named by `X-TXC-APIKEY`.
+pub const KEY_UNKNOWN: &str = "key-unknown";
+/// Strict mode and the nonce is not greater than the key's last accepted nonce.
+pub const NONCE_NOT_INCREASING: &str = "nonce-not-increasing";
 /// Summary: nothing wrong was found.
 pub const LOOKS_CORRECT: &str = "looks-correct";
 
 /// Every code, in the order the checks run.
 pub const ALL: &[&str] = &[
     NOTHING_GIVEN,
+    CONTENT_TYPE_NOT_JSON,
+    PAYLOAD_HEADER_REPEATED,
+    HEADER_REPEATED,
     BODY_NOT_GIVEN,
     PAYLOAD_NOT_GIVEN,
     PAYLOAD_EMPTY,
@@ -166,6 +179,8 @@ pub const ALL: &[&str] = &[
     NONCE_IN_FUTURE,
     NONCE_OK,
     NONCE_WINDOW_NOT_BOOLEAN,
+    NONCE_NOT_INCREASING,
+    KEY_UNKNOWN,
     SIGNATURE_NOT_GIVEN,
     SIGNATURE_EMPTY,
     SIGNATURE_NOT_HEX,
@@ -206,9 +221,11 @@ pub const ADVISORY: &[&str] = &[
 #[must_use]
 pub fn row(code: &str) -> Option<&'static str> {
     let refusal = match code {
+        CONTENT_TYPE_NOT_JSON => ApiError::UnsupportedMediaType,
         PAYLOAD_EMPTY => ApiError::PayloadNotProvided,
         SIGNATURE_EMPTY => ApiError::SignatureNotProvided,
-        PAYLOAD_URL_SAFE_BASE64
+        PAYLOAD_HEADER_REPEATED
+        | PAYLOAD_URL_SAFE_BASE64
         | PAYLOAD_WHITESPACE
         | PAYLOAD_BAD_PADDING
         | PAYLOAD_NOT_BASE64
@@ -228,7 +245,9 @@ pub fn row(code: &str) -> Option<&'static str> {
             ApiError::InvalidNonce
         }
         NONCE_WINDOW_NOT_BOOLEAN => ApiError::InvalidNonceWindow,
-        SIGNATURE_NOT_HEX
+        HEADER_REPEATED
+        | KEY_UNKNOWN
+        | SIGNATURE_NOT_HEX
         | SIGNATURE_BASE64
         | SIGNATURE_WRONG_LENGTH
         | SIGNATURE_OVER_BODY
@@ -241,7 +260,67 @@ pub fn row(code: &str) -> Option<&'static str> {
         | SIGNATURE_MISMATCH => ApiError::Unauthorized,
         // Too old or too new: one row.
         NONCE_OUTSIDE_WINDOW => ApiError::NonceTooOld,
+        NONCE_NOT_INCREASING => ApiError::NonceNotIncreasing,
         _ => return None,
     };
     Some(refusal.row())
+}
+
+/// One short sentence (ASCII) on what to do about the problem `code`, for a one-line answer
+/// header; `None` for codes without one (the full message says more).
+#[must_use]
+pub fn hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        CONTENT_TYPE_NOT_JSON => "Send Content-Type: application/json (or no Content-Type).",
+        PAYLOAD_HEADER_REPEATED | HEADER_REPEATED => "Send each X-TXC-* header exactly once.",
+        PAYLOAD_EMPTY | PAYLOAD_NOT_GIVEN => "Send X-TXC-PAYLOAD: the standard base64 of the body.",
+        SIGNATURE_EMPTY | SIGNATURE_NOT_GIVEN => {
+            "Send X-TXC-SIGNATURE: hex HMAC-SHA512 of the payload."
+        }
+        PAYLOAD_URL_SAFE_BASE64 => {
+            "Encode the payload with standard base64 (+ and /), not URL-safe."
+        }
+        PAYLOAD_WHITESPACE => "Remove line breaks and spaces from X-TXC-PAYLOAD.",
+        PAYLOAD_BAD_PADDING | PAYLOAD_NOT_BASE64 => {
+            "Set X-TXC-PAYLOAD to the standard base64 of the body bytes."
+        }
+        PAYLOAD_BODY_MISMATCH => {
+            "Send exactly the bytes you base64-encoded as the body (serialise the JSON once)."
+        }
+        JSON_INVALID | JSON_NOT_OBJECT | JSON_DUPLICATE_KEY => {
+            "Send one JSON object without repeated keys."
+        }
+        REQUEST_MISSING | REQUEST_NOT_STRING => "Add \"request\": the endpoint path as a string.",
+        REQUEST_NOT_ABSOLUTE
+        | REQUEST_HAS_QUERY
+        | REQUEST_INVALID_PATH
+        | REQUEST_PATH_MISMATCH
+        | PATH_HAS_QUERY
+        | PATH_INVALID => "Set \"request\" to exactly the URL path you POST to.",
+        NONCE_MISSING => "Add \"nonce\": the current Unix time in milliseconds.",
+        NONCE_FLOAT | NONCE_NEGATIVE | NONCE_TOO_LARGE | NONCE_LEADING_ZERO | NONCE_INVALID => {
+            "Send \"nonce\" as a JSON integer of Unix milliseconds."
+        }
+        NONCE_SECONDS => "The nonce is in seconds; use milliseconds (13 digits).",
+        NONCE_TOO_HIGH => "The nonce is in micro- or nanoseconds; use milliseconds (13 digits).",
+        NONCE_OUTSIDE_WINDOW => "Take the nonce from a synchronised clock right before sending.",
+        NONCE_WINDOW_NOT_BOOLEAN => "Send \"nonceWindow\" as true or false.",
+        NONCE_NOT_INCREASING => "Use a nonce greater than the last one this key had accepted.",
+        KEY_UNKNOWN => "Send the API key this server issued in X-TXC-APIKEY.",
+        SIGNATURE_OVER_BODY | SIGNATURE_PAYLOAD_HEADER_DIFFERS => {
+            "Sign the X-TXC-PAYLOAD value (the base64), not the JSON body."
+        }
+        SIGNATURE_BASE64 => "Encode the signature as hex, not base64.",
+        SIGNATURE_NOT_HEX | SIGNATURE_WRONG_LENGTH => {
+            "Send the signature as 128 hex digits (HMAC-SHA512)."
+        }
+        SIGNATURE_OVER_PAYLOAD_NEWLINE => "Sign the payload without a trailing line break.",
+        SIGNATURE_SECRET_DECODED => "Use the secret's text as the HMAC key; do not decode it.",
+        SIGNATURE_SECRET_WHITESPACE => "Trim whitespace from the secret (and add none).",
+        SIGNATURE_KEY_MESSAGE_SWAPPED => "HMAC key = secret, message = payload (swapped).",
+        SIGNATURE_PLAIN_HASH => "Use HMAC-SHA512 keyed with the secret, not a plain SHA-512.",
+        SIGNATURE_MISMATCH => "Check the secret and that you sign the exact payload sent.",
+        SECRET_IN_REQUEST => "Never send the secret; it only keys the HMAC.",
+        _ => return None,
+    })
 }

@@ -93,6 +93,9 @@ pub(super) fn check_document(
         Err(_) => Window::Invalid,
     };
     check_nonce(&fields, name, window, capture.now_ms, out);
+    if let Some(last) = capture.last_nonce {
+        super::server::check_last_nonce(&fields, window, last, out);
+    }
     check_nonce_window(&fields, out);
 }
 

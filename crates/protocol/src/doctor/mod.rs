@@ -26,6 +26,7 @@ mod findings;
 mod nonce;
 mod payload;
 mod report;
+mod server;
 mod signature;
 mod style;
 
@@ -33,7 +34,7 @@ use crate::encoding::base64_encode;
 use crate::error::ApiError;
 use crate::verify::HeaderValue;
 
-pub use capture::Capture;
+pub use capture::{Capture, KeyFacts};
 pub use findings::{Finding, Severity};
 
 use fields::{Source, check_document, check_url_path};
@@ -58,6 +59,9 @@ pub fn diagnose(capture: &Capture<'_>) -> Vec<Finding> {
     }
     let payload = capture.payload;
     let body = capture.body;
+    if let Some(headers) = capture.headers {
+        server::check_headers(headers, &mut out);
+    }
 
     // Presence of the two request parts that carry the JSON.
     match (body, payload) {
@@ -109,7 +113,13 @@ pub fn diagnose(capture: &Capture<'_>) -> Vec<Finding> {
         }
     }
     if let (Some(body), Some(decoded)) = (body, decoded.as_deref()) {
-        compare_body_and_payload(body, decoded, payload.unwrap_or_default(), &mut out);
+        compare_body_and_payload(
+            body,
+            decoded,
+            payload.unwrap_or_default(),
+            capture.body_match,
+            &mut out,
+        );
     }
 
     // The JSON document the gateway would read: the decoded payload (what is signed and
@@ -136,6 +146,9 @@ pub fn diagnose(capture: &Capture<'_>) -> Vec<Finding> {
         check_document(document, source, capture, &mut out);
     }
 
+    if let Some(key) = &capture.key {
+        server::check_key(key, &mut out);
+    }
     check_signature(capture, secret, decoded.as_deref(), &mut out);
 
     if let Some(secret) = secret {

@@ -3,7 +3,7 @@
 use crate::encoding::base64_decode;
 use crate::error::ApiError;
 use crate::json::{self, JsonObject, JsonValue};
-use crate::verify;
+use crate::verify::{self, BodyMatch};
 
 use super::code;
 use super::report::{Out, answer};
@@ -167,6 +167,7 @@ pub(super) fn compare_body_and_payload(
     body: &[u8],
     decoded: &[u8],
     payload_text: &str,
+    body_match: BodyMatch,
     out: &mut Out<'_>,
 ) {
     if body == decoded {
@@ -209,6 +210,18 @@ pub(super) fn compare_body_and_payload(
     if let (Ok(b), Ok(p)) = (&body_json, &payload_json)
         && b.same_value(p)
     {
+        if body_match == BodyMatch::Json {
+            out.note(
+                code::PAYLOAD_BODY_SAME_JSON,
+                format!(
+                    "The body and the decoded payload differ in bytes but are the same JSON \
+                     value ({}); this server has body_match = \"json\", so that is accepted \
+                     (it forwards the payload's bytes, which are what was signed).",
+                    describe_reserialisation(body, decoded, b, p)
+                ),
+            );
+            return;
+        }
         message.push_str(&format!(
             " The two are the same JSON value written differently: {}. That is what an HTTP \
              library does when it re-serialises the JSON it was given. With the gateway's \

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 mod agreement;
+mod server;
 
 const SECRET: &str = "s3cr3t-Key-For-Doctor-Tests";
 const PATH: &str = "/api/v4/trade-account/balance";
@@ -25,6 +26,10 @@ struct Case {
     secret: Option<Vec<u8>>,
     path: Option<String>,
     now_ms: Option<u64>,
+    headers: Option<Vec<(&'static str, &'static [u8])>>,
+    key: Option<KeyFacts<'static>>,
+    last_nonce: Option<u64>,
+    body_match: crate::verify::BodyMatch,
 }
 
 fn window_body(nonce: &str) -> String {
@@ -53,6 +58,7 @@ impl Case {
             secret: Some(SECRET.as_bytes().to_vec()),
             path: Some(PATH.to_owned()),
             now_ms: Some(NOW),
+            ..Case::default()
         }
     }
 
@@ -68,6 +74,10 @@ impl Case {
             secret: self.secret.as_deref(),
             path: self.path.as_deref(),
             now_ms: self.now_ms,
+            headers: self.headers.as_deref(),
+            key: self.key,
+            last_nonce: self.last_nonce,
+            body_match: self.body_match,
         }
     }
 
@@ -507,6 +517,51 @@ fn cases() -> Vec<(&'static str, Case, Severity)> {
             )),
             Severity::Problem,
         ),
+        (
+            "content-type-not-json",
+            Case {
+                headers: Some(vec![("Content-Type", b"text/plain; charset=utf-8")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "payload-header-repeated",
+            Case {
+                headers: Some(vec![("x-txc-payload", b"e30="), ("X-TXC-PAYLOAD", b"e30=")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "header-repeated",
+            Case {
+                headers: Some(vec![("X-TXC-APIKEY", b"k"), ("x-txc-apikey", b"k")]),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "key-unknown",
+            Case {
+                secret: None,
+                key: Some(KeyFacts {
+                    sent: "typo-key",
+                    known: false,
+                    example: Some("demo-key"),
+                }),
+                ..valid.clone()
+            },
+            Severity::Problem,
+        ),
+        (
+            "nonce-not-increasing",
+            Case {
+                last_nonce: Some(NOW + 10),
+                ..Case::signed(&strict_body(&NOW.to_string()))
+            },
+            Severity::Problem,
+        ),
         ("looks-correct", valid, Severity::Ok),
     ]
 }
@@ -572,6 +627,11 @@ const CASE_CODES: &[&str] = &[
     code::SIGNATURE_UNCHECKED,
     code::SECRET_EMPTY,
     code::SECRET_IN_REQUEST,
+    code::CONTENT_TYPE_NOT_JSON,
+    code::PAYLOAD_HEADER_REPEATED,
+    code::HEADER_REPEATED,
+    code::KEY_UNKNOWN,
+    code::NONCE_NOT_INCREASING,
     code::LOOKS_CORRECT,
 ];
 
@@ -1576,7 +1636,7 @@ proptest! {
         path in arb_opt_text(),
         now_ms in proptest::option::of(any::<u64>()),
     ) {
-        let case = Case { body, payload, signature, secret, path, now_ms };
+        let case = Case { body, payload, signature, secret, path, now_ms, ..Case::default() };
         let findings = diagnose(&case.capture());
         check_invariants(&findings, None);
     }

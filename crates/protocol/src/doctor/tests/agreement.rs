@@ -55,6 +55,10 @@ fn is_complete(case: &Case) -> bool {
         && case.secret.as_ref().is_some_and(|s| !s.is_empty())
         && case.path.is_some()
         && case.now_ms.is_some()
+        // What only a server knows (headers, keys, its last nonce) is beyond the pure verifier.
+        && case.headers.is_none()
+        && case.key.is_none()
+        && case.last_nonce.is_none()
 }
 
 /// The doctor's findings for `case`, after checking that they name the verifier's row and
@@ -352,6 +356,7 @@ fn build(mut request: Request, faults: &[Fault]) -> Case {
         secret: Some(secret.to_vec()),
         path: Some(path),
         now_ms: Some(NOW),
+        ..Case::default()
     }
 }
 
