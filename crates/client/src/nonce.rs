@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The system clock in Unix milliseconds (0 if the clock is before 1970).
+pub use whitebit_auth::time::unix_ms;
 
 /// Issues nonces as `max(now_ms, last + 1)`: Unix milliseconds while requests are slower
 /// than one per millisecond, strictly increasing always.
@@ -61,14 +63,6 @@ impl NonceSource {
     pub fn last(&self) -> u64 {
         self.last.load(Ordering::Acquire)
     }
-}
-
-/// The system clock in Unix milliseconds (0 if the clock is before 1970).
-#[must_use]
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

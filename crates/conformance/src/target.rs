@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use whitebit_auth::time::unix_ms;
 
 use zeroize::Zeroizing;
 
@@ -216,7 +218,7 @@ impl<'a> Session<'a> {
 
     /// Reads `GET /api/v4/public/time` (`{"time": SECONDS}`) when the server answers it.
     fn measure_clock(&mut self) {
-        let before = local_ms();
+        let before = unix_ms();
         let request = Request {
             method: "GET".into(),
             target: self.target.url_path("/api/v4/public/time"),
@@ -227,7 +229,7 @@ impl<'a> Session<'a> {
         let Ok(answer) = self.send(&request) else {
             return;
         };
-        let after = local_ms();
+        let after = unix_ms();
         let seconds = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
             .and_then(|v| v.get("time").and_then(serde_json::Value::as_f64));
@@ -246,7 +248,7 @@ impl<'a> Session<'a> {
 
     /// Now on the server's clock (or this machine's when the server does not tell).
     pub(crate) fn now_ms(&self) -> u64 {
-        let local = i64::try_from(local_ms()).unwrap_or(i64::MAX);
+        let local = i64::try_from(unix_ms()).unwrap_or(i64::MAX);
         u64::try_from(local.saturating_add(self.offset_ms)).unwrap_or(0)
     }
 
@@ -337,12 +339,6 @@ impl<'a> Session<'a> {
             std::thread::sleep(wait);
         }
     }
-}
-
-fn local_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! UTC calendar time for Unix milliseconds: every date the project prints comes from here.
+//! Unix milliseconds: the system clock's reading ([`unix_ms`]) and UTC calendar time, from
+//! which every date the project prints comes.
 //!
 //! Three places print a time, each to its own precision, and their output is pinned by tests:
 //!
@@ -9,6 +10,16 @@
 //! | [`Precision::Millisecond`] | `2023-11-14 22:13:20.000 UTC` | `wbauth doctor` |
 
 use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The system clock in Unix milliseconds (0 if the clock is before 1970): the one reading of
+/// it that the client, the gateway and the conformance suite share.
+#[must_use]
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// How much of the time of day [`format_utc`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
