@@ -73,7 +73,16 @@ fn the_sandbox_passes_every_case_it_can_run() {
     assert_eq!(code, 0);
     // The sandbox's one key opens every path (row 14 needs a second key), and it has no Fiat
     // Gateway routes.
-    assert_eq!(ids(&report, "skip"), ["errors.row-14", "fiat"]);
+    assert_eq!(
+        ids(&report, "skip"),
+        [
+            "errors.row-13",
+            "errors.row-404",
+            "errors.row-14",
+            "errors.row-15",
+            "fiat"
+        ]
+    );
     assert!(
         report["passed"].as_u64().expect("passed") > 140,
         "{}",
@@ -145,8 +154,8 @@ fn a_wrong_secret_fails_cases_and_exits_1_and_bad_options_exit_2() {
 }
 
 /// `wbauth serve` on `backend`: a key that may call the path and the token endpoint, a
-/// second that may not, token keys published as a JWKS, a Fiat Gateway route and a partner;
-/// every case passes, none is skipped.
+/// second that may not, a disabled one, a path no route serves, token keys published as a
+/// JWKS, a Fiat Gateway route and a partner; every case passes, only row 15 is skipped.
 async fn serve_passes_every_case(backend: Backend) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -168,6 +177,8 @@ async fn serve_passes_every_case(backend: Backend) {
     gw.clock(json!({"set_ms": now_ms()})).await;
     let (key, secret) = gw.provision_key("alice", "conformance", &[]).await;
     let (other, other_secret) = gw.provision_key("bob", "main", &[]).await;
+    let (disabled, disabled_secret) = gw.provision_key("carol", "conformance", &[]).await;
+    gw.ok(&["keys", "disable", &disabled]);
     gw.clock(json!({"release": true})).await;
     let (auth_key, enc_key) = create_partner(&gw, "conformance-partner");
 
@@ -180,6 +191,12 @@ async fn serve_passes_every_case(backend: Backend) {
             &other,
             "--secret2",
             &other_secret,
+            "--disabled-key",
+            &disabled,
+            "--disabled-secret",
+            &disabled_secret,
+            "--unrouted-path",
+            "/api/v5/conformance",
             "--fiat-auth-key",
             &auth_key,
             "--fiat-enc-key",
@@ -189,7 +206,8 @@ async fn serve_passes_every_case(backend: Backend) {
         ],
     );
     assert_eq!(ids(&report, "fail"), Vec::<String>::new(), "{report:#}");
-    assert_eq!(ids(&report, "skip"), Vec::<String>::new(), "{report:#}");
+    // Only the rate limit is never provoked.
+    assert_eq!(ids(&report, "skip"), ["errors.row-15"], "{report:#}");
     assert_eq!(code, 0);
     assert_every_group(&report);
     // serve has no public time route: the suite said it used this machine's clock.

@@ -53,6 +53,11 @@ pub struct Target {
     pub credentials: Credentials,
     /// A second key that may NOT call `path` (row 14); cases that need it are skipped without it.
     pub restricted: Option<Credentials>,
+    /// A key the server has disabled (row 13); skipped without it.
+    pub disabled: Option<Credentials>,
+    /// A path (within the path rule) that no route of the server serves (the 404 row);
+    /// skipped without it.
+    pub unrouted_path: Option<String>,
     /// A private endpoint `credentials` may call and that answers 2xx once verified.
     pub path: String,
     /// A Fiat Gateway partner; the `fiat` group is skipped without one.
@@ -156,6 +161,8 @@ impl Target {
             },
             credentials,
             restricted: None,
+            disabled: None,
+            unrouted_path: None,
             path: DEFAULT_PATH.to_owned(),
             partner: None,
         })

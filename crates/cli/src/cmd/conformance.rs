@@ -35,6 +35,20 @@ pub(crate) struct ConformanceArgs {
     /// The second key's secret.
     #[arg(long, requires = "key2", value_name = "SECRET", hide_env_values = true)]
     secret2: Option<String>,
+    /// A key the server has disabled (row 13); without it that case is skipped.
+    #[arg(long, requires = "disabled_secret", value_name = "KEY")]
+    disabled_key: Option<String>,
+    /// The disabled key's secret.
+    #[arg(
+        long,
+        requires = "disabled_key",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    disabled_secret: Option<String>,
+    /// A path no route of the server serves (the 404 row); without it that case is skipped.
+    #[arg(long, value_name = "PATH")]
+    unrouted_path: Option<String>,
     /// A private endpoint the key may call and that answers 2xx.
     #[arg(long, default_value = wbauth_conformance::DEFAULT_PATH, value_name = "PATH")]
     path: String,
@@ -107,6 +121,17 @@ pub(crate) async fn run(args: &ConformanceArgs, _ctx: &Context) -> Result<(), Cl
     target.path.clone_from(&args.path);
     if let (Some(key), Some(secret)) = (&args.key2, &args.secret2) {
         target.restricted = Some(Credentials::new(key.as_str(), secret.as_str()));
+    }
+    if let (Some(key), Some(secret)) = (&args.disabled_key, &args.disabled_secret) {
+        target.disabled = Some(Credentials::new(key.as_str(), secret.as_str()));
+    }
+    if let Some(path) = &args.unrouted_path {
+        if !path.starts_with('/') {
+            return Err(CliError::Usage(format!(
+                "--unrouted-path {path:?}: a path starts with /"
+            )));
+        }
+        target.unrouted_path = Some(path.clone());
     }
     if let (Some(auth), Some(enc)) = (&args.fiat_auth_key, &args.fiat_enc_key) {
         if !args.fiat_path.starts_with('/') {

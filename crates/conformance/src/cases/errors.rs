@@ -7,7 +7,7 @@ use whitebit_auth::encoding::base64_encode;
 use crate::Group;
 use crate::http::Request;
 use crate::report::{CaseReport, Expect};
-use crate::target::Session;
+use crate::target::{Credentials, Session};
 use crate::wire::{Fields, json_string, signed};
 
 /// One fault, in the order of the checks: a request with several answers the first one's row.
@@ -216,29 +216,67 @@ pub(crate) fn run(session: &Session<'_>, out: &mut Vec<CaseReport>) {
     privileged(session, out);
 }
 
-/// Rows that need more than the main key: 14 (a key that may not call the path). Rows 13, 15
-/// and 404 depend on the server's keys and configuration and are not provoked.
+/// Rows that need more than the main key or depend on the server's configuration: 13 (a
+/// disabled key), 404 (a path no route serves) and 14 (a key that may not call the path), each
+/// skipped, saying what it needs, unless given; 15 (rate limits) is never provoked.
 fn privileged(session: &Session<'_>, out: &mut Vec<CaseReport>) {
-    let rule = "row 14: a key whose kind does not open the path";
-    let Some(restricted) = &session.target.restricted else {
-        out.push(CaseReport::skipped(
+    let target = session.target;
+    let path = &target.path;
+    /// Id, rule, the answer due, the key and path when given, what it needs otherwise.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        ApiError,
+        Option<(&'a Credentials, &'a str)>,
+        &'a str,
+    );
+    let cases: [Case<'_>; 3] = [
+        (
+            "errors.row-13",
+            "row 13: a key the server has disabled",
+            ApiError::KeyDisabled,
+            target.disabled.as_ref().map(|k| (k, path.as_str())),
+            "needs --disabled-key/--disabled-secret, a key the server has disabled",
+        ),
+        (
+            "errors.row-404",
+            "404: a path no route serves (checked after row 13, before row 14)",
+            ApiError::EndpointNotFound,
+            target
+                .unrouted_path
+                .as_deref()
+                .map(|p| (&target.credentials, p)),
+            "needs --unrouted-path, a path no route of the server serves",
+        ),
+        (
             "errors.row-14",
+            "row 14: a key whose kind does not open the path",
+            ApiError::EndpointForbidden,
+            target.restricted.as_ref().map(|k| (k, path.as_str())),
+            "needs --key2/--secret2, a key that may not call the path",
+        ),
+    ];
+    for (id, rule, due, given, needs) in cases {
+        let Some((credentials, path)) = given else {
+            out.push(CaseReport::skipped(id, Group::Errors, rule, needs));
+            continue;
+        };
+        let body = Fields::window(path, session.next_nonce()).text();
+        let request = signed(&target.url_path(path), body.as_bytes(), credentials);
+        let answer = session.send(&request);
+        out.push(CaseReport::checked(
+            id,
             Group::Errors,
             rule,
-            "needs --key2/--secret2, a key that may not call the path",
+            &request,
+            &Expect::error(due),
+            &answer,
         ));
-        return;
-    };
-    let path = &session.target.path;
-    let body = Fields::window(path, session.next_nonce()).text();
-    let request = signed(&session.target.url_path(path), body.as_bytes(), restricted);
-    let answer = session.send(&request);
-    out.push(CaseReport::checked(
-        "errors.row-14",
+    }
+    out.push(CaseReport::skipped(
+        "errors.row-15",
         Group::Errors,
-        rule,
-        &request,
-        &Expect::error(ApiError::EndpointForbidden),
-        &answer,
+        "row 15: the per-key rate limit",
+        "depends on the server's rate-limit configuration; not provoked",
     ));
 }
