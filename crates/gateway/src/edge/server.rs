@@ -19,7 +19,6 @@ use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
 use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
-use crate::edge::sandbox::{CloseConnection, Teacher};
 use crate::ops::metrics::Outcome;
 use crate::verify::gateway::Gateway;
 use crate::verify::routing::Upstream;
@@ -36,24 +35,29 @@ pub(crate) struct AppState {
     pub(crate) gateway: Arc<Gateway>,
     /// The upstream client.
     pub(crate) upstream: UpstreamClient,
-    /// The sandbox's teaching (diagnosis, request log, faults); `None` for `wbauth serve`.
-    pub(crate) teacher: Option<Arc<Teacher>>,
 }
+
+impl AppState {
+    /// The state over `gateway`, with a new upstream client.
+    pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
+        Self {
+            gateway,
+            upstream: upstream_client(),
+        }
+    }
+}
+
+/// Marks a response that is not to be sent: its connection is closed instead (the sandbox's
+/// `reset` fault).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CloseConnection;
 
 /// The public API as an axum router (one fallback handler: every path is a private
 /// endpoint unless it is one of the few public GET routes).
 pub fn public_router(gateway: Arc<Gateway>) -> Router {
-    teaching_router(gateway, None)
-}
-
-/// [`public_router`], with the sandbox's teaching when `teacher` is given.
-pub(crate) fn teaching_router(gateway: Arc<Gateway>, teacher: Option<Arc<Teacher>>) -> Router {
-    let state = AppState {
-        gateway,
-        upstream: upstream_client(),
-        teacher,
-    };
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .fallback(handle)
+        .with_state(AppState::new(gateway))
 }
 
 fn json(status: u16, body: impl Into<Body>) -> Response {
@@ -117,10 +121,7 @@ async fn handle(
     peer: Option<Extension<Peer>>,
     request: Request,
 ) -> Response {
-    match &state.teacher {
-        Some(teacher) => crate::edge::sandbox::handle(&state, teacher, peer, request).await,
-        None => answered(&state, peer, request).await.0,
-    }
+    answered(&state, peer, request).await.0
 }
 
 /// The gateway's answer to one request, counted in the metrics and logged.
@@ -398,7 +399,8 @@ pub(crate) async fn serve(
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
-                    // The sandbox's `reset` fault: close the connection, answer nothing.
+                    // A response marked so (the sandbox's `reset` fault): close the
+                    // connection, answer nothing.
                     if response.extensions().get::<CloseConnection>().is_some() {
                         return Err(ConnectionClosed);
                     }

@@ -11,7 +11,7 @@ use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
 use crate::edge::sandbox::Teacher;
-use crate::edge::server::{HttpSettings, serve, teaching_router};
+use crate::edge::server::{HttpSettings, public_router, serve};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::verify::gateway::Gateway;
@@ -53,7 +53,10 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    let router = teaching_router(gateway.clone(), teacher.clone());
+    let router = match &teacher {
+        Some(teacher) => crate::edge::sandbox::router(gateway.clone(), teacher.clone()),
+        None => public_router(gateway.clone()),
+    };
     // Held requests (the sandbox's injected timeouts) end when shutdown begins.
     let shutdown = async move {
         shutdown.await;

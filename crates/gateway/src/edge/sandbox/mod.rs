@@ -20,8 +20,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use whitebit_auth::ApiError;
 
-use crate::edge::server::{AppState, Peer, answered, error_response};
+use crate::edge::server::{AppState, CloseConnection, Peer, answered, error_response};
 use crate::ops::metrics::Outcome;
+use crate::verify::gateway::Gateway;
 use diagnosis::{Known, explain, first, report};
 use faults::{Dice, Fault, Faults};
 use log::{Entry, RequestLog};
@@ -40,10 +41,6 @@ const TIMEOUT_HOLD: Duration = Duration::from_secs(120);
 /// The pieces of a slow body, and the pause before each.
 const SLOW_PIECES: usize = 8;
 const SLOW_PAUSE: Duration = Duration::from_millis(150);
-
-/// Marks a response whose connection is to be closed without sending it (`reset`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CloseConnection;
 
 /// The sandbox's teaching state, beside the gateway.
 #[derive(Debug)]
@@ -91,9 +88,30 @@ fn with_marks(mut response: Response, codes: &[&str], hint: Option<&str>) -> Res
     response
 }
 
+/// The sandbox's public router: every request goes through [`handle`] (the teaching around the
+/// gateway's own answer).
+pub(crate) fn router(gateway: Arc<Gateway>, teacher: Arc<Teacher>) -> axum::Router {
+    #[derive(Clone)]
+    struct Sandbox {
+        app: AppState,
+        teacher: Arc<Teacher>,
+    }
+    async fn fallback(
+        axum::extract::State(sandbox): axum::extract::State<Sandbox>,
+        peer: Option<axum::extract::Extension<Peer>>,
+        request: Request,
+    ) -> Response {
+        handle(&sandbox.app, &sandbox.teacher, peer, request).await
+    }
+    axum::Router::new().fallback(fallback).with_state(Sandbox {
+        app: AppState::new(gateway),
+        teacher,
+    })
+}
+
 /// One request through the sandbox: the request log, an injected fault or the gateway's
 /// answer, and the diagnosis of a refusal.
-pub(crate) async fn handle(
+async fn handle(
     state: &AppState,
     teacher: &Teacher,
     peer: Option<axum::extract::Extension<Peer>>,
