@@ -59,6 +59,18 @@ impl From<&str> for BaseUrl {
     }
 }
 
+impl From<String> for BaseUrl {
+    fn from(url: String) -> Self {
+        Self::from(url.as_str())
+    }
+}
+
+impl From<&String> for BaseUrl {
+    fn from(url: &String) -> Self {
+        Self::from(url.as_str())
+    }
+}
+
 /// A token issued by `POST /api/v4/jwt`.
 #[derive(Clone)]
 pub struct IssuedToken {
@@ -616,6 +628,27 @@ mod tests {
         assert_eq!(
             estimate_offset_ms(1_700_000_000, 1_700_000_003_000, 1_700_000_003_001),
             -2_500
+        );
+    }
+
+    #[test]
+    fn base_url_takes_a_string_read_at_run_time() {
+        let read: String = "http://127.0.0.1:8080/".to_owned();
+        for client in [
+            Client::builder()
+                .credentials("k", "s")
+                .base_url(&read)
+                .build(),
+            Client::builder()
+                .credentials("k", "s")
+                .base_url(read.clone())
+                .build(),
+        ] {
+            assert_eq!(client.expect("client").base_url(), "http://127.0.0.1:8080");
+        }
+        assert_eq!(
+            BaseUrl::from("https://whitebit.com/".to_owned()),
+            BaseUrl::Global
         );
     }
 

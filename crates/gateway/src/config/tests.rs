@@ -375,7 +375,13 @@ fn the_example_file_is_valid() {
         (c.routes.len(), c.kinds.len(), c.fiat.routes.len()),
         (1, 2, 1)
     );
-    assert_eq!(c.rate_limit.kinds["trade"].requests, 100);
+    // Copied as it is, the example turns on no rate limit; its commented line is valid.
+    assert!(c.rate_limit.kinds.is_empty(), "{:?}", c.rate_limit.kinds);
+    assert!(text.contains("\n# trade = "), "the commented rate limit");
+    let uncommented = text.replace("\n# trade = ", "\ntrade = ");
+    let limited = Config::from_toml(&uncommented, "gateway.example.toml", &[])
+        .expect("the example with its rate limit uncommented");
+    assert_eq!(limited.rate_limit.kinds["trade"].requests, 100);
     assert_eq!(c.console.listen, None);
     assert_eq!(c.console.link_ttl_ms, 86_400_000);
 }
