@@ -617,3 +617,53 @@ async fn admin_listener_refuses_a_remote_bind_unless_allowed() {
         assert!(!stderr.contains("decision"), "{stderr}");
     }
 }
+
+/// `wbauth serve --check`: a usable configuration answers `ok=FILE` and exit 0 without creating
+/// the data dir or binding anything; a broken one exits 2 naming the file, line and key; a token
+/// key that cannot be loaded (only logged at start) is an error here.
+#[tokio::test]
+async fn check_validates_without_starting_anything() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wbauth"))
+            .args(["serve", "--check", "--config"])
+            .arg(config)
+            .output()
+            .expect("runs")
+    };
+    let good = common::gateway::write_config(dir.path(), upstream.addr, "");
+    let out = check(&good);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout.trim(), format!("ok={}", good.display()));
+    assert!(
+        !dir.path().join("data").exists(),
+        "--check created the data dir"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[listen]\naddr = \"127.0.0.1:0\"\n\n[keys]\nmax_ips = \"many\"\n",
+    )
+    .expect("written");
+    let out = check(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in ["bad.toml", "line 5", "max_ips"] {
+        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    }
+
+    let missing_pem = dir.path().join("missing.pem");
+    let tokens = common::fiat::token_keys(&missing_pem);
+    let with_key = common::gateway::write_config(dir.path(), upstream.addr, &tokens);
+    let out = check(&with_key);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tokens.keys[0]") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use whitebit_gateway::config::Config;
+use whitebit_gateway::tokens::SigningKey;
 use whitebit_gateway::{Launch, Options, ServeClock};
 
 use super::Context;
@@ -20,14 +21,21 @@ pub(crate) struct ServeArgs {
     /// The gateway configuration (TOML).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Only check the configuration (and that its token keys load), then exit: 0 when it is
+    /// usable, 2 with the file, line, key and reason when not. Opens no store and no listener.
+    #[arg(long)]
+    check: bool,
 }
 
 /// Runs the command. Prints `listening=http://…` and `admin=http://…` (and `console=http://…`
 /// when `[console] listen` is set) on stdout once the listeners are bound (like the sandbox's contract; port 0 picks a free port).
 pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError> {
-    logging::init();
     let config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Config(e.to_string()))?;
+    if args.check {
+        return check(args, &config);
+    }
+    logging::init();
     let listening = Launch::open(config, ServeClock::new(), Options::default())
         .await
         .map_err(gateway_error)?
@@ -54,4 +62,20 @@ pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError
         .run(shutdown_signal())
         .await
         .map_err(gateway_error)
+}
+
+/// `--check`: what `Config::load` validates, plus every `[tokens]` key loaded (at start an
+/// unusable key is only logged and skipped). Prints `ok=FILE` on success.
+fn check(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
+    let source = args
+        .config
+        .as_deref()
+        .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
+    for (i, key) in config.tokens.keys.iter().enumerate() {
+        SigningKey::load_pem_file(&key.pem)
+            .and_then(|k| k.with_kid(key.kid.as_deref()))
+            .map_err(|e| CliError::Config(format!("{source}: tokens.keys[{i}]: {e}")))?;
+    }
+    print_fields(&[("ok", source.as_str())]);
+    Ok(())
 }
