@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use whitebit_auth::NonceMode;
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::{SignedRequest, sign_body, sign_request};
+use whitebit_auth::time::estimate_offset_ms;
 
 use crate::error::{ApiFailure, Error};
 use crate::nonce::{NonceSource, unix_ms};
@@ -524,16 +525,6 @@ fn refuse_redirect(response: &reqwest::Response) -> Result<(), Error> {
     ))
 }
 
-/// Offset (server − local, ms) from a whole-second server time observed between `sent_ms`
-/// and `received_ms` on the local clock.
-#[must_use]
-pub fn estimate_offset_ms(server_seconds: u64, sent_ms: u64, received_ms: u64) -> i64 {
-    let midpoint = sent_ms / 2 + received_ms / 2 + (sent_ms % 2 + received_ms % 2) / 2;
-    let server_ms = server_seconds.saturating_mul(1000).saturating_add(500);
-    let diff = i128::from(server_ms) - i128::from(midpoint);
-    i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
-}
-
 /// One call to a private endpoint, built step by step.
 #[must_use = "a request does nothing until .send() is awaited"]
 pub struct RequestBuilder {
@@ -614,22 +605,6 @@ impl RequestBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offset_uses_the_midpoint_and_the_middle_of_the_second() {
-        assert_eq!(
-            estimate_offset_ms(1_700_000_000, 1_700_000_000_400, 1_700_000_000_600),
-            0
-        );
-        assert_eq!(
-            estimate_offset_ms(1_700_000_010, 1_700_000_000_000, 1_700_000_000_000),
-            10_500
-        );
-        assert_eq!(
-            estimate_offset_ms(1_700_000_000, 1_700_000_003_000, 1_700_000_003_001),
-            -2_500
-        );
-    }
 
     #[test]
     fn base_url_takes_a_string_read_at_run_time() {

@@ -32,8 +32,7 @@ mod nonce;
 mod retry;
 
 pub use client::{
-    BaseUrl, Client, ClientBuilder, EU_URL, GLOBAL_URL, IssuedToken, RequestBuilder,
-    estimate_offset_ms, headers,
+    BaseUrl, Client, ClientBuilder, EU_URL, GLOBAL_URL, IssuedToken, RequestBuilder, headers,
 };
 pub use error::{ApiFailure, Error, ErrorKind};
 pub use fiat::{FiatCredentials, FiatToken};
@@ -42,3 +41,5 @@ pub use retry::{RetryPolicy, is_retryable};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use whitebit_auth;
 pub use whitebit_auth::NonceMode;
+/// Offset (server − local, ms) from a whole-second server time.
+pub use whitebit_auth::time::estimate_offset_ms;

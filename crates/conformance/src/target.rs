@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use whitebit_auth::time::unix_ms;
+use whitebit_auth::time::{estimate_offset_ms, unix_ms};
 
 use zeroize::Zeroizing;
 
@@ -226,28 +226,19 @@ impl<'a> Session<'a> {
     /// Reads `GET /api/v4/public/time` (`{"time": SECONDS}`) when the server answers it.
     fn measure_clock(&mut self) {
         let before = unix_ms();
-        let request = Request {
-            method: "GET".into(),
-            target: self.target.url_path("/api/v4/public/time"),
-            headers: Vec::new(),
-            body: Vec::new(),
-            content_length: false,
-        };
+        let request = Request::get(self.target.url_path("/api/v4/public/time"));
         let Ok(answer) = self.send(&request) else {
             return;
         };
         let after = unix_ms();
         let seconds = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
-            .and_then(|v| v.get("time").and_then(serde_json::Value::as_f64));
+            .and_then(|v| v.get("time").and_then(serde_json::Value::as_u64));
         if let (200, Some(seconds)) = (answer.status, seconds) {
-            // The server tells whole seconds: its time was somewhere in [s, s + 1) s. The
-            // offset is rounded to whole seconds too, so a server on this machine's clock
-            // gets 0 run after run (a finer figure would only be noise).
-            #[allow(clippy::cast_possible_truncation)]
-            let server_ms = (seconds * 1000.0) as i64 + 500;
-            let local_mid = i64::try_from(before / 2 + after / 2).unwrap_or(i64::MAX);
-            let offset = server_ms - local_mid;
+            // The server tells whole seconds, so the offset is rounded to whole seconds too:
+            // a server on this machine's clock gets 0 run after run (a finer figure would
+            // only be noise).
+            let offset = estimate_offset_ms(seconds, before, after);
             self.offset_ms = (offset + offset.signum() * 500) / 1000 * 1000;
             self.clock_known = true;
         }

@@ -85,6 +85,17 @@ pub(crate) fn signed(url_path: &str, body: &[u8], credentials: &Credentials) -> 
 }
 
 impl Request {
+    /// A `GET` of `target` without a body.
+    pub(crate) fn get(target: String) -> Self {
+        Self {
+            method: "GET".into(),
+            target,
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_length: false,
+        }
+    }
+
     /// The value of header `name` (any case).
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -21,6 +21,17 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Offset (server − local, ms) from a whole-second server time (`GET /api/v4/public/time`)
+/// observed between `sent_ms` and `received_ms` on the local clock: the server's time is taken
+/// as the middle of its second at the round trip's midpoint.
+#[must_use]
+pub fn estimate_offset_ms(server_seconds: u64, sent_ms: u64, received_ms: u64) -> i64 {
+    let midpoint = sent_ms / 2 + received_ms / 2 + (sent_ms % 2 + received_ms % 2) / 2;
+    let server_ms = server_seconds.saturating_mul(1000).saturating_add(500);
+    let diff = i128::from(server_ms) - i128::from(midpoint);
+    i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// How much of the time of day [`format_utc`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -73,6 +84,22 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offset_uses_the_midpoint_and_the_middle_of_the_second() {
+        assert_eq!(
+            estimate_offset_ms(1_700_000_000, 1_700_000_000_400, 1_700_000_000_600),
+            0
+        );
+        assert_eq!(
+            estimate_offset_ms(1_700_000_010, 1_700_000_000_000, 1_700_000_000_000),
+            10_500
+        );
+        assert_eq!(
+            estimate_offset_ms(1_700_000_000, 1_700_000_003_000, 1_700_000_003_001),
+            -2_500
+        );
+    }
 
     #[test]
     fn the_three_precisions() {

@@ -140,13 +140,7 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
 
 /// The token's signature checked with the key of its `kid` in the published JWKS.
 fn jwks(session: &Session<'_>, token: Option<&str>, out: &mut Vec<CaseReport>) {
-    let request = Request {
-        method: "GET".into(),
-        target: session.target.url_path("/.well-known/jwks.json"),
-        headers: Vec::new(),
-        body: Vec::new(),
-        content_length: false,
-    };
+    let request = Request::get(session.target.url_path("/.well-known/jwks.json"));
     let rule = "the issued token verifies with the key its kid names in /.well-known/jwks.json";
     let Some(token) = token else {
         out.push(CaseReport::skipped(
