@@ -2,8 +2,9 @@
 //! and each documented refusal, its reason byte for byte. Needs the partner's Auth Key and Enc
 //! Key and a Fiat Gateway route on the server.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use whitebit_auth::TokenRejection;
-use whitebit_auth::encoding::base64_encode;
 use whitebit_auth::fiat::{EncKey, OrderFields, PartnerClaims};
 
 use crate::Group;
@@ -127,7 +128,7 @@ fn request(session: &Session<'_>, partner: &Partner, change: Change) -> Request 
     }
     let mut token = claims.encode(&enc);
     if let Change::AlgNone = change {
-        let header = base64url(br#"{"alg":"none","typ":"JWT"}"#);
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let rest = token
             .split_once('.')
             .map_or("", |(_, rest)| rest)
@@ -152,13 +153,6 @@ fn request(session: &Session<'_>, partner: &Partner, change: Change) -> Request 
         body: body.into_bytes(),
         content_length: true,
     }
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    base64_encode(bytes)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
 }
 
 pub(crate) fn run(session: &Session<'_>, out: &mut Vec<CaseReport>) {

@@ -2,9 +2,10 @@
 //! against the server's JWKS (`GET /.well-known/jwks.json`) when it publishes one.
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use whitebit_auth::JwtEndpointError;
-use whitebit_auth::encoding::base64_decode;
 use whitebit_auth::verify::JWT_ENDPOINT_PATH;
 
 use crate::Group;
@@ -124,18 +125,7 @@ fn part(token: &str, index: usize) -> Option<Value> {
 }
 
 fn base64url(text: &str) -> Option<Vec<u8>> {
-    let mut standard: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    while !standard.len().is_multiple_of(4) {
-        standard.push('=');
-    }
-    base64_decode(standard.as_bytes())
+    URL_SAFE_NO_PAD.decode(text).ok()
 }
 
 /// The token's signature checked with the key of its `kid` in the published JWKS.
