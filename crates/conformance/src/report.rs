@@ -166,7 +166,27 @@ impl Report {
     }
 
     fn count(&self, which: impl Fn(&Verdict) -> bool) -> usize {
-        self.cases.iter().filter(|c| which(&c.verdict)).count()
+        self.ids(which).len()
+    }
+
+    /// The ids of the cases that failed, in the order they ran.
+    #[must_use]
+    pub fn failed_ids(&self) -> Vec<&str> {
+        self.ids(|v| matches!(v, Verdict::Fail(_)))
+    }
+
+    /// The ids of the cases that were skipped, in the order they ran.
+    #[must_use]
+    pub fn skipped_ids(&self) -> Vec<&str> {
+        self.ids(|v| matches!(v, Verdict::Skip(_)))
+    }
+
+    fn ids(&self, which: impl Fn(&Verdict) -> bool) -> Vec<&str> {
+        self.cases
+            .iter()
+            .filter(|c| which(&c.verdict))
+            .map(|c| c.id.as_str())
+            .collect()
     }
 
     /// `N passed, N failed, N skipped`.

@@ -228,15 +228,6 @@ fn run_against(flaw: Flaw) -> Report {
     run(&target, &options)
 }
 
-fn failed_ids(report: &Report) -> Vec<String> {
-    report
-        .cases
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Fail(_)))
-        .map(|c| c.id.clone())
-        .collect()
-}
-
 #[test]
 fn the_reference_server_passes_every_case() {
     let report = run_against(Flaw::None);
@@ -244,14 +235,8 @@ fn the_reference_server_passes_every_case() {
     assert!(report.passed() > 140, "{}", report.summary());
     // Rows 13, 404 and 14 need keys and paths this server does not have; 15 is never
     // provoked. Nothing else is skipped.
-    let skipped: Vec<&str> = report
-        .cases
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Skip(_)))
-        .map(|c| c.id.as_str())
-        .collect();
     assert_eq!(
-        skipped,
+        report.skipped_ids(),
         [
             "errors.row-13",
             "errors.row-404",
@@ -264,13 +249,10 @@ fn the_reference_server_passes_every_case() {
 #[test]
 fn a_server_that_accepts_replays_fails_the_replay_and_uniqueness_cases() {
     let report = run_against(Flaw::AcceptsReplays);
-    let failed = failed_ids(&report);
-    assert!(failed.contains(&"replay.window".to_owned()), "{failed:?}");
-    assert!(
-        failed.contains(&"nonces.window-unique-again".to_owned()),
-        "{failed:?}"
-    );
-    assert!(!failed.contains(&"replay.strict".to_owned()), "{failed:?}");
+    let failed = report.failed_ids();
+    assert!(failed.contains(&"replay.window"), "{failed:?}");
+    assert!(failed.contains(&"nonces.window-unique-again"), "{failed:?}");
+    assert!(!failed.contains(&"replay.strict"), "{failed:?}");
     let storm = report
         .cases
         .iter()
@@ -285,7 +267,7 @@ fn a_server_that_accepts_replays_fails_the_replay_and_uniqueness_cases() {
 #[test]
 fn a_server_that_checks_the_signature_first_fails_the_order_cases() {
     let report = run_against(Flaw::SignatureFirst);
-    let failed = failed_ids(&report);
+    let failed = report.failed_ids();
     // A wrong signature with a fault of rows 6–11 must get the earlier row.
     for id in [
         "errors.pair-6-12",
@@ -294,10 +276,7 @@ fn a_server_that_checks_the_signature_first_fails_the_order_cases() {
         "errors.pair-10-12",
         "errors.pair-11-12",
     ] {
-        assert!(
-            failed.contains(&id.to_owned()),
-            "{id} not failed: {failed:?}"
-        );
+        assert!(failed.contains(&id), "{id} not failed: {failed:?}");
     }
     // Alone, each fault still gets its own answer.
     assert!(
@@ -309,10 +288,10 @@ fn a_server_that_checks_the_signature_first_fails_the_order_cases() {
 #[test]
 fn a_server_with_a_wrong_message_fails_every_row_12_case_and_shows_the_difference() {
     let report = run_against(Flaw::WrongMessage);
-    let failed = failed_ids(&report);
-    assert!(failed.contains(&"errors.row-12".to_owned()), "{failed:?}");
+    let failed = report.failed_ids();
+    assert!(failed.contains(&"errors.row-12"), "{failed:?}");
     assert!(
-        failed.contains(&"nonces.refused-consumes-nothing-1".to_owned()),
+        failed.contains(&"nonces.refused-consumes-nothing-1"),
         "{failed:?}"
     );
     let case = report
@@ -341,7 +320,7 @@ fn a_server_with_a_wrong_message_fails_every_row_12_case_and_shows_the_differenc
 #[test]
 fn a_server_with_a_wide_window_fails_the_window_edge_cases() {
     let report = run_against(Flaw::WideWindow);
-    let failed = failed_ids(&report);
+    let failed = report.failed_ids();
     assert_eq!(
         failed,
         ["nonces.window-outside-past", "nonces.window-outside-future"],
