@@ -145,10 +145,9 @@ impl Fault {
 
 /// A request with `faults`, and the answer due (the first fault's row).
 fn faulty(session: &Session<'_>, faults: &[Fault]) -> (Request, ApiError) {
-    let nonce = session.next_nonce().to_string();
     let path = &session.target.path;
-    let mut fields = Fields::window(path, 0);
-    fields.set("nonce", &nonce);
+    let mut fields = Fields::window(path, session.next_nonce());
+    let nonce = fields.get("nonce").unwrap_or_default().to_owned();
     let now = session.now_ms();
     for fault in faults {
         fault.edit_body(&mut fields, &nonce, now);

@@ -168,12 +168,12 @@ impl Launch {
             Answers::BuiltIn => "sandbox",
         };
         let public = bind(config.listen.addr, name).await?;
-        let admin_listener = match token {
-            Some(_) => Some(bind(config.admin.addr, "admin").await?),
-            None => None,
-        };
-        let admin_hosts = match &admin_listener {
-            Some(listener) => Some(AdminHosts::new(local_addr(listener)?, &config.admin)),
+        let admin_bound = match token {
+            Some(token) => {
+                let listener = bind(config.admin.addr, "admin").await?;
+                let addr = local_addr(&listener)?;
+                Some((token, listener, addr, AdminHosts::new(addr, &config.admin)))
+            }
             None => None,
         };
         let gateway = build_gateway(config, &stores, clock.clock.clone(), options.answers).await?;
@@ -182,14 +182,14 @@ impl Launch {
             admin: None,
             console: None,
         };
-        let admin = match (token, admin_listener, admin_hosts) {
-            (Some(token), Some(listener), Some(hosts)) => {
+        let admin = match admin_bound {
+            Some((token, listener, addr, hosts)) => {
                 let service = Arc::new(key_service(&gateway));
                 let console = ConsoleServer::bind_if_configured(&gateway, &service).await?;
                 if let Some(console) = &console {
                     addresses.console = Some(local_addr(&console.listener)?);
                 }
-                addresses.admin = Some(local_addr(&listener)?);
+                addresses.admin = Some(addr);
                 let token_origin = token.origin().to_owned();
                 let router = admin_router_for(
                     service.clone(),
@@ -206,7 +206,7 @@ impl Launch {
                     token_origin,
                 })
             }
-            _ => None,
+            None => None,
         };
         Ok(Listening {
             gateway,

@@ -13,7 +13,6 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::ip::{IpRule, client_ip};
-use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::state::Stores;
 use crate::state::keys::KeyCache;
@@ -169,7 +168,7 @@ impl Gateway {
     }
 
     /// Asks both stores whether they answer, and records it for the `*_store_up` gauges.
-    pub(crate) async fn check_store_health(&self) -> Health {
+    pub(crate) async fn check_store_health(&self) {
         let health = crate::ops::health::check(
             self.key_store.as_ref(),
             self.nonces.as_ref(),
@@ -178,7 +177,6 @@ impl Gateway {
         .await;
         self.metrics
             .store_health(health.key_store_up, health.nonce_store_up);
-        health
     }
 
     /// The configuration.
