@@ -36,19 +36,21 @@ pub struct CaseReport {
     pub verdict: Verdict,
 }
 
-/// An expected answer: the status and, when set, the exact body.
+/// An expected answer.
 #[derive(Debug, Clone)]
-pub(crate) struct Expect {
-    pub(crate) status: u16,
-    pub(crate) body: Option<String>,
+pub(crate) enum Expect {
+    /// Exactly this status and body.
+    Exact { status: u16, body: String },
+    /// Any 2xx answer (an accepted request; its body is the upstream's).
+    Accepted,
 }
 
 impl Expect {
     /// Exactly this status and body.
     pub(crate) fn exact(status: u16, body: &str) -> Self {
-        Self {
+        Self::Exact {
             status,
-            body: Some(body.to_owned()),
+            body: body.to_owned(),
         }
     }
 
@@ -57,26 +59,25 @@ impl Expect {
         Self::exact(error.status(), error.body())
     }
 
-    /// Any 2xx answer (an accepted request; its body is the upstream's).
+    /// Any 2xx answer.
     pub(crate) fn accepted() -> Self {
-        Self {
-            status: 200,
-            body: None,
-        }
+        Self::Accepted
     }
 
     fn describe(&self) -> String {
-        match &self.body {
-            Some(body) => format!("{} {body}", self.status),
-            None => "2xx (accepted)".into(),
+        match self {
+            Self::Exact { status, body } => format!("{status} {body}"),
+            Self::Accepted => "2xx (accepted)".into(),
         }
     }
 
     /// Whether `answer` is this.
     pub(crate) fn matches(&self, answer: &Answer) -> bool {
-        match &self.body {
-            Some(body) => answer.status == self.status && answer.body == body.as_bytes(),
-            None => (200..300).contains(&answer.status),
+        match self {
+            Self::Exact { status, body } => {
+                answer.status == *status && answer.body == body.as_bytes()
+            }
+            Self::Accepted => (200..300).contains(&answer.status),
         }
     }
 }
