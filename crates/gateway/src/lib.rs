@@ -41,6 +41,7 @@ pub mod sandbox {
 // router over it (for in-process tests), and the HTTP/1.1 settings and serve loop it runs on.
 pub use edge::server::{HttpSettings, accept, public_router};
 pub use runtime::{build_gateway, open_stores};
+pub use service::reload::LogFilter;
 pub use verify::{Gateway, Incoming, Refusal, Verified};
 
 /// The admin API's conventions: its token and the header naming who acts.

@@ -14,6 +14,7 @@ pub(crate) mod fiat_token;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 pub(crate) mod partners;
+pub(crate) mod reload;
 pub(crate) mod sandbox;
 pub(crate) mod serve;
 pub(crate) mod sign;
@@ -49,6 +50,8 @@ pub(crate) enum Command {
     /// Manage Fiat Gateway partners (Auth Key, Enc Key) on a running gateway (through its
     /// admin API).
     Partners(partners::PartnersArgs),
+    /// Make a running gateway read its configuration file again (like SIGHUP).
+    Reload(reload::ReloadArgs),
     /// Load-test a server with requests signed during the run; report throughput, latency
     /// and the generator's own CPU use.
     Bench(bench::BenchArgs),
@@ -73,6 +76,7 @@ impl Command {
             Command::Accounts(args) => accounts::run(args, ctx).await,
             Command::Keys(args) => keys::run(args, ctx).await,
             Command::Partners(args) => partners::run(args, ctx).await,
+            Command::Reload(args) => reload::run(args, ctx).await,
             Command::Bench(args) => bench::run(args, ctx).await,
             Command::BenchEcho(args) => bench_echo::run(args, ctx).await,
         }

@@ -83,7 +83,6 @@ impl From<BodyMatchArg> for BodyMatchConfig {
 
 /// Runs the command.
 pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliError> {
-    logging::init();
     let options = SandboxOptions {
         listen: args.listen,
         demo_key: args.demo_key.clone(),
@@ -95,6 +94,7 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
     let dir = TempDataDir::create().map_err(gateway_error)?;
     let overrides: Vec<(String, String)> = std::env::vars().collect();
     let config = sandbox_config(&options, dir.path(), &overrides).map_err(gateway_error)?;
+    logging::init(&config.log.level);
     let mut faults = args.faults.unwrap_or(Faults::NONE);
     if let Some(seed) = args.seed {
         faults = faults.with_seed(seed);

@@ -15,7 +15,9 @@ use crate::output::print_fields;
 
 /// Runs the gateway: verifies every private request and forwards the accepted ones to the
 /// configured upstreams. Every setting has a default; WBAUTH_GATEWAY__SECTION__KEY
-/// environment variables override the file.
+/// environment variables override the file. SIGHUP (or `wbauth reload`) reads the file
+/// again and puts routes, kinds, rate limits, Fiat routes, token keys and the log level in
+/// force without a restart.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The gateway configuration (TOML).
@@ -32,13 +34,16 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError> {
     let config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Config(e.to_string()))?;
+    logging::check(&config.log.level)
+        .map_err(|e| CliError::Config(format!("{}: log.level: {e}", source_name(args))))?;
     if args.check {
         return check(args, &config);
     }
-    logging::init();
+    let log = logging::init(&config.log.level);
     let listening = Launch::open(config, ServeClock::new(), Options::default())
         .await
         .map_err(gateway_error)?
+        .reload_from(args.config.clone(), log)
         .listen()
         .await
         .map_err(gateway_error)?;
@@ -67,10 +72,7 @@ pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError
 /// `--check`: what `Config::load` validates, plus every `[tokens]` key loaded (at start an
 /// unusable key is only logged and skipped). Prints `ok=FILE` on success.
 fn check(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
-    let source = args
-        .config
-        .as_deref()
-        .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
+    let source = source_name(args);
     for (i, key) in config.tokens.keys.iter().enumerate() {
         SigningKey::load_pem_file(&key.pem)
             .and_then(|k| k.with_kid(key.kid.as_deref()))
@@ -78,4 +80,11 @@ fn check(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     }
     print_fields(&[("ok", source.as_str())]);
     Ok(())
+}
+
+/// The configuration's name in messages.
+fn source_name(args: &ServeArgs) -> String {
+    args.config
+        .as_deref()
+        .map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string())
 }

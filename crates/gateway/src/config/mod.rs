@@ -12,6 +12,9 @@ mod tests;
 mod validate;
 
 use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +23,9 @@ pub use forward_headers::DEFAULT_FORWARD_HEADERS;
 pub(crate) use forward_headers::{HOP_BY_HOP, check_forward_header, default_forward_headers};
 pub use sections::{
     AdminConfig, BodyMatchConfig, ClientIpHeader, ConsoleConfig, DEFAULT_MAX_CONNECTIONS,
-    DurabilityConfig, FiatConfig, KeyBackend, KeysConfig, KindConfig, ListenConfig, NonceBackend,
-    ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, StoreConfig, TokenKeyConfig,
-    TokensConfig, VerifyConfig,
+    DurabilityConfig, FiatConfig, KeyBackend, KeysConfig, KindConfig, ListenConfig, LogConfig,
+    NonceBackend, ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, StoreConfig,
+    TokenKeyConfig, TokensConfig, VerifyConfig,
 };
 
 /// A configuration that cannot be used.
@@ -33,14 +36,66 @@ pub struct ConfigError {
     pub source_name: String,
     /// What is wrong, with the key path and line when known.
     pub message: String,
+    /// The line (from 1) the problem is on, when the parser tells.
+    pub line: Option<usize>,
+    /// The setting the problem is in (`route[0].upstream`, `verify.max_body_bytes`), when
+    /// known.
+    pub key: Option<String>,
 }
 
 impl ConfigError {
     fn new(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        // Validation messages start with the setting they are about: `verify.max_body_bytes: …`.
+        let key = message
+            .split_once(": ")
+            .map(|(key, _)| key)
+            .filter(|key| {
+                !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.[]-".contains(&b))
+            })
+            .map(str::to_owned);
         Self {
             source_name: source_name.into(),
-            message: message.into(),
+            message,
+            line: None,
+            key,
         }
+    }
+
+    /// The error of a file that does not parse: its line and key from the parser's span.
+    fn parse(source_name: &str, text: &str, e: &toml::de::Error, hide: bool) -> Self {
+        let (line, key) = redact::locate(text, e);
+        Self {
+            line,
+            key,
+            ..Self::new(source_name, redact::toml_message(text, e, hide))
+        }
+    }
+}
+
+/// The configuration in force, shared by the verifier and the management service: read
+/// anew by each operation, replaced as a whole by a live reload.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedConfig(Arc<ArcSwap<Config>>);
+
+impl SharedConfig {
+    /// Shares `config`.
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Self(Arc::new(ArcSwap::new(config)))
+    }
+
+    /// The configuration in force now.
+    #[must_use]
+    pub(crate) fn current(&self) -> Arc<Config> {
+        self.0.load_full()
+    }
+
+    /// Puts `config` in force for every operation that starts from now on.
+    pub(crate) fn replace(&self, config: Arc<Config>) {
+        self.0.store(config);
     }
 }
 
@@ -74,6 +129,8 @@ pub struct Config {
     pub fiat: FiatConfig,
     /// The web console for account holders (off unless `listen` is set).
     pub console: ConsoleConfig,
+    /// What `wbauth serve` logs.
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -101,14 +158,13 @@ impl Config {
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
         // First from the text alone, so errors carry the file's line numbers.
-        let parsed: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::new(source_name, redact::toml_message(text, &e, false)))?;
+        let parsed: Config =
+            toml::from_str(text).map_err(|e| ConfigError::parse(source_name, text, &e, false))?;
         let config = if overrides.is_empty() {
             parsed
         } else {
-            let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-                ConfigError::new(source_name, redact::toml_message(text, &e, false))
-            })?;
+            let mut table: toml::Table = toml::from_str(text)
+                .map_err(|e| ConfigError::parse(source_name, text, &e, false))?;
             for (var, value) in overrides {
                 env::apply_override(&mut table, var, value)?;
             }

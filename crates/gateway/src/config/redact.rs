@@ -47,6 +47,17 @@ pub(super) fn toml_message(text: &str, e: &toml::de::Error, hide_values: bool) -
 }
 
 /// Whether a line holds a URL with user information (`scheme://user:password@host`).
+/// The line (from 1) and the key path a parse error points at, when it has a span.
+pub(super) fn locate(text: &str, e: &toml::de::Error) -> (Option<usize>, Option<String>) {
+    let Some(span) = e.span().filter(|span| span.start <= text.len()) else {
+        return (None, None);
+    };
+    let line = text[..span.start].matches('\n').count();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let key = key_path_at(&lines, line);
+    (Some(line + 1), (!key.is_empty()).then_some(key))
+}
+
 fn has_credentials(line: &str) -> bool {
     line.find("://")
         .is_some_and(|at| line[at + 3..].contains('@'))

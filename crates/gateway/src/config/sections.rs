@@ -348,6 +348,23 @@ impl Default for VerifyConfig {
     }
 }
 
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// What is logged: a level (`error`, `warn`, `info`, `debug`, `trace`) or per-target
+    /// directives (`info,wbauth::request=debug`). `WBAUTH_LOG`, when set, takes its place.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+        }
+    }
+}
+
 /// Which header carries the client address behind trusted proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -402,7 +419,7 @@ pub struct KindConfig {
 }
 
 /// One kind's limit.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests allowed per window.
@@ -412,7 +429,7 @@ pub struct RateLimit {
 }
 
 /// `[rate_limit]`: kind name → limit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RateLimitConfig {
     /// Limits by kind.

@@ -49,6 +49,14 @@ impl Config {
             return Err("verify.max_body_bytes: must be at least 1".into());
         }
         self.admin.validate()?;
+        let level = self.log.level.trim();
+        if level.is_empty() || !level.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "log.level: {:?} is not a log filter: give a level (error, warn, info, debug, \
+                 trace) or directives such as \"info,wbauth::request=debug\"",
+                self.log.level
+            ));
+        }
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
         }

@@ -22,7 +22,7 @@ use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
 use crate::ops::metrics::Outcome;
 use crate::verify::gateway::Gateway;
 use crate::verify::routing::Upstream;
-use crate::verify::{Admitted, Destination, FiatAdmitted, Refusal, Target, Verified};
+use crate::verify::{Admitted, Destination, FiatAdmitted, Live, Refusal, Target, Verified};
 
 /// The TCP peer of a request (inserted per connection).
 #[derive(Debug, Clone, Copy)]
@@ -170,10 +170,13 @@ async fn handle_inner(
     request: Request,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
+    // The settings in force now, for the whole of this request (a reload meanwhile applies
+    // from the next one).
+    let live = gw.live();
     let (parts, body) = request.into_parts();
-    let destination = gw.destination(&parts.method, &parts.uri);
+    let destination = live.destination(&parts.method, &parts.uri);
     match destination {
-        Destination::Jwks => return (json(200, gw.tokens().jwks()), Outcome::Public),
+        Destination::Jwks => return (json(200, live.tokens().jwks()), Outcome::Public),
         Destination::Time => {
             let time = format!("{{\"time\":{}}}", gw.clock().now_ms() / 1000);
             return (json(200, time), Outcome::Public);
@@ -183,36 +186,37 @@ async fn handle_inner(
     let peer_ip: IpAddr = peer.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(Peer(addr))| {
         addr.ip()
     });
-    let admitted = match gw.check(destination, &parts, body, peer_ip).await {
+    let admitted = match gw.check(&live, destination, &parts, body, peer_ip).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal, destination.is_token_endpoint()),
     };
     match admitted {
         Admitted::Fiat(fiat) => match destination {
             Destination::Fiat(upstream) => {
-                forward_fiat(state, &parts.headers, fiat, upstream).await
+                forward_fiat(state, &live, &parts.headers, fiat, upstream).await
             }
             // `check` admits a Fiat request only for a Fiat destination.
             _ => failed(ApiError::EndpointNotFound),
         },
-        Admitted::Private(verified) => answer_private(state, &parts.headers, verified).await,
+        Admitted::Private(verified) => answer_private(state, &live, &parts.headers, verified).await,
     }
 }
 
 /// The answer to an accepted private request: built in, a token, or the upstream's.
 async fn answer_private(
     state: &AppState,
+    live: &Live,
     headers: &axum::http::HeaderMap,
     verified: Verified,
 ) -> (Response, Outcome) {
     let gw = &state.gateway;
-    let max = gw.config().verify.max_response_bytes;
+    let max = live.config().verify.max_response_bytes;
     match &verified.target {
         Target::Builtin => (
             json(200, crate::edge::builtin::answer(&verified)),
             Outcome::Accepted,
         ),
-        Target::IssueToken => match gw.tokens().issue_for_key(
+        Target::IssueToken => match live.tokens().issue_for_key(
             &verified.key.account_name,
             crate::tokens::TokenKey {
                 public_key: &verified.key.public_key,
@@ -266,6 +270,7 @@ fn upstream_answer(answer: Result<Response, ApiError>) -> (Response, Outcome) {
 /// Forwards a Fiat Gateway request whose token passed.
 async fn forward_fiat(
     state: &AppState,
+    live: &Live,
     headers: &axum::http::HeaderMap,
     fiat: FiatAdmitted,
     upstream: &Upstream,
@@ -276,7 +281,7 @@ async fn forward_fiat(
         identity: &[fiat.identity.header()],
         client_ip: fiat.client_ip,
     };
-    let max = state.gateway.config().verify.max_response_bytes;
+    let max = live.config().verify.max_response_bytes;
     upstream_answer(forward(&state.upstream, upstream, max, headers, delivery).await)
 }
 

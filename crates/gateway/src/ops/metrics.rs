@@ -52,6 +52,10 @@ pub(crate) struct Metrics {
     key_store_up: AtomicU64,
     /// 1 when the last health check of the nonce store succeeded (starts at 1).
     nonce_store_up: AtomicU64,
+    /// Live reloads put in force.
+    reloads: AtomicU64,
+    /// Live reloads refused (the running configuration kept).
+    reload_failures: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -71,6 +75,8 @@ impl Default for Metrics {
             cache_reload_failures: AtomicU64::new(0),
             key_store_up: AtomicU64::new(1),
             nonce_store_up: AtomicU64::new(1),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
         }
     }
 }
@@ -105,6 +111,16 @@ impl Metrics {
             (false, _) => &self.cache_reload_failures,
             (true, wbauth_store::Change::Resync) => &self.cache_resyncs,
             (true, _) => &self.cache_changes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one live reload of the configuration.
+    pub(crate) fn reloaded(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads
+        } else {
+            &self.reload_failures
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -146,6 +162,16 @@ impl Metrics {
                 "wbauth_key_cache_reload_failures_total",
                 "Cache reloads that failed and were retried.",
                 load(&self.cache_reload_failures),
+            ),
+            (
+                "wbauth_config_reloads_total",
+                "Live reloads of the configuration put in force.",
+                load(&self.reloads),
+            ),
+            (
+                "wbauth_config_reload_failures_total",
+                "Live reloads refused (the running configuration was kept).",
+                load(&self.reload_failures),
             ),
         ]
     }

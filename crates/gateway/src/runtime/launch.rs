@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -26,6 +27,7 @@ use crate::edge::sandbox::Teacher;
 pub use crate::edge::sandbox::faults::{Fault, Faults};
 use crate::error::GatewayError;
 use crate::service::KeyService;
+use crate::service::reload::{LogFilter, Reloader};
 pub use crate::verify::Answers;
 use crate::verify::Gateway;
 
@@ -88,6 +90,21 @@ pub struct Launch {
     clock: ServeClock,
     options: Options,
     demo_key: Option<String>,
+    reload: Option<ReloadFrom>,
+}
+
+/// Where a live reload reads the configuration, and the logger it may adjust.
+struct ReloadFrom {
+    file: Option<PathBuf>,
+    log: Option<Arc<dyn LogFilter>>,
+}
+
+impl std::fmt::Debug for ReloadFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadFrom")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Launch {
@@ -107,7 +124,17 @@ impl Launch {
             clock,
             options,
             demo_key: None,
+            reload: None,
         })
+    }
+
+    /// Turns on live reload (`SIGHUP`, and `POST /admin/reload` on the admin listener): the
+    /// configuration is read again from `file` (`None`: the defaults) with the process's
+    /// `WBAUTH_GATEWAY__…` variables, validated, and put in force from the next request; a
+    /// change to `[log] level` is passed to `log`.
+    pub fn reload_from(mut self, file: Option<PathBuf>, log: Option<Arc<dyn LogFilter>>) -> Self {
+        self.reload = Some(ReloadFrom { file, log });
+        self
     }
 
     /// The key a diagnosis names when a request's key is unknown ("this sandbox's key is …");
@@ -148,6 +175,7 @@ impl Launch {
             clock,
             options,
             demo_key,
+            reload,
         } = self;
         let teacher = match options.teaching {
             Teaching::Off => None,
@@ -177,6 +205,20 @@ impl Launch {
             None => None,
         };
         let gateway = build_gateway(config, &stores, clock.clock.clone(), options.answers).await?;
+        let reloader = reload.map(|from| {
+            Arc::new(Reloader::new(
+                gateway.clone(),
+                from.file,
+                from.log,
+                options.answers == Answers::BuiltIn,
+            ))
+        });
+        // Installed before the addresses are printed: from then on SIGHUP reloads instead of
+        // ending the process.
+        let hangups = match &reloader {
+            Some(reloader) => Some(Hangups::install(reloader.clone())?),
+            None => None,
+        };
         let mut addresses = Addresses {
             public: local_addr(&public)?,
             admin: None,
@@ -198,6 +240,7 @@ impl Launch {
                     &clock,
                     Some(metrics_router(gateway.clone())),
                     hosts,
+                    reloader.clone(),
                 );
                 Some(AdminSide {
                     server: AdminServer { listener, router },
@@ -215,6 +258,7 @@ impl Launch {
             admin,
             addresses,
             teacher,
+            hangups,
         })
     }
 }
@@ -240,6 +284,7 @@ pub struct Listening {
     admin: Option<AdminSide>,
     addresses: Addresses,
     teacher: Option<Arc<Teacher>>,
+    hangups: Option<Hangups>,
 }
 
 #[derive(Debug)]
@@ -275,7 +320,19 @@ impl Listening {
     ///
     /// # Errors
     /// A listener that failed, or a store that could not be flushed.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), GatewayError> {
+        let reloading = self.hangups.take().map(Hangups::spawn);
+        let served = self.serve(shutdown).await;
+        if let Some(task) = reloading {
+            task.abort();
+        }
+        served
+    }
+
+    async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
         match self.admin {
             Some(admin) => {
                 run_with_admin(
@@ -311,4 +368,46 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, GatewayError> {
         context: "reading a bound listener's address".into(),
         source,
     })
+}
+
+/// `SIGHUP` received as a request to reload (on other systems: nothing).
+#[derive(Debug)]
+struct Hangups {
+    reloader: Arc<Reloader>,
+    #[cfg(unix)]
+    signals: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    fn install(reloader: Arc<Reloader>) -> Result<Self, GatewayError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::hangup()).map_err(|source| GatewayError::Io {
+                context: "listening for SIGHUP (live reload)".into(),
+                source,
+            })?;
+            Ok(Self { reloader, signals })
+        }
+        #[cfg(not(unix))]
+        Ok(Self { reloader })
+    }
+
+    /// Reloads on every `SIGHUP` until aborted (the outcome is logged by the reloader).
+    fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                let Self {
+                    reloader,
+                    mut signals,
+                } = self;
+                while signals.recv().await.is_some() {
+                    let _ = reloader.reload().await;
+                }
+            }
+            #[cfg(not(unix))]
+            drop(self);
+        })
+    }
 }

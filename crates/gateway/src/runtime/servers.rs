@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::edge::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
 use crate::error::GatewayError;
 use crate::service::KeyService;
+use crate::service::reload::Reloader;
 use crate::verify::gateway::Gateway;
 use wbauth_store::NonceStore;
 
@@ -104,6 +105,7 @@ pub(crate) fn admin_router_for(
     clock: &ServeClock,
     extra: Option<axum::Router>,
     hosts: AdminHosts,
+    reloader: Option<Arc<Reloader>>,
 ) -> axum::Router {
     let nonces: Arc<dyn NonceStore> = stores.nonces.clone();
     #[cfg(not(feature = "test-clock"))]
@@ -114,6 +116,7 @@ pub(crate) fn admin_router_for(
         AdminOptions {
             extra: extra.unwrap_or_default(),
             nonces: Some(nonces),
+            reloader,
             #[cfg(feature = "test-clock")]
             test_clock: clock.test.clone(),
         },

@@ -66,7 +66,7 @@ impl KeyService {
         let account = self.account(name).await?;
         let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(random_bytes(32)?.as_slice()));
         let now = self.now_ms();
-        let expires_ms = now.saturating_add(self.config.console.link_ttl_ms);
+        let expires_ms = now.saturating_add(self.config.current().console.link_ttl_ms);
         let _write = self.write.lock().await;
         let link = NewConsoleLink {
             account_id: account.id,

@@ -352,7 +352,7 @@ impl KeyService {
     /// Persists the idle deactivation of every key found idle (unused for `keys.idle_days`)
     /// and not yet stored as such; audited as `key.idle_deactivate`. Returns how many.
     pub(crate) async fn sweep_idle(&self) -> Result<usize, ManageError> {
-        let days = self.config.keys.idle_days;
+        let days = self.config.current().keys.idle_days;
         let now = self.now_ms();
         let candidates: Vec<_> = {
             let stored = lock(&self.idle_stored);

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::SharedConfig;
 use crate::service::throttle::{CodeLocks, SignInThrottle, Source};
 use crate::state::keys::KeyCache;
 use crate::state::partners::PartnerCache;
@@ -46,6 +46,7 @@ mod error;
 mod keys;
 mod partners;
 mod passwords;
+pub(crate) mod reload;
 #[cfg(test)]
 mod tests;
 pub(crate) mod throttle;
@@ -75,7 +76,7 @@ pub(crate) struct KeyService {
     cache: Arc<KeyCache>,
     /// Fiat Gateway partners in memory (kept current by `partners.rs`).
     partners: Arc<PartnerCache>,
-    config: Arc<Config>,
+    config: SharedConfig,
     clock: SharedClock,
     /// Serialises changes (and TOTP checks, so a code cannot be used twice concurrently).
     write: tokio::sync::Mutex<()>,
@@ -125,7 +126,7 @@ impl KeyService {
         store: Arc<dyn KeyStore>,
         cache: Arc<KeyCache>,
         partners: Arc<PartnerCache>,
-        config: Arc<Config>,
+        config: SharedConfig,
         clock: SharedClock,
     ) -> Self {
         Self {

@@ -36,11 +36,12 @@ pub(super) fn could_be_id(text: &str) -> bool {
 
 impl KeyService {
     /// The configured patterns of a kind.
-    fn kind_paths(&self, kind: &str) -> Result<&[String], ManageError> {
-        if let Some(k) = self.config.kinds.iter().find(|k| k.name == kind) {
-            return Ok(&k.paths);
+    fn kind_paths(&self, kind: &str) -> Result<Vec<String>, ManageError> {
+        let config = self.config.current();
+        if let Some(k) = config.kinds.iter().find(|k| k.name == kind) {
+            return Ok(k.paths.clone());
         }
-        let names: Vec<&str> = self.config.kinds.iter().map(|k| k.name.as_str()).collect();
+        let names: Vec<&str> = config.kinds.iter().map(|k| k.name.as_str()).collect();
         Err(ManageError::Invalid(if names.is_empty() {
             format!("unknown key kind {kind:?}: no kinds are configured (add [[kind]] sections)")
         } else {
@@ -92,7 +93,7 @@ impl KeyService {
                 out.push(canonical);
             }
         }
-        let max = self.config.keys.max_ips;
+        let max = self.config.current().keys.max_ips;
         if out.len() > max {
             return Err(ManageError::Invalid(format!(
                 "too many trusted IPs: {} given, a key holds at most {max} (keys.max_ips; a CIDR \

@@ -189,7 +189,7 @@ impl KeyService {
     }
 
     pub(super) fn key_view(&self, record: &KeyRecord, now: u64) -> KeyView {
-        let days = self.config.keys.idle_days;
+        let days = self.config.current().keys.idle_days;
         let cached = self
             .cache
             .get(&record.public_key)

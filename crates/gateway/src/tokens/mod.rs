@@ -39,6 +39,7 @@
 //! ```
 
 mod error;
+mod from_config;
 mod issue;
 mod jwk;
 mod keys;
@@ -48,6 +49,7 @@ mod tests;
 mod verify;
 
 pub use error::{KeyError, TokenError};
+pub(crate) use from_config::{BadKey, issuer_for};
 pub use issue::TokenIssuer;
 pub use issue::{
     DEFAULT_IAT_LEEWAY_MS, DEFAULT_LIFETIME_MS, IssuedToken, MIN_LIFETIME_MS, TokenKey,

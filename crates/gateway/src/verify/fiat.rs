@@ -11,7 +11,7 @@ use whitebit_auth::fiat::{
 };
 
 use super::outcome::{FiatIdentity, Refusal};
-use crate::verify::gateway::Gateway;
+use crate::verify::gateway::{Gateway, Live};
 use wbauth_store::Claim;
 
 /// Checks the token of a request to a Fiat Gateway route (instead of rows 3–16). `path` is
@@ -19,6 +19,7 @@ use wbauth_store::Claim;
 /// cannot record the token refuses (503), never lets it through.
 pub(super) async fn authorize(
     gw: &Gateway,
+    live: &Live,
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
@@ -36,11 +37,11 @@ pub(super) async fn authorize(
         .collect();
     if auth_keys.is_empty() {
         // The gateway's own tokens: the JWKS algorithm only, the key still in force, once.
-        let token = gw
+        let token = live
             .tokens
             .verify(&authorization, now_ms)
             .map_err(Refusal::Token)?;
-        check_token_key(gw, &token, now_ms).map_err(Refusal::Token)?;
+        check_token_key(gw, live, &token, now_ms).map_err(Refusal::Token)?;
         let expires_at_ms = token.expires_at_s.saturating_mul(1000);
         return match gw
             .replay
@@ -60,7 +61,7 @@ pub(super) async fn authorize(
         [one] => *one,
         _ => "",
     };
-    let cfg = &gw.config.fiat;
+    let cfg = &live.config.fiat;
     let names = OrderFieldNames {
         currency: cfg.currency_field.clone(),
         amount: cfg.amount_field.clone(),
@@ -100,6 +101,7 @@ pub(super) async fn authorize(
 /// A token that names no key (none this gateway issues) is malformed.
 fn check_token_key(
     gw: &Gateway,
+    live: &Live,
     token: &crate::tokens::VerifiedIssuedToken,
     now_ms: u64,
 ) -> Result<(), TokenRejection> {
@@ -112,7 +114,7 @@ fn check_token_key(
     if key.id != key_id || key.account_name != token.subject {
         return Err(TokenRejection::KeyReplaced);
     }
-    if !key.enabled || key.is_idle(now_ms, gw.config.keys.idle_days) {
+    if !key.enabled || key.is_idle(now_ms, live.config.keys.idle_days) {
         return Err(TokenRejection::KeyDisabled);
     }
     Ok(())

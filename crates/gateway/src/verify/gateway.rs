@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::http::HeaderMap;
 use whitebit_auth::BodyMatch;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, SharedConfig};
 use crate::error::GatewayError;
 use crate::ip::{IpRule, client_ip};
 use crate::ops::metrics::Metrics;
@@ -23,32 +25,118 @@ use crate::verify::rate::RateLimiter;
 use crate::verify::routing::{Answers, Routes};
 use wbauth_store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
 
-/// The verifier's state, shared by every connection: configuration, key and partner caches,
-/// stores, clock, routes, rate limits and counters. Built by `build_gateway` (`runtime/assemble.rs`); the
-/// checks run in `Gateway::check`, the public entry for private requests is [`Gateway::verify`].
+/// The verifier's state, shared by every connection: key and partner caches, stores, clock,
+/// counters, and the [`Live`] settings a reload replaces. Built by `build_gateway`
+/// (`runtime/assemble.rs`); the checks run in `Gateway::check`, the public entry for private
+/// requests is [`Gateway::verify`].
 pub struct Gateway {
-    pub(super) config: Arc<Config>,
     pub(super) keys: Arc<KeyCache>,
     pub(super) key_store: Arc<dyn KeyStore>,
     pub(super) nonces: Arc<dyn NonceStore>,
     pub(super) clock: SharedClock,
+    /// The settings in force; each request reads one snapshot from start to end.
+    live: ArcSwap<Live>,
+    /// The configuration in force, shared with the management service.
+    config: SharedConfig,
+    /// Who answers accepted requests (kept across reloads).
+    answers: Answers,
+    /// Batched last-used updates.
+    pub(super) touch: TouchQueue,
+    /// Request counters for `/metrics`.
+    pub(super) metrics: Metrics,
+    /// Single use of partner tokens.
+    pub(super) replay: Arc<dyn ReplayGuard>,
+    /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
+    pub(super) partners: Arc<PartnerCache>,
+}
+
+/// The settings a live reload replaces as a whole (`docs/operations.md`): the configuration
+/// and what is derived from it. A request takes one snapshot ([`Gateway::live`]) and finishes
+/// under it, whatever reload happens meanwhile.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(super) config: Arc<Config>,
     pub(super) body_match: BodyMatch,
     /// Kind → path patterns.
     pub(super) kinds: HashMap<String, Vec<String>>,
     pub(super) trusted_proxies: Vec<IpRule>,
     /// Where requests go (private, Fiat and public routes).
     pub(super) routes: Routes,
-    pub(super) rate: RateLimiter,
-    /// Batched last-used updates.
-    pub(super) touch: TouchQueue,
-    /// Request counters for `/metrics`.
-    pub(super) metrics: Metrics,
+    /// Kept across a reload that leaves `[rate_limit]` as it was, so counts carry on.
+    pub(super) rate: Arc<RateLimiter>,
     /// Issues and verifies the gateway's own tokens.
     pub(super) tokens: Arc<TokenIssuer>,
-    /// Single use of partner tokens.
-    pub(super) replay: Arc<dyn ReplayGuard>,
-    /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
-    pub(super) partners: Arc<PartnerCache>,
+}
+
+impl Live {
+    /// The settings of `config`; `rate` is reused when its limits are the same.
+    fn new(
+        config: Config,
+        tokens: Arc<TokenIssuer>,
+        answers: Answers,
+        previous: Option<&Live>,
+    ) -> Result<Self, GatewayError> {
+        let trusted_proxies = config
+            .proxy
+            .trusted
+            .iter()
+            .map(|t| IpRule::parse(t).map_err(GatewayError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kinds = config
+            .kinds
+            .iter()
+            .map(|k| (k.name.clone(), k.paths.clone()))
+            .collect();
+        let rate = match previous {
+            Some(old) if old.config.rate_limit == config.rate_limit => old.rate.clone(),
+            _ => Arc::new(RateLimiter::new(config.rate_limit.kinds.clone())),
+        };
+        Ok(Self {
+            body_match: config.verify.body_match.into(),
+            kinds,
+            trusted_proxies,
+            routes: Routes::new(&config, answers),
+            rate,
+            tokens,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration of this snapshot.
+    #[must_use]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The gateway's own token issuer (the token endpoint, the JWKS document).
+    #[must_use]
+    pub(crate) fn tokens(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+
+    /// The token issuer, to keep it across a reload.
+    #[must_use]
+    pub(crate) fn shared_tokens(&self) -> Arc<TokenIssuer> {
+        self.tokens.clone()
+    }
+
+    /// The client address (`docs/design-decisions.md` 11).
+    #[must_use]
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trusted_proxies.is_empty() {
+            return crate::ip::canonical(peer);
+        }
+        let name = match self.config.proxy.client_ip_header {
+            crate::config::ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            crate::config::ClientIpHeader::Forwarded => "forwarded",
+        };
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        client_ip(peer, &self.trusted_proxies, &values)
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -74,34 +162,43 @@ impl Gateway {
     ) -> Result<Self, GatewayError> {
         let records = stores.keys.load_keys().await?;
         let partners = stores.keys.load_partners().await?;
-        let trusted_proxies = config
-            .proxy
-            .trusted
-            .iter()
-            .map(|t| IpRule::parse(t).map_err(GatewayError::Invalid))
-            .collect::<Result<Vec<_>, _>>()?;
-        let kinds = config
-            .kinds
-            .iter()
-            .map(|k| (k.name.clone(), k.paths.clone()))
-            .collect();
+        let live = Live::new(config, Arc::new(tokens), answers, None)?;
         Ok(Self {
-            body_match: config.verify.body_match.into(),
-            rate: RateLimiter::new(config.rate_limit.kinds.clone()),
             keys: Arc::new(KeyCache::from_records(&records)),
             partners: Arc::new(PartnerCache::from_records(&partners)),
             key_store: stores.keys.clone(),
             nonces: stores.nonces.clone(),
             clock,
-            kinds,
-            trusted_proxies,
-            routes: Routes::new(&config, answers),
+            config: SharedConfig::new(live.config.clone()),
+            live: ArcSwap::from_pointee(live),
+            answers,
             touch: TouchQueue::default(),
             metrics: Metrics::default(),
-            tokens: Arc::new(tokens),
             replay: stores.replay.clone(),
-            config: Arc::new(config),
         })
+    }
+
+    /// The settings in force now: one snapshot for the whole of a request.
+    #[must_use]
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Puts `config` (already validated) and `tokens` in force from the next request on;
+    /// requests in flight finish under the settings they started with.
+    ///
+    /// # Errors
+    /// A `[proxy] trusted` entry that is not an address or network (nothing is replaced).
+    pub(crate) fn replace_live(
+        &self,
+        config: Config,
+        tokens: Arc<TokenIssuer>,
+    ) -> Result<(), GatewayError> {
+        let live = Live::new(config, tokens, self.answers, Some(&self.live()))?;
+        let config = live.config.clone();
+        self.live.store(Arc::new(live));
+        self.config.replace(config);
+        Ok(())
     }
 
     /// How many API keys the gateway holds in memory.
@@ -124,10 +221,10 @@ impl Gateway {
         Some(record.secret.0)
     }
 
-    /// The body-match policy.
+    /// The body-match policy in force.
     #[must_use]
     pub(crate) fn body_match(&self) -> BodyMatch {
-        self.body_match
+        self.live().body_match
     }
 
     /// Reads every key and partner from the key store again (what the gateway does after a
@@ -179,9 +276,15 @@ impl Gateway {
             .store_health(health.key_store_up, health.nonce_store_up);
     }
 
-    /// The configuration.
+    /// The configuration in force now.
     #[must_use]
-    pub(crate) fn config(&self) -> &Arc<Config> {
+    pub(crate) fn config(&self) -> Arc<Config> {
+        self.config.current()
+    }
+
+    /// The configuration in force, as the management service reads it.
+    #[must_use]
+    pub(crate) fn shared_config(&self) -> &SharedConfig {
         &self.config
     }
 
@@ -189,12 +292,6 @@ impl Gateway {
     #[must_use]
     pub(crate) fn clock(&self) -> &SharedClock {
         &self.clock
-    }
-
-    /// The gateway's own token issuer (the token endpoint, the JWKS document).
-    #[must_use]
-    pub(crate) fn tokens(&self) -> &TokenIssuer {
-        &self.tokens
     }
 
     /// Request counters and store gauges.
@@ -225,23 +322,5 @@ impl Gateway {
         gauges.extend(self.replay.metrics());
         gauges.extend(self.metrics.store_gauges());
         self.metrics.render(&gauges)
-    }
-
-    /// The client address (`docs/design-decisions.md` 11).
-    #[must_use]
-    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if self.trusted_proxies.is_empty() {
-            return crate::ip::canonical(peer);
-        }
-        let name = match self.config.proxy.client_ip_header {
-            crate::config::ClientIpHeader::XForwardedFor => "x-forwarded-for",
-            crate::config::ClientIpHeader::Forwarded => "forwarded",
-        };
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        client_ip(peer, &self.trusted_proxies, &values)
     }
 }

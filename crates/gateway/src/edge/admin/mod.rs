@@ -41,6 +41,7 @@
 //! | `POST /admin/partners/{auth_key}/enable` | | `{"partner":{…}}` |
 //! | `POST /admin/partners/{auth_key}/disable` | | `{"partner":{…}}` |
 //! | `GET /admin/audit?limit=N` | | `{"entries":[…]}` |
+//! | `POST /admin/reload` | | `{"reloaded":true,"file","changed":[…]}`; refused: 400 (invalid file, unusable setting) or 409 (a setting that needs a restart) with `file`, `line`, `key` |
 //!
 //! Answers that carry a secret (a key's secret, a partner's Enc Key, a one-time console link)
 //! have `Cache-Control: no-store`. An account created without a password gets a one-time
@@ -65,6 +66,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 
 use crate::edge::server::Peer;
+use crate::service::reload::Reloader;
 use crate::service::{Caller, KeyService};
 pub(crate) use hosts::{AdminHosts, with_host_check};
 use respond::message;
@@ -91,6 +93,8 @@ pub(crate) struct AdminOptions {
     pub(crate) extra: Router,
     /// Checked by `/readyz` next to the key store.
     pub(crate) nonces: Option<Arc<dyn NonceStore>>,
+    /// What `POST /admin/reload` runs (without it the route answers 404).
+    pub(crate) reloader: Option<Arc<Reloader>>,
     /// The clock `POST /test/clock` moves (builds with the `test-clock` feature only).
     #[cfg(feature = "test-clock")]
     pub(crate) test_clock: Option<Arc<crate::clock::TestClock>>,
@@ -107,6 +111,7 @@ struct AdminState {
     service: Arc<KeyService>,
     token: Arc<AdminToken>,
     nonces: Option<Arc<dyn NonceStore>>,
+    reloader: Option<Arc<Reloader>>,
     #[cfg(feature = "test-clock")]
     test_clock: Option<Arc<crate::clock::TestClock>>,
 }
@@ -122,6 +127,7 @@ pub(crate) fn admin_router(
         service,
         token: Arc::new(token),
         nonces: options.nonces,
+        reloader: options.reloader,
         #[cfg(feature = "test-clock")]
         test_clock: options.test_clock,
     };
@@ -177,7 +183,8 @@ pub(crate) fn admin_router(
             "/admin/partners/{auth_key}/disable",
             post(partners::disable),
         )
-        .route("/admin/audit", get(ops::audit_log));
+        .route("/admin/audit", get(ops::audit_log))
+        .route("/admin/reload", post(ops::reload));
     #[cfg(feature = "test-clock")]
     let protected = protected.route(
         "/test/clock",

@@ -1,5 +1,5 @@
-//! Operations: `/healthz`, `/readyz` (unauthenticated), `/admin/audit`, and in builds with the
-//! `test-clock` feature `/test/clock`.
+//! Operations: `/healthz`, `/readyz` (unauthenticated), `/admin/audit`, `/admin/reload`, and in
+//! builds with the `test-clock` feature `/test/clock`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -9,6 +9,7 @@ use super::respond::{Answer, to_value};
 use super::{AdminState, DEFAULT_AUDIT_LIMIT};
 use crate::edge::form::query_param;
 use crate::service::ManageError;
+use crate::service::reload::ReloadError;
 
 /// `GET /healthz`: the process answers.
 pub(super) async fn healthz() -> Answer {
@@ -38,6 +39,41 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> Answer {
             Answer::with(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"status": "unavailable", "reason": reason.to_string()}),
+            )
+        }
+    }
+}
+
+/// `POST /admin/reload`: the configuration file read again and put in force; refused with
+/// the file, line and key of the problem, the running configuration kept.
+pub(super) async fn reload(State(state): State<AdminState>) -> Answer {
+    let Some(reloader) = &state.reloader else {
+        return Answer::with(
+            StatusCode::NOT_FOUND,
+            &json!({"code": 0, "message": "This gateway has no configuration file to reload."}),
+        );
+    };
+    match reloader.reload().await {
+        Ok(done) => Answer::ok(&json!({
+            "reloaded": true,
+            "file": done.file,
+            "changed": done.changed,
+        })),
+        Err(e) => {
+            let status = match e {
+                ReloadError::NeedsRestart { .. } => StatusCode::CONFLICT,
+                ReloadError::Invalid(_) | ReloadError::Unusable { .. } => StatusCode::BAD_REQUEST,
+            };
+            let (file, line, key) = e.place();
+            Answer::with(
+                status,
+                &json!({
+                    "code": 0,
+                    "message": e.to_string(),
+                    "file": file,
+                    "line": line,
+                    "key": key,
+                }),
             )
         }
     }

@@ -31,7 +31,7 @@ impl axum::extract::FromRequestParts<Console> for Ctx {
         state: &Console,
     ) -> Result<Self, Self::Rejection> {
         let ip = parts.extensions.get::<Peer>().map(|Peer(addr)| {
-            crate::ip::canonical(state.gateway.client_ip(addr.ip(), &parts.headers))
+            crate::ip::canonical(state.gateway.live().client_ip(addr.ip(), &parts.headers))
         });
         let now = state.service.now_ms();
         let mut session = cookie(&parts.headers, COOKIE)

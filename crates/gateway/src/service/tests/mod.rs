@@ -87,7 +87,7 @@ async fn fixture() -> Fixture {
         store.clone(),
         cache.clone(),
         partners.clone(),
-        Arc::new(config()),
+        crate::config::SharedConfig::new(Arc::new(config())),
         Arc::new(clock.clone()),
     );
     Fixture {
