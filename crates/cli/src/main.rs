@@ -28,11 +28,12 @@ use crate::error::CliError;
 #[derive(Debug, Parser)]
 #[command(name = "wbauth", version, propagate_version = true)]
 struct Cli {
-    /// The server to talk to (default: https://whitebit.com).
-    #[arg(long, global = true, value_name = "URL")]
+    /// Accepted before the command too (`wbauth --base-url URL call …`), as earlier releases
+    /// had it; shown only in the help of the commands that use it.
+    #[arg(long, value_name = "URL", hide = true)]
     base_url: Option<String>,
-    /// Credentials file to use instead of the default one.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The same for `--credentials`.
+    #[arg(long, value_name = "PATH", hide = true)]
     credentials: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -60,7 +60,9 @@ enum AccountsCommand {
         name: String,
     },
     /// Enrol TOTP 2FA: print the otpauth:// URI and a QR code, then confirm with a code
-    /// from the app (asked on standard input, or later with --code).
+    /// from the app (asked on standard input, or later with --code). From a script:
+    /// --no-confirm, then --code CODE; with nothing on standard input it stops after
+    /// enrolling, as --no-confirm does.
     #[command(name = "2fa")]
     TwoFactor(TwoFactorArgs),
 }
@@ -290,6 +292,16 @@ async fn two_factor(
         eprint!("Code from the app: ");
         let _ = std::io::stderr().flush();
         let Some(code) = read_code().await? else {
+            if !interactive {
+                // A script (standard input not a terminal, and nothing on it): what
+                // --no-confirm does, said on stderr so stdout stays the enrolment.
+                eprintln!(
+                    "\nNo code on standard input (not a terminal): the enrolment is pending. \
+                     Confirm with: wbauth accounts 2fa {name} --code CODE \
+                     (from scripts, --no-confirm says this up front)"
+                );
+                return Ok(());
+            }
             return Err(CliError::Usage(format!(
                 "no code given; confirm later with: wbauth accounts 2fa {name} --code CODE"
             )));

@@ -10,6 +10,8 @@ use crate::output::print_json;
 /// Signs and sends a request to a private endpoint and prints the JSON answer.
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
+    #[command(flatten)]
+    server: super::ServerArgs,
     /// The endpoint path, e.g. /api/v4/trade-account/balance.
     path: String,
     /// Parameters: `key=value` (string) or `key:=json` (typed value, e.g. limit:=100).
@@ -24,7 +26,7 @@ pub(crate) struct CallArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &CallArgs, ctx: &Context) -> Result<(), CliError> {
-    let credentials = ctx.credentials()?;
+    let credentials = ctx.credentials(&args.server)?;
     let params = parse_items(&args.items).map_err(CliError::Usage)?;
     if !args.path.starts_with('/') {
         return Err(CliError::Usage(format!(

@@ -16,6 +16,8 @@ use crate::input::{BodyArgs, read_input};
 /// WBAUTH_API_SECRET (or the credentials file) to check the signature; it is never printed.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    server: super::ServerArgs,
     /// A raw HTTP request as captured (request line, headers, blank line, body); `-` for stdin.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["body", "body_file"])]
     request: Option<PathBuf>,
@@ -94,7 +96,7 @@ fn parse_raw(raw: &[u8]) -> Result<RawRequest, CliError> {
 
 /// Runs the command.
 pub(crate) async fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
-    let credentials = ctx.credentials()?;
+    let credentials = ctx.credentials(&args.server)?;
     let mut raw = match &args.request {
         Some(path) => parse_raw(&read_input(path)?)?,
         None => RawRequest::default(),

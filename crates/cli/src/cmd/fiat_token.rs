@@ -12,6 +12,8 @@ use crate::error::CliError;
 /// and prints the headers to send.
 #[derive(Debug, Args)]
 pub(crate) struct FiatTokenArgs {
+    #[command(flatten)]
+    server: super::ServerArgs,
     /// The endpoint path the token is for.
     #[arg(long)]
     url: String,
@@ -31,7 +33,7 @@ pub(crate) struct FiatTokenArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &FiatTokenArgs, ctx: &Context) -> Result<(), CliError> {
-    let c = ctx.credentials()?;
+    let c = ctx.credentials(&args.server)?;
     let (Some(auth_key), Some(enc_key)) = (&c.fiat_auth_key, &c.fiat_enc_key) else {
         return Err(CliError::Config(
             "no Fiat Gateway credentials: set WBAUTH_FIAT_AUTH_KEY and WBAUTH_FIAT_ENC_KEY, or [fiat] auth_key/enc_key in the credentials file".into(),

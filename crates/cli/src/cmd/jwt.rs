@@ -11,6 +11,8 @@ use crate::output::print_json;
 /// Requests a short-lived Fiat Gateway token (POST /api/v4/jwt) and prints it.
 #[derive(Debug, Args)]
 pub(crate) struct JwtArgs {
+    #[command(flatten)]
+    server: super::ServerArgs,
     /// Print only the token.
     #[arg(long)]
     token_only: bool,
@@ -18,7 +20,11 @@ pub(crate) struct JwtArgs {
 
 /// Runs the command.
 pub(crate) async fn run(args: &JwtArgs, ctx: &Context) -> Result<(), CliError> {
-    let token = ctx.credentials()?.client(false, 0)?.issue_jwt().await?;
+    let token = ctx
+        .credentials(&args.server)?
+        .client(false, 0)?
+        .issue_jwt()
+        .await?;
     if args.token_only {
         println!("{}", token.token.expose_secret());
     } else {

@@ -21,7 +21,7 @@ pub(crate) mod sign;
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use crate::credentials::{self, Credentials};
 use crate::error::CliError;
@@ -100,10 +100,28 @@ impl Context {
         }
     }
 
-    /// The credentials and target (`WBAUTH_*` variables, the credentials file, `--base-url`).
-    /// The commands that sign or call the API load them before anything else; the others
-    /// never read the credentials file.
-    pub(crate) fn credentials(&self) -> Result<Credentials, CliError> {
-        credentials::load(self.credentials_file.as_deref(), self.base_url.as_deref())
+    /// The credentials and target (`WBAUTH_*` variables, the credentials file, `--base-url`),
+    /// the command's own options first. The commands that sign or call the API load them
+    /// before anything else; the others never read the credentials file.
+    pub(crate) fn credentials(&self, server: &ServerArgs) -> Result<Credentials, CliError> {
+        let file = server
+            .credentials
+            .as_deref()
+            .or(self.credentials_file.as_deref());
+        let base_url = server.base_url.as_deref().or(self.base_url.as_deref());
+        credentials::load(file, base_url)
     }
+}
+
+/// The options of the commands that sign or call the API (`call`, `sign`, `doctor`,
+/// `fiat-token`, `jwt`): only their help shows them.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The server to talk to (default: the credentials file's base_url, else
+    /// https://whitebit.com).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Credentials file to use instead of the default one.
+    #[arg(long, value_name = "PATH")]
+    credentials: Option<PathBuf>,
 }

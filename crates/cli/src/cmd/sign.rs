@@ -13,6 +13,8 @@ use crate::input::BodyArgs;
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
     #[command(flatten)]
+    server: super::ServerArgs,
+    #[command(flatten)]
     body: BodyArgs,
     /// Print a ready-to-run curl command instead of the headers.
     #[arg(long)]
@@ -26,7 +28,7 @@ fn shell_quote(s: &str) -> String {
 
 /// Runs the command.
 pub(crate) async fn run(args: &SignArgs, ctx: &Context) -> Result<(), CliError> {
-    let credentials = ctx.credentials()?;
+    let credentials = ctx.credentials(&args.server)?;
     let body = args.body.read()?.ok_or_else(|| {
         CliError::Usage("give the body with --body JSON or --body-file PATH".into())
     })?;

@@ -20,26 +20,9 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
     create_private_dir(dir)?;
     let env_key = std::env::var(MASTER_KEY_ENV).ok().filter(|v| !v.is_empty());
     let remote = config.store.remote_options();
-    let keys: Arc<dyn KeyStore> = match config.store.key_backend().map_err(GatewayError::Invalid)? {
-        KeyBackend::Sqlite => {
-            let master = load_or_create_master_key(dir, env_key.as_deref())?;
-            Arc::new(SqliteKeyStore::open(&dir.join("keys.sqlite"), master).await?)
-        }
-        KeyBackend::Postgres(url) => {
-            let Some(hex) = env_key.as_deref() else {
-                return Err(GatewayError::Invalid(format!(
-                    "store.keys: the PostgreSQL key store needs {MASTER_KEY_ENV} (64 hex \
-                     characters, the same on every instance)"
-                )));
-            };
-            let master = MasterKey::from_source(&MasterKeySource::Env(hex.to_owned()))?;
-            Arc::new(
-                PgKeyStore::connect(&url, master, &remote)
-                    .await
-                    .map_err(|e| at_key("store.keys", e))?,
-            )
-        }
-    };
+    // The nonce stores first: a start they refuse (a Redis that is not durable, say) must
+    // leave nothing behind, and opening the key store records the master key's check value
+    // in a fresh database.
     let (nonces, replay): (Arc<dyn NonceStore>, Arc<dyn ReplayGuard>) = match config
         .store
         .nonce_backend()
@@ -79,6 +62,26 @@ pub async fn open_stores(config: &Config, now_ms: u64) -> Result<Stores, Gateway
                     .map_err(|e| at_key("store.nonces", e))?,
             );
             (store.clone(), store)
+        }
+    };
+    let keys: Arc<dyn KeyStore> = match config.store.key_backend().map_err(GatewayError::Invalid)? {
+        KeyBackend::Sqlite => {
+            let master = load_or_create_master_key(dir, env_key.as_deref())?;
+            Arc::new(SqliteKeyStore::open(&dir.join("keys.sqlite"), master).await?)
+        }
+        KeyBackend::Postgres(url) => {
+            let Some(hex) = env_key.as_deref() else {
+                return Err(GatewayError::Invalid(format!(
+                    "store.keys: the PostgreSQL key store needs {MASTER_KEY_ENV} (64 hex \
+                     characters, the same on every instance)"
+                )));
+            };
+            let master = MasterKey::from_source(&MasterKeySource::Env(hex.to_owned()))?;
+            Arc::new(
+                PgKeyStore::connect(&url, master, &remote)
+                    .await
+                    .map_err(|e| at_key("store.keys", e))?,
+            )
         }
     };
     Ok(Stores {
