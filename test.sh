@@ -48,6 +48,9 @@ fi
 # Node's fetch against it.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
+# dist/'s Prometheus rules and the gateway's /metrics text are checked with promtool
+# (crates/cli/tests/dist.rs).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     sudo_cmd=()

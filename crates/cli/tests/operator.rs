@@ -130,3 +130,81 @@ fn server_options_show_only_where_they_are_used() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/creds.toml"), "{stderr}");
 }
+
+/// The bash completion script loads, and completes a command and an option.
+#[test]
+fn bash_completion_loads_and_completes() {
+    let script = stdout_of(&["completions", "bash"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wbauth.bash");
+    std::fs::write(&file, script).expect("write");
+    // As bash calls it: the words so far, the index of the current one, and the function
+    // with the command, the current word and the one before.
+    let complete = |words: &str, index: usize| -> String {
+        let program = format!(
+            "set -e; source {}; complete -p wbauth >/dev/null; \
+             COMP_WORDS=({words}); COMP_CWORD={index}; COMP_LINE='{words}'; \
+             COMP_POINT=${{#COMP_LINE}}; \
+             _wbauth wbauth \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &program])
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let commands = complete("wbauth re", 1);
+    assert_eq!(
+        commands.lines().collect::<Vec<_>>(),
+        ["reload"],
+        "{commands}"
+    );
+    let options = complete("wbauth serve --c", 2);
+    assert!(
+        options.lines().any(|l| l == "--config") && options.lines().any(|l| l == "--check"),
+        "{options}"
+    );
+    for shell in ["zsh", "fish"] {
+        let script = stdout_of(&["completions", shell]);
+        assert!(
+            script.contains("reload") && script.contains("conformance"),
+            "{shell}"
+        );
+    }
+}
+
+/// `wbauth man --out DIR` writes a page per command, which `man` renders.
+#[test]
+fn manual_pages_are_written_per_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = stdout_of(&["man", "--out", &dir.path().display().to_string()]);
+    assert!(out.starts_with("written="), "{out}");
+    for page in [
+        "wbauth.1",
+        "wbauth-serve.1",
+        "wbauth-keys-create.1",
+        "wbauth-reload.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).expect(page);
+        assert!(text.contains(".TH wbauth"), "{page}");
+    }
+    let top = stdout_of(&["man"]);
+    assert!(
+        top.contains(".SH SUBCOMMANDS") || top.contains("wbauth\\-serve"),
+        "{top}"
+    );
+    if std::path::Path::new("/usr/bin/man").exists() {
+        let rendered = Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join("wbauth-serve.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man runs");
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(text.contains("--config"), "{text}");
+    }
+}

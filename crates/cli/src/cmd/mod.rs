@@ -8,6 +8,7 @@ pub(crate) mod admin_api;
 pub(crate) mod bench;
 pub(crate) mod bench_echo;
 pub(crate) mod call;
+pub(crate) mod completions;
 pub(crate) mod conformance;
 pub(crate) mod doctor;
 pub(crate) mod fiat_token;
@@ -59,6 +60,10 @@ pub(crate) enum Command {
     BenchEcho(bench_echo::BenchEchoArgs),
     /// Run the protocol's conformance suite against a server (exit 1 when a case fails).
     Conformance(conformance::ConformanceArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write one page per command with --out DIR.
+    Man(completions::ManArgs),
 }
 
 impl Command {
@@ -79,6 +84,8 @@ impl Command {
             Command::Reload(args) => reload::run(args, ctx).await,
             Command::Bench(args) => bench::run(args, ctx).await,
             Command::BenchEcho(args) => bench_echo::run(args, ctx).await,
+            Command::Completions(args) => completions::run(args, ctx).await,
+            Command::Man(args) => completions::run_man(args, ctx).await,
         }
     }
 }

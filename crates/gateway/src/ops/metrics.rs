@@ -198,13 +198,21 @@ impl Metrics {
             );
         };
         line("accepted", "", 200, self.accepted.load(Ordering::Relaxed));
+        // One series per row and status: the answers of one row (16a's "too old" and "too
+        // new") are summed, since two samples with the same labels break a scrape.
+        let mut rows: Vec<(&str, u16, u64)> = Vec::with_capacity(ApiError::ALL.len());
         for (e, counter) in ApiError::ALL.iter().zip(&self.refused) {
-            line(
-                "refused",
-                e.row(),
-                e.status(),
-                counter.load(Ordering::Relaxed),
-            );
+            let value = counter.load(Ordering::Relaxed);
+            match rows
+                .iter_mut()
+                .find(|(row, status, _)| *row == e.row() && *status == e.status())
+            {
+                Some((_, _, sum)) => *sum += value,
+                None => rows.push((e.row(), e.status(), value)),
+            }
+        }
+        for (row, status, value) in rows {
+            line("refused", row, status, value);
         }
         line(
             "refused",
@@ -237,9 +245,15 @@ impl Metrics {
         let _ = writeln!(out, "wbauth_request_duration_seconds_count {count}");
 
         for (name, help, value) in gauges {
+            // Figures named `…_total` only ever grow: counters; the rest are gauges.
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
         out
@@ -262,7 +276,34 @@ mod tests {
             Outcome::Refused(ApiError::NonceReused),
             Duration::from_secs(20),
         );
-        let text = m.render(&[("wbauth_keys", "Keys in memory.", 7)]);
+        m.record(
+            Outcome::Refused(ApiError::NonceTooOld),
+            Duration::from_millis(1),
+        );
+        m.record(
+            Outcome::Refused(ApiError::NonceTooNew),
+            Duration::from_millis(1),
+        );
+        let text = m.render(&[
+            ("wbauth_keys", "Keys in memory.", 7),
+            ("wbauth_things_total", "Things.", 3),
+        ]);
+        assert_eq!(
+            text.matches("row=\"16a\"").count(),
+            1,
+            "one series a row: {text}"
+        );
+        assert!(
+            text.contains(
+                "wbauth_requests_total{outcome=\"refused\",row=\"16a\",status=\"429\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE wbauth_keys gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE wbauth_things_total counter\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "wbauth_requests_total{outcome=\"accepted\",row=\"\",status=\"200\"} 1\n"
@@ -280,11 +321,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("wbauth_request_duration_seconds_bucket{le=\"0.005\"} 2\n"),
+            text.contains("wbauth_request_duration_seconds_bucket{le=\"0.005\"} 4\n"),
             "{text}"
         );
         assert!(
-            text.contains("wbauth_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            text.contains("wbauth_request_duration_seconds_bucket{le=\"+Inf\"} 5\n"),
             "{text}"
         );
         assert!(text.contains("wbauth_keys 7\n"), "{text}");
