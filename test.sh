@@ -96,6 +96,11 @@ WBAUTH_BIN=$(cargo test --workspace --all-features --locked --no-run --message-f
 export WBAUTH_BIN
 examples/run.sh
 
+stage "soak"
+# Two minutes of bench/soak.sh (the full form is an hour): steady load at half the measured
+# capacity; fails on a failed request or on memory, open files, threads or data still growing.
+bench/soak.sh 2m
+
 stage "console"
 # The web console in a real browser: Debian's chromium driven by playwright-core (run.sh
 # installs chromium with apt-get and playwright-core with npm ci when missing); screenshots of

@@ -154,6 +154,18 @@ fn plain_load_on_the_echo_upstream() {
         );
     }
     assert!(table.contains("200: 200"), "{table}");
+
+    // Paced (--rate): the same answers, the pace in the report and the table.
+    let paced = bench_json(&format!(
+        "{url} --plain --requests 300 --connections 4 --warmup 0s --rate 2000"
+    ));
+    assert_all_ok(&paced, 300);
+    assert_eq!(paced["rate"], 2000, "{paced}");
+    let out = run(&format!(
+        "bench {url} --plain --requests 20 --connections 2 --warmup 0s --rate 500 --quiet"
+    ));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("paced at 500/s"), "{table}");
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub(crate) struct BenchArgs {
     /// Measure exactly N requests instead of a time span.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) requests: Option<u64>,
+    /// Start requests at this many a second in all instead of as fast as the connections
+    /// allow (each connection still has one request in flight at most): a steady load for
+    /// soak tests. A schedule that falls behind by more than a second drops the backlog.
+    #[arg(long, value_name = "PER_SECOND", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub(super) rate: Option<u64>,
     /// Load sent before measuring (not counted), e.g. 0s, 500ms, 1s.
     #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
     pub(super) warmup: Duration,

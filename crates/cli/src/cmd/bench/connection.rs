@@ -96,6 +96,9 @@ pub(super) async fn connection_loop(
     let mut turn = 0usize;
     let mut had_connection = sender.is_some();
     while let Some(counted) = load.next_ticket() {
+        if let Some(pacer) = &load.pacer {
+            pacer.wait_turn().await;
+        }
         // A live, idle connection, or a new one.
         let alive = match sender.as_mut() {
             Some(Link { sender, driver }) if !driver.closed => {

@@ -45,6 +45,48 @@ pub(super) struct Load {
     pub(super) finished: AtomicU64,
     /// Measured answers outside 2xx and transport errors so far.
     pub(super) not_ok: AtomicU64,
+    /// `--rate`: when each request may start.
+    pub(super) pacer: Option<Pacer>,
+}
+
+/// Start times `1/rate` apart, shared by every connection: each request takes the next one.
+pub(super) struct Pacer {
+    base: tokio::time::Instant,
+    interval_ns: u64,
+    /// The next free start, in ns after `base`.
+    next_ns: AtomicU64,
+}
+
+/// How far a schedule may fall behind before its backlog is dropped (no catch-up burst).
+const MAX_BACKLOG_NS: u64 = 1_000_000_000;
+
+impl Pacer {
+    /// A schedule of `per_second` starts a second.
+    pub(super) fn new(per_second: u64) -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            interval_ns: (1_000_000_000 / per_second.max(1)).max(1),
+            next_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The start of the next request, from now on: when the schedule is ahead, waits for it.
+    pub(super) async fn wait_turn(&self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let floor = now.saturating_sub(MAX_BACKLOG_NS);
+        let Ok(previous) =
+            self.next_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+                    Some(next.max(floor).saturating_add(self.interval_ns))
+                })
+        else {
+            return;
+        };
+        let start = previous.max(floor);
+        if start > now {
+            tokio::time::sleep_until(self.base + std::time::Duration::from_nanos(start)).await;
+        }
+    }
 }
 
 impl Load {

@@ -96,6 +96,8 @@ pub(super) struct Plan {
     pub(super) threads: usize,
     pub(super) stop: Stop,
     pub(super) warmup: Duration,
+    /// `--rate`: requests started a second, in all.
+    pub(super) rate: Option<u64>,
     pub(super) mode: Mode,
     pub(super) extra: Map<String, Value>,
     pub(super) signers: Vec<Arc<Signer>>,
@@ -145,6 +147,7 @@ impl Plan {
             threads: usize::from(args.threads),
             stop,
             warmup: args.warmup,
+            rate: args.rate,
             mode: args.mode,
             extra,
             signers,

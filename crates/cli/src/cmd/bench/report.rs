@@ -60,6 +60,8 @@ pub(super) struct Setup {
     pub(super) threads: usize,
     /// The warmup before measuring.
     pub(super) warmup: Duration,
+    /// `--rate`, when the load was paced.
+    pub(super) rate: Option<u64>,
 }
 
 /// The results of a run.
@@ -213,6 +215,7 @@ impl Report {
             "connections": self.setup.connections,
             "threads": self.setup.threads,
             "warmup_s": self.setup.warmup.as_secs_f64(),
+            "rate": self.setup.rate,
             "duration_s": self.wall.as_secs_f64(),
             "requests": self.responses + self.transport_errors,
             "responses": self.responses,
@@ -262,10 +265,13 @@ impl Report {
         line(
             "load",
             format!(
-                "{} connection(s) on {} thread(s), warmup {:.1} s",
+                "{} connection(s) on {} thread(s), warmup {:.1} s{}",
                 self.setup.connections,
                 self.setup.threads,
-                self.setup.warmup.as_secs_f64()
+                self.setup.warmup.as_secs_f64(),
+                self.setup
+                    .rate
+                    .map_or_else(String::new, |r| format!(", paced at {r}/s"))
             ),
         );
         line(

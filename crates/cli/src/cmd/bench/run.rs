@@ -12,7 +12,7 @@ use super::args::Mode;
 use super::connection::{Link, connect, connection_loop};
 use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks};
 use super::keys::{Signer, keys_of_connection};
-use super::load::{DONE, Load, MEASURE, WARMUP};
+use super::load::{DONE, Load, MEASURE, Pacer, WARMUP};
 use super::plan::{Plan, Stop};
 use super::progress::Ticker;
 use super::report::{Report, Setup};
@@ -26,6 +26,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         threads,
         stop,
         warmup,
+        rate,
         mode,
         extra,
         signers,
@@ -91,6 +92,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         },
         finished: AtomicU64::new(0),
         not_ok: AtomicU64::new(0),
+        pacer: rate.map(Pacer::new),
     });
 
     let mut start = (Instant::now(), cpu_ticks());
@@ -157,6 +159,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         connections,
         threads,
         warmup,
+        rate,
     };
     Ok(Report::collect(setup, wall, cpu_seconds, results))
 }
