@@ -110,6 +110,20 @@ console-e2e/run.sh
 stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+stage "package"
+# What `cargo publish` would ship of each publishable crate: its README and both licence
+# texts, every dependency with a version, nothing left by builds or test runs.
+for crate in whitebit-auth whitebit-client wbauth-store whitebit-gateway wbauth-conformance wbauth; do
+    files=$(cargo package --list --locked --allow-dirty -p "$crate")
+    for needed in Cargo.toml README.md LICENSE-MIT LICENSE-APACHE; do
+        grep -qx "$needed" <<<"$files" || { echo "$crate: $needed is missing from its package"; exit 1; }
+    done
+    if grep -E '(^|/)(target|node_modules|artifacts)/|\.(log|tmp)$' <<<"$files"; then
+        echo "$crate: build or test output in its package"
+        exit 1
+    fi
+done
+
 stage "audit"
 if ! cargo audit --version >/dev/null 2>&1; then
     cargo install cargo-audit --locked

@@ -43,3 +43,8 @@ pub use whitebit_auth;
 pub use whitebit_auth::NonceMode;
 /// Offset (server − local, ms) from a whole-second server time.
 pub use whitebit_auth::time::estimate_offset_ms;
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -60,3 +60,8 @@ pub mod views {
 pub mod totp {
     pub use crate::service::totp::{base32_encode, code_at_step, step_of};
 }
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,3 +56,8 @@ pub use mac::{HmacSha512Key, PayloadMac, Signature, verify_mac};
 pub use nonce::NonceMode;
 pub use sign::SignedRequest;
 pub use verify::BodyMatch;
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
