@@ -59,29 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_line() { # wait_line FILE KEY: the value of the first KEY=… line (bounded wait)
-    for _ in $(seq 1 600); do
-        if grep -q "^$2=" "$1" 2>/dev/null; then
-            grep "^$2=" "$1" | head -1 | cut -d= -f2-
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "timed out waiting for $2= in $1" >&2
-    cat "$1" >&2
-    return 1
-}
-
-totp() { # totp BASE32 OFFSET_STEPS: the TOTP code of that step
-    python3 - "$1" "$2" <<'PY'
-import base64, hashlib, hmac, struct, sys, time
-secret = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-step = int(time.time()) // 30 + int(sys.argv[2])
-mac = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
-o = mac[-1] & 15
-print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
-PY
-}
+source bench/lib.sh
 
 "${server_cpu[@]}" "$wbauth" bench-echo --listen 127.0.0.1:0 >"$work/echo.out" 2>&1 &
 pids+=($!)
@@ -108,14 +86,7 @@ pids+=("$gw_pid")
 url=$(wait_line "$work/gw.out" listening)/api/v4/trade-account/balance
 admin=$(wait_line "$work/gw.out" admin)
 
-auth=(-H "Authorization: Bearer $WBAUTH_ADMIN_TOKEN" -H "Content-Type: application/json")
-curl -fsS "${auth[@]}" -d '{"name":"soak"}' "$admin/admin/accounts" >/dev/null
-secret=$(curl -fsS "${auth[@]}" -d '{}' "$admin/admin/accounts/soak/2fa/enrol" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-curl -fsS "${auth[@]}" -d "{\"code\":\"$(totp "$secret" -1)\"}" \
-    "$admin/admin/accounts/soak/2fa/confirm" >/dev/null
-"$wbauth" keys create --admin-url "$admin" --account soak --kind trade \
-    --code "$(totp "$secret" 0)" --count 64 --out "$work/keys.csv" >/dev/null
+provision_keys "$wbauth" "$admin" soak 64 "$work/keys.csv"
 
 echo "==> capacity (10 s, closed loop)"
 "${client_cpu[@]}" "$wbauth" bench "$url" --keys "$work/keys.csv" --duration 10s --warmup 2s \

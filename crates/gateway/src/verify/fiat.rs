@@ -11,7 +11,8 @@ use whitebit_auth::fiat::{
 };
 
 use super::outcome::{FiatIdentity, Refusal};
-use crate::verify::gateway::{Gateway, Live};
+use crate::verify::gateway::Gateway;
+use crate::verify::live::Live;
 use wbauth_store::Claim;
 
 /// Checks the token of a request to a Fiat Gateway route (instead of rows 3–16). `path` is

@@ -1,28 +1,23 @@
-//! The gateway's shared state: configuration, key and partner caches, stores, clock, routes,
-//! rate limits and counters, read by every connection. The checks themselves are in
-//! [`crate::verify`].
+//! The gateway's shared state: key and partner caches, stores, clock and counters, and the
+//! settings a reload replaces ([`Live`]), read by every connection. The checks themselves are
+//! in [`crate::verify`].
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-
-use axum::http::HeaderMap;
 use whitebit_auth::BodyMatch;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, SharedConfig};
 use crate::error::GatewayError;
-use crate::ip::{IpRule, client_ip};
 use crate::ops::metrics::Metrics;
 use crate::state::Stores;
 use crate::state::keys::KeyCache;
 use crate::state::partners::PartnerCache;
 use crate::state::touch::TouchQueue;
 use crate::tokens::TokenIssuer;
-use crate::verify::rate::RateLimiter;
-use crate::verify::routing::{Answers, Routes};
+use crate::verify::live::Live;
+use crate::verify::routing::Answers;
 use wbauth_store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
 
 /// The verifier's state, shared by every connection: key and partner caches, stores, clock,
@@ -48,95 +43,6 @@ pub struct Gateway {
     pub(super) replay: Arc<dyn ReplayGuard>,
     /// Fiat Gateway partners in memory (kept current by the admin API's `KeyService`).
     pub(super) partners: Arc<PartnerCache>,
-}
-
-/// The settings a live reload replaces as a whole (`docs/operations.md`): the configuration
-/// and what is derived from it. A request takes one snapshot ([`Gateway::live`]) and finishes
-/// under it, whatever reload happens meanwhile.
-#[derive(Debug)]
-pub(crate) struct Live {
-    pub(super) config: Arc<Config>,
-    pub(super) body_match: BodyMatch,
-    /// Kind → path patterns.
-    pub(super) kinds: HashMap<String, Vec<String>>,
-    pub(super) trusted_proxies: Vec<IpRule>,
-    /// Where requests go (private, Fiat and public routes).
-    pub(super) routes: Routes,
-    /// Kept across a reload that leaves `[rate_limit]` as it was, so counts carry on.
-    pub(super) rate: Arc<RateLimiter>,
-    /// Issues and verifies the gateway's own tokens.
-    pub(super) tokens: Arc<TokenIssuer>,
-}
-
-impl Live {
-    /// The settings of `config`; `rate` is reused when its limits are the same.
-    fn new(
-        config: Config,
-        tokens: Arc<TokenIssuer>,
-        answers: Answers,
-        previous: Option<&Live>,
-    ) -> Result<Self, GatewayError> {
-        let trusted_proxies = config
-            .proxy
-            .trusted
-            .iter()
-            .map(|t| IpRule::parse(t).map_err(GatewayError::Invalid))
-            .collect::<Result<Vec<_>, _>>()?;
-        let kinds = config
-            .kinds
-            .iter()
-            .map(|k| (k.name.clone(), k.paths.clone()))
-            .collect();
-        let rate = match previous {
-            Some(old) if old.config.rate_limit == config.rate_limit => old.rate.clone(),
-            _ => Arc::new(RateLimiter::new(config.rate_limit.kinds.clone())),
-        };
-        Ok(Self {
-            body_match: config.verify.body_match.into(),
-            kinds,
-            trusted_proxies,
-            routes: Routes::new(&config, answers),
-            rate,
-            tokens,
-            config: Arc::new(config),
-        })
-    }
-
-    /// The configuration of this snapshot.
-    #[must_use]
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The gateway's own token issuer (the token endpoint, the JWKS document).
-    #[must_use]
-    pub(crate) fn tokens(&self) -> &TokenIssuer {
-        &self.tokens
-    }
-
-    /// The token issuer, to keep it across a reload.
-    #[must_use]
-    pub(crate) fn shared_tokens(&self) -> Arc<TokenIssuer> {
-        self.tokens.clone()
-    }
-
-    /// The client address (`docs/design-decisions.md` 11).
-    #[must_use]
-    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if self.trusted_proxies.is_empty() {
-            return crate::ip::canonical(peer);
-        }
-        let name = match self.config.proxy.client_ip_header {
-            crate::config::ClientIpHeader::XForwardedFor => "x-forwarded-for",
-            crate::config::ClientIpHeader::Forwarded => "forwarded",
-        };
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        client_ip(peer, &self.trusted_proxies, &values)
-    }
 }
 
 impl std::fmt::Debug for Gateway {

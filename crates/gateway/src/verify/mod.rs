@@ -6,6 +6,7 @@
 
 pub(crate) mod fiat;
 pub(crate) mod gateway;
+mod live;
 mod outcome;
 pub(crate) mod rate;
 pub(crate) mod routing;
@@ -21,7 +22,7 @@ use bytes::Bytes;
 pub use crate::verify::routing::Answers;
 pub(crate) use crate::verify::routing::{Destination, Target};
 pub use gateway::Gateway;
-pub(crate) use gateway::Live;
+pub(crate) use live::Live;
 pub use outcome::Verified;
 pub(crate) use outcome::{Admitted, FiatAdmitted};
 pub use outcome::{Incoming, Refusal};
