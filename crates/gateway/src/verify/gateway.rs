@@ -21,7 +21,7 @@ use crate::verify::routing::Answers;
 use wbauth_store::{Change, KeyStore, NonceStore, ReplayGuard, StoreError};
 
 /// The verifier's state, shared by every connection: key and partner caches, stores, clock,
-/// counters, and the [`Live`] settings a reload replaces. Built by `build_gateway`
+/// counters, and the settings a reload replaces (`verify/live.rs`). Built by `build_gateway`
 /// (`runtime/assemble.rs`); the checks run in `Gateway::check`, the public entry for private
 /// requests is [`Gateway::verify`].
 pub struct Gateway {
