@@ -42,6 +42,8 @@ pub(crate) struct Credentials {
     pub(crate) fiat_auth_key: Option<String>,
     /// `WBAUTH_FIAT_ENC_KEY` / `[fiat] enc_key`.
     pub(crate) fiat_enc_key: Option<SecretString>,
+    /// `--cacert` / `WBAUTH_CACERT`: root certificates trusted besides the system's.
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 /// The default credentials file, if a config directory can be named.
@@ -84,6 +86,7 @@ pub(crate) fn load(
         fiat_enc_key: env("WBAUTH_FIAT_ENC_KEY")
             .or(file.fiat.enc_key)
             .map(SecretString::from),
+        cacert: None,
     })
 }
 
@@ -140,6 +143,13 @@ impl Credentials {
             .credentials(key, secret)
             .base_url(self.base_url().as_str())
             .retry(whitebit_client::RetryPolicy::new(retries));
+        if let Some(path) = &self.cacert {
+            let pem = std::fs::read(path).map_err(|source| CliError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            builder = builder.root_certificates_pem(pem);
+        }
         if strict {
             builder = builder.strict_nonces();
         }

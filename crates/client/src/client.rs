@@ -102,6 +102,8 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     connect_timeout: Duration,
     http: Option<reqwest::Client>,
+    /// PEM bundles of root certificates trusted besides the system's.
+    roots: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -128,6 +130,7 @@ impl Default for ClientBuilder {
             timeout: Some(Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(10),
             http: None,
+            roots: Vec::new(),
         }
     }
 }
@@ -201,6 +204,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts the root certificates of this PEM bundle (one or more `CERTIFICATE` blocks)
+    /// besides the system's: for a server whose certificate a private CA issued. Host names
+    /// and validity are still checked. May be called again to add more; an unreadable bundle
+    /// fails [`build`](Self::build).
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
     /// Uses this reqwest client (its own timeouts apply). Build it with
     /// `.redirect(reqwest::redirect::Policy::none())`: a client that follows redirects would
     /// send the signed headers and body to wherever a redirect points (where they could be
@@ -236,6 +248,13 @@ impl ClientBuilder {
             )));
         }
         let http = match self.http {
+            Some(_) if !self.roots.is_empty() => {
+                return Err(Error::Config(
+                    "root certificates apply to the HTTP client the builder makes: add them to \
+                     the reqwest client given with http_client instead"
+                        .into(),
+                ));
+            }
             Some(http) => http,
             None => {
                 // Never follow a redirect: it would hand the signed request to another
@@ -246,6 +265,21 @@ impl ClientBuilder {
                     .user_agent(concat!("whitebit-client/", env!("CARGO_PKG_VERSION")));
                 if let Some(timeout) = self.timeout {
                     builder = builder.timeout(timeout);
+                }
+                for pem in &self.roots {
+                    let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                        Error::Config(format!(
+                            "the root certificates are not PEM certificates: {e}"
+                        ))
+                    })?;
+                    if certificates.is_empty() {
+                        return Err(Error::Config(
+                            "no CERTIFICATE block in the root certificates given".into(),
+                        ));
+                    }
+                    for certificate in certificates {
+                        builder = builder.add_root_certificate(certificate);
+                    }
                 }
                 builder.build().map_err(Error::transport)?
             }

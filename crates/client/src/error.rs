@@ -173,9 +173,11 @@ pub enum Error {
     /// The server answered with an error.
     #[error("{0}")]
     Api(ApiFailure),
-    /// The request could not be sent or the response not read.
-    #[error("transport error: {0}")]
-    Transport(#[source] reqwest::Error),
+    /// The request could not be sent or the response not read. The message carries the
+    /// whole chain of causes (a refused certificate, a refused connection, a timeout), each
+    /// said once; the reqwest error (without its URL) is kept for inspection.
+    #[error("transport error: {}", causes(.0))]
+    Transport(reqwest::Error),
     /// The server answered 2xx with something that is not the expected JSON.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
@@ -230,6 +232,7 @@ impl Error {
     }
 
     pub(crate) fn transport(e: reqwest::Error) -> Self {
+        // Without the URL: it may carry a query or credentials.
         Error::Transport(e.without_url())
     }
 
@@ -358,4 +361,19 @@ mod tests {
         );
         assert_eq!(parse(503, "").message, "HTTP 503");
     }
+}
+
+/// An error and its causes as one line, a message repeated by a wrapper said once
+/// (`error sending request: invalid peer certificate: UnknownIssuer`).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
 }

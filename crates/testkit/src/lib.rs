@@ -1,4 +1,5 @@
-//! Test support: throw-away Redis, PostgreSQL and nginx servers for the integration tests.
+//! Test support: throw-away Redis, PostgreSQL, nginx and HTTPS servers for the integration
+//! tests.
 //!
 //! Each server runs on a free port of 127.0.0.1 with its data in a fresh temporary directory,
 //! inside its own process group, under a small guard shell that kills the whole group when the
@@ -15,7 +16,8 @@
 //!
 //! The parts: `process` (guarded processes, free ports, bounded waits), `server_dir` (the
 //! servers' data directories), and one module per server: `redis`, `nginx`, `postgres` (with
-//! `system_user` for running it as another user).
+//! `system_user` for running it as another user); `tls`, a certificate authority made at test
+//! time and an HTTPS server that says what it saw.
 
 mod nginx;
 mod postgres;
@@ -23,11 +25,13 @@ mod process;
 mod redis;
 mod server_dir;
 mod system_user;
+mod tls;
 
 pub use nginx::NginxServer;
 pub use postgres::{PG_USER, PostgresServer};
 pub use process::{free_port, wait_until};
 pub use redis::RedisServer;
+pub use tls::{ServerCert, TestCa, TlsEcho};
 
 #[cfg(test)]
 mod tests;

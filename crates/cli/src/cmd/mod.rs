@@ -116,7 +116,9 @@ impl Context {
             .as_deref()
             .or(self.credentials_file.as_deref());
         let base_url = server.base_url.as_deref().or(self.base_url.as_deref());
-        credentials::load(file, base_url)
+        let mut credentials = credentials::load(file, base_url)?;
+        credentials.cacert.clone_from(&server.cacert);
+        Ok(credentials)
     }
 }
 
@@ -131,4 +133,8 @@ pub(crate) struct ServerArgs {
     /// Credentials file to use instead of the default one.
     #[arg(long, value_name = "PATH")]
     credentials: Option<PathBuf>,
+    /// Root certificates (PEM) trusted besides the system's, for an https:// server whose
+    /// certificate a private CA issued.
+    #[arg(long, value_name = "FILE", env = "WBAUTH_CACERT")]
+    cacert: Option<PathBuf>,
 }
