@@ -256,6 +256,21 @@ pub(crate) fn shown_target(target: &reqwest::Url) -> String {
 
 impl Error {}
 
+/// An error and its causes as one line, a message repeated by a wrapper said once
+/// (`error sending request: invalid peer certificate: UnknownIssuer`).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,17 +378,3 @@ mod tests {
     }
 }
 
-/// An error and its causes as one line, a message repeated by a wrapper said once
-/// (`error sending request: invalid peer certificate: UnknownIssuer`).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !parts.iter().any(|p| p == &text) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    parts.join(": ")
-}
