@@ -21,8 +21,8 @@ pub(crate) use forward_headers::{HOP_BY_HOP, check_forward_header, default_forwa
 pub use sections::{
     AdminConfig, BodyMatchConfig, ClientIpHeader, ConsoleConfig, DEFAULT_MAX_CONNECTIONS,
     DurabilityConfig, FiatConfig, KeyBackend, KeysConfig, KindConfig, ListenConfig, NonceBackend,
-    ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, StoreConfig, TokenKeyConfig,
-    TokensConfig, VerifyConfig,
+    ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, RuntimeConfig, StoreConfig,
+    TokenKeyConfig, TokensConfig, VerifyConfig,
 };
 
 /// A configuration that cannot be used.
@@ -74,6 +74,8 @@ pub struct Config {
     pub fiat: FiatConfig,
     /// The web console for account holders (off unless `listen` is set).
     pub console: ConsoleConfig,
+    /// Workers of the public listener and upstream connections.
+    pub runtime: RuntimeConfig,
 }
 
 impl Config {

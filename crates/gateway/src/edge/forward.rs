@@ -10,29 +10,15 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
+use http_body_util::Full;
 use whitebit_auth::ApiError;
+
+pub(crate) use crate::edge::upstream::UpstreamClient;
 
 use crate::config::HOP_BY_HOP;
 use crate::verify::routing::Upstream;
-
-/// A pooled HTTP/1.1 client for upstreams.
-pub(crate) type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
-
-/// Builds the upstream client.
-#[must_use]
-pub(crate) fn upstream_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
-}
 
 fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
     let n = name.as_str();
@@ -88,8 +74,10 @@ pub(crate) fn upstream_headers(
 /// A request on its way upstream.
 #[derive(Debug)]
 pub(crate) struct Outbound<'a> {
-    /// Upstream base URL.
+    /// Upstream base URL (named in logs).
     pub(crate) base: &'a str,
+    /// Its `host:port`.
+    pub(crate) authority: Option<&'a Authority>,
     /// Upstream timeout.
     pub(crate) timeout: Duration,
     /// Largest response body passed back.
@@ -110,33 +98,24 @@ pub(crate) async fn send_upstream(
     out: Outbound<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let base = out.base;
-    let uri = format!("{base}{}", out.path);
-    let mut request = Request::post(uri)
-        .body(Full::new(out.body))
-        .map_err(|_| ApiError::BadGateway)?;
-    *request.headers_mut() = out.headers;
-    let max = out.max_response_bytes;
-    // The head and the body under one timeout: an answer cut or stalled half way must not
-    // reach the client as a 200 with a broken body.
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| format!("upstream unreachable: {e}"))?;
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, max)
-            .collect()
-            .await
-            .map_err(|e| format!("upstream answer broken or too large: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((parts, body))
+    let Some(authority) = out.authority else {
+        tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream address unusable");
+        return Err(ApiError::BadGateway);
     };
+    let mut request = Request::new(Full::new(out.body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = out.path.parse().map_err(|_| ApiError::BadGateway)?;
+    *request.headers_mut() = out.headers;
+    // The head and the body under one timeout (waiting for a free connection included): an
+    // answer cut or stalled half way must not reach the client as a 200 with a broken body.
+    let exchange = client.send(authority, request, out.max_response_bytes);
     let (mut parts, body) = match tokio::time::timeout(out.timeout, exchange).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
             return Err(ApiError::GatewayTimeout);
         }
         Ok(Err(error)) => {
+            let error = error.to_string();
             tracing::warn!(target: "wbauth::upstream", upstream = base, error = %error, "upstream failed");
             return Err(ApiError::BadGateway);
         }
@@ -186,6 +165,7 @@ pub(crate) async fn forward(
         client,
         Outbound {
             base: &upstream.base,
+            authority: upstream.authority.as_ref(),
             timeout: Duration::from_millis(upstream.timeout_ms),
             max_response_bytes,
             path: delivery.path,

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
-use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
+use crate::edge::forward::{Delivery, UpstreamClient, forward};
 use crate::ops::metrics::Outcome;
 use crate::verify::gateway::Gateway;
 use crate::verify::routing::Upstream;
@@ -38,11 +38,13 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// The state over `gateway`, with a new upstream client.
+    /// The state over `gateway`, with new upstream connections (`[runtime]
+    /// upstream_connections` per upstream at most).
     pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
+        let per_upstream = gateway.config().runtime.upstream_connections;
         Self {
             gateway,
-            upstream: upstream_client(),
+            upstream: UpstreamClient::new(per_upstream),
         }
     }
 }
@@ -374,9 +376,21 @@ pub(crate) async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    serve_with_slots(listener, router, settings, slots, shutdown).await
+}
+
+/// [`serve`] with the connection limit `slots` shared with other listeners (the workers of
+/// one public listener share `max_connections`).
+pub(crate) async fn serve_with_slots(
+    listener: TcpListener,
+    router: Router,
+    settings: HttpSettings,
+    slots: Arc<tokio::sync::Semaphore>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = settings.http1();
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {

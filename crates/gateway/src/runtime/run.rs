@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
+use super::workers::{MakeRouter, PublicServer};
 use crate::edge::sandbox::Teacher;
 use crate::edge::server::{HttpSettings, public_router, serve};
 use crate::error::GatewayError;
@@ -53,10 +54,21 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    let router = match &teacher {
-        Some(teacher) => crate::edge::sandbox::router(gateway.clone(), teacher.clone()),
-        None => public_router(gateway.clone()),
+    // One router per worker: each has its own upstream connections.
+    let make_router: MakeRouter = {
+        let gateway = gateway.clone();
+        match teacher.clone() {
+            Some(teacher) => {
+                Arc::new(move || crate::edge::sandbox::router(gateway.clone(), teacher.clone()))
+            }
+            None => Arc::new(move || public_router(gateway.clone())),
+        }
     };
+    let public = PublicServer::start(listener, &make_router, settings, &gateway.config().runtime)
+        .map_err(|source| GatewayError::Io {
+        context: "starting the public listener's workers".into(),
+        source,
+    })?;
     // Held requests (the sandbox's injected timeouts) end when shutdown begins.
     let shutdown = async move {
         shutdown.await;
@@ -111,7 +123,7 @@ pub(crate) async fn run(
         tokio::spawn(sync_caches(gateway.clone(), feed, refresh))
     });
 
-    let served = serve(listener, router, settings, shutdown).await;
+    let (served, workers) = public.serve(shutdown).await;
     sweeper.abort();
     toucher.abort();
     monitor.abort();
@@ -120,6 +132,7 @@ pub(crate) async fn run(
     }
     let nonce_flush = stores.nonces.flush().await;
     let touch_flush = gateway.flush_last_used().await;
+    workers.release().await;
     served.map_err(|source| GatewayError::Io {
         context: "serving the public API".into(),
         source,
