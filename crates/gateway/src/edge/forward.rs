@@ -20,11 +20,6 @@ pub(crate) use crate::edge::upstream::UpstreamClient;
 use crate::config::HOP_BY_HOP;
 use crate::verify::routing::Upstream;
 
-fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    let n = name.as_str();
-    HOP_BY_HOP.contains(&n) || connection_listed.iter().any(|c| c == n)
-}
-
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
@@ -121,12 +116,15 @@ pub(crate) async fn send_upstream(
         }
         Ok(Ok(answer)) => answer,
     };
+    // Hop-by-hop headers go, and those the upstream's `Connection` header lists (no
+    // allocation when it lists none, the usual case).
     let listed = connection_listed(&parts.headers);
-    let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
-    for name in names {
-        if is_hop_by_hop(&name, &listed) {
-            parts.headers.remove(&name);
-        }
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
+        parts.headers.remove(name);
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }

@@ -133,20 +133,23 @@ pub(crate) async fn answered(
     request: Request,
 ) -> (Response, Outcome) {
     let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // The request line is kept only when it is logged (no copy of the path otherwise).
+    let logged = tracing::enabled!(target: "wbauth::request", tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (response, outcome) = handle_inner(state, peer, request).await;
     let elapsed = started.elapsed();
     state.gateway.metrics().record(outcome, elapsed);
     // Never the payload, the signature or a secret: only what routing and outcome need.
-    tracing::debug!(
-        target: "wbauth::request",
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        outcome = ?outcome,
-        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-    );
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            target: "wbauth::request",
+            %method,
+            path = %path,
+            status = response.status().as_u16(),
+            outcome = ?outcome,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
     (response, outcome)
 }
 

@@ -42,10 +42,12 @@ struct Conn {
     idle_since: Instant,
 }
 
-/// An upstream's connections: the idle ones, and the permits bounding open ones.
+/// An upstream's connections: the idle ones, the permits bounding open ones, and the `Host`
+/// header its requests carry.
 struct Host {
     idle: Vec<Conn>,
     permits: Arc<Semaphore>,
+    host_header: Option<HeaderValue>,
 }
 
 /// The upstream connections of one worker, by upstream authority (`host:port`).
@@ -104,20 +106,24 @@ impl UpstreamClient {
         }
     }
 
-    fn permits(&self, authority: &Authority) -> Arc<Semaphore> {
+    /// The permits of `authority` and its `Host` header value (the entry is made on first use).
+    fn permits(&self, authority: &Authority) -> (Arc<Semaphore>, Option<HeaderValue>) {
         let mut hosts = self
             .inner
             .hosts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        hosts
-            .entry(authority.clone())
-            .or_insert_with(|| Host {
-                idle: Vec::new(),
-                permits: Arc::new(Semaphore::new(self.inner.max_per_host)),
-            })
-            .permits
-            .clone()
+        if let Some(host) = hosts.get(authority) {
+            return (host.permits.clone(), host.host_header.clone());
+        }
+        let host = Host {
+            idle: Vec::new(),
+            permits: Arc::new(Semaphore::new(self.inner.max_per_host)),
+            host_header: HeaderValue::from_str(authority.as_str()).ok(),
+        };
+        let answer = (host.permits.clone(), host.host_header.clone());
+        hosts.insert(authority.clone(), host);
+        answer
     }
 
     /// An idle connection to `authority` that is still open, if any.
@@ -150,9 +156,12 @@ impl UpstreamClient {
 
     /// A connection to `authority`: an idle one that is still open, else a new one. Waits
     /// while the upstream's connections are all in use.
-    async fn lease(&self, authority: &Authority) -> Result<Lease, UpstreamError> {
-        let permit = self
-            .permits(authority)
+    async fn lease(
+        &self,
+        permits: Arc<Semaphore>,
+        authority: &Authority,
+    ) -> Result<Lease, UpstreamError> {
+        let permit = permits
             .acquire_owned()
             .await
             .map_err(|_| UpstreamError::Connect("connection limit closed".into()))?;
@@ -184,10 +193,11 @@ impl UpstreamClient {
         mut request: Request<OutBody>,
         max_body: usize,
     ) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+        let (permits, host) = self.permits(authority);
+        if let Some(host) = host {
             request.headers_mut().insert(header::HOST, host);
         }
-        let mut lease = self.lease(authority).await?;
+        let mut lease = self.lease(permits, authority).await?;
         loop {
             match exchange(&mut lease.conn, request, max_body).await {
                 Ok((answer, reusable)) => {
