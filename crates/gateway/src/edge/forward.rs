@@ -57,13 +57,43 @@ pub(crate) fn upstream_headers(
             out.insert(name.clone(), v);
         }
     }
-    let ip = HeaderValue::from_str(&client_ip.to_string()).ok();
-    if let Some(ip) = ip {
+    let mut text = [0u8; 15];
+    let ip = match client_ip {
+        IpAddr::V4(v4) => HeaderValue::from_bytes(ipv4_text(v4, &mut text)),
+        IpAddr::V6(_) => HeaderValue::from_str(&client_ip.to_string()),
+    };
+    if let Ok(ip) = ip {
         out.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
         out.insert(HeaderName::from_static("x-real-ip"), ip);
     }
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
     out
+}
+
+/// `ip` in dotted decimal, as `Display` writes it, without the formatting machinery (it
+/// showed in the per-request instruction counts).
+fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for byte in std::iter::once(b'.')
+            .filter(|_| i > 0)
+            .chain(digits.into_iter().skip(skip).map(|d| b'0' + d))
+        {
+            if let Some(slot) = out.get_mut(len) {
+                *slot = byte;
+                len += 1;
+            }
+        }
+    }
+    out.get(..len).unwrap_or_default()
 }
 
 /// A request on its way upstream.
@@ -116,15 +146,24 @@ pub(crate) async fn send_upstream(
         }
         Ok(Ok(answer)) => answer,
     };
-    // Hop-by-hop headers go, and those the upstream's `Connection` header lists (no
-    // allocation when it lists none, the usual case).
+    // Hop-by-hop headers go, and those the upstream's `Connection` header lists: the names
+    // present are looked at first (usually none is hop-by-hop: nothing parsed, nothing
+    // allocated).
     let listed = connection_listed(&parts.headers);
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(listed.iter().map(String::as_str))
-    {
-        parts.headers.remove(name);
+    let hop_by_hop = |name: &HeaderName| {
+        let n = name.as_str();
+        HOP_BY_HOP.contains(&n) || listed.iter().any(|c| c == n)
+    };
+    if parts.headers.keys().any(hop_by_hop) {
+        let names: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|n| hop_by_hop(n))
+            .cloned()
+            .collect();
+        for name in names {
+            parts.headers.remove(&name);
+        }
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
@@ -233,6 +272,21 @@ mod tests {
         assert_eq!(out.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(out["x-real-ip"], "198.51.100.7");
         assert_eq!(out["content-length"], "42");
+    }
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.10.100.99",
+        ] {
+            let parsed: std::net::Ipv4Addr = ip.parse().expect("ip");
+            let mut buf = [0u8; 15];
+            assert_eq!(ipv4_text(parsed, &mut buf), ip.as_bytes());
+        }
     }
 
     #[test]

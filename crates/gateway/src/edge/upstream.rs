@@ -10,7 +10,6 @@
 //! pooled client (hyper-util) spawned a task per connection and handed every request and
 //! answer across tasks.
 
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,9 +44,31 @@ struct Conn {
 /// An upstream's connections: the idle ones, the permits bounding open ones, and the `Host`
 /// header its requests carry.
 struct Host {
-    idle: Vec<Conn>,
+    authority: Authority,
+    idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     host_header: Option<HeaderValue>,
+}
+
+impl Host {
+    /// An idle connection that is still open, if any (the most recently used first).
+    fn idle(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(conn) = idle.pop() {
+            if conn.idle_since.elapsed() < IDLE_TIMEOUT && !conn.sender.is_closed() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+    }
 }
 
 /// The upstream connections of one worker, by upstream authority (`host:port`).
@@ -57,7 +78,8 @@ pub(crate) struct UpstreamClient {
 }
 
 struct Inner {
-    hosts: Mutex<HashMap<Authority, Host>>,
+    /// A handful of upstreams: found by comparing authorities, no hashing.
+    hosts: Mutex<Vec<Arc<Host>>>,
     max_per_host: usize,
 }
 
@@ -100,72 +122,42 @@ impl UpstreamClient {
     pub(crate) fn new(max_per_host: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                hosts: Mutex::new(HashMap::new()),
+                hosts: Mutex::new(Vec::new()),
                 max_per_host: max_per_host.max(1),
             }),
         }
     }
 
-    /// The permits of `authority` and its `Host` header value (the entry is made on first use).
-    fn permits(&self, authority: &Authority) -> (Arc<Semaphore>, Option<HeaderValue>) {
+    /// The connections of `authority` (made on first use).
+    fn host(&self, authority: &Authority) -> Arc<Host> {
         let mut hosts = self
             .inner
             .hosts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(host) = hosts.get(authority) {
-            return (host.permits.clone(), host.host_header.clone());
+        if let Some(host) = hosts.iter().find(|h| h.authority == *authority) {
+            return host.clone();
         }
-        let host = Host {
-            idle: Vec::new(),
+        let host = Arc::new(Host {
+            authority: authority.clone(),
+            idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(self.inner.max_per_host)),
             host_header: HeaderValue::from_str(authority.as_str()).ok(),
-        };
-        let answer = (host.permits.clone(), host.host_header.clone());
-        hosts.insert(authority.clone(), host);
-        answer
+        });
+        hosts.push(host.clone());
+        host
     }
 
-    /// An idle connection to `authority` that is still open, if any.
-    fn idle(&self, authority: &Authority) -> Option<Conn> {
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let host = hosts.get_mut(authority)?;
-        while let Some(conn) = host.idle.pop() {
-            if conn.idle_since.elapsed() < IDLE_TIMEOUT && !conn.sender.is_closed() {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn give_back(&self, authority: &Authority, mut conn: Conn) {
-        conn.idle_since = Instant::now();
-        let mut hosts = self
-            .inner
-            .hosts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(host) = hosts.get_mut(authority) {
-            host.idle.push(conn);
-        }
-    }
-
-    /// A connection to `authority`: an idle one that is still open, else a new one. Waits
-    /// while the upstream's connections are all in use.
-    async fn lease(
-        &self,
-        permits: Arc<Semaphore>,
-        authority: &Authority,
-    ) -> Result<Lease, UpstreamError> {
-        let permit = permits
+    /// A connection to `host`: an idle one that is still open, else a new one. Waits while
+    /// the upstream's connections are all in use.
+    async fn lease(host: &Host) -> Result<Lease, UpstreamError> {
+        let permit = host
+            .permits
+            .clone()
             .acquire_owned()
             .await
             .map_err(|_| UpstreamError::Connect("connection limit closed".into()))?;
-        while let Some(mut conn) = self.idle(authority) {
+        while let Some(mut conn) = host.idle() {
             // One poll: a connection the upstream closed while it was idle finishes now.
             let closed =
                 poll_fn(|cx| Poll::Ready(Pin::new(&mut conn.driver).poll(cx).is_ready())).await;
@@ -178,7 +170,7 @@ impl UpstreamClient {
             }
         }
         Ok(Lease {
-            conn: connect(authority).await?,
+            conn: connect(&host.authority).await?,
             _permit: permit,
             reused: false,
         })
@@ -193,16 +185,16 @@ impl UpstreamClient {
         mut request: Request<OutBody>,
         max_body: usize,
     ) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
-        let (permits, host) = self.permits(authority);
-        if let Some(host) = host {
-            request.headers_mut().insert(header::HOST, host);
+        let host = self.host(authority);
+        if let Some(value) = &host.host_header {
+            request.headers_mut().insert(header::HOST, value.clone());
         }
-        let mut lease = self.lease(permits, authority).await?;
+        let mut lease = Self::lease(&host).await?;
         loop {
             match exchange(&mut lease.conn, request, max_body).await {
                 Ok((answer, reusable)) => {
                     if reusable {
-                        self.give_back(authority, lease.conn);
+                        host.give_back(lease.conn);
                     }
                     return Ok(answer);
                 }
