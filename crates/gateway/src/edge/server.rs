@@ -375,19 +375,59 @@ impl std::error::Error for ConnectionClosed {}
 /// no more than their share and the accept queue keeps moving.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    answerer: impl Into<Answerer>,
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
-    serve_with_slots(listener, router, settings, slots, shutdown).await
+    serve_with_slots(listener, answerer.into(), settings, slots, shutdown).await
+}
+
+/// What answers a listener's requests.
+#[derive(Clone)]
+pub(crate) enum Answerer {
+    /// An axum router (the admin API, the console, the sandbox).
+    Router(Router),
+    /// The public API's handler, called straight from the connection: no router, no boxed
+    /// service in between (they showed in the per-request instruction counts).
+    Public(AppState),
+}
+
+impl From<Router> for Answerer {
+    fn from(router: Router) -> Self {
+        Self::Router(router)
+    }
+}
+
+impl Answerer {
+    /// The answer to `request` from `peer`.
+    async fn answer(
+        self,
+        mut request: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> Response {
+        match self {
+            Self::Router(router) => {
+                request.extensions_mut().insert(Peer(peer));
+                match router.oneshot(request.map(Body::new)).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+            Self::Public(state) => {
+                answered(&state, Some(Extension(Peer(peer))), request.map(Body::new))
+                    .await
+                    .0
+            }
+        }
+    }
 }
 
 /// [`serve`] with the connection limit `slots` shared with other listeners (the workers of
 /// one public listener share `max_connections`).
 pub(crate) async fn serve_with_slots(
     listener: TcpListener,
-    router: Router,
+    answerer: Answerer,
     settings: HttpSettings,
     slots: Arc<tokio::sync::Semaphore>,
     shutdown: impl Future<Output = ()> + Send,
@@ -406,16 +446,12 @@ pub(crate) async fn serve_with_slots(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(Peer(addr));
-                let answer = router.clone().oneshot(request.map(Body::new));
+        let answerer = answerer.clone();
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let answer = answerer.clone().answer(request, addr);
                 async move {
-                    let response = match answer.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
+                    let response = answer.await;
                     // A response marked so (the sandbox's `reset` fault): close the
                     // connection, answer nothing.
                     if response.extensions().get::<CloseConnection>().is_some() {
@@ -423,8 +459,7 @@ pub(crate) async fn serve_with_slots(
                     }
                     Ok(response)
                 }
-            },
-        );
+            });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
         tokio::spawn(async move {

@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
-use super::workers::{MakeRouter, PublicServer};
+use super::workers::{MakeAnswerer, PublicServer};
 use crate::edge::sandbox::Teacher;
-use crate::edge::server::{HttpSettings, public_router, serve};
+use crate::edge::server::{Answerer, AppState, HttpSettings, serve};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::verify::gateway::Gateway;
@@ -54,18 +54,27 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    // One router per worker: each has its own upstream connections.
-    let make_router: MakeRouter = {
+    // One answerer per worker: each has its own upstream connections. The public API's
+    // handler is called without a router in between; the sandbox keeps its router.
+    let make_answerer: MakeAnswerer = {
         let gateway = gateway.clone();
         match teacher.clone() {
-            Some(teacher) => {
-                Arc::new(move || crate::edge::sandbox::router(gateway.clone(), teacher.clone()))
-            }
-            None => Arc::new(move || public_router(gateway.clone())),
+            Some(teacher) => Arc::new(move || {
+                Answerer::Router(crate::edge::sandbox::router(
+                    gateway.clone(),
+                    teacher.clone(),
+                ))
+            }),
+            None => Arc::new(move || Answerer::Public(AppState::new(gateway.clone()))),
         }
     };
-    let public = PublicServer::start(listener, &make_router, settings, &gateway.config().runtime)
-        .map_err(|source| GatewayError::Io {
+    let public = PublicServer::start(
+        listener,
+        &make_answerer,
+        settings,
+        &gateway.config().runtime,
+    )
+    .map_err(|source| GatewayError::Io {
         context: "starting the public listener's workers".into(),
         source,
     })?;

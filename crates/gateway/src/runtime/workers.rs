@@ -1,6 +1,6 @@
 //! The public listener's workers (`[runtime]`): each a single-threaded tokio runtime on its
 //! own thread, accepting from the same listening socket (one accept queue, each worker
-//! polling it from its own event loop) and serving its connections with its own router, hence
+//! polling it from its own event loop) and serving its connections with its own answerer (router), hence
 //! its own upstream connections. Shared state (the gateway, its caches and stores) is reached
 //! through `Arc`s, read-mostly. With `[runtime] shared = true` the listener is served on the
 //! caller's runtime instead, as before.
@@ -14,22 +14,21 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::config::RuntimeConfig;
-use crate::edge::server::{HttpSettings, serve, serve_with_slots};
+use crate::edge::server::{Answerer, HttpSettings, serve, serve_with_slots};
 
-/// Builds a worker's router (called once on each worker's thread).
-pub(crate) type MakeRouter = Arc<dyn Fn() -> Router + Send + Sync>;
+/// Builds a worker's answerer (called once on each worker's thread).
+pub(crate) type MakeAnswerer = Arc<dyn Fn() -> Answerer + Send + Sync>;
 
 /// The public listener, about to be served.
 pub(crate) enum PublicServer {
     /// On the caller's runtime.
     Shared {
         listener: TcpListener,
-        router: Router,
+        router: Answerer,
         settings: HttpSettings,
     },
     /// On worker threads.
@@ -51,14 +50,14 @@ impl PublicServer {
     /// The listener cannot be shared between workers, or a worker thread cannot start.
     pub(crate) fn start(
         listener: TcpListener,
-        make_router: &MakeRouter,
+        make_answerer: &MakeAnswerer,
         settings: HttpSettings,
         runtime: &RuntimeConfig,
     ) -> io::Result<Self> {
         if runtime.shared {
             return Ok(Self::Shared {
                 listener,
-                router: make_router(),
+                router: make_answerer(),
                 settings,
             });
         }
@@ -74,7 +73,7 @@ impl PublicServer {
         };
         for index in 0..runtime.worker_count() {
             let listener = std_listener.try_clone()?;
-            let make_router = make_router.clone();
+            let make_answerer = make_answerer.clone();
             let slots = slots.clone();
             let mut stopped = stopped.clone();
             let mut released = released.clone();
@@ -101,7 +100,7 @@ impl PublicServer {
                                     // A dropped sender stops the worker too.
                                     let _ = stopped.wait_for(|stop| *stop).await;
                                 };
-                                serve_with_slots(listener, make_router(), settings, slots, stop)
+                                serve_with_slots(listener, make_answerer(), settings, slots, stop)
                                     .await
                             }
                             Err(e) => Err(e),
