@@ -175,3 +175,68 @@ impl Release {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// One request on a new connection; the whole answer (the server closes after it).
+    async fn get(addr: std::net::SocketAddr) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer
+    }
+
+    async fn serves_and_stops(runtime: RuntimeConfig) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let make: MakeAnswerer =
+            Arc::new(|| Answerer::Router(axum::Router::new().fallback(|| async { "hello" })));
+        let settings = HttpSettings::gateway_defaults();
+        let server = PublicServer::start(listener, &make, settings, &runtime).expect("started");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            let (result, release) = server
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            release.release().await;
+            result
+        });
+        for _ in 0..8 {
+            let answer = get(addr).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("hello"), "{answer}");
+        }
+        let _ = stop.send(());
+        served.await.expect("joined").expect("clean stop");
+        // Stopped: the listening socket is closed, in every worker.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn several_workers_serve_one_listener_and_stop_cleanly() {
+        serves_and_stops(RuntimeConfig {
+            workers: 3,
+            ..RuntimeConfig::default()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_shared_runtime_serves_and_stops_cleanly() {
+        serves_and_stops(RuntimeConfig {
+            shared: true,
+            ..RuntimeConfig::default()
+        })
+        .await;
+    }
+}
