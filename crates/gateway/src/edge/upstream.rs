@@ -162,12 +162,14 @@ impl UpstreamClient {
             let closed =
                 poll_fn(|cx| Poll::Ready(Pin::new(&mut conn.driver).poll(cx).is_ready())).await;
             if !closed {
+                tracing::trace!(target: "wbauth::upstream", upstream = %host.authority, "reusing an idle connection");
                 return Ok(Lease {
                     conn,
                     _permit: permit,
                     reused: true,
                 });
             }
+            tracing::trace!(target: "wbauth::upstream", upstream = %host.authority, "an idle connection was closed by the upstream");
         }
         Ok(Lease {
             conn: connect(&host.authority).await?,
@@ -229,6 +231,7 @@ async fn connect(authority: &Authority) -> Result<Conn, UpstreamError> {
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+    tracing::trace!(target: "wbauth::upstream", upstream = %authority, "connected");
     Ok(Conn {
         sender,
         driver,
