@@ -3,16 +3,24 @@
 #   1. limit    : a minimal upstream echo server (`wbauth bench-echo`) hit directly
 #   2. builtin  : the gateway answering by itself (sandbox built-in balance), window mode
 #   3. nginx    : nginx as a plain reverse proxy (no authentication) in front of the echo server
+#   3b. njs     : nginx + njs verifying the same signature (HMAC-SHA512 over WebCrypto) and
+#                 proxying: what a user might run instead of the gateway (no nonce store)
 #   4. gateway  : `wbauth serve` authenticating in front of the echo server, window mode, with
 #                 each nonce store: embedded journal, Redis, PostgreSQL
 # then memory: RSS of a gateway holding 100,000 keys, and RSS after two full-rate window-mode
 # runs (window state must stay bounded).
 #
 # Servers are pinned to CPU 0 and the load generator to CPU 1 when there are two or more.
-# Installs nginx (and redis-server / postgresql when missing) with apt-get.
+# Every run also reports the CPU time per answered request of each server process involved
+# (user + system of all its threads, from /proc/PID/stat at the start and the end of the
+# measured phase: `wbauth bench --watch NAME=PID`): echo server, nginx worker, gateway, Redis
+# or PostgreSQL (the postmaster and every backend). Ticks are 10 ms: over a 10 s run that is
+# well under 0.1 us per request.
+# Installs nginx, its njs module (libnginx-mod-http-js), redis-server and postgresql when
+# missing, with apt-get.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
-#                     [--only "limit builtin nginx gateway-embedded gateway-redis gateway-postgres memory"]
+#                     [--only "limit builtin nginx njs gateway-embedded gateway-redis gateway-postgres memory"]
 #        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only without "memory").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +49,7 @@ sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || missing+=(libnginx-mod-http-js)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -61,7 +70,8 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 echo "==> building release binaries"
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked -p wbauth
-wbauth="$root/target/release/wbauth"
+# BENCH_WBAUTH: another build of wbauth to measure (e.g. a copy of an earlier commit).
+wbauth="${BENCH_WBAUTH:-$root/target/release/wbauth}"
 
 cpus=$(nproc)
 if [ "$cpus" -ge 2 ]; then
@@ -126,13 +136,21 @@ wanted() {
     [ -z "$only" ] || [[ " $only " == *" $1 "* ]]
 }
 
-# bench NAME URL [ARGS…]: one measured run, its JSON appended to the results.
+# The server processes whose CPU the next bench run reads (--watch NAME=PID each).
+watch=()
+# children PID: the child processes of PID (nginx's workers, PostgreSQL's backends).
+children() {
+    pgrep -P "$1" || true
+}
+
+# bench NAME URL [ARGS…]: one measured run (reading the CPU of the processes in $watch), its
+# JSON appended to the results.
 bench() {
     local name=$1 url=$2
     shift 2
     echo "==> $name"
     "${client_cpu[@]}" "$wbauth" bench "$url" --connections "$connections" --duration "$duration" \
-        --warmup 2s --quiet --json "$@" >"$work/$name.json"
+        --warmup 2s --quiet --json "${watch[@]}" "$@" >"$work/$name.json"
     python3 - "$name" "$work/$name.json" >>"$results" <<'PY'
 import json, sys
 name, path = sys.argv[1], sys.argv[2]
@@ -151,6 +169,8 @@ PATH_BALANCE=/api/v4/trade-account/balance
 pids+=($!)
 echo_url=$(wait_line "$work/echo.out" listening)
 echo_addr=${echo_url#http://}
+echo_pid=${pids[-1]}
+watch=(--watch "echo=$echo_pid")
 wanted limit && bench limit "$echo_url$PATH_BALANCE" --plain
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +182,7 @@ if wanted builtin; then
     sandbox_pid=$!
     pids+=("$sandbox_pid")
     sandbox_url=$(wait_line "$work/sandbox.out" listening)
+    watch=(--watch "gateway=$sandbox_pid")
     bench builtin "$sandbox_url$PATH_BALANCE" --keys "$work/sandbox-keys.csv" --mode window
     kill "$sandbox_pid"
 fi
@@ -204,8 +225,67 @@ if wanted nginx; then
     nginx_pid=$!
     pids+=("$nginx_pid")
     wait_port "$nginx_port"
+    watch=(--watch "echo=$echo_pid")
+    for worker in $(children "$nginx_pid"); do watch+=(--watch "nginx=$worker"); done
     bench nginx "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
     kill "$nginx_pid"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3b. nginx + njs verifying the same signature, then proxying to the echo server
+# ---------------------------------------------------------------------------------------------
+# The check a user might write in njs 0.7 (Debian's libnginx-mod-http-js): the key known,
+# X-TXC-PAYLOAD the base64 of the body, the body's `request` the path and a nonce present,
+# X-TXC-SIGNATURE the hex HMAC-SHA512 of the payload (WebCrypto: njs 0.7's `crypto` module
+# has no SHA-512). No nonce store (njs 0.7 keeps no state between requests), no rate limits,
+# no clock window: it does less than the gateway.
+if wanted njs; then
+    njs_port=$(free_port)
+    mkdir -p "$work/njs"
+    python3 "$root/bench/njs_peer.py" "$keys" "$work/njs"
+    cat >"$work/njs/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
+worker_processes 1;
+daemon off;
+pid $work/njs/nginx.pid;
+error_log $work/njs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/njs/body;
+    proxy_temp_path $work/njs/proxy;
+    fastcgi_temp_path $work/njs/fastcgi;
+    uwsgi_temp_path $work/njs/uwsgi;
+    scgi_temp_path $work/njs/scgi;
+    client_body_buffer_size 64k;
+    js_path "$work/njs";
+    js_import main from verify.js;
+    upstream echo {
+        server $echo_addr;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$njs_port;
+        keepalive_requests 1000000;
+        location / {
+            js_content main.verify;
+        }
+        location @upstream {
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    "${server_cpu[@]}" "$nginx_bin" -c "$work/njs/nginx.conf" >"$work/njs/out.log" 2>&1 &
+    njs_pid=$!
+    pids+=("$njs_pid")
+    wait_port "$njs_port"
+    watch=(--watch "echo=$echo_pid")
+    for worker in $(children "$njs_pid"); do watch+=(--watch "nginx=$worker"); done
+    bench njs "http://127.0.0.1:$njs_port$PATH_BALANCE" --keys "$work/njs/keys.csv" --mode window
+    kill "$njs_pid"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +295,8 @@ redis_port=$(free_port)
 mkdir -p "$work/redis"
 "${server_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" \
     --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis/out.log" 2>&1 &
-pids+=($!)
+redis_pid=$!
+pids+=("$redis_pid")
 wait_port "$redis_port"
 
 pg_port=$(free_port)
@@ -291,6 +372,20 @@ EOF
         "$admin/admin/accounts/bench/2fa/confirm" >/dev/null
     "$wbauth" keys create --admin-url "$admin" --account bench --kind trade \
         --code "$(totp "$secret" 0)" --count "$keys" --out "$dir/keys.csv" >/dev/null
+    # A short unmeasured run first: the upstream connections, the store's pool and
+    # PostgreSQL's backends exist before the processes to watch are listed.
+    "${client_cpu[@]}" "$wbauth" bench "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window \
+        --connections "$connections" --duration 1s --warmup 0s --quiet --json >/dev/null
+    watch=(--watch "gateway=$pid" --watch "echo=$echo_pid")
+    case "$nonces" in
+        redis://*) watch+=(--watch "redis=$redis_pid") ;;
+        postgres://*)
+            local postmaster
+            postmaster=$(head -1 "$pg_data/postmaster.pid")
+            watch+=(--watch "postgres=$postmaster")
+            for backend in $(children "$postmaster"); do watch+=(--watch "postgres=$backend"); done
+            ;;
+    esac
     bench "$name" "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window
     echo "$pid" >"$dir/pid"
 }
@@ -353,6 +448,7 @@ baseline = {
     "limit": None,
     "builtin": "limit",
     "nginx": "limit",
+    "njs": "nginx",
     "gateway-embedded": "nginx",
     "gateway-redis": "gateway-embedded",
     "gateway-postgres": "gateway-embedded",
@@ -361,6 +457,7 @@ what = {
     "limit": "echo server directly (the limit)",
     "builtin": "gateway answering by itself",
     "nginx": "nginx reverse proxy, no auth",
+    "njs": "nginx + njs verifying, -> echo",
     "gateway-embedded": "gateway -> echo, embedded store",
     "gateway-redis": "gateway -> echo, Redis store",
     "gateway-postgres": "gateway -> echo, PostgreSQL store",
@@ -382,6 +479,48 @@ for name, base in baseline.items():
         delta = "%+.2f ms" % (p99 - b["latency_us"]["p99"] / 1000)
     cpu = "%.0f %%%s" % (100 * r["cpu"]["fraction"], "" if r.get("valid", True) else " INVALID")
     print("| %s | %.0f | %.2f | %.2f | %d | %s | %s | %s |" % (what[name], rps, p50, p99, non2xx, ratio, delta, cpu))
+
+# CPU per answered request of each server process (all threads; /proc/PID/stat over the
+# measured phase).
+procs = ["echo", "nginx", "gateway", "redis", "postgres"]
+def per(r, proc):
+    s = r.get("servers", {}).get(proc)
+    return None if s is None else s.get("cpu_us_per_request")
+print()
+print("CPU time per answered request, per server process (µs; user + system, all threads):")
+print()
+print("| run | " + " | ".join(procs) + " | all servers |")
+print("| --- |" + " ---: |" * (len(procs) + 1))
+for name in baseline:
+    r = rows.get(name)
+    if r is None:
+        continue
+    cells, total = [], 0.0
+    for proc in procs:
+        v = per(r, proc)
+        cells.append("—" if v is None else "%.1f" % v)
+        total += v or 0.0
+    print("| %s | %s | %.1f |" % (what[name], " | ".join(cells), total))
+
+def check(label, ok, detail):
+    print("- %s: %s (%s)" % (label, "met" if ok else "MISSED", detail))
+print()
+print("Targets (issue 16):")
+g, n, j = rows.get("gateway-embedded"), rows.get("nginx"), rows.get("njs")
+b, e = rows.get("builtin"), rows.get("limit")
+if g and n:
+    check("gateway->echo >= 0.8 x nginx req/s", g["rps"] >= 0.8 * n["rps"], "%.2f x" % (g["rps"] / n["rps"]))
+    dp99 = (g["latency_us"]["p99"] - n["latency_us"]["p99"]) / 1000
+    check("p99 within 1 ms of nginx's", dp99 <= 1.0, "%+.2f ms" % dp99)
+    gc, nc = per(g, "gateway"), per(n, "nginx")
+    if gc is not None and nc is not None:
+        check("gateway CPU per proxied request <= nginx's + 4 us", gc <= nc + 4, "%.1f vs %.1f us" % (gc, nc))
+if b and e:
+    bc, ec = per(b, "gateway"), per(e, "echo")
+    if bc is not None and ec is not None:
+        check("answering by itself <= echo server's + 4 us", bc <= ec + 4, "%.1f vs %.1f us" % (bc, ec))
+if g and j:
+    check("gateway->echo >= 4 x nginx+njs req/s", g["rps"] >= 4 * j["rps"], "%.2f x" % (g["rps"] / j["rps"]))
 PY
 if [ -n "$memory_lines" ]; then
     echo

@@ -24,7 +24,7 @@ pub(crate) use forward_headers::{HOP_BY_HOP, check_forward_header, default_forwa
 pub use sections::{
     AdminConfig, BodyMatchConfig, ClientIpHeader, ConsoleConfig, DEFAULT_MAX_CONNECTIONS,
     DurabilityConfig, FiatConfig, KeyBackend, KeysConfig, KindConfig, ListenConfig, LogConfig,
-    NonceBackend, ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, StoreConfig,
+    NonceBackend, ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, RuntimeConfig, StoreConfig,
     TokenKeyConfig, TokensConfig, VerifyConfig,
 };
 
@@ -131,6 +131,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// What `wbauth serve` logs.
     pub log: LogConfig,
+    /// Workers of the public listener and upstream connections.
+    pub runtime: RuntimeConfig,
 }
 
 impl Config {

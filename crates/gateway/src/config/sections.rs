@@ -105,6 +105,47 @@ impl Default for TokensConfig {
     }
 }
 
+/// Default of `[runtime] upstream_connections`.
+pub(crate) const DEFAULT_UPSTREAM_CONNECTIONS: usize = 256;
+
+/// `[runtime]`: how the public listener uses the CPUs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Workers serving the public listener, each a single-threaded runtime on its own thread
+    /// accepting from the same listening socket, with its own upstream connections. 0 (the
+    /// default): one per CPU the process may run on (its affinity mask and CPU quota).
+    pub workers: usize,
+    /// Serve the public listener on the process's shared work-stealing runtime instead of
+    /// the workers (the behaviour before `[runtime]` existed).
+    pub shared: bool,
+    /// Open connections to one upstream at most, per worker. A request finding them all busy
+    /// waits for one within the route's timeout (then 504).
+    pub upstream_connections: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            shared: false,
+            upstream_connections: DEFAULT_UPSTREAM_CONNECTIONS,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The number of workers: `workers`, or one per CPU the process may run on.
+    #[must_use]
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
+}
+
 /// Default of `[listen] max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 

@@ -14,6 +14,30 @@ fn defaults_need_no_file() {
     assert_eq!(c.keys.idle_days, 14);
     assert_eq!(c.keys.max_ips, 50);
     assert_eq!(c.verify.body_match, BodyMatchConfig::Exact);
+    assert_eq!(c.runtime.workers, 0);
+    assert!(!c.runtime.shared);
+    assert_eq!(c.runtime.upstream_connections, 256);
+    assert!(c.runtime.worker_count() >= 1);
+}
+
+#[test]
+fn runtime_section() {
+    let c =
+        load("[runtime]\nworkers = 3\nshared = true\nupstream_connections = 8\n").expect("valid");
+    assert_eq!(c.runtime.worker_count(), 3);
+    assert!(c.runtime.shared);
+    assert_eq!(c.runtime.upstream_connections, 8);
+    for (text, key) in [
+        (
+            "[runtime]\nupstream_connections = 0\n",
+            "runtime.upstream_connections",
+        ),
+        ("[runtime]\nworkers = 5000\n", "runtime.workers"),
+        ("[runtime]\nthreads = 2\n", "threads"),
+    ] {
+        let e = load(text).expect_err("refused").to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
 }
 
 #[test]

@@ -60,6 +60,12 @@ impl Config {
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
         }
+        if self.runtime.workers > 1024 {
+            return Err("runtime.workers: at most 1024 (0: one per CPU)".into());
+        }
+        if self.runtime.upstream_connections == 0 {
+            return Err("runtime.upstream_connections: must be at least 1".into());
+        }
         if self.console.session_idle_ms < 1_000 || self.console.session_max_ms < 1_000 {
             return Err(
                 "console.session_idle_ms and console.session_max_ms: must be at least 1000".into(),

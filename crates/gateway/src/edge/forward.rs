@@ -10,34 +10,15 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
+use http_body_util::Full;
 use whitebit_auth::ApiError;
+
+pub(crate) use crate::edge::upstream::UpstreamClient;
 
 use crate::config::HOP_BY_HOP;
 use crate::verify::routing::Upstream;
-
-/// A pooled HTTP/1.1 client for upstreams.
-pub(crate) type UpstreamClient = Client<HttpConnector, Full<bytes::Bytes>>;
-
-/// Builds the upstream client.
-#[must_use]
-pub(crate) fn upstream_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
-}
-
-fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    let n = name.as_str();
-    HOP_BY_HOP.contains(&n) || connection_listed.iter().any(|c| c == n)
-}
 
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -76,8 +57,12 @@ pub(crate) fn upstream_headers(
             out.insert(name.clone(), v);
         }
     }
-    let ip = HeaderValue::from_str(&client_ip.to_string()).ok();
-    if let Some(ip) = ip {
+    let mut text = [0u8; 15];
+    let ip = match client_ip {
+        IpAddr::V4(v4) => HeaderValue::from_bytes(ipv4_text(v4, &mut text)),
+        IpAddr::V6(_) => HeaderValue::from_str(&client_ip.to_string()),
+    };
+    if let Ok(ip) = ip {
         out.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
         out.insert(HeaderName::from_static("x-real-ip"), ip);
     }
@@ -85,11 +70,39 @@ pub(crate) fn upstream_headers(
     out
 }
 
+/// `ip` in dotted decimal, as `Display` writes it, without the formatting machinery (it
+/// showed in the per-request instruction counts).
+fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for byte in std::iter::once(b'.')
+            .filter(|_| i > 0)
+            .chain(digits.into_iter().skip(skip).map(|d| b'0' + d))
+        {
+            if let Some(slot) = out.get_mut(len) {
+                *slot = byte;
+                len += 1;
+            }
+        }
+    }
+    out.get(..len).unwrap_or_default()
+}
+
 /// A request on its way upstream.
 #[derive(Debug)]
 pub(crate) struct Outbound<'a> {
-    /// Upstream base URL.
+    /// Upstream base URL (named in logs).
     pub(crate) base: &'a str,
+    /// Its `host:port`.
+    pub(crate) authority: Option<&'a Authority>,
     /// Upstream timeout.
     pub(crate) timeout: Duration,
     /// Largest response body passed back.
@@ -110,42 +123,45 @@ pub(crate) async fn send_upstream(
     out: Outbound<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let base = out.base;
-    let uri = format!("{base}{}", out.path);
-    let mut request = Request::post(uri)
-        .body(Full::new(out.body))
-        .map_err(|_| ApiError::BadGateway)?;
-    *request.headers_mut() = out.headers;
-    let max = out.max_response_bytes;
-    // The head and the body under one timeout: an answer cut or stalled half way must not
-    // reach the client as a 200 with a broken body.
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| format!("upstream unreachable: {e}"))?;
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, max)
-            .collect()
-            .await
-            .map_err(|e| format!("upstream answer broken or too large: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((parts, body))
+    let Some(authority) = out.authority else {
+        tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream address unusable");
+        return Err(ApiError::BadGateway);
     };
+    let mut request = Request::new(Full::new(out.body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = out.path.parse().map_err(|_| ApiError::BadGateway)?;
+    *request.headers_mut() = out.headers;
+    // The head and the body under one timeout (waiting for a free connection included): an
+    // answer cut or stalled half way must not reach the client as a 200 with a broken body.
+    let exchange = client.send(authority, request, out.max_response_bytes);
     let (mut parts, body) = match tokio::time::timeout(out.timeout, exchange).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
             return Err(ApiError::GatewayTimeout);
         }
         Ok(Err(error)) => {
+            let error = error.to_string();
             tracing::warn!(target: "wbauth::upstream", upstream = base, error = %error, "upstream failed");
             return Err(ApiError::BadGateway);
         }
         Ok(Ok(answer)) => answer,
     };
+    // Hop-by-hop headers go, and those the upstream's `Connection` header lists: the names
+    // present are looked at first (usually none is hop-by-hop: nothing parsed, nothing
+    // allocated).
     let listed = connection_listed(&parts.headers);
-    let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
-    for name in names {
-        if is_hop_by_hop(&name, &listed) {
+    let hop_by_hop = |name: &HeaderName| {
+        let n = name.as_str();
+        HOP_BY_HOP.contains(&n) || listed.iter().any(|c| c == n)
+    };
+    if parts.headers.keys().any(hop_by_hop) {
+        let names: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|n| hop_by_hop(n))
+            .cloned()
+            .collect();
+        for name in names {
             parts.headers.remove(&name);
         }
     }
@@ -186,6 +202,7 @@ pub(crate) async fn forward(
         client,
         Outbound {
             base: &upstream.base,
+            authority: upstream.authority.as_ref(),
             timeout: Duration::from_millis(upstream.timeout_ms),
             max_response_bytes,
             path: delivery.path,
@@ -255,6 +272,21 @@ mod tests {
         assert_eq!(out.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(out["x-real-ip"], "198.51.100.7");
         assert_eq!(out["content-length"], "42");
+    }
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.10.100.99",
+        ] {
+            let parsed: std::net::Ipv4Addr = ip.parse().expect("ip");
+            let mut buf = [0u8; 15];
+            assert_eq!(ipv4_text(parsed, &mut buf), ip.as_bytes());
+        }
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub(crate) mod form;
 pub(crate) mod forward;
 pub(crate) mod sandbox;
 pub(crate) mod server;
+pub(crate) mod upstream;

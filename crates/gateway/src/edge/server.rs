@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use whitebit_auth::{ApiError, JwtEndpointError};
 
-use crate::edge::forward::{Delivery, UpstreamClient, forward, upstream_client};
+use crate::edge::forward::{Delivery, UpstreamClient, forward};
 use crate::ops::metrics::Outcome;
 use crate::verify::gateway::Gateway;
 use crate::verify::routing::Upstream;
@@ -38,11 +38,13 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// The state over `gateway`, with a new upstream client.
+    /// The state over `gateway`, with new upstream connections (`[runtime]
+    /// upstream_connections` per upstream at most).
     pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
+        let per_upstream = gateway.config().runtime.upstream_connections;
         Self {
             gateway,
-            upstream: upstream_client(),
+            upstream: UpstreamClient::new(per_upstream),
         }
     }
 }
@@ -131,20 +133,23 @@ pub(crate) async fn answered(
     request: Request,
 ) -> (Response, Outcome) {
     let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // The request line is kept only when it is logged (no copy of the path otherwise).
+    let logged = tracing::enabled!(target: "wbauth::request", tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (response, outcome) = handle_inner(state, peer, request).await;
     let elapsed = started.elapsed();
     state.gateway.metrics().record(outcome, elapsed);
     // Never the payload, the signature or a secret: only what routing and outcome need.
-    tracing::debug!(
-        target: "wbauth::request",
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        outcome = ?outcome,
-        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-    );
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            target: "wbauth::request",
+            %method,
+            path = %path,
+            status = response.status().as_u16(),
+            outcome = ?outcome,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
     (response, outcome)
 }
 
@@ -375,13 +380,65 @@ impl std::error::Error for ConnectionClosed {}
 /// no more than their share and the accept queue keeps moving.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    answerer: impl Into<Answerer>,
     settings: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    serve_with_slots(listener, answerer.into(), settings, slots, shutdown).await
+}
+
+/// What answers a listener's requests.
+#[derive(Clone)]
+pub(crate) enum Answerer {
+    /// An axum router (the admin API, the console, the sandbox).
+    Router(Router),
+    /// The public API's handler, called straight from the connection: no router, no boxed
+    /// service in between (they showed in the per-request instruction counts).
+    Public(AppState),
+}
+
+impl From<Router> for Answerer {
+    fn from(router: Router) -> Self {
+        Self::Router(router)
+    }
+}
+
+impl Answerer {
+    /// The answer to `request` from `peer`.
+    async fn answer(
+        self,
+        mut request: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> Response {
+        match self {
+            Self::Router(router) => {
+                request.extensions_mut().insert(Peer(peer));
+                match router.oneshot(request.map(Body::new)).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+            Self::Public(state) => {
+                answered(&state, Some(Extension(Peer(peer))), request.map(Body::new))
+                    .await
+                    .0
+            }
+        }
+    }
+}
+
+/// [`serve`] with the connection limit `slots` shared with other listeners (the workers of
+/// one public listener share `max_connections`).
+pub(crate) async fn serve_with_slots(
+    listener: TcpListener,
+    answerer: Answerer,
+    settings: HttpSettings,
+    slots: Arc<tokio::sync::Semaphore>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = settings.http1();
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -394,16 +451,12 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(Peer(addr));
-                let answer = router.clone().oneshot(request.map(Body::new));
+        let answerer = answerer.clone();
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let answer = answerer.clone().answer(request, addr);
                 async move {
-                    let response = match answer.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
+                    let response = answer.await;
                     // A response marked so (the sandbox's `reset` fault): close the
                     // connection, answer nothing.
                     if response.extensions().get::<CloseConnection>().is_some() {
@@ -411,8 +464,7 @@ pub(crate) async fn serve(
                     }
                     Ok(response)
                 }
-            },
-        );
+            });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
         tokio::spawn(async move {

@@ -8,6 +8,7 @@ pub(crate) mod sandbox;
 mod servers;
 mod stores;
 mod sync;
+mod workers;
 
 pub use crate::state::Stores;
 pub use assemble::build_gateway;

@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
+use super::workers::{MakeAnswerer, PublicServer};
 use crate::edge::sandbox::Teacher;
-use crate::edge::server::{HttpSettings, public_router, serve};
+use crate::edge::server::{Answerer, AppState, HttpSettings, serve};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::verify::gateway::Gateway;
@@ -53,10 +54,30 @@ pub(crate) async fn run(
         gateway.config().listen.header_timeout_ms,
     )
     .with_max_connections(gateway.config().listen.max_connections);
-    let router = match &teacher {
-        Some(teacher) => crate::edge::sandbox::router(gateway.clone(), teacher.clone()),
-        None => public_router(gateway.clone()),
+    // One answerer per worker: each has its own upstream connections. The public API's
+    // handler is called without a router in between; the sandbox keeps its router.
+    let make_answerer: MakeAnswerer = {
+        let gateway = gateway.clone();
+        match teacher.clone() {
+            Some(teacher) => Arc::new(move || {
+                Answerer::Router(crate::edge::sandbox::router(
+                    gateway.clone(),
+                    teacher.clone(),
+                ))
+            }),
+            None => Arc::new(move || Answerer::Public(AppState::new(gateway.clone()))),
+        }
     };
+    let public = PublicServer::start(
+        listener,
+        &make_answerer,
+        settings,
+        &gateway.config().runtime,
+    )
+    .map_err(|source| GatewayError::Io {
+        context: "starting the public listener's workers".into(),
+        source,
+    })?;
     // Held requests (the sandbox's injected timeouts) end when shutdown begins.
     let shutdown = async move {
         shutdown.await;
@@ -111,7 +132,7 @@ pub(crate) async fn run(
         tokio::spawn(sync_caches(gateway.clone(), feed, refresh))
     });
 
-    let served = serve(listener, router, settings, shutdown).await;
+    let (served, workers) = public.serve(shutdown).await;
     sweeper.abort();
     toucher.abort();
     monitor.abort();
@@ -120,6 +141,7 @@ pub(crate) async fn run(
     }
     let nonce_flush = stores.nonces.flush().await;
     let touch_flush = gateway.flush_last_used().await;
+    workers.release().await;
     served.map_err(|source| GatewayError::Io {
         context: "serving the public API".into(),
         source,

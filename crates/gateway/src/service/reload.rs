@@ -206,7 +206,8 @@ fn same<T: Serialize>(a: &T, b: &T) -> bool {
 }
 
 /// The settings a running gateway cannot change: its listeners (bound at start), its stores
-/// (opened at start) and the body limit its listeners' header limits derive from.
+/// (opened at start), its workers, and the body limit its listeners' header limits derive
+/// from.
 fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     if !same(&running.listen, &new.listen) {
@@ -220,6 +221,9 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     }
     if !same(&running.console, &new.console) {
         out.push("[console]");
+    }
+    if !same(&running.runtime, &new.runtime) {
+        out.push("[runtime]");
     }
     if running.verify.max_body_bytes != new.verify.max_body_bytes {
         out.push("verify.max_body_bytes");
@@ -262,11 +266,11 @@ mod tests {
         let running = config("");
         let moved = config(
             "[listen]\naddr = \"127.0.0.1:9999\"\n[store]\nnonces = \"redis://127.0.0.1:1\"\n\
-             [verify]\nmax_body_bytes = 1000\n",
+             [verify]\nmax_body_bytes = 1000\n[runtime]\nworkers = 3\n",
         );
         assert_eq!(
             needs_restart(&running, &moved),
-            ["[listen]", "[store]", "verify.max_body_bytes"]
+            ["[listen]", "[store]", "[runtime]", "verify.max_body_bytes"]
         );
         assert!(needs_restart(&running, &running).is_empty());
     }

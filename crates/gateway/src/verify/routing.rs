@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::http::uri::Authority;
 use axum::http::{HeaderName, Method, Uri};
 use whitebit_auth::path::{normalize_path, path_has_prefix};
 use whitebit_auth::verify::JWT_ENDPOINT_PATH;
@@ -15,6 +16,8 @@ use crate::config::{Config, RouteConfig};
 pub(crate) struct Upstream {
     /// Base URL (`http://host:port`).
     pub(crate) base: String,
+    /// Its `host:port` (none when the base cannot be read as one: every request then 502s).
+    pub(crate) authority: Option<Authority>,
     /// Timeout in ms.
     pub(crate) timeout_ms: u64,
     /// The client headers forwarded (the route's `forward_headers` or the default list).
@@ -144,6 +147,11 @@ fn table<T>(routes: &[RouteConfig], target: impl Fn(Upstream) -> T) -> Vec<(Stri
 fn upstream(route: &RouteConfig) -> Upstream {
     Upstream {
         base: route.upstream.trim_end_matches('/').to_owned(),
+        authority: route
+            .upstream
+            .trim_end_matches('/')
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok()),
         timeout_ms: route.timeout_ms,
         forward_headers: route.forward_headers.as_ref().map_or_else(
             crate::config::default_forward_headers,

@@ -78,6 +78,11 @@ pub(crate) struct BenchArgs {
     /// nonceWindow.
     #[arg(long, value_name = "JSON", default_value = DEFAULT_EXTRA)]
     pub(super) body_extra: String,
+    /// A server process whose CPU time (user + system, all threads, from /proc/PID/stat) is
+    /// read at the start and the end of the measured phase, as NAME=PID; repeatable, and one
+    /// NAME may be given several PIDs (summed, e.g. nginx's workers). Reported per request.
+    #[arg(long = "watch", value_name = "NAME=PID", value_parser = parse_watch)]
+    pub(super) watch: Vec<(String, u32)>,
     /// Worker threads of the generator (1: a single-threaded runtime). The CPU limit of a
     /// valid run is 90 % of these threads.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -122,6 +127,20 @@ impl Mode {
             Mode::Strict => "strict",
         }
     }
+}
+
+/// Parses `--watch NAME=PID`.
+pub(super) fn parse_watch(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PID, got {text:?}"))?;
+    if name.is_empty() {
+        return Err("the name before `=` is empty".into());
+    }
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    Ok((name.to_owned(), pid))
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit).

@@ -13,6 +13,39 @@ pub(super) fn cpu_ticks() -> Option<u64> {
     parse_stat_ticks(&stat)
 }
 
+/// CPU time of process `pid` so far (user + system, every thread), in clock ticks; `None`
+/// when it cannot be read (the process is gone, or no `/proc`).
+pub(super) fn pid_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ticks(&stat)
+}
+
+/// CPU ticks of each watched process, in the order given.
+pub(super) fn watched_ticks(watch: &[(String, u32)]) -> Vec<Option<u64>> {
+    watch.iter().map(|(_, pid)| pid_ticks(*pid)).collect()
+}
+
+/// CPU seconds per watched name over a phase (several PIDs under one name are summed; a name
+/// with any PID unreadable gets `None`), in the order the names first appear.
+pub(super) fn watched_seconds(
+    watch: &[(String, u32)],
+    start: &[Option<u64>],
+    end: &[Option<u64>],
+) -> Vec<(String, Option<f64>)> {
+    let mut out: Vec<(String, Option<f64>)> = Vec::new();
+    for (((name, _), a), b) in watch.iter().zip(start).zip(end) {
+        let secs = match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(*a) as f64 / CLOCK_TICKS_PER_S),
+            _ => None,
+        };
+        match out.iter_mut().find(|(known, _)| known == name) {
+            Some((_, total)) => *total = total.zip(secs).map(|(t, s)| t + s),
+            None => out.push((name.clone(), secs)),
+        }
+    }
+    out
+}
+
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted from the last `)`.
 pub(super) fn parse_stat_ticks(stat: &str) -> Option<u64> {

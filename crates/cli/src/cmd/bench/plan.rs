@@ -102,6 +102,8 @@ pub(super) struct Plan {
     pub(super) extra: Map<String, Value>,
     pub(super) signers: Vec<Arc<Signer>>,
     pub(super) progress: bool,
+    /// Server processes whose CPU time is read over the measured phase (`--watch`).
+    pub(super) watch: Vec<(String, u32)>,
 }
 
 impl Plan {
@@ -152,6 +154,7 @@ impl Plan {
             extra,
             signers,
             progress: !args.json && !args.quiet,
+            watch: args.watch.clone(),
         })
     }
 }

@@ -79,6 +79,8 @@ pub(super) struct Report {
     errors: BTreeMap<&'static str, u64>,
     reconnects: u64,
     cpu_seconds: Option<f64>,
+    /// CPU seconds of each watched server process over the measured phase (`--watch`).
+    pub(super) servers: Vec<(String, Option<f64>)>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -117,6 +119,7 @@ impl Report {
             errors,
             reconnects,
             cpu_seconds,
+            servers: Vec::new(),
             warnings: Vec::new(),
         };
         if report.signed && mode == Mode::Window {
@@ -185,6 +188,11 @@ impl Report {
             .map(|c| c / self.setup.threads.max(1) as f64)
     }
 
+    /// CPU microseconds of a watched process per answer.
+    fn us_per_answer(&self, seconds: f64) -> Option<f64> {
+        (self.responses > 0).then(|| seconds * 1e6 / self.responses as f64)
+    }
+
     /// A run is valid unless the generator was over 90 % busy.
     fn valid(&self) -> bool {
         self.cpu_fraction().is_none_or(|f| f <= CPU_LIMIT)
@@ -206,6 +214,17 @@ impl Report {
             Value::Null,
             |l| json!({"p50": l.p50, "p90": l.p90, "p99": l.p99, "max": l.max, "mean": l.mean}),
         );
+        let servers: Map<String, Value> = self
+            .servers
+            .iter()
+            .map(|(name, secs)| {
+                let per = secs.and_then(|s| self.us_per_answer(s));
+                (
+                    name.clone(),
+                    json!({"cpu_seconds": secs, "cpu_us_per_request": per}),
+                )
+            })
+            .collect();
         json!({
             "url": self.setup.url,
             "mode": self.setup.mode.name(),
@@ -233,6 +252,7 @@ impl Report {
                 "limit": CPU_LIMIT,
                 "clock_ticks_per_s": CLOCK_TICKS_PER_S,
             },
+            "servers": servers,
             "valid": self.valid(),
             "warnings": self.warnings,
         })
@@ -313,6 +333,14 @@ impl Report {
             _ => "unknown".to_owned(),
         };
         line("generator", cpu);
+        for (name, secs) in &self.servers {
+            let text = match secs.map(|s| (s, self.us_per_answer(s))) {
+                Some((s, Some(per))) => format!("{s:.2} s CPU, {per:.1} µs per answer"),
+                Some((s, None)) => format!("{s:.2} s CPU"),
+                None => "unknown (process unreadable)".to_owned(),
+            };
+            line(name, text);
+        }
         out
     }
 }

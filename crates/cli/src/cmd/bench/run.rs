@@ -10,7 +10,7 @@ use whitebit_client::{NonceSource, unix_ms};
 
 use super::args::Mode;
 use super::connection::{Link, connect, connection_loop};
-use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks};
+use super::cpu::{CLOCK_TICKS_PER_S, cpu_ticks, watched_seconds, watched_ticks};
 use super::keys::{Signer, keys_of_connection};
 use super::load::{DONE, Load, MEASURE, Pacer, WARMUP};
 use super::plan::{Plan, Stop};
@@ -31,6 +31,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         extra,
         signers,
         progress,
+        watch,
     } = plan;
     let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
@@ -96,6 +97,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
     });
 
     let mut start = (Instant::now(), cpu_ticks());
+    let mut watched_start = watched_ticks(&watch);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, sender) in senders.into_iter().enumerate() {
         // More keys than connections: connection i takes keys i, i + C, i + 2C, … in turn;
@@ -116,6 +118,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
             }
         }
         start = (Instant::now(), cpu_ticks());
+        watched_start = watched_ticks(&watch);
         load.phase.store(MEASURE, Ordering::Relaxed);
     }
     ticker.start(start.0);
@@ -144,6 +147,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
     }
     let wall = start.0.elapsed();
     let cpu_end = cpu_ticks();
+    let servers = watched_seconds(&watch, &watched_start, &watched_ticks(&watch));
     ticker.finish();
 
     let cpu_seconds = match (start.1, cpu_end) {
@@ -161,5 +165,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         warmup,
         rate,
     };
-    Ok(Report::collect(setup, wall, cpu_seconds, results))
+    let mut report = Report::collect(setup, wall, cpu_seconds, results);
+    report.servers = servers;
+    Ok(report)
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::args::parse_duration;
 use super::args::parse_secret;
-use super::cpu::parse_stat_ticks;
+use super::args::parse_watch;
+use super::cpu::{parse_stat_ticks, pid_ticks, watched_seconds};
 use super::keys::{keys_of_connection, parse_keys_csv};
 use super::plan::parse_target;
 use super::report::Percentiles;
@@ -154,4 +155,29 @@ fn percentiles_nearest_rank() {
         Percentiles::of_sorted(&[7]).map(|p| (p.p50, p.max)),
         Some((7, 7))
     );
+}
+
+#[test]
+fn watched_processes_are_parsed_and_summed_per_name() {
+    assert_eq!(parse_watch("gateway=42"), Ok(("gateway".into(), 42)));
+    assert!(parse_watch("gateway").is_err());
+    assert!(parse_watch("=42").is_err());
+    assert!(parse_watch("nginx=x").is_err());
+    let watch = vec![
+        ("nginx".to_owned(), 1),
+        ("echo".to_owned(), 2),
+        ("nginx".to_owned(), 3),
+    ];
+    let start = [Some(100), Some(10), Some(50)];
+    let end = [Some(150), Some(30), Some(75)];
+    let got = watched_seconds(&watch, &start, &end);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "nginx");
+    assert!((got[0].1.unwrap_or(0.0) - 0.75).abs() < 1e-9);
+    assert_eq!(got[1].0, "echo");
+    assert!((got[1].1.unwrap_or(0.0) - 0.2).abs() < 1e-9);
+    let gone = watched_seconds(&watch, &[Some(1), None, Some(1)], &[Some(2), None, Some(2)]);
+    assert_eq!(gone[1].1, None);
+    // This very process can be read.
+    assert!(pid_ticks(std::process::id()).is_some());
 }
