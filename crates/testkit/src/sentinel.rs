@@ -32,7 +32,7 @@ impl Sentinel {
             format!(
                 "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
                  sentinel monitor {REDIS_GROUP} 127.0.0.1 {master_port} {quorum}\n\
-                 sentinel down-after-milliseconds {REDIS_GROUP} 400\n\
+                 sentinel down-after-milliseconds {REDIS_GROUP} 1000\n\
                  sentinel failover-timeout {REDIS_GROUP} 4000\n\
                  sentinel parallel-syncs {REDIS_GROUP} 1\n",
                 dir = dir.path().display()
@@ -200,8 +200,19 @@ impl RedisHa {
         let mut server = self.dead.remove(at);
         server.restart_as_replica_of(master)?;
         self.servers.push(server);
+        // In sync once the master the Sentinels name has every other server as a replica
+        // (the Sentinels may have failed over again meanwhile).
+        let replicas = (self.servers.len() - 1).to_string();
         wait_until("the rejoined replica to be in sync", START_TIMEOUT, || {
-            info_field(port, "replication", "master_link_status").as_deref() == Some("up")
+            self.master_port().is_some_and(|master| {
+                info_field(master, "replication", "role").as_deref() == Some("master")
+                    && info_field(master, "replication", "connected_slaves").as_ref()
+                        == Some(&replicas)
+            })
+        })
+        .map_err(|e| {
+            let info = redis_cli(port, &["INFO", "replication"]).unwrap_or_default();
+            io::Error::other(format!("{e}; INFO replication of :{port}: {info}"))
         })
     }
 
