@@ -307,9 +307,8 @@ impl RedisNonceStore {
 
     /// `appendonly yes` and `appendfsync always`, read with `CONFIG GET`.
     async fn check_durability(&self) -> Result<(), StoreError> {
-        let lease = self.link.connection().await;
         let answer = tokio::time::timeout(self.remote.op_timeout(), async {
-            let mut con = lease?.con;
+            let mut con = self.link.connection().await?.con;
             let appendonly: HashMap<String, String> = ::redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("appendonly")

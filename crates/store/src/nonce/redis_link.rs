@@ -279,6 +279,16 @@ mod tests {
         assert_eq!((url.node.db(), url.node.username()), (0, Some("u")));
         assert_eq!(url.node.password(), Some("p@ss"));
 
+        // Shown without the password, which is found for scrubbing.
+        let url = "redis+sentinel://u:s3cret@s1:1,s2:2/group/0";
+        assert_eq!(
+            crate::redact_url(url),
+            "redis+sentinel://***@s1:1,s2:2/group/0"
+        );
+        assert!(crate::remote::url_secrets(url).contains(&"s3cret".to_owned()));
+        let plain = "redis+sentinel://s1:1,s2:2/group/0";
+        assert_eq!(crate::redact_url(plain), plain);
+
         for (bad, says) in [
             ("redis+sentinel://127.0.0.1:26379", "master group"),
             ("redis+sentinel://127.0.0.1:26379/", "name is missing"),
