@@ -113,3 +113,53 @@ async fn a_synchronous_standby_keeps_every_acknowledged_nonce_across_a_failover(
     let answer = store.consume(1, 51, NonceMode::Strict, now_ms()).await;
     assert!(matches!(answer, Ok(Ok(()))), "{answer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_a_read_only_server_are_dropped_never_written_through() {
+    let server = PostgresServer::start().expect("postgres starts");
+    let url = server.fresh_database().expect("database");
+    let db = url.rsplit('/').next().expect("db name").to_owned();
+    let store = PgNonceStore::connect(&url, &options(false))
+        .await
+        .expect("connects");
+    let answer = store.consume(1, 1, NonceMode::Strict, now_ms()).await;
+    assert!(matches!(answer, Ok(Ok(()))), "{answer:?}");
+    // The server turns read-only (as a standby would be) and the store's sessions end: every
+    // new connection is refused, so nothing is recorded and every answer fails closed.
+    let set_read_only = |on: bool| {
+        server
+            .psql(
+                "postgres",
+                &format!("ALTER DATABASE \"{db}\" SET default_transaction_read_only = {on}"),
+            )
+            .expect("read-only setting");
+        server
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ),
+            )
+            .expect("sessions ended");
+    };
+    set_read_only(true);
+    for nonce in 2..=5u64 {
+        let answer = store.consume(1, nonce, NonceMode::Strict, now_ms()).await;
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "{nonce} on a read-only server: {answer:?}"
+        );
+    }
+    // Writable again: the pool connects anew and the nonces refused above were never recorded.
+    set_read_only(false);
+    let mut n = 0;
+    loop {
+        match store.consume(1, 2, NonceMode::Strict, now_ms()).await {
+            Ok(Ok(())) => break,
+            Err(StoreError::Unavailable(_)) if n < 1_000 => n += 1,
+            other => panic!("writable again: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
