@@ -4,7 +4,8 @@
 /// Settings of the networked stores (`[store]`): pool size and timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteOptions {
-    /// Connections per store and instance.
+    /// Connections per store and instance (Redis: one multiplexed connection, or this many
+    /// with `nonce_replicas_ack` above 0, since WAIT holds its connection).
     pub pool_size: u32,
     /// Giving up on (re)connecting after this long.
     pub connect_timeout: std::time::Duration,

@@ -183,7 +183,8 @@ pub struct StoreConfig {
     pub nonces: String,
     /// Durability of accepted nonces (embedded stores).
     pub durability: DurabilityConfig,
-    /// Connections per networked store and instance.
+    /// Connections per networked store and instance (Redis: one, or this many with
+    /// `nonce_replicas_ack` above 0).
     pub pool_size: u32,
     /// Giving up on (re)connecting to a networked store after this long.
     pub connect_timeout_ms: u64,

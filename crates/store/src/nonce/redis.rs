@@ -70,7 +70,7 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::redis_link::{Link, SENTINEL_SCHEME, parse_sentinel_url};
+use super::redis_link::{Connections, Link, SENTINEL_SCHEME, parse_sentinel_url};
 use super::{Backend, Remote, counter_help};
 use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
 use crate::{
@@ -184,6 +184,13 @@ impl RedisNonceStore {
             .set_response_timeout(Some(options.op_timeout))
             .set_number_of_retries(4)
             .set_max_delay(Duration::from_secs(1));
+        // A write followed by WAIT holds its connection until the replicas answer: one per
+        // request in flight, up to the pool size; otherwise one multiplexed connection.
+        let connections = if options.nonce_replicas_ack > 0 {
+            usize::try_from(options.pool_size).unwrap_or(1).max(1)
+        } else {
+            1
+        };
         let link = if url.starts_with(SENTINEL_SCHEME) {
             let parsed = parse_sentinel_url(url).map_err(|e| {
                 StoreError::Unavailable(scrub(format!(
@@ -192,22 +199,25 @@ impl RedisNonceStore {
             })?;
             // One attempt per lookup: after a failure the Sentinels are asked again.
             let config = config.set_number_of_retries(0);
-            tokio::time::timeout(options.connect_timeout, Link::sentinel(parsed, config))
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "cannot reach the master through the Sentinels of {shown}: no \
+            tokio::time::timeout(
+                options.connect_timeout,
+                Link::sentinel(parsed, config, connections),
+            )
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "cannot reach the master through the Sentinels of {shown}: no \
                          connection within {:?}",
-                        options.connect_timeout
-                    ))
-                })?
-                .map_err(|e| {
-                    StoreError::Unavailable(scrub(format!(
-                        "cannot reach the master through the Sentinels of {shown}: {e}. Check \
+                    options.connect_timeout
+                ))
+            })?
+            .map_err(|e| {
+                StoreError::Unavailable(scrub(format!(
+                    "cannot reach the master through the Sentinels of {shown}: {e}. Check \
                          that the Sentinels run at the addresses given and monitor a master \
                          group of that name"
-                    )))
-                })?
+                )))
+            })?
         } else {
             let client = Client::open(url).map_err(|e| {
                 StoreError::Unavailable(scrub(format!(
@@ -216,11 +226,11 @@ impl RedisNonceStore {
             })?;
             match tokio::time::timeout(
                 options.connect_timeout,
-                ConnectionManager::new_with_config(client, config),
+                Connections::open(&client, &config, connections),
             )
             .await
             {
-                Ok(Ok(manager)) => Link::Fixed(manager),
+                Ok(Ok(connections)) => Link::Fixed(connections),
                 Ok(Err(e)) => {
                     return Err(StoreError::Unavailable(scrub(format!(
                         "cannot connect to Redis at {shown}: {e}"

@@ -8,9 +8,14 @@
 //!   again, so the store follows a failover without a restart. The user name and password
 //!   are the Redis nodes'; the Sentinels are contacted without them.
 //!
+//! One multiplexed connection is enough while nothing waits; with `WAIT` each waiting write
+//! holds its connection until the replicas answer, so the store then opens several
+//! ([`Connections`], used in turn).
+//!
 //! Everything here runs inside the caller's operation timeout.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
@@ -115,10 +120,39 @@ impl Lease {
     }
 }
 
+/// Connections to one server, used in turn.
+pub(crate) struct Connections {
+    all: Vec<ConnectionManager>,
+    next: AtomicUsize,
+}
+
+impl Connections {
+    /// Opens `n` (at least one) connections through `client`.
+    pub(crate) async fn open(
+        client: &::redis::Client,
+        config: &ConnectionManagerConfig,
+        n: usize,
+    ) -> RedisResult<Self> {
+        let mut all = Vec::with_capacity(n.max(1));
+        for _ in 0..n.max(1) {
+            all.push(ConnectionManager::new_with_config(client.clone(), config.clone()).await?);
+        }
+        Ok(Self {
+            all,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn pick(&self) -> ConnectionManager {
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.all.len();
+        self.all[at].clone()
+    }
+}
+
 /// The way to the master.
 pub(crate) enum Link {
     /// One address.
-    Fixed(ConnectionManager),
+    Fixed(Connections),
     /// The master of a Sentinel group, looked up again after a failure.
     Sentinel(Box<Follower>),
 }
@@ -127,16 +161,18 @@ pub(crate) enum Link {
 pub(crate) struct Follower {
     sentinel: tokio::sync::Mutex<SentinelClient>,
     config: ConnectionManagerConfig,
+    /// Connections opened to each master.
+    connections: usize,
     group: String,
     current: Mutex<Current>,
 }
 
 struct Current {
     generation: u64,
-    manager: Option<ConnectionManager>,
+    managers: Option<std::sync::Arc<Connections>>,
     /// `host:port` of the master in use.
     master: String,
-    /// An operation on `manager` failed: look the master up again before the next one.
+    /// An operation on `managers` failed: look the master up again before the next one.
     stale: bool,
 }
 
@@ -146,6 +182,7 @@ impl Link {
     pub(crate) async fn sentinel(
         url: SentinelUrl,
         config: ConnectionManagerConfig,
+        connections: usize,
     ) -> RedisResult<Self> {
         let sentinels: Vec<String> = url
             .sentinels
@@ -162,10 +199,11 @@ impl Link {
         let follower = Follower {
             sentinel: tokio::sync::Mutex::new(client),
             config,
+            connections,
             group: url.master,
             current: Mutex::new(Current {
                 generation: 0,
-                manager: None,
+                managers: None,
                 master: String::new(),
                 stale: true,
             }),
@@ -178,8 +216,8 @@ impl Link {
     /// Sentinels name now.
     pub(crate) async fn connection(&self) -> RedisResult<Lease> {
         match self {
-            Link::Fixed(manager) => Ok(Lease {
-                con: manager.clone(),
+            Link::Fixed(connections) => Ok(Lease {
+                con: connections.pick(),
                 generation: 0,
             }),
             Link::Sentinel(follower) => follower.connection().await,
@@ -214,9 +252,9 @@ impl Follower {
 
     fn fresh(&self) -> Option<Lease> {
         let current = self.lock();
-        match (&current.manager, current.stale) {
-            (Some(manager), false) => Some(Lease {
-                con: manager.clone(),
+        match (&current.managers, current.stale) {
+            (Some(managers), false) => Some(Lease {
+                con: managers.pick(),
                 generation: current.generation,
             }),
             _ => None,
@@ -240,10 +278,11 @@ impl Follower {
         let client = sentinel.async_get_client().await?;
         drop(sentinel);
         let address = client.get_connection_info().addr().to_string();
-        let manager = ConnectionManager::new_with_config(client, self.config.clone()).await?;
+        let managers =
+            std::sync::Arc::new(Connections::open(&client, &self.config, self.connections).await?);
         let mut current = self.lock();
         current.generation += 1;
-        current.manager = Some(manager.clone());
+        current.managers = Some(managers.clone());
         current.stale = false;
         if current.master != address {
             tracing::info!(
@@ -255,7 +294,7 @@ impl Follower {
             current.master = address;
         }
         Ok(Lease {
-            con: manager,
+            con: managers.pick(),
             generation: current.generation,
         })
     }
