@@ -6,7 +6,9 @@
 #   3b. njs     : nginx + njs verifying the same signature (HMAC-SHA512 over WebCrypto) and
 #                 proxying: what a user might run instead of the gateway (no nonce store)
 #   4. gateway  : `wbauth serve` authenticating in front of the echo server, window mode, with
-#                 each nonce store: embedded journal, Redis, PostgreSQL
+#                 each nonce store: embedded journal, Redis, PostgreSQL; then Redis with one
+#                 replica and nonce_replicas_ack = 1 (WAIT 1), and PostgreSQL with a
+#                 synchronous standby (README "Running highly available")
 # then memory: RSS of a gateway holding 100,000 keys, and RSS after two full-rate window-mode
 # runs (window state must stay bounded).
 #
@@ -20,7 +22,8 @@
 # missing, with apt-get.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
-#                     [--only "limit builtin nginx njs gateway-embedded gateway-redis gateway-postgres memory"]
+#                     [--only "limit builtin nginx njs gateway-embedded gateway-redis gateway-postgres
+#                              gateway-redis-wait1 gateway-postgres-sync memory"]
 #        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only without "memory").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -335,9 +338,10 @@ PY
 export WBAUTH_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export WBAUTH_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-# serve_gateway NAME NONCES: starts `wbauth serve`, provisions KEYS keys, runs the bench.
+# serve_gateway NAME NONCES [STORE_TOML]: starts `wbauth serve`, provisions KEYS keys, runs
+# the bench. STORE_TOML: more lines of the [store] section.
 serve_gateway() {
-    local name=$1 nonces=$2
+    local name=$1 nonces=$2 store_more=${3:-}
     local dir="$work/$name"
     mkdir -p "$dir"
     cat >"$dir/gateway.toml" <<EOF
@@ -348,6 +352,7 @@ addr = "127.0.0.1:0"
 [store]
 data_dir = "$dir/data"
 nonces = "$nonces"
+$store_more
 [[route]]
 prefix = "/api/v4"
 upstream = "http://$echo_addr"
@@ -402,6 +407,48 @@ if wanted gateway-postgres; then
     serve_gateway gateway-postgres "postgres://postgres@127.0.0.1:$pg_port/wbauth"
     kill "$(cat "$work/gateway-postgres/pid")"
 fi
+if wanted gateway-redis-wait1; then
+    # A replica of the Redis above; every nonce waits until it holds it (WAIT 1).
+    replica_port=$(free_port)
+    mkdir -p "$work/redis-replica"
+    "${server_cpu[@]}" redis-server --port "$replica_port" --bind 127.0.0.1 \
+        --dir "$work/redis-replica" --appendonly yes --appendfsync always --save "" \
+        --daemonize no --replicaof 127.0.0.1 "$redis_port" >"$work/redis-replica/out.log" 2>&1 &
+    pids+=($!)
+    wait_port "$replica_port"
+    for _ in $(seq 1 600); do
+        redis-cli -p "$redis_port" INFO replication | grep -q '^connected_slaves:1' && break
+        sleep 0.1
+    done
+    serve_gateway gateway-redis-wait1 "redis://127.0.0.1:$redis_port/1" "nonce_replicas_ack = 1"
+    kill "$(cat "$work/gateway-redis-wait1/pid")"
+fi
+if wanted gateway-postgres-sync; then
+    # A standby of the PostgreSQL above, made synchronous (synchronous_commit = on).
+    standby_port=$(free_port)
+    mkdir -p "$work/pg-standby"
+    [ "$(id -u)" -ne 0 ] || chown wbauth-pg "$work/pg-standby"
+    chmod 700 "$work/pg-standby"
+    "${run_pg[@]}" "$pg_bin/pg_basebackup" -D "$work/pg-standby/data" -X stream -R -c fast \
+        -d "host=127.0.0.1 port=$pg_port user=postgres application_name=standby1" \
+        >"$work/pg-basebackup.log" 2>&1
+    "${server_cpu[@]}" "${run_pg[@]}" "$pg_bin/postgres" -D "$work/pg-standby/data" \
+        -p "$standby_port" -c listen_addresses=127.0.0.1 \
+        -c unix_socket_directories="$work/pg-standby" -c max_connections=200 \
+        >"$work/pg-standby/out.log" 2>&1 &
+    pids+=($!)
+    psql_primary=("$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -At)
+    "${psql_primary[@]}" -c "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'" postgres
+    "${psql_primary[@]}" -c "SELECT pg_reload_conf()" postgres >/dev/null
+    for _ in $(seq 1 600); do
+        [ "$("${psql_primary[@]}" -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'" postgres)" = 1 ] && break
+        sleep 0.1
+    done
+    "${psql_primary[@]}" -c "CREATE DATABASE wbauth_sync" postgres
+    serve_gateway gateway-postgres-sync "postgres://postgres@127.0.0.1:$pg_port/wbauth_sync" \
+        "require_sync_standby = true"
+    kill "$(cat "$work/gateway-postgres-sync/pid")"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Memory
@@ -452,6 +499,8 @@ baseline = {
     "gateway-embedded": "nginx",
     "gateway-redis": "gateway-embedded",
     "gateway-postgres": "gateway-embedded",
+    "gateway-redis-wait1": "gateway-redis",
+    "gateway-postgres-sync": "gateway-postgres",
 }
 what = {
     "limit": "echo server directly (the limit)",
@@ -461,6 +510,8 @@ what = {
     "gateway-embedded": "gateway -> echo, embedded store",
     "gateway-redis": "gateway -> echo, Redis store",
     "gateway-postgres": "gateway -> echo, PostgreSQL store",
+    "gateway-redis-wait1": "gateway -> echo, Redis + 1 replica, WAIT 1",
+    "gateway-postgres-sync": "gateway -> echo, PostgreSQL + synchronous standby",
 }
 print("| run | req/s | p50 ms | p99 ms | non-2xx | ratio (req/s) | p99 vs baseline | generator CPU |")
 print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")

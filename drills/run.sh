@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(dirname "$0")
 started=$(date +%s)
-for drill in crash disk outage upstream reload; do
+for drill in crash disk outage failover upstream reload; do
     "$here/$drill.sh" "$@"
 done
 echo "==> all drills passed in $(($(date +%s) - started))s"

@@ -667,3 +667,31 @@ async fn check_validates_without_starting_anything() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `[store] nonce_replicas_ack` above the replicas the Redis master reports: `wbauth serve`
+/// refuses to start, naming the setting, what the master has and what to do.
+#[tokio::test]
+async fn replica_acks_the_redis_master_cannot_give_refuse_the_start() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::gateway::write_config(dir.path(), upstream.addr, "");
+    let nonces = common::backends::redis().fresh_database_url();
+    let env = [
+        ("WBAUTH_ADMIN_TOKEN", common::gateway::TOKEN),
+        ("WBAUTH_GATEWAY__STORE__NONCES", nonces.as_str()),
+        ("WBAUTH_GATEWAY__STORE__NONCE_REPLICAS_ACK", "1"),
+    ];
+    let Err((status, stderr)) = common::gateway::spawn_serve(dir.path(), &config, &env, "ack.log")
+    else {
+        panic!("serve started with nonce_replicas_ack = 1 and no replica");
+    };
+    assert!(!status.success(), "{stderr}");
+    for said in [
+        "store.nonces",
+        "store.nonce_replicas_ack = 1",
+        "0 connected replicas",
+        "lower store.nonce_replicas_ack",
+    ] {
+        assert!(stderr.contains(said), "{said:?} missing: {stderr}");
+    }
+}

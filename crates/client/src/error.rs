@@ -377,4 +377,3 @@ mod tests {
         assert_eq!(parse(503, "").message, "HTTP 503");
     }
 }
-

@@ -4,7 +4,8 @@
 /// Settings of the networked stores (`[store]`): pool size and timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteOptions {
-    /// Connections per store and instance.
+    /// Connections per store and instance (Redis: one multiplexed connection, or this many
+    /// with `nonce_replicas_ack` above 0, since WAIT holds its connection).
     pub pool_size: u32,
     /// Giving up on (re)connecting after this long.
     pub connect_timeout: std::time::Duration,
@@ -12,6 +13,12 @@ pub struct RemoteOptions {
     pub op_timeout: std::time::Duration,
     /// Accept a Redis without `appendonly yes` + `appendfsync always` (`docs/design-decisions.md` 19).
     pub allow_non_durable: bool,
+    /// Replicas that must hold each nonce recorded in Redis before it counts (`WAIT N`);
+    /// 0 does not wait (`[store] nonce_replicas_ack`).
+    pub nonce_replicas_ack: u32,
+    /// Refuse a PostgreSQL store whose commits do not wait for a synchronous standby
+    /// (`[store] require_sync_standby`).
+    pub require_sync_standby: bool,
 }
 
 impl Default for RemoteOptions {
@@ -21,6 +28,8 @@ impl Default for RemoteOptions {
             connect_timeout: std::time::Duration::from_secs(2),
             op_timeout: std::time::Duration::from_secs(1),
             allow_non_durable: false,
+            nonce_replicas_ack: 0,
+            require_sync_standby: false,
         }
     }
 }

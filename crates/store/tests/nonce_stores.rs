@@ -48,6 +48,7 @@ fn options() -> RemoteOptions {
         connect_timeout: Duration::from_secs(10),
         op_timeout: Duration::from_secs(10),
         allow_non_durable: false,
+        ..RemoteOptions::default()
     }
 }
 
@@ -58,6 +59,7 @@ fn short_options() -> RemoteOptions {
         connect_timeout: Duration::from_secs(1),
         op_timeout: Duration::from_secs(1),
         allow_non_durable: false,
+        ..RemoteOptions::default()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Test support: throw-away Redis, PostgreSQL, nginx and HTTPS servers for the integration
-//! tests.
+//! Test support: throw-away Redis (alone, or a master with replicas and Sentinels), PostgreSQL,
+//! nginx and HTTPS servers for the integration tests.
 //!
 //! Each server runs on a free port of 127.0.0.1 with its data in a fresh temporary directory,
 //! inside its own process group, under a small guard shell that kills the whole group when the
@@ -15,14 +15,15 @@
 //! server answers), checked every few milliseconds.
 //!
 //! The parts: `process` (guarded processes, free ports, bounded waits), `server_dir` (the
-//! servers' data directories), and one module per server: `redis`, `nginx`, `postgres` (with
-//! `system_user` for running it as another user); `tls`, a certificate authority made at test
-//! time and an HTTPS server that says what it saw.
+//! servers' data directories), and one module per server: `redis`, `sentinel` (a highly
+//! available Redis), `nginx`, `postgres` (with `system_user` for running it as another user);
+//! `tls`, a certificate authority made at test time and an HTTPS server that says what it saw.
 
 mod nginx;
 mod postgres;
 mod process;
 mod redis;
+mod sentinel;
 mod server_dir;
 mod system_user;
 mod tls;
@@ -31,6 +32,7 @@ pub use nginx::NginxServer;
 pub use postgres::{PG_USER, PostgresServer};
 pub use process::{free_port, wait_until};
 pub use redis::RedisServer;
+pub use sentinel::{REDIS_GROUP, RedisHa, info_field, redis_cli};
 pub use tls::{ServerCert, TestCa, TlsEcho};
 
 #[cfg(test)]

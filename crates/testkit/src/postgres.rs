@@ -74,6 +74,64 @@ impl PostgresServer {
         Ok(server)
     }
 
+    /// Makes a hot standby of `primary` with `pg_basebackup` (streaming replication, as
+    /// `application_name` `name`) and starts it on a free port. Make it synchronous with
+    /// `synchronous_standby_names` on the primary.
+    ///
+    /// # Errors
+    /// When `pg_basebackup` fails or the standby does not start answering.
+    pub fn start_standby_of(primary: &Self, name: &str) -> io::Result<Self> {
+        let dir = server_dir("wbauth-pg-standby-")?;
+        if let Some(user) = &primary.as_user {
+            chown(dir.path(), user)?;
+        }
+        set_mode_0700(dir.path())?;
+        let data = dir.path().join("data");
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={name}",
+            primary.port
+        );
+        let mut backup = prefixed(
+            primary.as_user.as_deref(),
+            &primary.bin.join("pg_basebackup"),
+        );
+        backup
+            .arg("-D")
+            .arg(&data)
+            .args(["-d", &conninfo, "-X", "stream", "-R", "-c", "fast"])
+            .stdin(Stdio::null());
+        let out = backup.output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "pg_basebackup failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let mut server = Self {
+            port: free_port()?,
+            dir,
+            bin: primary.bin.clone(),
+            as_user: primary.as_user.clone(),
+            process: None,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// Promotes a standby to primary (`pg_promote()`, which waits until it is done).
+    ///
+    /// # Errors
+    /// When `psql` fails or the promotion does not complete.
+    pub fn promote(&self) -> io::Result<()> {
+        let done = self.psql("postgres", "SELECT pg_promote(true, 60)")?;
+        if done.trim() == "t" {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("pg_promote answered {done:?}")))
+        }
+    }
+
     fn launch(&mut self) -> io::Result<()> {
         let data = self.dir.path().join("data");
         let args: Vec<String> = vec![

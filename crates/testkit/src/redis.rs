@@ -122,6 +122,23 @@ impl RedisServer {
         self.launch()
     }
 
+    /// Starts the server again on the same port and data directory as a replica of the
+    /// Redis on `master_port` (a failed master rejoining its group).
+    ///
+    /// # Errors
+    /// When it does not start answering.
+    pub fn restart_as_replica_of(&mut self, master_port: u16) -> io::Result<()> {
+        if let Some(at) = self.extra.iter().position(|arg| arg == "--replicaof") {
+            self.extra.drain(at..(at + 3).min(self.extra.len()));
+        }
+        self.extra.extend([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master_port.to_string(),
+        ]);
+        self.restart()
+    }
+
     /// Whether the server answers `PING`.
     #[must_use]
     pub fn is_up(&self) -> bool {

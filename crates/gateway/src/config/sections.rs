@@ -219,11 +219,13 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Key store: `"sqlite"` (embedded, default) or `"postgres://…"` (shared by instances).
     pub keys: String,
-    /// Nonce store: `"embedded"` (default), `"redis://…"` or `"postgres://…"`.
+    /// Nonce store: `"embedded"` (default), `"redis://…"`, `"redis+sentinel://…"` or
+    /// `"postgres://…"`.
     pub nonces: String,
     /// Durability of accepted nonces (embedded stores).
     pub durability: DurabilityConfig,
-    /// Connections per networked store and instance.
+    /// Connections per networked store and instance (Redis: one, or this many with
+    /// `nonce_replicas_ack` above 0).
     pub pool_size: u32,
     /// Giving up on (re)connecting to a networked store after this long.
     pub connect_timeout_ms: u64,
@@ -235,6 +237,13 @@ pub struct StoreConfig {
     /// Accept a Redis nonce store without `appendonly yes` and `appendfsync always`
     /// (`docs/design-decisions.md` 19): a restarted Redis may then forget accepted nonces.
     pub redis_allow_non_durable: bool,
+    /// Redis nonce store: replicas that must hold each recorded nonce (`WAIT N`, within
+    /// `op_timeout_ms`) before the request goes on; fewer answer 503. 0 (default): no wait,
+    /// and a failover may lose the last nonces (README "Running highly available").
+    pub nonce_replicas_ack: u32,
+    /// PostgreSQL stores: refuse to start unless commits wait for a synchronous standby
+    /// (`synchronous_standby_names` set, `synchronous_commit` `on` or `remote_apply`).
+    pub require_sync_standby: bool,
     /// With `keys` on PostgreSQL, allow `nonces = "embedded"`: accepted nonces then live in
     /// this instance's data directory only, which is safe for a single instance and lets a
     /// request accepted by one instance be accepted again by another.
@@ -253,6 +262,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("op_timeout_ms", &self.op_timeout_ms)
             .field("refresh_interval_ms", &self.refresh_interval_ms)
             .field("redis_allow_non_durable", &self.redis_allow_non_durable)
+            .field("nonce_replicas_ack", &self.nonce_replicas_ack)
+            .field("require_sync_standby", &self.require_sync_standby)
             .field("allow_per_instance_nonces", &self.allow_per_instance_nonces)
             .finish()
     }
@@ -270,6 +281,8 @@ impl Default for StoreConfig {
             op_timeout_ms: 1_000,
             refresh_interval_ms: 30_000,
             redis_allow_non_durable: false,
+            nonce_replicas_ack: 0,
+            require_sync_standby: false,
             allow_per_instance_nonces: false,
         }
     }
@@ -289,7 +302,7 @@ pub enum KeyBackend {
 pub enum NonceBackend {
     /// The embedded journal in the data directory.
     Embedded,
-    /// Redis at this URL.
+    /// Redis at this URL (`redis://`, `rediss://` or `redis+sentinel://`).
     Redis(String),
     /// PostgreSQL at this URL.
     Postgres(String),
@@ -323,13 +336,16 @@ impl StoreConfig {
     pub fn nonce_backend(&self) -> Result<NonceBackend, String> {
         match self.nonces.as_str() {
             "embedded" => Ok(NonceBackend::Embedded),
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            url if ["redis://", "rediss://", "redis+sentinel://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
+            {
                 Ok(NonceBackend::Redis(url.to_owned()))
             }
             url if is_postgres_url(url) => Ok(NonceBackend::Postgres(url.to_owned())),
             other => Err(format!(
                 "store.nonces: unsupported nonce store {:?} (expected \"embedded\", a \
-                 redis://… or a postgres://… URL)",
+                 redis://…, a redis+sentinel://… or a postgres://… URL)",
                 wbauth_store::redact_url(other)
             )),
         }
@@ -343,6 +359,8 @@ impl StoreConfig {
             connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
             op_timeout: std::time::Duration::from_millis(self.op_timeout_ms),
             allow_non_durable: self.redis_allow_non_durable,
+            nonce_replicas_ack: self.nonce_replicas_ack,
+            require_sync_standby: self.require_sync_standby,
         }
     }
 }

@@ -471,3 +471,30 @@ fn dangerous_names_cannot_be_listed() {
         "x-request-id"
     );
 }
+
+#[test]
+fn failover_settings_need_the_store_that_uses_them() {
+    let c = load(
+        "[store]\nnonces = \"redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0\"\n\
+         nonce_replicas_ack = 1\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        c.store.nonce_backend(),
+        Ok(NonceBackend::Redis(
+            "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0".into()
+        ))
+    );
+    assert_eq!(c.store.remote_options().nonce_replicas_ack, 1);
+    let e = load("[store]\nnonces = \"postgres://db/n\"\nnonce_replicas_ack = 1\n")
+        .expect_err("postgres does not WAIT");
+    assert!(
+        e.to_string().contains("only a Redis nonce store waits"),
+        "{e}"
+    );
+    let e = load("[store]\nrequire_sync_standby = true\n").expect_err("no postgres");
+    assert!(e.to_string().contains("neither store is PostgreSQL"), "{e}");
+    let c = load("[store]\nnonces = \"postgres://db/n\"\nrequire_sync_standby = true\n")
+        .expect("valid");
+    assert!(c.store.remote_options().require_sync_standby);
+}

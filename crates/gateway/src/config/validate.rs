@@ -126,6 +126,24 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.store.nonce_replicas_ack > 0 && !matches!(nonces, NonceBackend::Redis(_)) {
+            return Err(format!(
+                "store.nonce_replicas_ack = {}: only a Redis nonce store waits for replicas; \
+                 set [store] nonces to a redis://… or redis+sentinel://… URL, or remove \
+                 nonce_replicas_ack (PostgreSQL: use require_sync_standby)",
+                self.store.nonce_replicas_ack
+            ));
+        }
+        if self.store.require_sync_standby
+            && !matches!(keys, KeyBackend::Postgres(_))
+            && !matches!(nonces, NonceBackend::Postgres(_))
+        {
+            return Err(
+                "store.require_sync_standby = true: neither store is PostgreSQL; set \
+                 [store] keys or nonces to a postgres://… URL, or remove require_sync_standby"
+                    .to_owned(),
+            );
+        }
         if self.store.pool_size == 0 || self.store.pool_size > 1_000 {
             return Err("store.pool_size: must be between 1 and 1000".to_owned());
         }

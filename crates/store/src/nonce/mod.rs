@@ -5,6 +5,7 @@
 pub(crate) mod journal;
 pub(crate) mod postgres;
 pub(crate) mod redis;
+pub(crate) mod redis_link;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

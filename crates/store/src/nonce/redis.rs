@@ -48,17 +48,21 @@
 //! also never evict these keys: run it with `maxmemory-policy noeviction` (not checked here).
 //! `PXAT` needs Redis 6.2 or later.
 //!
-//! # Failover caveat
+//! # Failover
 //!
 //! Redis replication is asynchronous: a failover to a replica can lose the last writes
 //! acknowledged by the old primary, rolling a strict-mode high-water mark back (and
-//! forgetting window entries), so a nonce accepted just before the failover can be accepted
-//! again after it. Operators who need no replay window across failovers use the PostgreSQL
-//! nonce store (`PgNonceStore`) with synchronous replication
-//! (`synchronous_standby_names`, `docs/design-decisions.md` 36).
+//! forgetting window entries), so a nonce accepted just before the failover could be
+//! accepted again after it. With [`RemoteOptions::nonce_replicas_ack`] = N > 0 every write
+//! is followed, in the same pipeline on the same connection, by `WAIT N <op timeout>`: the
+//! nonce counts as recorded only once N replicas hold it, and otherwise the request fails
+//! closed (503). [`RedisNonceStore::connect`] refuses N above the replicas the master
+//! reports. A `redis+sentinel://` URL (`redis_link.rs`) makes the store follow the master
+//! of a Sentinel group across failovers, without a restart.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -66,6 +70,7 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
+use super::redis_link::{Connections, Link, SENTINEL_SCHEME, parse_sentinel_url};
 use super::{Backend, Remote, counter_help};
 use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
 use crate::{
@@ -116,8 +121,10 @@ const OVERRIDE: &str = "store.redis_allow_non_durable = true";
 /// `docs/design-decisions.md` 19). The data layout, the script and the failover caveat are
 /// described in `crates/store/src/nonce/redis.rs`.
 pub struct RedisNonceStore {
-    manager: ConnectionManager,
+    link: Link,
     script: Script,
+    /// Replicas that must hold a recorded nonce before it counts (`WAIT`); 0: none.
+    replicas_ack: u32,
     /// The URL without its password, for messages.
     shown: String,
     /// The URL's secrets (`url_secrets`), scrubbed from any message that might echo
@@ -157,49 +164,90 @@ fn decode_mark(text: &str) -> Option<u64> {
 }
 
 impl RedisNonceStore {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`) and checks
-    /// that it is durable (`appendonly yes`, `appendfsync always`), unless
-    /// [`RemoteOptions::allow_non_durable`].
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`, or the
+    /// master of a Sentinel group:
+    /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master group>[/<db>]`),
+    /// checks that it is durable (`appendonly yes`, `appendfsync always`) unless
+    /// [`RemoteOptions::allow_non_durable`], and that it has at least
+    /// [`RemoteOptions::nonce_replicas_ack`] replicas.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached within
-    /// [`RemoteOptions::connect_timeout`]; [`StoreError::Refused`] when it is not durable or
-    /// does not let its configuration be read. No message contains the URL's password.
+    /// [`RemoteOptions::connect_timeout`]; [`StoreError::Refused`] when it is not durable,
+    /// does not let its configuration be read, or has fewer replicas than asked for. No
+    /// message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
         let scrub = |text: String| scrub_url_secrets(&text, url);
-        let client = Client::open(url).map_err(|e| {
-            StoreError::Unavailable(scrub(format!(
-                "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
-            )))
-        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.op_timeout))
             .set_number_of_retries(4)
             .set_max_delay(Duration::from_secs(1));
-        let manager = match tokio::time::timeout(
-            options.connect_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        {
-            Ok(Ok(manager)) => manager,
-            Ok(Err(e)) => {
-                return Err(StoreError::Unavailable(scrub(format!(
-                    "cannot connect to Redis at {shown}: {e}"
-                ))));
-            }
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "cannot connect to Redis at {shown}: no connection within {:?}",
+        // A write followed by WAIT holds its connection until the replicas answer: one per
+        // request in flight, up to the pool size; otherwise one multiplexed connection.
+        let connections = if options.nonce_replicas_ack > 0 {
+            usize::try_from(options.pool_size).unwrap_or(1).max(1)
+        } else {
+            1
+        };
+        let link = if url.starts_with(SENTINEL_SCHEME) {
+            let parsed = parse_sentinel_url(url).map_err(|e| {
+                StoreError::Unavailable(scrub(format!(
+                    "{shown} is not a usable Redis Sentinel URL ({e}; {PERCENT_ENCODE})"
+                )))
+            })?;
+            // One attempt per lookup: after a failure the Sentinels are asked again.
+            let config = config.set_number_of_retries(0);
+            tokio::time::timeout(
+                options.connect_timeout,
+                Link::sentinel(parsed, config, connections),
+            )
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "cannot reach the master through the Sentinels of {shown}: no \
+                         connection within {:?}",
                     options.connect_timeout
-                )));
+                ))
+            })?
+            .map_err(|e| {
+                StoreError::Unavailable(scrub(format!(
+                    "cannot reach the master through the Sentinels of {shown}: {e}. Check \
+                         that the Sentinels run at the addresses given and monitor a master \
+                         group of that name"
+                )))
+            })?
+        } else {
+            let client = Client::open(url).map_err(|e| {
+                StoreError::Unavailable(scrub(format!(
+                    "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
+                )))
+            })?;
+            match tokio::time::timeout(
+                options.connect_timeout,
+                Connections::open(&client, &config, connections),
+            )
+            .await
+            {
+                Ok(Ok(connections)) => Link::Fixed(connections),
+                Ok(Err(e)) => {
+                    return Err(StoreError::Unavailable(scrub(format!(
+                        "cannot connect to Redis at {shown}: {e}"
+                    ))));
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to Redis at {shown}: no connection within {:?}",
+                        options.connect_timeout
+                    )));
+                }
             }
         };
         let store = Self {
-            manager,
+            link,
             script: Script::new(CONSUME_LUA),
+            replicas_ack: options.nonce_replicas_ack,
             remote: Remote::new(
                 format!("Redis at {shown}"),
                 options.op_timeout,
@@ -208,6 +256,14 @@ impl RedisNonceStore {
             shown,
             secrets: url_secrets(url),
         };
+        if let Some(master) = store.link.master() {
+            tracing::info!(
+                target: "wbauth::store",
+                redis = %store.shown,
+                %master,
+                "the Redis nonce store follows a Sentinel group"
+            );
+        }
         if options.allow_non_durable {
             tracing::warn!(
                 target: "wbauth::store",
@@ -219,13 +275,50 @@ impl RedisNonceStore {
         } else {
             store.check_durability().await?;
         }
+        if store.replicas_ack > 0 {
+            store.check_replicas().await?;
+        }
         Ok(store)
+    }
+
+    /// The master reports (`INFO replication`, `connected_slaves`) at least as many replicas
+    /// as [`RemoteOptions::nonce_replicas_ack`] asks for.
+    async fn check_replicas(&self) -> Result<(), StoreError> {
+        let info: String = self
+            .run("INFO replication", |mut con| async move {
+                ::redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut con)
+                    .await
+            })
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+                .map(str::to_owned)
+        };
+        let role = field("role").unwrap_or_else(|| "(not reported)".into());
+        let replicas = field("connected_slaves").and_then(|n| n.parse::<u32>().ok());
+        match replicas {
+            Some(n) if role == "master" && n >= self.replicas_ack => Ok(()),
+            _ => Err(StoreError::Refused(format!(
+                "store.nonce_replicas_ack = {wanted}, but Redis at {at} reports role {role} with \
+                 {have} connected replicas: every accepted nonce would wait for replicas that \
+                 are not there and every request would answer 503. Attach at least {wanted} \
+                 replicas to the master (replicaof), or lower store.nonce_replicas_ack to the \
+                 replicas it has (0 turns the wait off and accepts that a failover may lose the \
+                 last nonces)",
+                wanted = self.replicas_ack,
+                at = self.shown,
+                have = replicas.map_or_else(|| "(not reported)".into(), |n| n.to_string()),
+            ))),
+        }
     }
 
     /// `appendonly yes` and `appendfsync always`, read with `CONFIG GET`.
     async fn check_durability(&self) -> Result<(), StoreError> {
-        let mut con = self.manager.clone();
         let answer = tokio::time::timeout(self.remote.op_timeout(), async {
+            let mut con = self.link.connection().await?.con;
             let appendonly: HashMap<String, String> = ::redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("appendonly")
@@ -293,15 +386,55 @@ impl RedisNonceStore {
         StoreError::Unavailable(self.scrub(format!("{context}: {e}")))
     }
 
-    /// Runs one operation within the operation timeout.
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        operation: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        self.remote
-            .bounded(what, operation, |context, e| self.unavailable(context, &e))
-            .await
+    /// Runs one operation on the connection to the master within the operation timeout. A
+    /// failure or timeout makes a Sentinel-followed store ask the Sentinels again next time.
+    async fn run<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        const NONE: u64 = u64::MAX;
+        let used = AtomicU64::new(NONE);
+        let result = self
+            .remote
+            .bounded(
+                what,
+                async {
+                    let lease = self.link.connection().await?;
+                    used.store(lease.generation(), Ordering::Relaxed);
+                    operation(lease.con).await
+                },
+                |context, e| self.unavailable(context, &e),
+            )
+            .await;
+        let generation = used.load(Ordering::Relaxed);
+        if result.is_err() && generation != NONE {
+            self.link.failed(generation);
+        }
+        result
+    }
+
+    /// After a write accepted on the master, `WAIT`'s answer: the replicas that hold it.
+    /// Fewer than [`RemoteOptions::nonce_replicas_ack`] fails closed.
+    fn replicated(&self, what: &str, acked: i64) -> Result<(), StoreError> {
+        if acked >= i64::from(self.replicas_ack) {
+            return Ok(());
+        }
+        Err(self.remote.error(StoreError::Unavailable(format!(
+            "{}: {what}: written on the master but only {acked} of the {} replicas asked for \
+             (store.nonce_replicas_ack) acknowledged it within {:?}; failing closed, since a \
+             failover could lose it",
+            self.remote.at(),
+            self.replicas_ack,
+            self.remote.op_timeout()
+        ))))
+    }
+
+    /// `WAIT`'s timeout: the operation timeout in ms (at least 1; 0 would wait forever).
+    fn wait_timeout_ms(&self) -> u64 {
+        u64::try_from(self.remote.op_timeout().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     fn corrupt_mark(&self, key: KeyId) -> StoreError {
@@ -315,9 +448,8 @@ impl RedisNonceStore {
 
 impl Backend for RedisNonceStore {
     async fn read(&self, key: KeyId, nonce: u64) -> Result<(Option<u64>, bool), StoreError> {
-        let mut con = self.manager.clone();
         let (mark, seen): (Option<String>, bool) = self
-            .bounded("check", async {
+            .run("check", |mut con| async move {
                 ::redis::pipe()
                     .cmd("GET")
                     .arg(mark_key(key))
@@ -335,23 +467,48 @@ impl Backend for RedisNonceStore {
     }
 
     async fn record(&self, key: KeyId, nonce: u64, mode: NonceMode, _now_ms: u64) -> NonceAnswer {
-        let mut invocation = self.script.key(mark_key(key));
-        match mode {
-            NonceMode::Strict => {
-                invocation.arg("s").arg(encode_mark(nonce));
+        let (keys, args) = match mode {
+            NonceMode::Strict => (vec![mark_key(key)], vec!["s".into(), encode_mark(nonce)]),
+            NonceMode::Window => (
+                vec![mark_key(key), entry_key(key, nonce)],
+                vec![
+                    "w".into(),
+                    encode_mark(nonce),
+                    window_entry_expires_at(nonce).to_string(),
+                ],
+            ),
+        };
+        let code: i64 = if self.replicas_ack == 0 {
+            let mut invocation = self.script.prepare_invoke();
+            invocation.key(&keys).arg(&args);
+            self.run("consume", |mut con| async move {
+                invocation.invoke_async(&mut con).await
+            })
+            .await?
+        } else {
+            // EVAL and WAIT in one pipeline on one connection: WAIT counts the replicas that
+            // hold this client's writes, so it must follow the write on the same client.
+            let (timeout, wanted) = (self.wait_timeout_ms(), self.replicas_ack);
+            let (code, acked): (i64, i64) = self
+                .run("consume and WAIT", |mut con| async move {
+                    ::redis::pipe()
+                        .cmd("EVAL")
+                        .arg(CONSUME_LUA)
+                        .arg(keys.len())
+                        .arg(&keys)
+                        .arg(&args)
+                        .cmd("WAIT")
+                        .arg(wanted)
+                        .arg(timeout)
+                        .query_async(&mut con)
+                        .await
+                })
+                .await?;
+            if code == ACCEPTED {
+                self.replicated("consume", acked)?;
             }
-            NonceMode::Window => {
-                invocation
-                    .key(entry_key(key, nonce))
-                    .arg("w")
-                    .arg(encode_mark(nonce))
-                    .arg(window_entry_expires_at(nonce).to_string());
-            }
-        }
-        let mut con = self.manager.clone();
-        let code: i64 = self
-            .bounded("consume", invocation.invoke_async(&mut con))
-            .await?;
+            code
+        };
         match code {
             ACCEPTED => Ok(Ok(())),
             NOT_INCREASING => Ok(Err(ApiError::NonceNotIncreasing)),
@@ -365,9 +522,8 @@ impl Backend for RedisNonceStore {
     }
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {
-        let mut con = self.manager.clone();
         let (_pong, (seconds, micros)): (String, (u64, u64)) = self
-            .bounded("PING and TIME", async {
+            .run("PING and TIME", |mut con| async move {
                 ::redis::pipe()
                     .cmd("PING")
                     .cmd("TIME")
@@ -396,22 +552,42 @@ fn token_key(id: &[u8; 32]) -> String {
 }
 
 impl ReplayGuard for RedisNonceStore {
-    /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use.
+    /// `SET wbauth:tok:<id> 1 NX PXAT <expiry>`: set means first use (followed by `WAIT`
+    /// with [`RemoteOptions::nonce_replicas_ack`], as nonces are).
     fn claim(&self, id: [u8; 32], expires_at_ms: u64, _now_ms: u64) -> StoreFuture<'_, Claim> {
         Box::pin(async move {
-            let mut con = self.manager.clone();
-            let set: Option<String> = self
-                .bounded(
-                    "token claim",
-                    ::redis::cmd("SET")
-                        .arg(token_key(&id))
-                        .arg("1")
-                        .arg("NX")
-                        .arg("PXAT")
-                        .arg(expires_at_ms.to_string())
-                        .query_async(&mut con),
-                )
-                .await?;
+            let set_claim = || {
+                let mut set = ::redis::cmd("SET");
+                set.arg(token_key(&id))
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(expires_at_ms.to_string());
+                set
+            };
+            let set: Option<String> = if self.replicas_ack == 0 {
+                self.run("token claim", |mut con| async move {
+                    set_claim().query_async(&mut con).await
+                })
+                .await?
+            } else {
+                let (timeout, wanted) = (self.wait_timeout_ms(), self.replicas_ack);
+                let (set, acked): (Option<String>, i64) = self
+                    .run("token claim and WAIT", |mut con| async move {
+                        ::redis::pipe()
+                            .add_command(set_claim())
+                            .cmd("WAIT")
+                            .arg(wanted)
+                            .arg(timeout)
+                            .query_async(&mut con)
+                            .await
+                    })
+                    .await?;
+                if set.is_some() {
+                    self.replicated("token claim", acked)?;
+                }
+                set
+            };
             Ok(Claim::first_use(set.is_some()))
         })
     }

@@ -117,11 +117,14 @@ impl SqlKeyStore<Postgres> {
     }
 }
 
-/// Connects a pool to `url` with the configured size and timeouts and applies the migrations.
+/// Connects a pool to `url` with the configured size and timeouts (connections that land on a
+/// read-only standby are dropped, `postgres/primary.rs`), checks the synchronous standby when
+/// [`RemoteOptions::require_sync_standby`], and applies the migrations.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the server cannot be reached in time (the URL's password is
-/// never part of the message); [`StoreError::Corrupt`] when the schema is newer than this
+/// never part of the message); [`StoreError::Refused`] when a synchronous standby is required
+/// and commits do not wait for one; [`StoreError::Corrupt`] when the schema is newer than this
 /// version or the migrations fail.
 pub(crate) async fn connect_pool(url: &str, options: &RemoteOptions) -> Result<PgPool, StoreError> {
     let shown = redact_url(url);
@@ -132,13 +135,18 @@ pub(crate) async fn connect_pool(url: &str, options: &RemoteOptions) -> Result<P
         ))
     })?;
     let connect_options = connect_options.application_name("wbauth");
+    primary::check_writable(&connect_options, &shown, options.connect_timeout).await?;
     let pool = PgPoolOptions::new()
         .max_connections(options.pool_size)
         .min_connections(0)
         .acquire_timeout(options.connect_timeout)
+        .after_connect(|conn, _| Box::pin(primary::refuse_read_only(conn)))
         .connect_with(connect_options)
         .await
         .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
+    if options.require_sync_standby {
+        primary::check_sync_standby(&pool, &shown).await?;
+    }
     MIGRATOR.run(&pool).await.map_err(|e| {
         StoreError::Corrupt(format!(
             "cannot migrate the PostgreSQL schema at {shown}: {e}"
@@ -262,6 +270,8 @@ async fn listen(pool: PgPool, shown: String, tx: tokio::sync::mpsc::Sender<Chang
         tokio::time::sleep(retry).await;
     }
 }
+
+mod primary;
 
 #[cfg(test)]
 mod tests;
