@@ -102,20 +102,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Waits (bounded) for a line KEY=… in FILE; prints the value.
-wait_line() {
-    local file=$1 key=$2
-    for _ in $(seq 1 600); do
-        if grep -q "^$key=" "$file" 2>/dev/null; then
-            grep "^$key=" "$file" | head -1 | cut -d= -f2-
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "timed out waiting for $key= in $file" >&2
-    cat "$file" >&2
-    return 1
-}
+# wait_line, totp, provision_keys.
+source bench/lib.sh
 
 # Waits (bounded) until a TCP port accepts connections.
 wait_port() {
@@ -324,17 +312,6 @@ for _ in $(seq 1 600); do
 done
 "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE wbauth" postgres
 
-totp() { # totp BASE32 OFFSET_STEPS
-    python3 - "$1" "$2" <<'PY'
-import base64, hashlib, hmac, struct, sys, time
-secret = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-step = int(time.time()) // 30 + int(sys.argv[2])
-mac = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
-o = mac[-1] & 15
-print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
-PY
-}
-
 export WBAUTH_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export WBAUTH_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
@@ -366,17 +343,7 @@ EOF
     local url admin
     url=$(wait_line "$dir/out.log" listening)
     admin=$(wait_line "$dir/out.log" admin)
-    local auth=(-H "Authorization: Bearer $WBAUTH_ADMIN_TOKEN" -H "Content-Type: application/json")
-    curl -fsS "${auth[@]}" -d '{"name":"bench"}' "$admin/admin/accounts" >/dev/null
-    local secret
-    secret=$(curl -fsS "${auth[@]}" -d '{}' "$admin/admin/accounts/bench/2fa/enrol" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-    # Codes are single use: confirm with the previous step's code (±1 step is accepted), then
-    # create the keys with the current one.
-    curl -fsS "${auth[@]}" -d "{\"code\":\"$(totp "$secret" -1)\"}" \
-        "$admin/admin/accounts/bench/2fa/confirm" >/dev/null
-    "$wbauth" keys create --admin-url "$admin" --account bench --kind trade \
-        --code "$(totp "$secret" 0)" --count "$keys" --out "$dir/keys.csv" >/dev/null
+    provision_keys "$wbauth" "$admin" bench "$keys" "$dir/keys.csv"
     # A short unmeasured run first: the upstream connections, the store's pool and
     # PostgreSQL's backends exist before the processes to watch are listed.
     "${client_cpu[@]}" "$wbauth" bench "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window \
