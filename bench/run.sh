@@ -523,7 +523,7 @@ for name in baseline:
 def check(label, ok, detail):
     print("- %s: %s (%s)" % (label, "met" if ok else "MISSED", detail))
 print()
-print("Targets (issue 16):")
+print("Targets:")
 g, n, j = rows.get("gateway-embedded"), rows.get("nginx"), rows.get("njs")
 b, e = rows.get("builtin"), rows.get("limit")
 if g and n:

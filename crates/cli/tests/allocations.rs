@@ -1,5 +1,5 @@
 //! Heap allocations per proxied request, counted by a counting global allocator in this test
-//! binary (issue 16). The gateway runs in this process on one worker, with the upstream
+//! binary. The gateway runs in this process on one worker, with the upstream
 //! (`wbauth bench-echo`) and the load (`wbauth bench`, signed, window mode) as real processes
 //! on loopback, so every allocation counted is the gateway's. A count, not a time: it does not
 //! depend on the machine's speed or load. The bound fails a change that adds allocations to

@@ -1,4 +1,4 @@
-//! Crash drill, repeated (issue 7, `docs/design-decisions.md` 14 and 35): under load, `kill -9` the real
+//! Crash drill, repeated (`docs/design-decisions.md` 14 and 35): under load, `kill -9` the real
 //! gateway again and again at moments drawn from a seeded generator, restart it on the same
 //! data dir each time, then replay every request ever sent: zero accepted twice. "Accepted"
 //! is answered 200 or delivered upstream; the recording upstream outlives every gateway.

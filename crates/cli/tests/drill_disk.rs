@@ -1,4 +1,4 @@
-//! Full-disk drill (issue 7, `docs/design-decisions.md` 35): the gateway's data dir (the SQLite key store
+//! Full-disk drill (`docs/design-decisions.md` 35): the gateway's data dir (the SQLite key store
 //! and the nonce journal) on a small tmpfs; under load the filesystem is filled to the last
 //! block. Every request then answers 200 (its nonce recorded before the answer) or exactly
 //! 503 `{"code":0,"message":"Service temporarily unavailable."}` with `Retry-After: 1`: fail

@@ -1,4 +1,4 @@
-//! Failover drill (issue 22): two real gateways share a highly available nonce store under
+//! Failover drill: two real gateways share a highly available nonce store under
 //! load from several keys (half of them in strict mode, half in window mode); the primary is
 //! killed (`kill -9`) at a seeded random moment and a replica or standby takes over. Every
 //! request is sent to one gateway and at once again to the other, and at the end everything

@@ -1,4 +1,4 @@
-//! Store outage drill (issue 7): two real gateways share a PostgreSQL key store and a Redis or
+//! Store outage drill: two real gateways share a PostgreSQL key store and a Redis or
 //! PostgreSQL nonce store, under steady load from several keys. The store is then
 //!
 //! 1. paused with SIGSTOP (it still accepts connections but answers nothing: only the

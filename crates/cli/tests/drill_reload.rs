@@ -1,4 +1,4 @@
-//! Live reload drill (issue 20): `wbauth serve` under steady load on keep-alive connections
+//! Live reload drill: `wbauth serve` under steady load on keep-alive connections
 //! while its configuration file changes and is reloaded again and again — by `SIGHUP`, by
 //! `POST /admin/reload` and by `wbauth reload` in turn. Each round moves a route to a second
 //! upstream, opens a new path to a kind and flips a rate limit; after each reload the very

@@ -1,4 +1,4 @@
-//! Upstream failure drill (issue 7): behind the real gateway, upstreams that refuse the
+//! Upstream failure drill: behind the real gateway, upstreams that refuse the
 //! connection, never answer, answer only part of their head or body and then reset or close
 //! the connection, or send their head and then stall. Under concurrent load mixed with good
 //! requests, every failed request gets exactly 502 `{"code":0,"message":"Bad gateway."}` or

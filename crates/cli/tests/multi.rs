@@ -1,4 +1,4 @@
-//! Several gateways as one (issue 5): two real `wbauth serve` processes sharing a PostgreSQL
+//! Several gateways as one: two real `wbauth serve` processes sharing a PostgreSQL
 //! key store and a Redis or PostgreSQL nonce store, each server a throw-away instance on a
 //! loopback port.
 //!

@@ -1,4 +1,4 @@
-//! What an operator hit following the README (issue 20): a refused start that left its master
+//! What an operator hit following the README: a refused start that left its master
 //! key behind, `accounts 2fa` run from a script, options shown on commands that ignore them,
 //! and the shell completions and manual pages.
 

@@ -1,7 +1,7 @@
 //! Micro-benchmarks (`cargo bench -p whitebit-gateway --bench micro`): signing, full
 //! verification of a typical ≈120-byte request, the embedded store's strict and window nonce
 //! checks, the Fiat Gateway partner-token check, issuing a JWT, and a bare HMAC-SHA512 of the
-//! same payload as the baseline every ratio is measured against (issue 6: verification ≤ 2.5×
+//! same payload as the baseline every ratio is measured against (the target: verification ≤ 2.5×
 //! the bare HMAC).
 
 #![allow(missing_docs)]

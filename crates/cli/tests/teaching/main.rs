@@ -1,4 +1,4 @@
-//! The sandbox that teaches (issue 18), through the real `wbauth sandbox`: every gateway
+//! The sandbox that teaches, through the real `wbauth sandbox`: every gateway
 //! behaviour offline (`--config`, the `WBAUTH_GATEWAY__…` variables, `--body-match`), the
 //! diagnosis of every refusal, the request log, and faults on demand.
 

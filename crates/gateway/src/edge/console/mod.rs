@@ -1,4 +1,4 @@
-//! The account holders' web console (issue 8): API settings served by the gateway on its own
+//! The account holders' web console: API settings served by the gateway on its own
 //! listener (`[console] listen`, off by default). Server-rendered HTML (maud), one small
 //! stylesheet, no JavaScript needed (a tiny script only adds copy buttons).
 //!

@@ -45,7 +45,7 @@ fn both_key_stores_have_the_same_tables_and_columns() {
     );
     assert_eq!(sqlite, postgres);
     // The nonce tables are PostgreSQL's own (the embedded nonce store is a journal).
-    // The console's tables (issue 8), each store's own migrations.
+    // The console's tables, each store's own migrations.
     let sqlite = [
         include_str!("../../../migrations/sqlite/0003_console.sql"),
         include_str!("../../../migrations/sqlite/0004_console_links.sql"),
