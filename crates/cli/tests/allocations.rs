@@ -5,8 +5,12 @@
 //! depend on the machine's speed or load. The bound fails a change that adds allocations to
 //! the proxy path; the figure itself is printed (`--nocapture`).
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use common::Echo;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
@@ -22,37 +26,6 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const MAX_ALLOCATIONS_PER_REQUEST: f64 = 45.0;
 
 const BALANCE: &str = "/api/v4/trade-account/balance";
-
-/// A running `wbauth bench-echo`, killed on drop.
-struct Echo {
-    child: Child,
-    base: String,
-}
-
-impl Echo {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-            .args(["bench-echo", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("wbauth bench-echo starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let base = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("listening=").map(str::to_owned))
-            .expect("bench-echo printed listening=");
-        Self { child, base }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `wbauth bench URL --keys FILE --requests N`; returns the answers that were 200.
 async fn load(url: String, keys: std::path::PathBuf, requests: u64) -> u64 {

@@ -4,49 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{DEMO_KEY, DEMO_SECRET, Sandbox};
+use common::{DEMO_KEY, DEMO_SECRET, Echo, Sandbox};
 use serde_json::Value;
 
 const BALANCE: &str = "/api/v4/trade-account/balance";
 /// Upper bound for one bench run (they take a few seconds).
 const RUN_LIMIT: Duration = Duration::from_secs(180);
-
-/// A running `wbauth bench-echo`, killed on drop.
-struct Echo {
-    child: Child,
-    base: String,
-}
-
-impl Echo {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
-            .args(["bench-echo", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("wbauth bench-echo starts");
-        let stdout = child.stdout.take().expect("stdout");
-        // Bounded by the process: if it dies, the lines end.
-        let base = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("listening=").map(str::to_owned))
-            .expect("bench-echo printed listening=");
-        Self { child, base }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs `wbauth ARGS` to completion (at most `RUN_LIMIT`, then it is killed).
 fn wbauth(args: &[&str]) -> Output {

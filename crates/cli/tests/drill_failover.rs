@@ -21,14 +21,15 @@
 mod common;
 mod drill_support;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::backends::MASTER_KEY;
-use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
-use drill_support::{Prepared, Reply, Rng, Scale, Tally, accepted_twice, send, wait_for};
+use common::gateway::{Gateway, Upstream};
+use drill_support::{
+    Prepared, Reply, Rng, Scale, Tally, accepted_twice, send, start_instance, wait_for,
+};
 use wbauth_testkit::{PostgresServer, RedisHa};
 
 const PATH: &str = "/api/v4/order/new";
@@ -42,27 +43,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .expect("clock after 1970")
-}
-
-fn start_instance(
-    dir: &Path,
-    upstream: &Upstream,
-    env: &[(String, String)],
-    name: &str,
-) -> Gateway {
-    std::fs::create_dir_all(dir).expect("instance dir");
-    let config = write_config(dir, upstream.addr, "");
-    let mut env = env.to_vec();
-    env.push(("WBAUTH_ADMIN_TOKEN".into(), TOKEN.into()));
-    env.push(("WBAUTH_MASTER_KEY".into(), MASTER_KEY.into()));
-    env.push(("WBAUTH_GATEWAY__STORE__OP_TIMEOUT_MS".into(), "500".into()));
-    env.push((
-        "WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS".into(),
-        "500".into(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_serve(dir, &config, &env, &format!("{name}.log"))
-        .unwrap_or_else(|(status, err)| panic!("{name} exited {status}: {err}"))
 }
 
 /// What the load saw: each request, its first answer and the answer of its immediate replay
@@ -334,8 +314,10 @@ async fn drill(redis: bool, replicas_ack: u32, strict: bool) {
     let upstream = Upstream::start().await;
     let (ha, env) = Ha::start(redis, replicas_ack).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = start_instance(&dir.path().join("a"), &upstream, &env, "a");
-    let b = start_instance(&dir.path().join("b"), &upstream, &env, "b");
+    let mut env = env;
+    env.push(("WBAUTH_MASTER_KEY".into(), MASTER_KEY.into()));
+    let a = start_instance(&dir.path().join("a"), &upstream, &env, 500, "a");
+    let b = start_instance(&dir.path().join("b"), &upstream, &env, 500, "b");
     let mut keys = Vec::new();
     for i in 0..lanes {
         let (key, secret) = a.provision_key(&format!("load{i}"), "trade", &[]).await;

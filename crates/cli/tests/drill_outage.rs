@@ -17,14 +17,15 @@
 mod common;
 mod drill_support;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::backends::{Nonces, OwnServers, StoreUrls};
-use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
-use drill_support::{Paused, Prepared, Reply, Scale, Tally, accepted_twice, send, wait_for};
+use common::backends::{Nonces, OwnServers};
+use common::gateway::{Gateway, Upstream};
+use drill_support::{
+    Paused, Prepared, Reply, Scale, Tally, accepted_twice, send, start_instance, wait_for,
+};
 use wbauth_testkit::RedisServer;
 
 const PATH: &str = "/api/v4/order/new";
@@ -64,22 +65,6 @@ impl OwnServers {
             None => self.postgres.restart().expect("postgres restarts"),
         }
     }
-}
-
-fn start_instance(dir: &Path, upstream: &Upstream, stores: &StoreUrls, name: &str) -> Gateway {
-    std::fs::create_dir_all(dir).expect("instance dir");
-    let config = write_config(dir, upstream.addr, "");
-    let mut env: Vec<(String, String)> = stores.env();
-    env.push(("WBAUTH_ADMIN_TOKEN".into(), TOKEN.into()));
-    // A short operation timeout keeps the drill quick; the waits do not depend on it.
-    env.push(("WBAUTH_GATEWAY__STORE__OP_TIMEOUT_MS".into(), "250".into()));
-    env.push((
-        "WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS".into(),
-        "500".into(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_serve(dir, &config, &env, &format!("{name}.log"))
-        .unwrap_or_else(|(status, err)| panic!("{name} exited {status}: {err}"))
 }
 
 /// Everything the load saw, by phase.
@@ -212,8 +197,8 @@ async fn drill(nonces: Nonces) {
     let upstream = Upstream::start().await;
     let (mut servers, stores) = OwnServers::start(nonces);
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = start_instance(&dir.path().join("a"), &upstream, &stores, "a");
-    let b = start_instance(&dir.path().join("b"), &upstream, &stores, "b");
+    let a = start_instance(&dir.path().join("a"), &upstream, &stores.env(), 250, "a");
+    let b = start_instance(&dir.path().join("b"), &upstream, &stores.env(), 250, "b");
     let mut keys = Vec::new();
     for i in 0..lanes {
         keys.push(a.provision_key(&format!("load{i}"), "trade", &[]).await);
@@ -280,7 +265,7 @@ async fn drill(nonces: Nonces) {
 
     // A restarted instance keeps every guarantee: replay everything through both.
     drop(a);
-    let a = start_instance(&dir.path().join("a2"), &upstream, &stores, "a2");
+    let a = start_instance(&dir.path().join("a2"), &upstream, &stores.env(), 250, "a2");
     let mut replay = Vec::new();
     for (i, (request, first_reply, phase)) in first.iter().enumerate() {
         let base = if i % 2 == 0 { &a.base } else { &b.base };

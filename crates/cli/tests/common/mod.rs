@@ -20,6 +20,40 @@ use whitebit_auth::sign::{SignedRequest, sign_body};
 pub const DEMO_KEY: &str = "demo-public-key";
 pub const DEMO_SECRET: &str = "demo-secret-value";
 
+/// A running `wbauth bench-echo` (the minimal upstream), killed on drop.
+pub struct Echo {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Echo {
+    /// Starts it on a free port.
+    pub fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wbauth"))
+            .args(["bench-echo", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("wbauth bench-echo starts");
+        let stdout = child.stdout.take().expect("stdout");
+        // Bounded by the process: if it dies, the lines end.
+        let base = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("listening=").map(str::to_owned))
+            .expect("bench-echo printed listening=");
+        Self { child, base }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `wbauth sandbox`, killed on drop.
 pub struct Sandbox {
     child: Child,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use whitebit_auth::mac::HmacSha512Key;
 use whitebit_auth::sign::{SignedRequest, sign_body};
 
-use crate::common::gateway::Upstream;
+use crate::common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
 
 /// The fail-closed answer of an unreachable store (`docs/errors.md`).
 pub const BUSY: &str = r#"{"code":0,"message":"Service temporarily unavailable."}"#;
@@ -506,4 +506,25 @@ impl Drop for Paused {
     fn drop(&mut self) {
         signal(&self.pids, "-CONT");
     }
+}
+
+/// Starts one `wbauth serve` of a drill in `dir` (created), proxying to `upstream`, with `env`
+/// (the stores), the admin token and short store timeouts: `op_timeout_ms` per operation,
+/// 500 ms to connect. The drills' waits do not depend on them; they keep the drills quick.
+pub fn start_instance(
+    dir: &std::path::Path,
+    upstream: &Upstream,
+    env: &[(String, String)],
+    op_timeout_ms: u32,
+    name: &str,
+) -> Gateway {
+    std::fs::create_dir_all(dir).expect("instance dir");
+    let config = write_config(dir, upstream.addr, "");
+    let op_timeout = op_timeout_ms.to_string();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.push(("WBAUTH_ADMIN_TOKEN", TOKEN));
+    all.push(("WBAUTH_GATEWAY__STORE__OP_TIMEOUT_MS", &op_timeout));
+    all.push(("WBAUTH_GATEWAY__STORE__CONNECT_TIMEOUT_MS", "500"));
+    spawn_serve(dir, &config, &all, &format!("{name}.log"))
+        .unwrap_or_else(|(status, err)| panic!("{name} exited {status}: {err}"))
 }
