@@ -29,6 +29,7 @@ use common::backends::MASTER_KEY;
 use common::gateway::{Gateway, Upstream};
 use drill_support::{
     Prepared, Reply, Rng, Scale, Tally, accepted_twice, send, start_instance, wait_for,
+    wait_until_known,
 };
 use wbauth_testkit::{PostgresServer, RedisHa};
 
@@ -221,22 +222,9 @@ impl Ha {
         let db = primary.fresh_database().expect("database");
         let db = db.rsplit('/').next().expect("database name").to_owned();
         let standby = PostgresServer::start_standby_of(&primary, "standby1").expect("standby");
-        for sql in [
-            "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'",
-            "ALTER SYSTEM SET synchronous_commit = 'on'",
-            "SELECT pg_reload_conf()",
-        ] {
-            primary.psql("postgres", sql).expect("primary configured");
-        }
-        wbauth_testkit::wait_until("a synchronous standby", Duration::from_secs(60), || {
-            primary
-                .psql(
-                    "postgres",
-                    "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-                )
-                .is_ok_and(|n| n.trim() == "1")
-        })
-        .expect("synchronous standby");
+        primary
+            .make_synchronous("standby1")
+            .expect("synchronous standby");
         let proxy = Proxy::start(primary.port()).await;
         let url = format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port);
         let env = vec![
@@ -328,18 +316,9 @@ async fn drill(redis: bool, replicas_ack: u32, strict: bool) {
     let skew = a.advance(0).await.saturating_sub(now_ms());
     let skew = (skew + 15_000) / 30_000 * 30_000;
     b.advance(skew).await;
-    // B learns every key from the store's announcements (bounded wait on the condition).
+    // B learns every key from the store's announcements.
     for (key, secret, _) in &keys {
-        let mut n = 0;
-        loop {
-            let probe = Prepared::new(key, secret, PATH, Gateway::nonce(), false);
-            if send(&b.base, &probe).await.accepted() {
-                break;
-            }
-            n += 1;
-            assert!(n < 10_000, "instance B never learnt key {key}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until_known(&b.base, key, secret, PATH).await;
     }
     let load = Load::start([a.base.clone(), b.base.clone()], keys, skew);
     let moment = rng.between(before.0, before.1) as u64;

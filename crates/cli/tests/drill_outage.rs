@@ -25,6 +25,7 @@ use common::backends::{Nonces, OwnServers};
 use common::gateway::{Gateway, Upstream};
 use drill_support::{
     Paused, Prepared, Reply, Scale, Tally, accepted_twice, send, start_instance, wait_for,
+    wait_until_known,
 };
 use wbauth_testkit::RedisServer;
 
@@ -203,18 +204,9 @@ async fn drill(nonces: Nonces) {
     for i in 0..lanes {
         keys.push(a.provision_key(&format!("load{i}"), "trade", &[]).await);
     }
-    // B learns every key from the store's announcements (bounded wait on the condition).
+    // B learns every key from the store's announcements.
     for (key, secret) in &keys {
-        let mut n = 0;
-        loop {
-            let probe = Prepared::new(key, secret, PATH, Gateway::nonce(), false);
-            if send(&b.base, &probe).await.accepted() {
-                break;
-            }
-            n += 1;
-            assert!(n < 10_000, "instance B never learnt key {key}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until_known(&b.base, key, secret, PATH).await;
     }
     let bases = [a.base.clone(), b.base.clone()];
     let load = Load::start(bases, keys);

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wbauth_store::{NonceStore, PgNonceStore, RemoteOptions, StoreError};
-use wbauth_testkit::{PostgresServer, wait_until};
+use wbauth_testkit::PostgresServer;
 use whitebit_auth::{ApiError, NonceMode};
 
 fn now_ms() -> u64 {
@@ -42,27 +42,8 @@ async fn a_synchronous_standby_keeps_every_acknowledged_nonce_across_a_failover(
     }
     let standby = PostgresServer::start_standby_of(&primary, "standby1").expect("standby");
     primary
-        .psql(
-            "postgres",
-            "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'",
-        )
-        .expect("sync names");
-    primary
-        .psql("postgres", "SELECT pg_reload_conf()")
-        .expect("reload");
-    wait_until(
-        "the standby to be synchronous",
-        Duration::from_secs(60),
-        || {
-            primary
-                .psql(
-                    "postgres",
-                    "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-                )
-                .is_ok_and(|n| n.trim() == "1")
-        },
-    )
-    .expect("synchronous standby");
+        .make_synchronous("standby1")
+        .expect("synchronous standby");
     // synchronous_commit = off is refused too.
     let db = url.rsplit('/').next().expect("db name").to_owned();
     primary

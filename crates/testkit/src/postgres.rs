@@ -4,6 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use crate::process::{
     Guarded, Launch, START_TIMEOUT, children_of, find_program, free_port, proc_state,
@@ -117,6 +118,29 @@ impl PostgresServer {
         };
         server.launch()?;
         Ok(server)
+    }
+
+    /// Makes the standby `name` (its `application_name`) this primary's synchronous standby
+    /// (`synchronous_standby_names = 'FIRST 1 (name)'`, `synchronous_commit = on`) and waits,
+    /// bounded, until `pg_stat_replication` reports it `sync`.
+    ///
+    /// # Errors
+    /// When `psql` fails or the standby does not become synchronous within a minute.
+    pub fn make_synchronous(&self, name: &str) -> io::Result<()> {
+        for sql in [
+            format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({name})'"),
+            "ALTER SYSTEM SET synchronous_commit = 'on'".to_owned(),
+            "SELECT pg_reload_conf()".to_owned(),
+        ] {
+            self.psql("postgres", &sql)?;
+        }
+        wait_until("a synchronous standby", Duration::from_secs(60), || {
+            self.psql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+            )
+            .is_ok_and(|n| n.trim() == "1")
+        })
     }
 
     /// Promotes a standby to primary (`pg_promote()`, which waits until it is done).

@@ -528,3 +528,23 @@ pub fn start_instance(
     spawn_serve(dir, &config, &all, &format!("{name}.log"))
         .unwrap_or_else(|(status, err)| panic!("{name} exited {status}: {err}"))
 }
+
+/// Waits (bounded: 10,000 tries, 5 ms apart) until the gateway at `base` accepts a signed
+/// request of `key` to `path`: it has learnt the key, from another instance's change
+/// announcement say. Each try uses a fresh strict nonce.
+pub async fn wait_until_known(base: &str, key: &str, secret: &str, path: &str) {
+    for _ in 0..10_000 {
+        let probe = Prepared::new(
+            key,
+            secret,
+            path,
+            crate::common::gateway::Gateway::nonce(),
+            false,
+        );
+        if send(base, &probe).await.accepted() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{base} never learnt key {key}");
+}
