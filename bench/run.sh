@@ -183,19 +183,27 @@ fi
 # ---------------------------------------------------------------------------------------------
 nginx_port=$(free_port)
 mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
+# nginx_head DIR: what both nginx configurations start with, up to inside `http {`: one
+# worker, its files in DIR, no access log.
+nginx_head() {
+    cat <<EOF
 worker_processes 1;
 daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+EOF
+}
+{
+    nginx_head "$work/nginx"
+    cat <<EOF
     upstream echo {
         server $echo_addr;
         keepalive 64;
@@ -211,6 +219,7 @@ http {
     }
 }
 EOF
+} >"$work/nginx/nginx.conf"
 if wanted nginx; then
     "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
     nginx_pid=$!
@@ -234,20 +243,10 @@ if wanted njs; then
     njs_port=$(free_port)
     mkdir -p "$work/njs"
     python3 "$root/bench/njs_peer.py" "$keys" "$work/njs"
-    cat >"$work/njs/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
-worker_processes 1;
-daemon off;
-pid $work/njs/nginx.pid;
-error_log $work/njs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/njs/body;
-    proxy_temp_path $work/njs/proxy;
-    fastcgi_temp_path $work/njs/fastcgi;
-    uwsgi_temp_path $work/njs/uwsgi;
-    scgi_temp_path $work/njs/scgi;
+    {
+        echo "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;"
+        nginx_head "$work/njs"
+        cat <<EOF
     client_body_buffer_size 64k;
     js_path "$work/njs";
     js_import main from verify.js;
@@ -269,6 +268,7 @@ http {
     }
 }
 EOF
+    } >"$work/njs/nginx.conf"
     "${server_cpu[@]}" "$nginx_bin" -c "$work/njs/nginx.conf" >"$work/njs/out.log" 2>&1 &
     njs_pid=$!
     pids+=("$njs_pid")
