@@ -44,7 +44,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(source_name: impl Into<String>, message: impl Into<String>) -> Self {
         let message = message.into();
         // Validation messages start with the setting they are about: `verify.max_body_bytes: …`.
         let key = message

@@ -27,7 +27,8 @@ pub trait LogFilter: Send + Sync {
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReloadError {
-    /// The file cannot be read, does not parse or does not validate.
+    /// The file cannot be read, does not parse or does not validate, or names something that
+    /// cannot be used (a token key file, a log filter, a trusted proxy entry).
     #[error("{0}; the running configuration is kept")]
     Invalid(ConfigError),
     /// Settings that only a restart can change differ from the running ones.
@@ -42,15 +43,6 @@ pub(crate) enum ReloadError {
         /// The settings, by name.
         settings: Vec<&'static str>,
     },
-    /// The file is valid but something it names cannot be used (a token key file, a log
-    /// filter, a trusted proxy entry).
-    #[error("{source_name}: {message}; the running configuration is kept")]
-    Unusable {
-        /// The file.
-        source_name: String,
-        /// What cannot be used, naming the setting.
-        message: String,
-    },
 }
 
 impl ReloadError {
@@ -62,10 +54,6 @@ impl ReloadError {
                 source_name,
                 settings,
             } => (source_name, None, settings.first().copied()),
-            Self::Unusable {
-                source_name,
-                message,
-            } => (source_name, None, message.split_once(": ").map(|(k, _)| k)),
         }
     }
 }
@@ -151,9 +139,11 @@ impl Reloader {
         let source = self.source.clone();
         let loaded = tokio::task::spawn_blocking(move || Config::load(source.as_deref()))
             .await
-            .map_err(|e| ReloadError::Unusable {
-                source_name: self.source_name(),
-                message: format!("reading the file failed: {e}"),
+            .map_err(|e| {
+                ReloadError::Invalid(ConfigError::new(
+                    self.source_name(),
+                    format!("reading the file failed: {e}"),
+                ))
             })?;
         let config = loaded.map_err(ReloadError::Invalid)?;
         let running = self.gateway.config();
@@ -164,10 +154,8 @@ impl Reloader {
                 settings: fixed,
             });
         }
-        let unusable = |message: String| ReloadError::Unusable {
-            source_name: self.source_name(),
-            message,
-        };
+        let unusable =
+            |message: String| ReloadError::Invalid(ConfigError::new(self.source_name(), message));
         // A sandbox's generated key is kept while `[tokens]` still names no key file, so the
         // tokens it issued stay valid.
         let tokens = if self.generate_token_key

@@ -62,7 +62,7 @@ pub(super) async fn reload(State(state): State<AdminState>) -> Answer {
         Err(e) => {
             let status = match e {
                 ReloadError::NeedsRestart { .. } => StatusCode::CONFLICT,
-                ReloadError::Invalid(_) | ReloadError::Unusable { .. } => StatusCode::BAD_REQUEST,
+                ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
             };
             let (file, line, key) = e.place();
             Answer::with(
