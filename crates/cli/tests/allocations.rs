@@ -64,6 +64,7 @@ async fn allocations_per_proxied_request_stay_bounded() {
         config_file: Some(file.path().to_path_buf()),
         body_match: None,
         demo_kind: None,
+        tls: None,
     };
     let config = sandbox_config(&options, dir.path(), &[]).expect("config");
     let launch = Launch::open(

@@ -277,6 +277,7 @@ fn seed(data_dir: PathBuf) {
                 config_file: None,
                 body_match: None,
                 demo_kind: None,
+                tls: None,
             };
             let config = sandbox_config(&options, &data_dir, &[]).expect("config");
             let stores = open_stores(&config, T0).await.expect("stores");

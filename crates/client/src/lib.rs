@@ -34,7 +34,7 @@ mod retry;
 pub use client::{
     BaseUrl, Client, ClientBuilder, EU_URL, GLOBAL_URL, IssuedToken, RequestBuilder, headers,
 };
-pub use error::{ApiFailure, Error, ErrorKind};
+pub use error::{ApiFailure, Error, ErrorKind, causes};
 pub use fiat::{FiatCredentials, FiatToken};
 pub use nonce::{NonceSource, unix_ms};
 pub use retry::{RetryPolicy, is_retryable};

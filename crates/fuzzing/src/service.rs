@@ -51,6 +51,7 @@ impl ServiceHarness {
             config_file: None,
             body_match: None,
             demo_kind: None,
+            tls: None,
         };
         let config = sandbox_config(&options, dir.path(), &[]).expect("the sandbox config");
         let clock = ManualClock::at(T0_MS);

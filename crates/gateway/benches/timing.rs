@@ -178,6 +178,7 @@ fn main() -> ExitCode {
             config_file: None,
             body_match: None,
             demo_kind: None,
+            tls: None,
         };
         let config = sandbox_config(&options, dir.path(), &[]).expect("config");
         let clock: SharedClock = Arc::new(SystemClock);

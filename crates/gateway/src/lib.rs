@@ -27,7 +27,7 @@ pub use wbauth_store as store;
 // Running a gateway: open the stores, listen, run until shutdown.
 pub use runtime::{
     Addresses, AdminListener, Answers, Fault, Faults, Launch, Listening, Options, ServeClock,
-    Stores, Teaching, TempDataDir, bind,
+    Stores, Teaching, TempDataDir, bind, check_certificates,
 };
 
 /// The offline sandbox: its configuration and demo keys.
@@ -39,7 +39,8 @@ pub mod sandbox {
 
 // The verifier as a library: the shared state, one request in, the refusal out; the public
 // router over it (for in-process tests), and the HTTP/1.1 settings and serve loop it runs on.
-pub use edge::server::{HttpSettings, accept, public_router};
+pub use edge::listener::{HttpSettings, accept};
+pub use edge::server::public_router;
 pub use runtime::{build_gateway, open_stores};
 pub use service::reload::LogFilter;
 pub use verify::{Gateway, Incoming, Refusal, Verified};

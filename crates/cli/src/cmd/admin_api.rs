@@ -44,6 +44,69 @@ pub(crate) struct AdminArgs {
     /// Print the admin API's JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// With an https:// admin URL: root certificates (PEM) trusted besides the system's.
+    #[arg(long, global = true, env = "WBAUTH_ADMIN_CACERT", value_name = "FILE")]
+    pub(crate) admin_cacert: Option<PathBuf>,
+    /// A client certificate (PEM chain) for an admin listener that asks for one
+    /// (`[admin] tls.client_ca`); with --admin-key.
+    #[arg(
+        long,
+        global = true,
+        env = "WBAUTH_ADMIN_CERT",
+        value_name = "FILE",
+        requires = "admin_key"
+    )]
+    pub(crate) admin_cert: Option<PathBuf>,
+    /// The private key (PEM) of --admin-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "WBAUTH_ADMIN_KEY",
+        value_name = "FILE",
+        requires = "admin_cert"
+    )]
+    pub(crate) admin_key: Option<PathBuf>,
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The admin client's TLS: `--admin-cacert` roots and the `--admin-cert`/`--admin-key`
+/// identity, when given.
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    args: &AdminArgs,
+) -> Result<reqwest::ClientBuilder, CliError> {
+    if let Some(path) = &args.admin_cacert {
+        let certs = reqwest::Certificate::from_pem_bundle(&read_pem(path)?).map_err(|e| {
+            CliError::Config(format!(
+                "--admin-cacert {}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&args.admin_cert, &args.admin_key) {
+        let mut pem = read_pem(cert)?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&Zeroizing::new(read_pem(key)?));
+        let pem = Zeroizing::new(pem);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            CliError::Config(format!(
+                "--admin-cert {} / --admin-key {}: not a PEM certificate and private key: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
 }
 
 /// A client of the admin API.
@@ -91,9 +154,10 @@ impl AdminClient {
         }
         let token = admin_token(args.data_dir.as_deref())?;
         // Never follow a redirect: it would resend the body (TOTP codes, passwords) elsewhere.
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        let http = with_tls(builder, args)?
             .build()
             .map_err(|e| CliError::Config(format!("cannot build an HTTP client: {e}")))?;
         let actor = std::env::var("USER")
@@ -213,7 +277,11 @@ impl AdminClient {
         }
         let response = request.send().await.map_err(|e| CliError::Admin {
             status: 0,
-            message: format!("cannot reach the admin API at {}: {e}", self.base),
+            message: format!(
+                "cannot reach the admin API at {}: {}",
+                self.base,
+                whitebit_client::causes(&e)
+            ),
         })?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| CliError::Admin {

@@ -30,6 +30,10 @@ pub(crate) async fn run(args: &ReloadArgs, _ctx: &Context) -> Result<(), CliErro
         } else {
             println!("Reloaded {file}: changed {}.", changed.join(", "));
         }
+        let kept: Vec<String> = fields.get("certificate_problems").unwrap_or_default();
+        for problem in kept {
+            println!("Warning: {problem}.");
+        }
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
-use whitebit_gateway::config::BodyMatchConfig;
+use whitebit_gateway::config::{BodyMatchConfig, TlsConfig};
 use whitebit_gateway::sandbox::{SandboxOptions, sandbox_config, seed_demo_key, seed_extra_keys};
 use whitebit_gateway::{Faults, Launch, Options, ServeClock, TempDataDir};
 
@@ -54,6 +54,13 @@ pub(crate) struct SandboxArgs {
     /// A request's `X-Sandbox-Fault: NAME` header asks for one fault whatever this says.
     #[arg(long, value_name = "LIST", value_parser = parse_faults)]
     faults: Option<Faults>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM, leaf first);
+    /// with --tls-key. Clients then need the CA that issued it (`wbauth call --cacert`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// The seed of --faults' draws: the same requests in the same order meet the same faults.
     #[arg(long, value_name = "N", requires = "faults")]
     seed: Option<u64>,
@@ -90,6 +97,14 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
         config_file: args.config.clone(),
         body_match: args.body_match.map(Into::into),
         demo_kind: args.demo_kind.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: None,
+            }),
+            _ => None,
+        },
     };
     let dir = TempDataDir::create().map_err(gateway_error)?;
     let overrides: Vec<(String, String)> = std::env::vars().collect();
@@ -124,7 +139,7 @@ pub(crate) async fn run(args: &SandboxArgs, _ctx: &Context) -> Result<(), CliErr
         .listen()
         .await
         .map_err(gateway_error)?;
-    let listening_at = format!("http://{}", listening.addresses().public);
+    let listening_at = listening.public_url();
     print_fields(&[
         ("listening", listening_at.as_str()),
         ("api_key", &api_key),

@@ -47,20 +47,19 @@ pub(crate) async fn run(args: &ServeArgs, _ctx: &Context) -> Result<(), CliError
         .listen()
         .await
         .map_err(gateway_error)?;
-    let at = listening.addresses();
-    let mut lines = vec![("listening", format!("http://{}", at.public))];
-    if let Some(admin) = at.admin {
+    let public = listening.public_url();
+    let mut lines = vec![("listening", public.clone())];
+    if let Some(admin) = listening.admin_url() {
         eprintln!(
-            "wbauth gateway listening on http://{} ({} keys); admin API on http://{admin} \
-             (admin token: {})",
-            at.public,
+            "wbauth gateway listening on {public} ({} keys); admin API on {admin} (admin \
+             token: {})",
             listening.key_count(),
             listening.admin_token_origin().unwrap_or("unknown"),
         );
-        lines.push(("admin", format!("http://{admin}")));
+        lines.push(("admin", admin));
     }
-    if let Some(console) = at.console {
-        lines.push(("console", format!("http://{console}")));
+    if let Some(console) = listening.console_url() {
+        lines.push(("console", console));
     }
     print_fields(&lines);
     listening
@@ -78,6 +77,8 @@ fn check(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
             .and_then(|k| k.with_kid(key.kid.as_deref()))
             .map_err(|e| CliError::Config(format!("{source}: tokens.keys[{i}]: {e}")))?;
     }
+    whitebit_gateway::check_certificates(config)
+        .map_err(|e| CliError::Config(format!("{source}: {e}")))?;
     print_fields(&[("ok", source.as_str())]);
     Ok(())
 }

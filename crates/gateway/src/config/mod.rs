@@ -25,7 +25,7 @@ pub use sections::{
     AdminConfig, BodyMatchConfig, ClientIpHeader, ConsoleConfig, DEFAULT_MAX_CONNECTIONS,
     DurabilityConfig, FiatConfig, KeyBackend, KeysConfig, KindConfig, ListenConfig, LogConfig,
     NonceBackend, ProxyConfig, RateLimit, RateLimitConfig, RouteConfig, RuntimeConfig, StoreConfig,
-    TokenKeyConfig, TokensConfig, VerifyConfig,
+    TlsConfig, TokenKeyConfig, TokensConfig, VerifyConfig,
 };
 
 /// A configuration that cannot be used.

@@ -25,6 +25,8 @@ pub struct ConsoleConfig {
     pub public_url: Option<String>,
     /// How long a one-time link (`wbauth accounts link`) stays valid (ms).
     pub link_ttl_ms: u64,
+    /// Serve the console over HTTPS with this certificate (none: plain HTTP).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ConsoleConfig {
@@ -36,6 +38,7 @@ impl Default for ConsoleConfig {
             session_max_ms: 12 * 60 * 60 * 1000,
             public_url: None,
             link_ttl_ms: 24 * 60 * 60 * 1000,
+            tls: None,
         }
     }
 }
@@ -163,6 +166,25 @@ pub struct ListenConfig {
     /// as soon as it is accepted, so the ones being served are unaffected and the kernel's
     /// accept queue never fills up. Keep it below the process's open-file limit.
     pub max_connections: usize,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this certificate (none: plain HTTP/1.1).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on a listener (`tls = { cert = "chain.pem", key = "key.pem" }`): PEM files, read at
+/// start and again at every reload (`SIGHUP`, `POST /admin/reload`, `wbauth reload`) and
+/// whenever they change on disk. A pair that cannot be used at a reload leaves the one in
+/// service, and says why in the log and in `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key of the leaf certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Admin listener only: require a client certificate issued by one of these CAs (PEM);
+    /// connections without one are refused during the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for ListenConfig {
@@ -172,6 +194,7 @@ impl Default for ListenConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -188,6 +211,9 @@ pub struct AdminConfig {
     /// With `allow_remote`: the `Host` names (optionally `name:port`) the admin listener
     /// answers besides the loopback names and its own address.
     pub hosts: Vec<String>,
+    /// Serve the admin listener over HTTPS; with `client_ca`, only to clients holding a
+    /// certificate from that CA (mutual TLS).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -196,6 +222,7 @@ impl Default for AdminConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             allow_remote: false,
             hosts: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -57,6 +57,14 @@ impl Config {
                 self.log.level
             ));
         }
+        for (section, tls) in [("listen", &self.listen.tls), ("console", &self.console.tls)] {
+            if tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()) {
+                return Err(format!(
+                    "{section}.tls.client_ca: client certificates are asked for on the admin \
+                     listener only; remove client_ca here (or move it to [admin] tls)"
+                ));
+            }
+        }
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections: must be at least 1".into());
         }

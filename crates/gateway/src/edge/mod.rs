@@ -6,6 +6,8 @@ pub(crate) mod builtin;
 pub(crate) mod console;
 pub(crate) mod form;
 pub(crate) mod forward;
+pub(crate) mod listener;
 pub(crate) mod sandbox;
 pub(crate) mod server;
+pub(crate) mod tls;
 pub(crate) mod upstream;

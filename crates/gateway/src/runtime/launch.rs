@@ -19,12 +19,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::run::PublicSide;
-use super::servers::{AdminServer, ConsoleServer, ServeClock, admin_router_for, metrics_router};
+use super::servers::{
+    AdminServer, ConsoleServer, Reloading, ServeClock, admin_router_for, metrics_router,
+};
 use super::{Stores, bind, build_gateway, key_service, open_stores, run, run_with_admin};
 use crate::config::Config;
 use crate::edge::admin::{ADMIN_TOKEN_ENV, AdminHosts, AdminToken};
 use crate::edge::sandbox::Teacher;
 pub use crate::edge::sandbox::faults::{Fault, Faults};
+use crate::edge::tls::{Certificates, ListenerTls};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::service::reload::{LogFilter, Reloader};
@@ -195,6 +198,13 @@ impl Launch {
             Answers::Upstreams => "public",
             Answers::BuiltIn => "sandbox",
         };
+        // Certificates are read before anything is bound: a missing file is said at once.
+        let mut certificates = Certificates::default();
+        let public_tls = listener_tls(name, config.listen.tls.as_ref(), &mut certificates)?;
+        let admin_tls = match token {
+            Some(_) => listener_tls("admin", config.admin.tls.as_ref(), &mut certificates)?,
+            None => None,
+        };
         let public = bind(config.listen.addr, name).await?;
         let admin_bound = match token {
             Some(token) => {
@@ -205,13 +215,26 @@ impl Launch {
             None => None,
         };
         let gateway = build_gateway(config, &stores, clock.clock.clone(), options.answers).await?;
+        let console = match &admin_bound {
+            Some(_) => {
+                let tls = gateway.config().console.tls.clone();
+                let console_tls = listener_tls("console", tls.as_ref(), &mut certificates)?;
+                Some(console_tls)
+            }
+            None => None,
+        };
         let reloader = reload.map(|from| {
-            Arc::new(Reloader::new(
+            let reloader = Reloader::new(
                 gateway.clone(),
                 from.file,
                 from.log,
                 options.answers == Answers::BuiltIn,
-            ))
+            );
+            Arc::new(if certificates.is_empty() {
+                reloader
+            } else {
+                reloader.also_reloading(Arc::new(certificates.clone()))
+            })
         });
         // Installed before the addresses are printed: from then on SIGHUP reloads instead of
         // ending the process.
@@ -227,7 +250,9 @@ impl Launch {
         let admin = match admin_bound {
             Some((token, listener, addr, hosts)) => {
                 let service = Arc::new(key_service(&gateway));
-                let console = ConsoleServer::bind_if_configured(&gateway, &service).await?;
+                let console_tls = console.flatten();
+                let console =
+                    ConsoleServer::bind_if_configured(&gateway, &service, console_tls).await?;
                 if let Some(console) = &console {
                     addresses.console = Some(local_addr(&console.listener)?);
                 }
@@ -240,10 +265,17 @@ impl Launch {
                     &clock,
                     Some(metrics_router(gateway.clone())),
                     hosts,
-                    reloader.clone(),
+                    Reloading {
+                        reloader: reloader.clone(),
+                        certificates: certificates.clone(),
+                    },
                 );
                 Some(AdminSide {
-                    server: AdminServer { listener, router },
+                    server: AdminServer {
+                        listener,
+                        tls: admin_tls,
+                        router,
+                    },
                     console,
                     service,
                     token_origin,
@@ -255,10 +287,12 @@ impl Launch {
             gateway,
             stores,
             public,
+            public_tls,
             admin,
             addresses,
             teacher,
             hangups,
+            certificates,
         })
     }
 }
@@ -281,10 +315,13 @@ pub struct Listening {
     gateway: Arc<Gateway>,
     stores: Stores,
     public: TcpListener,
+    public_tls: Option<Arc<ListenerTls>>,
     admin: Option<AdminSide>,
     addresses: Addresses,
     teacher: Option<Arc<Teacher>>,
     hangups: Option<Hangups>,
+    /// Every TLS listener's, watched for changes while serving.
+    certificates: Certificates,
 }
 
 #[derive(Debug)]
@@ -300,6 +337,26 @@ impl Listening {
     #[must_use]
     pub fn addresses(&self) -> Addresses {
         self.addresses
+    }
+
+    /// The public listener's base URL: `https://ADDR` with TLS, else `http://ADDR`.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        url(self.public_tls.is_some(), self.addresses.public)
+    }
+
+    /// The admin listener's base URL, when it runs.
+    #[must_use]
+    pub fn admin_url(&self) -> Option<String> {
+        let admin = self.admin.as_ref()?;
+        Some(url(admin.server.tls.is_some(), self.addresses.admin?))
+    }
+
+    /// The web console's base URL, when it runs.
+    #[must_use]
+    pub fn console_url(&self) -> Option<String> {
+        let console = self.admin.as_ref()?.console.as_ref()?;
+        Some(url(console.tls.is_some(), self.addresses.console?))
     }
 
     /// How many API keys the gateway holds.
@@ -325,8 +382,11 @@ impl Listening {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), GatewayError> {
         let reloading = self.hangups.take().map(Hangups::spawn);
+        let watching = (!self.certificates.is_empty()).then(|| {
+            tokio::spawn(std::mem::take(&mut self.certificates).watch(CERTIFICATE_POLL_INTERVAL))
+        });
         let served = self.serve(shutdown).await;
-        if let Some(task) = reloading {
+        for task in [reloading, watching].into_iter().flatten() {
             task.abort();
         }
         served
@@ -340,6 +400,7 @@ impl Listening {
                     &self.stores,
                     PublicSide {
                         listener: self.public,
+                        tls: self.public_tls,
                         teacher: self.teacher,
                     },
                     admin.server,
@@ -353,14 +414,54 @@ impl Listening {
                 run(
                     self.gateway,
                     &self.stores,
-                    self.public,
-                    self.teacher,
+                    PublicSide {
+                        listener: self.public,
+                        tls: self.public_tls,
+                        teacher: self.teacher,
+                    },
                     shutdown,
                 )
                 .await
             }
         }
     }
+}
+
+fn url(tls: bool, addr: SocketAddr) -> String {
+    if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// Reads every listener's certificate files as a start would (`wbauth serve --check`).
+///
+/// # Errors
+/// The first listener whose files cannot be used, and why.
+pub fn check_certificates(config: &Config) -> Result<(), GatewayError> {
+    let mut all = Certificates::default();
+    listener_tls("public", config.listen.tls.as_ref(), &mut all)?;
+    listener_tls("admin", config.admin.tls.as_ref(), &mut all)?;
+    listener_tls("console", config.console.tls.as_ref(), &mut all)?;
+    Ok(())
+}
+
+/// How often the certificate files are checked for changes.
+const CERTIFICATE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads a listener's certificate files when it has TLS, and adds it to `all`.
+fn listener_tls(
+    listener: &'static str,
+    tls: Option<&crate::config::TlsConfig>,
+    all: &mut Certificates,
+) -> Result<Option<Arc<ListenerTls>>, GatewayError> {
+    let Some(files) = tls else {
+        return Ok(None);
+    };
+    let tls = ListenerTls::load(listener, files)?;
+    all.push(tls.clone());
+    Ok(Some(tls))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, GatewayError> {

@@ -15,6 +15,7 @@ pub use assemble::build_gateway;
 pub(crate) use assemble::key_service;
 pub use launch::{
     Addresses, AdminListener, Answers, Fault, Faults, Launch, Listening, Options, Teaching,
+    check_certificates,
 };
 pub use run::bind;
 pub(crate) use run::{run, run_with_admin};

@@ -11,8 +11,9 @@ use super::servers::{AdminServer, ConsoleServer};
 use super::{Stores, sync_caches};
 
 use super::workers::{MakeAnswerer, PublicServer};
+use crate::edge::listener::{Answerer, HttpSettings, serve};
 use crate::edge::sandbox::Teacher;
-use crate::edge::server::{Answerer, AppState, HttpSettings, serve};
+use crate::edge::server::AppState;
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::verify::gateway::Gateway;
@@ -45,10 +46,14 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, GatewayEr
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     stores: &Stores,
-    listener: TcpListener,
-    teacher: Option<Arc<Teacher>>,
+    public: PublicSide,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
+    let PublicSide {
+        listener,
+        tls,
+        teacher,
+    } = public;
     let settings = HttpSettings::for_limits(
         gateway.config().verify.max_body_bytes,
         gateway.config().listen.header_timeout_ms,
@@ -70,6 +75,7 @@ pub(crate) async fn run(
     };
     let public = PublicServer::start(
         listener,
+        tls,
         &make_answerer,
         settings,
         &gateway.config().runtime,
@@ -160,6 +166,7 @@ pub(crate) const IDLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// The public listener, and the sandbox's teaching on it when there is one.
 pub(crate) struct PublicSide {
     pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<Arc<crate::edge::tls::ListenerTls>>,
     pub(crate) teacher: Option<Arc<Teacher>>,
 }
 
@@ -175,7 +182,6 @@ pub(crate) async fn run_with_admin(
     service: Arc<KeyService>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
-    let PublicSide { listener, teacher } = public;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let settings = HttpSettings::for_limits(
         gateway.config().verify.max_body_bytes,
@@ -183,15 +189,22 @@ pub(crate) async fn run_with_admin(
     );
     let admin_task = {
         let mut stopped = stopped.clone();
-        tokio::spawn(serve(admin.listener, admin.router, settings, async move {
-            // A closed channel (the public side ended) stops the admin side too.
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }))
+        tokio::spawn(serve(
+            admin.listener,
+            admin.tls,
+            admin.router,
+            settings,
+            async move {
+                // A closed channel (the public side ended) stops the admin side too.
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
     };
     let console_task = console.map(|console| {
         let mut stopped = stopped.clone();
         tokio::spawn(serve(
             console.listener,
+            console.tls,
             console.router,
             settings,
             async move {
@@ -208,7 +221,7 @@ pub(crate) async fn run_with_admin(
             }
         }
     });
-    let public = run(gateway, stores, listener, teacher, async move {
+    let public = run(gateway, stores, public, async move {
         shutdown.await;
         let _ = stop.send(true);
     })

@@ -29,6 +29,9 @@ pub struct SandboxOptions {
     /// The demo key's kind: one of the configuration's `[[kind]]`s (default: the sandbox's own
     /// kind, every path).
     pub demo_kind: Option<String>,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`), over the file's
+    /// `[listen] tls`.
+    pub tls: Option<crate::config::TlsConfig>,
 }
 
 /// The sandbox's configuration: `options.config_file` (or the defaults) with `overrides` (the
@@ -63,6 +66,9 @@ pub fn sandbox_config(
     };
     let mut config = Config::from_toml(&with_sandbox_kind(text), &name, &vars)?;
     config.listen.addr = options.listen;
+    if let Some(tls) = &options.tls {
+        config.listen.tls = Some(tls.clone());
+    }
     config.store.data_dir = data_dir.to_path_buf();
     if let Some(body_match) = options.body_match {
         config.verify.body_match = body_match;

@@ -9,6 +9,7 @@ use super::{Stores, bind};
 
 use crate::clock::SharedClock;
 use crate::edge::admin::{AdminHosts, AdminOptions, AdminToken, admin_router, with_host_check};
+use crate::edge::tls::{Certificates, ListenerTls};
 use crate::error::GatewayError;
 use crate::service::KeyService;
 use crate::service::reload::Reloader;
@@ -89,8 +90,18 @@ impl ServeClock {
 pub(crate) struct AdminServer {
     /// The bound listener (`[admin] addr`).
     pub(crate) listener: TcpListener,
+    /// Its TLS (`[admin] tls`), if any.
+    pub(crate) tls: Option<Arc<ListenerTls>>,
     /// The router ([`admin_router_for`]).
     pub(crate) router: axum::Router,
+}
+
+/// What the admin listener reloads and reports on.
+pub(crate) struct Reloading {
+    /// `POST /admin/reload` (none: no configuration file to reload).
+    pub(crate) reloader: Option<Arc<Reloader>>,
+    /// The TLS listeners, whose certificates `/readyz` reports on.
+    pub(crate) certificates: Certificates,
 }
 
 /// The admin router of a gateway: the management API over `service` (built with
@@ -105,7 +116,7 @@ pub(crate) fn admin_router_for(
     clock: &ServeClock,
     extra: Option<axum::Router>,
     hosts: AdminHosts,
-    reloader: Option<Arc<Reloader>>,
+    reloading: Reloading,
 ) -> axum::Router {
     let nonces: Arc<dyn NonceStore> = stores.nonces.clone();
     #[cfg(not(feature = "test-clock"))]
@@ -116,7 +127,8 @@ pub(crate) fn admin_router_for(
         AdminOptions {
             extra: extra.unwrap_or_default(),
             nonces: Some(nonces),
-            reloader,
+            reloader: reloading.reloader,
+            certificates: reloading.certificates,
             #[cfg(feature = "test-clock")]
             test_clock: clock.test.clone(),
         },
@@ -129,6 +141,8 @@ pub(crate) fn admin_router_for(
 pub(crate) struct ConsoleServer {
     /// The bound listener.
     pub(crate) listener: TcpListener,
+    /// Its TLS (`[console] tls`), if any.
+    pub(crate) tls: Option<Arc<ListenerTls>>,
     /// The router ([`crate::edge::console::console_router`]).
     pub(crate) router: axum::Router,
 }
@@ -139,6 +153,7 @@ impl ConsoleServer {
     pub(crate) async fn bind_if_configured(
         gateway: &Arc<Gateway>,
         service: &Arc<KeyService>,
+        tls: Option<Arc<ListenerTls>>,
     ) -> Result<Option<Self>, GatewayError> {
         let Some(addr) = gateway.config().console.listen else {
             // Another instance may serve the console: its public address still makes links.
@@ -150,11 +165,15 @@ impl ConsoleServer {
         let listener = bind(addr, "console").await?;
         match (&gateway.config().console.public_url, listener.local_addr()) {
             (Some(url), _) => service.set_console_url(url),
-            (None, Ok(bound)) => service.set_console_url(&format!("http://{bound}")),
+            (None, Ok(bound)) => {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                service.set_console_url(&format!("{scheme}://{bound}"));
+            }
             (None, Err(_)) => {}
         }
         Ok(Some(Self {
             listener,
+            tls,
             router: crate::edge::console::console_router(gateway.clone(), service.clone()),
         }))
     }

@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::config::RuntimeConfig;
-use crate::edge::server::{Answerer, HttpSettings, serve, serve_with_slots};
+use crate::edge::listener::{Answerer, HttpSettings, serve, serve_with_slots};
+use crate::edge::tls::ListenerTls;
 
 /// Builds a worker's answerer (called once on each worker's thread).
 pub(crate) type MakeAnswerer = Arc<dyn Fn() -> Answerer + Send + Sync>;
@@ -28,6 +29,7 @@ pub(crate) enum PublicServer {
     /// On the caller's runtime.
     Shared {
         listener: TcpListener,
+        tls: Option<Arc<ListenerTls>>,
         router: Answerer,
         settings: HttpSettings,
     },
@@ -50,6 +52,7 @@ impl PublicServer {
     /// The listener cannot be shared between workers, or a worker thread cannot start.
     pub(crate) fn start(
         listener: TcpListener,
+        tls: Option<Arc<ListenerTls>>,
         make_answerer: &MakeAnswerer,
         settings: HttpSettings,
         runtime: &RuntimeConfig,
@@ -57,6 +60,7 @@ impl PublicServer {
         if runtime.shared {
             return Ok(Self::Shared {
                 listener,
+                tls,
                 router: make_answerer(),
                 settings,
             });
@@ -75,6 +79,7 @@ impl PublicServer {
             let listener = std_listener.try_clone()?;
             let make_answerer = make_answerer.clone();
             let slots = slots.clone();
+            let tls = tls.clone();
             let mut stopped = stopped.clone();
             let mut released = released.clone();
             let (served_tx, served_rx) = oneshot::channel();
@@ -100,8 +105,15 @@ impl PublicServer {
                                     // A dropped sender stops the worker too.
                                     let _ = stopped.wait_for(|stop| *stop).await;
                                 };
-                                serve_with_slots(listener, make_answerer(), settings, slots, stop)
-                                    .await
+                                serve_with_slots(
+                                    listener,
+                                    tls,
+                                    make_answerer(),
+                                    settings,
+                                    slots,
+                                    stop,
+                                )
+                                .await
                             }
                             Err(e) => Err(e),
                         };
@@ -130,10 +142,11 @@ impl PublicServer {
         match self {
             Self::Shared {
                 listener,
+                tls,
                 router,
                 settings,
             } => (
-                serve(listener, router, settings, shutdown).await,
+                serve(listener, tls, router, settings, shutdown).await,
                 Release(None),
             ),
             Self::Workers(workers) => {
@@ -200,7 +213,8 @@ mod tests {
         let make: MakeAnswerer =
             Arc::new(|| Answerer::Router(axum::Router::new().fallback(|| async { "hello" })));
         let settings = HttpSettings::gateway_defaults();
-        let server = PublicServer::start(listener, &make, settings, &runtime).expect("started");
+        let server =
+            PublicServer::start(listener, None, &make, settings, &runtime).expect("started");
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(async move {
             let (result, release) = server

@@ -24,6 +24,13 @@ pub trait LogFilter: Send + Sync {
     fn apply(&self, directives: &str);
 }
 
+/// What a reload reads again besides the configuration file (the listeners' certificates,
+/// which the network edge owns).
+pub(crate) trait AlsoReload: Send + Sync {
+    /// Reads again; the problems, each saying what was kept in service.
+    fn reload(&self) -> Vec<String>;
+}
+
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReloadError {
@@ -66,6 +73,8 @@ pub(crate) struct Reloaded {
     /// The sections whose settings changed (empty: the file says what runs already; token
     /// key files are read again all the same).
     pub(crate) changed: Vec<&'static str>,
+    /// Certificates that could not be read again (the previous ones stay in service).
+    pub(crate) certificate_problems: Vec<String>,
 }
 
 /// Reloads a gateway's configuration from where it was first read. One reload at a time.
@@ -76,6 +85,8 @@ pub(crate) struct Reloader {
     log: Option<Arc<dyn LogFilter>>,
     /// Whether a token key is generated when none is configured (the sandbox).
     generate_token_key: bool,
+    /// Read again at each reload too.
+    also: Option<Arc<dyn AlsoReload>>,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
@@ -100,8 +111,16 @@ impl Reloader {
             source,
             log,
             generate_token_key,
+            also: None,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Reads `also` again at every reload (whatever becomes of the configuration file).
+    #[must_use]
+    pub(crate) fn also_reloading(mut self, also: Arc<dyn AlsoReload>) -> Self {
+        self.also = Some(also);
+        self
     }
 
     fn source_name(&self) -> String {
@@ -136,6 +155,13 @@ impl Reloader {
 
     async fn reload_inner(&self) -> Result<Reloaded, ReloadError> {
         let _one = self.one_at_a_time.lock().await;
+        let certificate_problems = match self.also.clone() {
+            // File reads: off the event loop.
+            Some(also) => tokio::task::spawn_blocking(move || also.reload())
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let source = self.source.clone();
         let loaded = tokio::task::spawn_blocking(move || Config::load(source.as_deref()))
             .await
@@ -184,6 +210,7 @@ impl Reloader {
         Ok(Reloaded {
             file: self.source_name(),
             changed,
+            certificate_problems,
         })
     }
 }

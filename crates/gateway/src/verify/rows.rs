@@ -43,10 +43,15 @@ pub(super) async fn size(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    let timeout = Duration::from_millis(config.listen.body_timeout_ms);
+    if let Some(len) = declared.filter(|len| *len > limit as u64) {
+        // A body of moderate size is read and dropped first, so that the client, still
+        // sending, reads the 413 instead of a reset connection.
+        if len <= DRAINED_AT_MOST {
+            let _ = tokio::time::timeout(timeout, drain(body)).await;
+        }
         return Err(ApiError::PayloadTooLarge.into());
     }
-    let timeout = Duration::from_millis(config.listen.body_timeout_ms);
     match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await {
         Err(_) => Err(Refusal::Transport(StatusCode::REQUEST_TIMEOUT)),
         Ok(Err(e))
@@ -58,6 +63,16 @@ pub(super) async fn size(
         Ok(Err(_)) => Err(Refusal::Transport(StatusCode::BAD_REQUEST)),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// The largest too-large body read (and dropped) before the 413 is sent; a larger one is
+/// answered at once and its connection closed.
+const DRAINED_AT_MOST: u64 = 1 << 20;
+
+/// Reads `body` to its end, keeping nothing (bounded by its declared length).
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt as _;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// The 415 row (right after row 2): no Content-Type, or `application/json` with any

@@ -169,6 +169,7 @@ mod tests {
                 "ops.internal:9000".into(),
                 "[FD00::1]".into(),
             ],
+            tls: None,
         };
         let remote = AdminHosts::new(config.addr, &config);
         for host in [

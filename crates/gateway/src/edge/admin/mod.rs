@@ -95,6 +95,8 @@ pub(crate) struct AdminOptions {
     pub(crate) nonces: Option<Arc<dyn NonceStore>>,
     /// What `POST /admin/reload` runs (without it the route answers 404).
     pub(crate) reloader: Option<Arc<Reloader>>,
+    /// The listeners' certificates, whose state `/readyz` shows.
+    pub(crate) certificates: crate::edge::tls::Certificates,
     /// The clock `POST /test/clock` moves (builds with the `test-clock` feature only).
     #[cfg(feature = "test-clock")]
     pub(crate) test_clock: Option<Arc<crate::clock::TestClock>>,
@@ -112,6 +114,7 @@ struct AdminState {
     token: Arc<AdminToken>,
     nonces: Option<Arc<dyn NonceStore>>,
     reloader: Option<Arc<Reloader>>,
+    certificates: crate::edge::tls::Certificates,
     #[cfg(feature = "test-clock")]
     test_clock: Option<Arc<crate::clock::TestClock>>,
 }
@@ -128,6 +131,7 @@ pub(crate) fn admin_router(
         token: Arc::new(token),
         nonces: options.nonces,
         reloader: options.reloader,
+        certificates: options.certificates,
         #[cfg(feature = "test-clock")]
         test_clock: options.test_clock,
     };

@@ -32,15 +32,29 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> Answer {
             .await
             .map_err(|_| crate::ops::health::NotReady::KeyStore),
     };
-    match verdict {
-        Ok(()) => Answer::ok(&json!({"status": "ready"})),
+    let mut answer = match &verdict {
+        Ok(()) => json!({"status": "ready"}),
         Err(reason) => {
             tracing::warn!(target: "wbauth::admin", "not ready: {reason}");
-            Answer::with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "unavailable", "reason": reason.to_string()}),
-            )
+            json!({"status": "unavailable", "reason": reason.to_string()})
         }
+    };
+    // Each TLS listener's certificate: in service as read, or kept after a refused reload
+    // (serving goes on with the previous one, so readiness does not change).
+    if !state.certificates.is_empty() {
+        let tls: serde_json::Map<String, serde_json::Value> = state
+            .certificates
+            .iter()
+            .map(|tls| {
+                let detail = tls.problem().unwrap_or_else(|| "ok".to_owned());
+                (tls.listener().to_owned(), detail.into())
+            })
+            .collect();
+        answer["tls"] = tls.into();
+    }
+    match verdict {
+        Ok(()) => Answer::ok(&answer),
+        Err(_) => Answer::with(StatusCode::SERVICE_UNAVAILABLE, &answer),
     }
 }
 
@@ -58,6 +72,7 @@ pub(super) async fn reload(State(state): State<AdminState>) -> Answer {
             "reloaded": true,
             "file": done.file,
             "changed": done.changed,
+            "certificate_problems": done.certificate_problems,
         })),
         Err(e) => {
             let status = match e {
