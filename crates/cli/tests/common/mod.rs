@@ -9,6 +9,7 @@ pub mod console;
 pub mod fiat;
 pub mod gateway;
 pub mod raw;
+pub mod tls;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -91,7 +91,8 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
     valid.then_some((name, port))
 }
 
-/// `router` answering only requests whose `Host` (and absolute-form target, if any) `hosts`
+/// `router` answering only requests whose `Host` (HTTP/2: `:authority`; and absolute-form
+/// target, if any) `hosts`
 /// allows; the others get 421 with a JSON error and reach no route.
 pub(crate) fn with_host_check(router: Router, hosts: AdminHosts) -> Router {
     router.layer(from_fn_with_state(Arc::new(hosts), check_host))
@@ -105,6 +106,10 @@ async fn check_host(
     let mut values = request.headers().get_all(header::HOST).iter();
     let host = match (values.next(), values.next()) {
         (Some(value), None) => value.to_str().ok(),
+        // HTTP/2 names the host in the `:authority` pseudo-header instead.
+        (None, _) if request.version() == axum::http::Version::HTTP_2 => {
+            request.uri().authority().map(axum::http::uri::Authority::as_str)
+        }
         _ => None,
     };
     let target_ok = request
