@@ -6,7 +6,8 @@
 // Screenshots go to artifacts/.
 //
 // Environment (set by run.sh): WBAUTH_BIN (a test-clock build), CONSOLE, ADMIN, PUBLIC (the
-// gateway's listeners), ADMIN_TOKEN, T0 (the test clock's start).
+// gateway's listeners; the console over HTTPS), ADMIN_TOKEN, T0 (the test clock's start),
+// CONSOLE_SPKI (the console certificate's key hash, the one certificate the browser trusts).
 import { chromium } from 'playwright-core';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -176,6 +177,8 @@ const browser = await chromium.launch({
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
+    // The console's certificate, from the run's throw-away CA (run.sh), and no other.
+    `--ignore-certificate-errors-spki-list=${env('CONSOLE_SPKI')}`,
   ],
 });
 
@@ -194,6 +197,9 @@ try {
     await page.goto(link);
     await page.getByText('This link is not valid').waitFor();
     await signIn(page, 'alice');
+    assert.match(page.url(), /^https:\/\//);
+    const session = (await context.cookies()).filter((c) => c.httpOnly);
+    assert.ok(session.length > 0 && session.every((c) => c.secure), JSON.stringify(session));
     await shot(page, '01-keys-without-2fa');
     assert.match(page.url(), /\/keys$/);
     await page.getByText('before generating a key').waitFor();

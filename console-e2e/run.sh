@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The web console's browser journey (console-e2e/journey.mjs): Debian's chromium driven by
 # playwright-core (no browser download). Installs chromium (apt-get) and node/npm when missing,
-# runs `npm ci`, starts a bench-echo upstream and `wbauth serve` with the console on free
-# loopback ports (a test-clock build: WBAUTH_BIN, else built here), and saves a screenshot of
+# runs `npm ci`, starts a bench-echo upstream and `wbauth serve` with the console over HTTPS on
+# free loopback ports (a test-clock build: WBAUTH_BIN, else built here), and saves a screenshot of
 # each page to console-e2e/artifacts/.
 set -euo pipefail
 # A relative WBAUTH_BIN names a file from the caller's directory.
@@ -57,6 +57,13 @@ wait_for_line() {
     return 1
 }
 
+# The console is served over HTTPS (a throw-away CA from dist/make-test-ca.sh), so its session
+# cookie is `Secure` as in production; the browser trusts exactly that certificate.
+../dist/make-test-ca.sh "$work/pki" >/dev/null
+CONSOLE_SPKI=$(openssl x509 -in "$work/pki/cert.pem" -pubkey -noout |
+    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+export CONSOLE_SPKI
+
 "$WBAUTH_BIN" bench-echo --listen 127.0.0.1:0 >"$work/echo.out" 2>"$work/echo.err" &
 pids+=($!)
 upstream=$(wait_for_line "$work/echo.out" listening)
@@ -85,7 +92,7 @@ paths = ["/api/v4/main-account/*"]
 
 [console]
 listen = "127.0.0.1:0"
-secure_cookie = false
+tls = { cert = "$work/pki/cert.pem", key = "$work/pki/key.pem" }
 
 # Test only: the journey's proxy on 127.0.0.1 names the client in X-Forwarded-For.
 [proxy]
