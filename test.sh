@@ -51,6 +51,8 @@ python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
 # dist/'s Prometheus rules and the gateway's /metrics text are checked with promtool
 # (crates/cli/tests/dist.rs).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The TLS tests and the console journey make their throw-away CA with dist/make-test-ca.sh.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     sudo_cmd=()

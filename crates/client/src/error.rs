@@ -256,22 +256,7 @@ pub(crate) fn shown_target(target: &reqwest::Url) -> String {
 
 impl Error {}
 
-/// An error and its causes as one line, a message repeated by a wrapper said once
-/// (`error sending request: invalid peer certificate: UnknownIssuer`): what to show for a
-/// transport error, whose top-level message rarely says what went wrong.
-#[must_use]
-pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !parts.iter().any(|p| p == &text) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    parts.join(": ")
-}
+pub use whitebit_auth::error::causes;
 
 #[cfg(test)]
 mod tests {

@@ -295,3 +295,20 @@ impl TokenRejection {
         )
     }
 }
+
+/// An error and its causes as one line, a message repeated by a wrapper said once
+/// (`error sending request: invalid peer certificate: UnknownIssuer`): what to show for a
+/// transport error, whose top-level message rarely says what went wrong.
+#[must_use]
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}

@@ -89,12 +89,33 @@ impl TestCa {
         self.issue(names, Some((2000, 2001)))
     }
 
+    /// A client certificate (for mutual TLS), valid now.
+    ///
+    /// # Errors
+    /// Signing failed.
+    pub fn client_cert(&self) -> io::Result<ServerCert> {
+        self.issue_for(&[], None, true)
+    }
+
     fn issue(&self, names: &[&str], years: Option<(i32, i32)>) -> io::Result<ServerCert> {
+        self.issue_for(names, years, false)
+    }
+
+    fn issue_for(
+        &self,
+        names: &[&str],
+        years: Option<(i32, i32)>,
+        client: bool,
+    ) -> io::Result<ServerCert> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).map_err(other)?;
+        let role = if client { "client" } else { "server" };
         params
             .distinguished_name
-            .push(DnType::CommonName, "wbauth test server");
+            .push(DnType::CommonName, format!("wbauth test {role}"));
+        if client {
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
         if let Some((from, to)) = years {
             params.not_before = date_time_ymd(from, 1, 1);
             params.not_after = date_time_ymd(to, 1, 1);
@@ -127,12 +148,39 @@ impl TlsEcho {
     /// # Errors
     /// The certificate or key is refused by rustls, or no port can be bound.
     pub async fn start(cert: &ServerCert) -> io::Result<Self> {
+        Self::start_with_client_ca(cert, None).await
+    }
+
+    /// [`TlsEcho::start`], asking clients for a certificate issued by `client_ca` when given
+    /// (a client without one fails the handshake).
+    ///
+    /// # Errors
+    /// As [`TlsEcho::start`].
+    pub async fn start_with_client_ca(
+        cert: &ServerCert,
+        client_ca: Option<&TestCa>,
+    ) -> io::Result<Self> {
         let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone()));
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(other)?
-            .with_no_client_auth()
+            .map_err(other)?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+                roots.add(ca.issuer.der().clone()).map_err(other)?;
+                let verifier =
+                    tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider,
+                    )
+                    .build()
+                    .map_err(other)?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
             .with_single_cert(cert.chain.clone(), key)
             .map_err(other)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -32,3 +32,5 @@ pub const TOO_NEW: &str =
     r#"{"code":0,"message":"Your nonce is more than 5 seconds greater than the current nonce."}"#;
 pub const TOO_MANY: &str = r#"{"code":0,"errors":{},"message":"Too many requests."}"#;
 pub const BUSY: &str = r#"{"code":0,"message":"Service temporarily unavailable."}"#;
+pub const BAD_GATEWAY: &str = r#"{"code":0,"message":"Bad gateway."}"#;
+pub const GATEWAY_TIMEOUT: &str = r#"{"code":0,"message":"Gateway timeout."}"#;

@@ -478,8 +478,23 @@ pub struct ProxyConfig {
 pub struct RouteConfig {
     /// Path prefix, matched by whole segments.
     pub prefix: String,
-    /// Upstream base URL (`http://host:port`).
+    /// Upstream base URL (`http://host:port` or `https://host:port`).
     pub upstream: String,
+    /// `https://` upstreams: the CA certificates (PEM) that issued the upstream's certificate,
+    /// instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// `https://` upstreams asking for a client certificate: the chain (PEM) the gateway
+    /// presents; with `client_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// `https://` upstreams: offer HTTP/2 by ALPN (HTTP/1.1 when the upstream does not take
+    /// it); one multiplexed connection per upstream and worker instead of a pool.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// Upstream timeout.
     #[serde(default = "default_upstream_timeout")]
     pub timeout_ms: u64,

@@ -171,12 +171,14 @@ impl Config {
                 return Err(format!("route[{i}].timeout_ms: must be at least 1"));
             }
             check_forward_headers(route).map_err(|e| format!("route[{i}].{e}"))?;
+            check_upstream_tls(route).map_err(|e| format!("route[{i}].{e}"))?;
         }
         for (i, route) in self.fiat.routes.iter().enumerate() {
             check_prefix(&route.prefix).map_err(|e| format!("fiat.route[{i}].prefix: {e}"))?;
             check_upstream(&route.upstream)
                 .map_err(|e| format!("fiat.route[{i}].upstream: {e}"))?;
             check_forward_headers(route).map_err(|e| format!("fiat.route[{i}].{e}"))?;
+            check_upstream_tls(route).map_err(|e| format!("fiat.route[{i}].{e}"))?;
             if self.routes.iter().any(|r| r.prefix == route.prefix) {
                 return Err(format!(
                     "fiat.route[{i}].prefix: {:?} is also a private route",
@@ -237,19 +239,46 @@ fn check_forward_headers(route: &RouteConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The TLS settings of a route: only for an `https://` upstream, a client key with its
+/// certificate.
+fn check_upstream_tls(route: &RouteConfig) -> Result<(), String> {
+    if !route.upstream.starts_with("https://") {
+        for (name, set) in [
+            ("ca", route.ca.is_some()),
+            ("client_cert", route.client_cert.is_some()),
+            ("client_key", route.client_key.is_some()),
+            ("http2", route.http2),
+        ] {
+            if set {
+                return Err(format!(
+                    "{name}: only for an https:// upstream; remove it or make the upstream https://"
+                ));
+            }
+        }
+    }
+    match (&route.client_cert, &route.client_key) {
+        (Some(_), None) => Err("client_key: missing (client_cert needs its key)".into()),
+        (None, Some(_)) => Err("client_cert: missing (client_key needs its certificate)".into()),
+        _ => Ok(()),
+    }
+}
+
 fn check_upstream(url: &str) -> Result<(), String> {
     let shown = wbauth_store::redact_url(url);
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("{shown:?}: expected http://host:port (TLS to upstreams is terminated elsewhere)")
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{shown:?}: expected http://host:port or https://host:port"))?;
     let authority = rest.trim_end_matches('/');
     if authority.contains('@') {
         return Err(format!(
-            "{shown:?}: expected http://host:port without user name or password"
+            "{shown:?}: expected http(s)://host:port without user name or password"
         ));
     }
     if authority.is_empty() || authority.contains(['/', '?', '#', ' ']) {
-        return Err(format!("{shown:?}: expected http://host:port with no path"));
+        return Err(format!(
+            "{shown:?}: expected http(s)://host:port with no path"
+        ));
     }
     Ok(())
 }

@@ -103,6 +103,8 @@ pub(crate) struct Outbound<'a> {
     pub(crate) base: &'a str,
     /// Its `host:port`.
     pub(crate) authority: Option<&'a Authority>,
+    /// TLS, for an `https://` upstream.
+    pub(crate) tls: Option<&'a crate::verify::upstream_tls::UpstreamTls>,
     /// Upstream timeout.
     pub(crate) timeout: Duration,
     /// Largest response body passed back.
@@ -133,7 +135,7 @@ pub(crate) async fn send_upstream(
     *request.headers_mut() = out.headers;
     // The head and the body under one timeout (waiting for a free connection included): an
     // answer cut or stalled half way must not reach the client as a 200 with a broken body.
-    let exchange = client.send(authority, request, out.max_response_bytes);
+    let exchange = client.send(authority, out.tls, request, out.max_response_bytes);
     let (mut parts, body) = match tokio::time::timeout(out.timeout, exchange).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
@@ -203,6 +205,7 @@ pub(crate) async fn forward(
         Outbound {
             base: &upstream.base,
             authority: upstream.authority.as_ref(),
+            tls: upstream.tls.as_ref(),
             timeout: Duration::from_millis(upstream.timeout_ms),
             max_response_bytes,
             path: delivery.path,

@@ -9,5 +9,6 @@ pub(crate) mod forward;
 pub(crate) mod listener;
 pub(crate) mod sandbox;
 pub(crate) mod server;
+pub(crate) mod stream;
 pub(crate) mod tls;
 pub(crate) mod upstream;

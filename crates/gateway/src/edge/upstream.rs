@@ -9,6 +9,11 @@
 //! Nothing is spawned per connection or per request and no task wakes another: the legacy
 //! pooled client (hyper-util) spawned a task per connection and handed every request and
 //! answer across tasks.
+//!
+//! An `https://` upstream is reached over TLS (rustls, the route's roots, SNI, an optional
+//! client certificate: [`UpstreamTls`]). With `http2 = true` and an upstream that takes
+//! HTTP/2 by ALPN, one multiplexed connection per upstream and worker carries every request;
+//! being shared, it is driven by a task of its own (spawned once per connection).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -20,10 +25,15 @@ use axum::http::uri::Authority;
 use axum::http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use whitebit_auth::error::causes;
+
+use crate::edge::stream::Stream;
+use crate::verify::upstream_tls::UpstreamTls;
 
 /// The body of a request sent upstream.
 pub(crate) type OutBody = Full<bytes::Bytes>;
@@ -37,17 +47,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// polled by whichever task uses the connection.
 struct Conn {
     sender: http1::SendRequest<OutBody>,
-    driver: http1::Connection<TokioIo<TcpStream>, OutBody>,
+    driver: http1::Connection<TokioIo<Stream>, OutBody>,
     idle_since: Instant,
+}
+
+/// A new connection: HTTP/1.1, or HTTP/2 when offered and chosen by ALPN. Moved once, from
+/// the handshake to its pool: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Connected {
+    Http1(Conn),
+    Http2(http2::SendRequest<OutBody>),
 }
 
 /// An upstream's connections: the idle ones, the permits bounding open ones, and the `Host`
 /// header its requests carry.
 struct Host {
     authority: Authority,
+    /// The TLS settings the connections were made with (`None`: plain HTTP).
+    tls: Option<Arc<str>>,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     host_header: Option<HeaderValue>,
+    /// The shared HTTP/2 connection (`http2 = true` routes), while it is open.
+    h2: Mutex<Option<http2::SendRequest<OutBody>>>,
+    /// The upstream answered an offer of HTTP/2 with HTTP/1.1: use the pool.
+    h1_only: std::sync::atomic::AtomicBool,
 }
 
 impl Host {
@@ -60,6 +84,15 @@ impl Host {
             }
         }
         None
+    }
+
+    /// The open HTTP/2 connection, if any.
+    fn h2(&self) -> Option<http2::SendRequest<OutBody>> {
+        let mut h2 = self.h2.lock().unwrap_or_else(PoisonError::into_inner);
+        if h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+            *h2 = None;
+        }
+        h2.clone()
     }
 
     fn give_back(&self, mut conn: Conn) {
@@ -128,21 +161,28 @@ impl UpstreamClient {
         }
     }
 
-    /// The connections of `authority` (made on first use).
-    fn host(&self, authority: &Authority) -> Arc<Host> {
+    /// The connections of `authority` with the TLS settings `tls` (made on first use).
+    fn host(&self, authority: &Authority, tls: Option<&UpstreamTls>) -> Arc<Host> {
+        let identity = tls.map(|t| &t.identity);
         let mut hosts = self
             .inner
             .hosts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(host) = hosts.iter().find(|h| h.authority == *authority) {
+        if let Some(host) = hosts
+            .iter()
+            .find(|h| h.authority == *authority && h.tls.as_ref() == identity)
+        {
             return host.clone();
         }
         let host = Arc::new(Host {
             authority: authority.clone(),
+            tls: identity.cloned(),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(self.inner.max_per_host)),
             host_header: HeaderValue::from_str(authority.as_str()).ok(),
+            h2: Mutex::new(None),
+            h1_only: std::sync::atomic::AtomicBool::new(false),
         });
         hosts.push(host.clone());
         host
@@ -150,7 +190,7 @@ impl UpstreamClient {
 
     /// A connection to `host`: an idle one that is still open, else a new one. Waits while
     /// the upstream's connections are all in use.
-    async fn lease(host: &Host) -> Result<Lease, UpstreamError> {
+    async fn lease(host: &Host, tls: Option<&UpstreamTls>) -> Result<Lease, UpstreamError> {
         let permit = host
             .permits
             .clone()
@@ -172,7 +212,7 @@ impl UpstreamClient {
             tracing::trace!(target: "wbauth::upstream", upstream = %host.authority, "an idle connection was closed by the upstream");
         }
         Ok(Lease {
-            conn: connect(&host.authority).await?,
+            conn: connect_http1(&host.authority, tls).await?,
             _permit: permit,
             reused: false,
         })
@@ -184,14 +224,36 @@ impl UpstreamClient {
     pub(crate) async fn send(
         &self,
         authority: &Authority,
+        tls: Option<&UpstreamTls>,
         mut request: Request<OutBody>,
         max_body: usize,
     ) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
-        let host = self.host(authority);
+        let host = self.host(authority, tls);
+        if tls.is_some_and(|t| t.http2) && !host.h1_only.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let sender = match host.h2() {
+                Some(sender) => sender,
+                None => match connect(authority, tls).await? {
+                    Connected::Http2(sender) => {
+                        *host.h2.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(sender.clone());
+                        sender
+                    }
+                    Connected::Http1(conn) => {
+                        // HTTP/1.1 it is, for this upstream: the connection joins the pool.
+                        host.h1_only
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        host.give_back(conn);
+                        return Box::pin(self.send(authority, tls, request, max_body)).await;
+                    }
+                },
+            };
+            return exchange_h2(sender, authority, request, max_body).await;
+        }
         if let Some(value) = &host.host_header {
             request.headers_mut().insert(header::HOST, value.clone());
         }
-        let mut lease = Self::lease(&host).await?;
+        let mut lease = Self::lease(&host, tls).await?;
         loop {
             match exchange(&mut lease.conn, request, max_body).await {
                 Ok((answer, reusable)) => {
@@ -202,7 +264,7 @@ impl UpstreamClient {
                 }
                 Err(Failure::NotSent(back)) if lease.reused => {
                     request = *back;
-                    lease.conn = connect(authority).await?;
+                    lease.conn = connect_http1(authority, tls).await?;
                     lease.reused = false;
                 }
                 Err(Failure::NotSent(_)) => {
@@ -214,29 +276,114 @@ impl UpstreamClient {
     }
 }
 
-/// Opens a connection to `authority`.
-async fn connect(authority: &Authority) -> Result<Conn, UpstreamError> {
-    let port = authority.port_u16().unwrap_or(80);
+/// Opens an HTTP/1.1 connection to `authority` (an upstream that chose HTTP/2 here is an
+/// error: the pool carries HTTP/1.1 only).
+async fn connect_http1(
+    authority: &Authority,
+    tls: Option<&UpstreamTls>,
+) -> Result<Conn, UpstreamError> {
+    match connect(authority, tls).await? {
+        Connected::Http1(conn) => Ok(conn),
+        Connected::Http2(_) => Err(UpstreamError::Connect(
+            "the upstream switched to HTTP/2 after declining it".into(),
+        )),
+    }
+}
+
+/// Opens a connection to `authority`: TCP, the TLS handshake for an `https://` upstream
+/// (HTTP/2 when offered and chosen), then the HTTP handshake.
+async fn connect(
+    authority: &Authority,
+    tls: Option<&UpstreamTls>,
+) -> Result<Connected, UpstreamError> {
+    let port = authority
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
     let host = authority.host();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+    let opened = async {
+        let stream = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Ok((Stream::Plain(stream), false));
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let stream = connector
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|e| UpstreamError::Connect(format!("TLS handshake failed: {e}")))?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok((Stream::Tls(Box::new(stream)), h2))
+    };
+    let (stream, h2) = tokio::time::timeout(CONNECT_TIMEOUT, opened)
         .await
-        .map_err(|_| UpstreamError::Connect("connect timed out".into()))?
-        .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
+        .map_err(|_| UpstreamError::Connect("connect timed out".into()))??;
+    if h2 {
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Connect(causes(&e)))?;
+        // Shared by every request to this upstream: driven by a task of its own.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        tracing::trace!(target: "wbauth::upstream", upstream = %authority, "connected (HTTP/2)");
+        return Ok(Connected::Http2(sender));
+    }
     let (sender, driver) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        .map_err(|e| UpstreamError::Connect(causes(&e)))?;
     tracing::trace!(target: "wbauth::upstream", upstream = %authority, "connected");
-    Ok(Conn {
+    Ok(Connected::Http1(Conn {
         sender,
         driver,
         idle_since: Instant::now(),
-    })
+    }))
+}
+
+/// One request and its whole answer (at most `max_body` bytes) on the shared HTTP/2
+/// connection `sender`.
+async fn exchange_h2(
+    mut sender: http2::SendRequest<OutBody>,
+    authority: &Authority,
+    mut request: Request<OutBody>,
+    max_body: usize,
+) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
+    use http_body_util::BodyExt as _;
+    // HTTP/2 names the scheme and authority in pseudo-headers, taken from the URI.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    *request.uri_mut() = axum::http::Uri::builder()
+        .scheme("https")
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
+    request.headers_mut().remove(header::HOST);
+    sender
+        .ready()
+        .await
+        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
+    let (parts, body) = response.into_parts();
+    let body = http_body_util::Limited::new(body, max_body)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError::Exchange(causes(&*e)))?
+        .to_bytes();
+    Ok((parts, body))
 }
 
 /// How one exchange on one connection failed.
@@ -266,7 +413,7 @@ async fn exchange(
         Err(mut e) => {
             return match e.take_message() {
                 Some(request) => Err(Failure::NotSent(Box::new(request))),
-                None => Err(Failure::Broken(e.into_error().to_string())),
+                None => Err(Failure::Broken(causes(&e.into_error()))),
             };
         }
     };
@@ -276,7 +423,7 @@ async fn exchange(
         http_body_util::Limited::new(body, max_body).collect().await
     })
     .await
-    .map_err(|e| Failure::Broken(e.to_string()))?
+    .map_err(|e| Failure::Broken(causes(&*e)))?
     .to_bytes();
     let reusable = !driver_done && !sender.is_closed();
     Ok(((parts, collected), reusable))
@@ -284,7 +431,7 @@ async fn exchange(
 
 /// Runs `work` while polling the connection `driver` (until it finishes: then `done`).
 async fn drive<T>(
-    driver: &mut http1::Connection<TokioIo<TcpStream>, OutBody>,
+    driver: &mut http1::Connection<TokioIo<Stream>, OutBody>,
     done: &mut bool,
     work: impl Future<Output = T>,
 ) -> T {
@@ -377,7 +524,7 @@ mod tests {
         let client = UpstreamClient::new(4);
         for _ in 0..5 {
             let (parts, body) = client
-                .send(&authority, request(), 1024)
+                .send(&authority, None, request(), 1024)
                 .await
                 .expect("answered");
             assert_eq!(parts.status, 200);
@@ -392,7 +539,7 @@ mod tests {
         let client = UpstreamClient::new(4);
         for _ in 0..5 {
             let (parts, _) = client
-                .send(&authority, request(), 1024)
+                .send(&authority, None, request(), 1024)
                 .await
                 .expect("answered on a new connection");
             assert_eq!(parts.status, 200);
@@ -406,7 +553,7 @@ mod tests {
         let client = UpstreamClient::new(1);
         let first = {
             let (client, authority) = (client.clone(), authority.clone());
-            tokio::spawn(async move { client.send(&authority, request(), 1024).await })
+            tokio::spawn(async move { client.send(&authority, None, request(), 1024).await })
         };
         // Until the first request holds the only connection.
         while accepted.load(Ordering::SeqCst) == 0 {
@@ -416,7 +563,7 @@ mod tests {
         // (504 in `send_upstream`) ends the wait.
         let second = tokio::time::timeout(
             Duration::from_millis(100),
-            client.send(&authority, request(), 1024),
+            client.send(&authority, None, request(), 1024),
         )
         .await;
         assert!(

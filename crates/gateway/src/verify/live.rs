@@ -60,7 +60,7 @@ impl Live {
             body_match: config.verify.body_match.into(),
             kinds,
             trusted_proxies,
-            routes: Routes::new(&config, answers),
+            routes: Routes::new(&config, answers).map_err(GatewayError::Invalid)?,
             rate,
             tokens,
             config: Arc::new(config),

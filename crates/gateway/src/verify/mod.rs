@@ -11,6 +11,7 @@ mod outcome;
 pub(crate) mod rate;
 pub(crate) mod routing;
 mod rows;
+pub(crate) mod upstream_tls;
 
 use std::net::IpAddr;
 

@@ -10,6 +10,7 @@ use whitebit_auth::path::{normalize_path, path_has_prefix};
 use whitebit_auth::verify::JWT_ENDPOINT_PATH;
 
 use crate::config::{Config, RouteConfig};
+use crate::verify::upstream_tls::UpstreamTls;
 
 /// An upstream that a route forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) struct Upstream {
     pub(crate) timeout_ms: u64,
     /// The client headers forwarded (the route's `forward_headers` or the default list).
     pub(crate) forward_headers: Arc<[HeaderName]>,
+    /// TLS, for an `https://` upstream.
+    pub(crate) tls: Option<UpstreamTls>,
 }
 
 /// Where a verified private request goes.
@@ -78,19 +81,21 @@ pub(crate) struct Routes {
 impl Routes {
     /// The configured routes; with [`Answers::BuiltIn`] (the sandbox) the gateway answers
     /// every private path no configured route serves itself, and serves the public time route.
-    #[must_use]
-    pub(crate) fn new(config: &Config, answers: Answers) -> Self {
-        let mut private = table(&config.routes, Target::Upstream);
+    ///
+    /// # Errors
+    /// An `https://` route whose TLS files cannot be used (the message names the route).
+    pub(crate) fn new(config: &Config, answers: Answers) -> Result<Self, String> {
+        let mut private = table(&config.routes, "route", Target::Upstream)?;
         let sandbox = answers == Answers::BuiltIn;
         if sandbox {
             // The shortest prefix: last.
             private.push(("/".to_owned(), Target::Builtin));
         }
-        Self {
+        Ok(Self {
             private,
-            fiat: table(&config.fiat.routes, |upstream| upstream),
+            fiat: table(&config.fiat.routes, "fiat.route", |upstream| upstream)?,
             sandbox,
-        }
+        })
     }
 
     /// Where a request for `uri` with `method` goes.
@@ -135,23 +140,37 @@ fn find<'a, T>(table: &'a [(String, T)], path: &str) -> Option<&'a T> {
 }
 
 /// A route table, longest prefix first.
-fn table<T>(routes: &[RouteConfig], target: impl Fn(Upstream) -> T) -> Vec<(String, T)> {
-    let mut table: Vec<(String, T)> = routes
-        .iter()
-        .map(|r| (r.prefix.clone(), target(upstream(r))))
-        .collect();
-    table.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
-    table
+fn table<T>(
+    routes: &[RouteConfig],
+    section: &str,
+    target: impl Fn(Upstream) -> T,
+) -> Result<Vec<(String, T)>, String> {
+    let mut table = Vec::with_capacity(routes.len());
+    for (i, route) in routes.iter().enumerate() {
+        let upstream = upstream(route).map_err(|e| format!("{section}[{i}].{e}"))?;
+        table.push((route.prefix.clone(), target(upstream)));
+    }
+    table.sort_by_key(|r: &(String, T)| std::cmp::Reverse(r.0.len()));
+    Ok(table)
 }
 
-fn upstream(route: &RouteConfig) -> Upstream {
-    Upstream {
-        base: route.upstream.trim_end_matches('/').to_owned(),
-        authority: route
-            .upstream
-            .trim_end_matches('/')
-            .strip_prefix("http://")
-            .and_then(|a| a.parse().ok()),
+fn upstream(route: &RouteConfig) -> Result<Upstream, String> {
+    let base = route.upstream.trim_end_matches('/');
+    let authority: Option<Authority> = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .and_then(|a| a.parse().ok());
+    let host = authority.as_ref().map_or("", |a| {
+        let host = a.host();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    });
+    let tls = UpstreamTls::for_route(route, host)?;
+    Ok(Upstream {
+        base: base.to_owned(),
+        authority,
+        tls,
         timeout_ms: route.timeout_ms,
         forward_headers: route.forward_headers.as_ref().map_or_else(
             crate::config::default_forward_headers,
@@ -162,7 +181,7 @@ fn upstream(route: &RouteConfig) -> Upstream {
                     .collect()
             },
         ),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -178,7 +197,7 @@ mod tests {
             &[],
         )
         .expect("config");
-        Routes::new(&config, Answers::Upstreams)
+        Routes::new(&config, Answers::Upstreams).expect("routes")
     }
 
     fn base(d: Destination<'_>) -> Option<String> {
@@ -224,7 +243,7 @@ mod tests {
             Destination::Private(None)
         );
 
-        let sandbox = Routes::new(&Config::default(), Answers::BuiltIn);
+        let sandbox = Routes::new(&Config::default(), Answers::BuiltIn).expect("routes");
         let at =
             |method: Method, uri: &str| sandbox.destination(&method, &uri.parse().expect("uri"));
         assert_eq!(at(Method::GET, "/api/v4/public/time"), Destination::Time);

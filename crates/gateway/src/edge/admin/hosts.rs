@@ -107,9 +107,10 @@ async fn check_host(
     let host = match (values.next(), values.next()) {
         (Some(value), None) => value.to_str().ok(),
         // HTTP/2 names the host in the `:authority` pseudo-header instead.
-        (None, _) if request.version() == axum::http::Version::HTTP_2 => {
-            request.uri().authority().map(axum::http::uri::Authority::as_str)
-        }
+        (None, _) if request.version() == axum::http::Version::HTTP_2 => request
+            .uri()
+            .authority()
+            .map(axum::http::uri::Authority::as_str),
         _ => None,
     };
     let target_ok = request
