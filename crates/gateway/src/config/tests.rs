@@ -77,8 +77,14 @@ fn errors_name_file_line_key_and_reason() {
     let e = load("[[route]]\nprefix = \"/api//v4\"\nupstream = \"http://x:1\"\n")
         .expect_err("not normalised");
     assert!(e.to_string().contains("route[0].prefix"), "{e}");
-    let e = load("[[route]]\nprefix = \"/api\"\nupstream = \"https://x\"\n").expect_err("tls");
+    let e = load("[[route]]\nprefix = \"/api\"\nupstream = \"ftp://x\"\n").expect_err("scheme");
     assert!(e.to_string().contains("route[0].upstream"), "{e}");
+    let e = load("[[route]]\nprefix = \"/api\"\nupstream = \"http://x:1\"\nca = \"ca.pem\"\n")
+        .expect_err("ca without https");
+    assert!(
+        e.to_string().contains("route[0].ca: only for an https://"),
+        "{e}"
+    );
     let e = load("[proxy]\ntrusted = [\"10.0.0.0/33\"]\n").expect_err("cidr");
     assert!(e.to_string().contains("proxy.trusted[0]"), "{e}");
     let e = load("[[kind]]\nname = \"t\"\npaths = [\"/a/*/b\"]\n").expect_err("pattern");
