@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::keys::Signer;
 use super::load::Load;
+use super::tls::BenchTls;
 
 /// Time allowed to open one connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,8 +61,9 @@ impl Driver {
     }
 }
 
-/// Opens one connection: TCP (no Nagle) and an HTTP/1.1 handshake.
-pub(super) async fn connect(addr: SocketAddr) -> Result<Link, String> {
+/// Opens one connection: TCP (no Nagle), the TLS handshake for an https:// target, and an
+/// HTTP/1.1 handshake.
+pub(super) async fn connect(addr: SocketAddr, tls: Option<Arc<BenchTls>>) -> Result<Link, String> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
@@ -69,6 +71,20 @@ pub(super) async fn connect(addr: SocketAddr) -> Result<Link, String> {
     stream
         .set_nodelay(true)
         .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let Some(tls) = tls else {
+        return handshake(stream, addr).await;
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.handshake(stream))
+        .await
+        .map_err(|_| format!("the TLS handshake with {addr} timed out"))??;
+    handshake(stream, addr).await
+}
+
+/// The HTTP/1.1 handshake on `stream`.
+async fn handshake<S>(stream: S, addr: SocketAddr) -> Result<Link, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
@@ -108,7 +124,7 @@ pub(super) async fn connection_loop(
         };
         if !alive {
             sender = None;
-            match connect(load.addr).await {
+            match connect(load.addr, load.tls.clone()).await {
                 Ok(s) => {
                     if had_connection && counted {
                         stats.reconnects += 1;

@@ -27,6 +27,8 @@ pub(super) const DONE: u8 = 2;
 /// State shared by the connection tasks.
 pub(super) struct Load {
     pub(super) addr: SocketAddr,
+    /// TLS to an `https://` target.
+    pub(super) tls: Option<Arc<super::tls::BenchTls>>,
     pub(super) target: Target,
     pub(super) window: bool,
     pub(super) extra: Map<String, Value>,

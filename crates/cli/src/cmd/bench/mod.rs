@@ -24,6 +24,7 @@ mod report;
 mod run;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::io::Write as _;
 

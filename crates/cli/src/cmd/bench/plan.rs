@@ -28,28 +28,24 @@ pub(super) struct Target {
     pub(super) origin: Uri,
     /// The signed `request`: the path.
     pub(super) path: String,
+    /// `https://`: TLS to the target.
+    pub(super) https: bool,
 }
 
-/// Parses an `http://HOST:PORT/path` URL.
+/// Parses an `http://HOST:PORT/path` or `https://…` URL.
 pub(super) fn parse_target(url: &str) -> Result<Target, String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(
-                "https:// is not supported: bench speaks plain HTTP/1.1 (point it at the \
-                 listener behind the TLS terminator)"
-                    .into(),
-            );
-        }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         _ => {
             return Err(format!(
-                "the URL must start with http://, e.g. http://127.0.0.1:8080/api/v4/trade-account/balance (got {url:?})"
+                "the URL must start with http:// or https://, e.g. http://127.0.0.1:8080/api/v4/trade-account/balance (got {url:?})"
             ));
         }
-    }
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| format!("the URL {url:?} has no host"))?;
@@ -73,10 +69,11 @@ pub(super) fn parse_target(url: &str) -> Result<Target, String> {
     Ok(Target {
         url: url.to_owned(),
         host: host.to_owned(),
-        port: authority.port_u16().unwrap_or(80),
+        port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
         host_header,
         origin,
         path: uri.path().to_owned(),
+        https,
     })
 }
 
@@ -104,6 +101,8 @@ pub(super) struct Plan {
     pub(super) progress: bool,
     /// Server processes whose CPU time is read over the measured phase (`--watch`).
     pub(super) watch: Vec<(String, u32)>,
+    /// TLS to an `https://` target.
+    pub(super) tls: Option<Arc<super::tls::BenchTls>>,
 }
 
 impl Plan {
@@ -143,6 +142,12 @@ impl Plan {
             }
             (None, d) => Stop::After(d.unwrap_or(DEFAULT_DURATION)),
         };
+        let tls = if target.https {
+            let tls = super::tls::BenchTls::new(&target.host, args.cacert.as_deref())?;
+            Some(Arc::new(tls))
+        } else {
+            None
+        };
         Ok(Self {
             target,
             connections,
@@ -155,6 +160,7 @@ impl Plan {
             signers,
             progress: !args.json && !args.quiet,
             watch: args.watch.clone(),
+            tls,
         })
     }
 }

@@ -32,6 +32,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
         signers,
         progress,
         watch,
+        tls,
     } = plan;
     let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
@@ -42,7 +43,8 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
     // Every connection is opened before the clock starts.
     let mut opening = tokio::task::JoinSet::new();
     for index in 0..connections {
-        opening.spawn(async move { (index, connect(addr).await) });
+        let tls = tls.clone();
+        opening.spawn(async move { (index, connect(addr, tls).await) });
     }
     let mut senders: Vec<Option<Link>> = Vec::new();
     senders.resize_with(connections, || None);
@@ -76,6 +78,7 @@ pub(super) async fn drive(plan: Plan) -> Result<Report, CliError> {
     let keys_given = signers.len();
     let load = Arc::new(Load {
         addr,
+        tls,
         target,
         window,
         extra,

@@ -124,7 +124,8 @@ fn targets() {
         )
     });
     assert_eq!(t, Ok(("::1", 80, "/x", "/x?y=1".to_owned())));
-    assert!(parse_target("https://example.com/x").is_err());
+    let t = parse_target("https://example.com/x").expect("https");
+    assert!(t.https && t.port == 443, "{}:{}", t.host, t.port);
     assert!(parse_target("127.0.0.1:8080/x").is_err());
     assert!(parse_target("http://user:pw@host/x").is_err());
 }
