@@ -66,11 +66,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
+use ::redis::{ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
 use super::redis_link::{Connections, Link, SENTINEL_SCHEME, parse_sentinel_url};
+use super::redis_tls;
 use super::{Backend, Remote, counter_help};
 use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
 use crate::{
@@ -164,7 +165,8 @@ fn decode_mark(text: &str) -> Option<u64> {
 }
 
 impl RedisNonceStore {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`, or the
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`, over TLS
+    /// `rediss://…` with [`RemoteOptions::redis_ca`] or the system's roots, or the
     /// master of a Sentinel group:
     /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master group>[/<db>]`),
     /// checks that it is durable (`appendonly yes`, `appendfsync always`) unless
@@ -179,6 +181,7 @@ impl RedisNonceStore {
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
         let scrub = |text: String| scrub_url_secrets(&text, url);
+        let ca = redis_tls::ca_for(url, &shown, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.op_timeout))
@@ -219,11 +222,18 @@ impl RedisNonceStore {
                 )))
             })?
         } else {
-            let client = Client::open(url).map_err(|e| {
+            let client = redis_tls::client(url, ca).map_err(|e| {
                 StoreError::Unavailable(scrub(format!(
                     "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
                 )))
             })?;
+            let explain = |e: String| {
+                let message = format!("cannot connect to Redis at {shown}: {e}");
+                redis_tls::explain(scrub(message), url, options.redis_ca.as_deref())
+            };
+            redis_tls::probe(&client, options.connect_timeout, options.op_timeout)
+                .await
+                .map_err(|e| StoreError::Unavailable(explain(e)))?;
             match tokio::time::timeout(
                 options.connect_timeout,
                 Connections::open(&client, &config, connections),
@@ -231,11 +241,7 @@ impl RedisNonceStore {
             .await
             {
                 Ok(Ok(connections)) => Link::Fixed(connections),
-                Ok(Err(e)) => {
-                    return Err(StoreError::Unavailable(scrub(format!(
-                        "cannot connect to Redis at {shown}: {e}"
-                    ))));
-                }
+                Ok(Err(e)) => return Err(StoreError::Unavailable(explain(e.to_string()))),
                 Err(_) => {
                     return Err(StoreError::Unavailable(format!(
                         "cannot connect to Redis at {shown}: no connection within {:?}",
