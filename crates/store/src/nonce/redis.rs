@@ -70,10 +70,10 @@ use ::redis::{ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::redis_link::{Connections, Link, SENTINEL_SCHEME, parse_sentinel_url};
+use super::redis_link::{self, Link, SENTINEL_SCHEME};
 use super::redis_tls;
 use super::{Backend, Remote, counter_help};
-use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
+use crate::remote::url_secrets;
 use crate::{
     Claim, KeyId, NonceAnswer, RemoteOptions, ReplayGuard, StoreError, StoreFuture, StoreHealth,
     redact_url,
@@ -175,12 +175,13 @@ impl RedisNonceStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached within
-    /// [`RemoteOptions::connect_timeout`]; [`StoreError::Refused`] when it is not durable,
-    /// does not let its configuration be read, or has fewer replicas than asked for. No
+    /// [`RemoteOptions::connect_timeout`] (a failed TLS handshake says what is wrong and what
+    /// to do); [`StoreError::Refused`] when it is not durable, does not let its configuration
+    /// be read, or has fewer replicas than asked for, or when `redis_ca` is set for a URL
+    /// that is not `rediss://`; [`StoreError::Io`] when the CA file cannot be read. No
     /// message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let scrub = |text: String| scrub_url_secrets(&text, url);
         let ca = redis_tls::ca_for(url, &shown, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
@@ -195,60 +196,11 @@ impl RedisNonceStore {
             1
         };
         let link = if url.starts_with(SENTINEL_SCHEME) {
-            let parsed = parse_sentinel_url(url).map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "{shown} is not a usable Redis Sentinel URL ({e}; {PERCENT_ENCODE})"
-                )))
-            })?;
             // One attempt per lookup: after a failure the Sentinels are asked again.
             let config = config.set_number_of_retries(0);
-            tokio::time::timeout(
-                options.connect_timeout,
-                Link::sentinel(parsed, config, connections),
-            )
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "cannot reach the master through the Sentinels of {shown}: no \
-                         connection within {:?}",
-                    options.connect_timeout
-                ))
-            })?
-            .map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "cannot reach the master through the Sentinels of {shown}: {e}. Check \
-                         that the Sentinels run at the addresses given and monitor a master \
-                         group of that name"
-                )))
-            })?
+            redis_link::open_sentinel(url, &shown, options, config, connections).await?
         } else {
-            let client = redis_tls::client(url, ca).map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
-                )))
-            })?;
-            let explain = |e: String| {
-                let message = format!("cannot connect to Redis at {shown}: {e}");
-                redis_tls::explain(scrub(message), url, options.redis_ca.as_deref())
-            };
-            redis_tls::probe(&client, options.connect_timeout, options.op_timeout)
-                .await
-                .map_err(|e| StoreError::Unavailable(explain(e)))?;
-            match tokio::time::timeout(
-                options.connect_timeout,
-                Connections::open(&client, &config, connections),
-            )
-            .await
-            {
-                Ok(Ok(connections)) => Link::Fixed(connections),
-                Ok(Err(e)) => return Err(StoreError::Unavailable(explain(e.to_string()))),
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "cannot connect to Redis at {shown}: no connection within {:?}",
-                        options.connect_timeout
-                    )));
-                }
-            }
+            redis_tls::open_fixed(url, &shown, ca, options, &config, connections).await?
         };
         let store = Self {
             link,

@@ -9,10 +9,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use ::redis::{AsyncConnectionConfig, Client, TlsCertificates};
 
-use super::redis_link::SENTINEL_SCHEME;
+use super::redis_link::{Connections, Link, SENTINEL_SCHEME};
+use crate::remote::{PERCENT_ENCODE, scrub_url_secrets};
 use crate::tls::{Trust, advice, read_ca};
 use crate::{RemoteOptions, StoreError};
 
@@ -62,6 +63,48 @@ pub(crate) fn client(url: &str, ca: Option<Vec<u8>>) -> ::redis::RedisResult<Cli
             },
         ),
         None => Client::open(url),
+    }
+}
+
+/// Connects to the one Redis at `url` (`redis://` or `rediss://`, trusting `ca` when given):
+/// first one connection and a `PING` that say what is wrong when they fail, then the
+/// store's `connections`.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] saying why, without the URL's secrets.
+pub(crate) async fn open_fixed(
+    url: &str,
+    shown: &str,
+    ca: Option<Vec<u8>>,
+    options: &RemoteOptions,
+    config: &ConnectionManagerConfig,
+    connections: usize,
+) -> Result<Link, StoreError> {
+    let scrub = |text: String| scrub_url_secrets(&text, url);
+    let client = client(url, ca).map_err(|e| {
+        StoreError::Unavailable(scrub(format!(
+            "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
+        )))
+    })?;
+    let explain = |e: String| {
+        let message = format!("cannot connect to Redis at {shown}: {e}");
+        StoreError::Unavailable(explain(scrub(message), url, options.redis_ca.as_deref()))
+    };
+    probe(&client, options.connect_timeout, options.op_timeout)
+        .await
+        .map_err(explain)?;
+    match tokio::time::timeout(
+        options.connect_timeout,
+        Connections::open(&client, config, connections),
+    )
+    .await
+    {
+        Ok(Ok(connections)) => Ok(Link::Fixed(connections)),
+        Ok(Err(e)) => Err(explain(e.to_string())),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "cannot connect to Redis at {shown}: no connection within {:?}",
+            options.connect_timeout
+        ))),
     }
 }
 
