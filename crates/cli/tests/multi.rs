@@ -3,7 +3,8 @@
 //! loopback port.
 //!
 //! - 200 concurrent copies of one signed request spread over both instances: exactly one
-//!   accepted, in strict and in window mode, on either nonce store.
+//!   accepted, in strict and in window mode, on either nonce store; also with every store
+//!   reached over TLS (PostgreSQL `verify-full`, Redis `rediss://`).
 //! - A key disabled, restricted or deleted through instance A is refused by instance B, which
 //!   learns it from the store's announcements alone (its periodic reload is set to an hour).
 //! - The nonce store killed under load: requests get 503 with `Retry-After`, nothing is
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::backends::{Nonces, OwnServers, StoreUrls, postgres, redis};
+use common::backends::{Nonces, OwnServers, StoreUrls, postgres, redis, tls_servers};
 use common::catalogue::{BUSY, ORDER, TOO_MANY};
 use common::gateway::{Gateway, TOKEN, Upstream, spawn_serve, write_config};
 use common::{Answer, now_ms};
@@ -34,7 +35,11 @@ fn shared_stores(nonces: Nonces) -> StoreUrls {
         Nonces::Redis => redis().fresh_database_url(),
         Nonces::Postgres => keys.clone(),
     };
-    StoreUrls { keys, nonces }
+    StoreUrls {
+        keys,
+        nonces,
+        redis_ca: None,
+    }
 }
 
 /// Starts one `wbauth serve` on `stores` in its own data dir. Its periodic key reload is an
@@ -65,7 +70,11 @@ struct Pair {
 /// Two instances on the same stores, a key provisioned through A and known to B; both clocks
 /// frozen at the real time.
 async fn pair(upstream: &Upstream, nonces: Nonces) -> Pair {
-    let stores = shared_stores(nonces);
+    pair_on(upstream, shared_stores(nonces)).await
+}
+
+/// [`pair`] on `stores`.
+async fn pair_on(upstream: &Upstream, stores: StoreUrls) -> Pair {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = start_instance(&dir.path().join("a"), upstream, &stores, "a");
     let b = start_instance(&dir.path().join("b"), upstream, &stores, "b");
@@ -145,8 +154,13 @@ async fn send_signed(base: &str, key: &str, body: &str, signed: &SignedRequest) 
 
 /// 200 concurrent copies of one request, alternating between the instances.
 async fn two_hundred_copies(nonces: Nonces, window: bool) {
+    two_hundred_copies_on(shared_stores(nonces), window).await;
+}
+
+/// [`two_hundred_copies`] on `stores`.
+async fn two_hundred_copies_on(stores: StoreUrls, window: bool) {
     let upstream = Upstream::start().await;
-    let pair = pair(&upstream, nonces).await;
+    let pair = pair_on(&upstream, stores).await;
     // Both clocks frozen (docs/design-decisions.md 35), 50 s ahead of the real time: Redis expires window
     // entries by its own clock at nonce + 10 s, so this leaves a minute of real time for the
     // copies however slow the machine; every copy is inside the window, only the store refuses.
@@ -208,6 +222,19 @@ async fn two_instances_accept_one_of_200_copies_strict_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_accept_one_of_200_copies_window_postgres() {
     two_hundred_copies(Nonces::Postgres, true).await;
+}
+
+/// The same over TLS to every store: PostgreSQL with `ssl = on` checked with
+/// `sslmode=verify-full` and `sslrootcert`, Redis on its `tls-port` with `rediss://` and
+/// `[store] redis_ca`. The key reaches B by an announcement received over TLS (`LISTEN`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_accept_one_of_200_copies_strict_redis_over_tls() {
+    two_hundred_copies_on(tls_servers().stores(Nonces::Redis), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_accept_one_of_200_copies_window_postgres_over_tls() {
+    two_hundred_copies_on(tls_servers().stores(Nonces::Postgres), true).await;
 }
 
 /// Every change through A's admin API reaches B by announcement.

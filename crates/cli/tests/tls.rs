@@ -1,9 +1,15 @@
 //! The CLI over HTTPS: `wbauth call --cacert FILE` (or `WBAUTH_CACERT`) reaches a server whose
 //! certificate a private CA issued, over HTTP/2 when offered; without the CA it fails with the
-//! reason, exit code 1, nothing on stdout.
+//! reason, exit code 1, nothing on stdout. And `wbauth serve` over TLS to its stores: a store
+//! whose certificate another CA issued stops the start with the store's setting, the reason
+//! and what to do, never the password (the stores working over TLS: `multi.rs`).
+
+mod common;
 
 use std::process::{Command, Output};
 
+use common::backends::{Nonces, tls_servers};
+use common::gateway::{Upstream, spawn_serve, write_config};
 use wbauth_testkit::{TestCa, TlsEcho};
 
 fn call(base: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
@@ -64,4 +70,49 @@ async fn call_trusts_a_private_ca_given_with_cacert() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_store_whose_certificate_another_ca_issued() {
+    const PASSWORD: &str = "s3cret-store-pw";
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = dir.path().join("other-ca.pem");
+    let other_ca = TestCa::new("another CA").expect("CA");
+    std::fs::write(&other, other_ca.pem()).expect("CA written");
+    let other = other.display().to_string();
+    let right = tls_servers().stores(Nonces::Redis);
+    let mut wrong_redis = right.clone();
+    wrong_redis.nonces = wrong_redis
+        .nonces
+        .replacen("://", &format!("://:{PASSWORD}@"), 1);
+    wrong_redis.redis_ca = Some(other.clone().into());
+    let mut wrong_postgres = right.clone();
+    let (url, _) = wrong_postgres.keys.split_once('?').expect("a query");
+    let url = url.replacen("postgres@", &format!("postgres:{PASSWORD}@"), 1);
+    wrong_postgres.keys = format!("{url}?sslmode=verify-full&sslrootcert={other}");
+    for (name, stores, setting) in [
+        ("redis", wrong_redis, "store.nonces"),
+        ("postgres", wrong_postgres, "store.keys"),
+    ] {
+        let instance = dir.path().join(name);
+        std::fs::create_dir_all(&instance).expect("instance dir");
+        let config = write_config(&instance, upstream.addr, "");
+        let env = stores.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let started =
+            tokio::task::block_in_place(|| spawn_serve(&instance, &config, &env, "serve.log"));
+        let Err((status, stderr)) = started else {
+            panic!("{name}: started with a certificate it cannot trust");
+        };
+        assert!(!status.success(), "{name}: {stderr}");
+        for says in [
+            setting,
+            &format!("not signed by the CA in {other}"),
+            "give the CA certificate (PEM) that issued the server's certificate",
+        ] {
+            assert!(stderr.contains(says), "{name}: {says:?} not in {stderr}");
+        }
+        assert!(!stderr.contains(PASSWORD), "{name}: {stderr}");
+    }
 }

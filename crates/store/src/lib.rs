@@ -23,6 +23,7 @@ mod remote;
 mod replay;
 pub mod secret_file;
 mod sql;
+mod tls;
 mod traits;
 
 pub use error::StoreError;

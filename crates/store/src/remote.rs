@@ -1,7 +1,7 @@
 //! Settings of the networked stores and their URLs: which parts are secret, and how to show
 //! a URL (or a message quoting one) without them.
 
-/// Settings of the networked stores (`[store]`): pool size and timeouts.
+/// Settings of the networked stores (`[store]`): pool size, timeouts, Redis's CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteOptions {
     /// Connections per store and instance (Redis: one multiplexed connection, or this many
@@ -19,6 +19,10 @@ pub struct RemoteOptions {
     /// Refuse a PostgreSQL store whose commits do not wait for a synchronous standby
     /// (`[store] require_sync_standby`).
     pub require_sync_standby: bool,
+    /// The CA certificate (PEM file) a `rediss://` nonce store's certificate must chain to
+    /// (`[store] redis_ca`); `None`: the system's trusted roots. PostgreSQL takes its CA in
+    /// the URL (`sslrootcert=FILE`).
+    pub redis_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for RemoteOptions {
@@ -30,6 +34,7 @@ impl Default for RemoteOptions {
             allow_non_durable: false,
             nonce_replicas_ack: 0,
             require_sync_standby: false,
+            redis_ca: None,
         }
     }
 }

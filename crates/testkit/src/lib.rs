@@ -1,5 +1,6 @@
 //! Test support: throw-away Redis (alone, or a master with replicas and Sentinels), PostgreSQL,
-//! nginx and HTTPS servers for the integration tests.
+//! nginx and HTTPS servers for the integration tests. Redis and PostgreSQL also run with TLS
+//! and a certificate of a test CA (`RedisServer::start_tls`, `PostgresServer::start_tls`).
 //!
 //! Each server runs on a free port of 127.0.0.1 with its data in a fresh temporary directory,
 //! inside its own process group, under a small guard shell that kills the whole group when the

@@ -11,7 +11,9 @@ use crate::process::{
     process_alive, signal, wait_until,
 };
 use crate::server_dir::server_dir;
-use crate::system_user::{chown, ensure_system_user, prefixed, running_as_root, set_mode_0700};
+use crate::system_user::{
+    chown, ensure_system_user, prefixed, running_as_root, set_mode, set_mode_0700,
+};
 
 /// The system user PostgreSQL runs as when the tests run as root.
 pub const PG_USER: &str = "wbauth-pg";
@@ -24,6 +26,8 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_user: Option<String>,
+    /// More `-c name=value` settings, kept across restarts (TLS: `ssl=on` and its files).
+    settings: Vec<String>,
     process: Option<Guarded>,
 }
 
@@ -33,6 +37,40 @@ impl PostgresServer {
     /// # Errors
     /// When PostgreSQL is missing or does not start answering.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(|_| Ok(Vec::new()))
+    }
+
+    /// Starts a cluster that also accepts TLS (`ssl = on`) with a certificate of `ca` for
+    /// `names` (host names or addresses, e.g. `["localhost", "127.0.0.1"]`). Plain connections
+    /// are still accepted: a client asks for TLS with `sslmode`.
+    ///
+    /// # Errors
+    /// As [`PostgresServer::start`], or when the certificate cannot be made or written.
+    pub fn start_tls(ca: &crate::TestCa, names: &[&str]) -> io::Result<Self> {
+        let cert = ca.server_cert(names)?;
+        Self::start_with(|server| {
+            let dir = server.dir.path();
+            let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&crt, &cert.chain_pem)?;
+            std::fs::write(&key, &cert.key_pem)?;
+            // PostgreSQL reads its key only when the server's user owns it, mode 0600.
+            for file in [&crt, &key] {
+                if let Some(user) = &server.as_user {
+                    chown(file, user)?;
+                }
+                set_mode(file, 0o600)?;
+            }
+            Ok(vec![
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", crt.display()),
+                format!("ssl_key_file={}", key.display()),
+            ])
+        })
+    }
+
+    /// `initdb`, then `settings` (given the initialised server, whose directory it may
+    /// write to) become `-c` arguments of every start.
+    fn start_with(settings: impl FnOnce(&Self) -> io::Result<Vec<String>>) -> io::Result<Self> {
         let bin = postgres_bin_dir()?;
         let dir = server_dir("wbauth-pg-")?;
         let as_user = if running_as_root() {
@@ -69,8 +107,10 @@ impl PostgresServer {
             dir,
             bin,
             as_user,
+            settings: Vec::new(),
             process: None,
         };
+        server.settings = settings(&server)?;
         server.launch()?;
         Ok(server)
     }
@@ -114,6 +154,7 @@ impl PostgresServer {
             dir,
             bin: primary.bin.clone(),
             as_user: primary.as_user.clone(),
+            settings: Vec::new(),
             process: None,
         };
         server.launch()?;
@@ -158,7 +199,7 @@ impl PostgresServer {
 
     fn launch(&mut self) -> io::Result<()> {
         let data = self.dir.path().join("data");
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-D".into(),
             data.display().to_string(),
             "-p".into(),
@@ -172,6 +213,9 @@ impl PostgresServer {
             "-c".into(),
             "shared_buffers=32MB".into(),
         ];
+        for setting in &self.settings {
+            args.extend(["-c".to_owned(), setting.clone()]);
+        }
         let prefix: Vec<&str> = match &self.as_user {
             Some(user) => vec!["runuser", "-u", user, "--"],
             None => Vec::new(),

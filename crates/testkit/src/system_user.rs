@@ -58,8 +58,12 @@ pub(crate) fn chown(path: &Path, user: &str) -> io::Result<()> {
 }
 
 pub(crate) fn set_mode_0700(path: &Path) -> io::Result<()> {
+    set_mode(path, 0o700)
+}
+
+pub(crate) fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// `program` as a command, run as `user` through `runuser` when there is one.

@@ -240,3 +240,26 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
     );
     Ok(response)
 }
+
+impl TestCa {
+    /// The CA's certificate, DER: what the kit's own clients trust.
+    pub(crate) fn der(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+
+    /// A TLS client configuration (rustls on aws-lc-rs) that trusts this CA only.
+    ///
+    /// # Errors
+    /// The CA's certificate is refused by rustls.
+    pub(crate) fn client_config(&self) -> io::Result<Arc<tokio_rustls::rustls::ClientConfig>> {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(self.der()).map_err(other)?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}

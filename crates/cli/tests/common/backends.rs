@@ -4,9 +4,10 @@
 //! loopback ports, stopped with the binary); each gateway gets a fresh PostgreSQL database
 //! and a fresh Redis database, so tests sharing a server keep apart.
 
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use wbauth_testkit::{PostgresServer, RedisServer};
+use wbauth_testkit::{PostgresServer, RedisServer, TestCa};
 
 /// The master key the tests give gateways on the PostgreSQL key store (it needs one).
 pub const MASTER_KEY: &str = "8f3c2a1b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
@@ -50,6 +51,8 @@ pub struct StoreUrls {
     pub keys: String,
     /// `store.nonces`.
     pub nonces: String,
+    /// `store.redis_ca`: the CA of a `rediss://` nonce store.
+    pub redis_ca: Option<PathBuf>,
 }
 
 impl StoreUrls {
@@ -72,6 +75,12 @@ impl StoreUrls {
                 "true".into(),
             ));
         }
+        if let Some(ca) = &self.redis_ca {
+            env.push((
+                "WBAUTH_GATEWAY__STORE__REDIS_CA".into(),
+                ca.display().to_string(),
+            ));
+        }
         env
     }
 
@@ -80,6 +89,9 @@ impl StoreUrls {
         let mut toml = format!("keys = {:?}\nnonces = {:?}\n", self.keys, self.nonces);
         if self.per_instance_nonces() {
             toml.push_str("allow_per_instance_nonces = true\n");
+        }
+        if let Some(ca) = &self.redis_ca {
+            toml.push_str(&format!("redis_ca = {:?}\n", ca.display().to_string()));
         }
         toml
     }
@@ -101,7 +113,62 @@ impl Backend {
                 (url.clone(), url)
             }
         };
-        StoreUrls { keys, nonces }
+        StoreUrls {
+            keys,
+            nonces,
+            redis_ca: None,
+        }
+    }
+}
+
+/// A PostgreSQL with `ssl = on` and a Redis that speaks TLS only, both with certificates of
+/// one test CA for `localhost` and `127.0.0.1`; the CA's certificate in a file.
+pub struct TlsServers {
+    /// PostgreSQL, plain and TLS connections on one port.
+    pub postgres: PostgresServer,
+    /// Redis on its `tls-port` only.
+    pub redis: RedisServer,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+static TLS: LazyLock<TlsServers> = LazyLock::new(|| {
+    let ca = TestCa::new("wbauth test stores CA").expect("a test CA");
+    let dir = tempfile::tempdir().expect("a directory for the CA");
+    let ca_file = dir.path().join("stores-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("the CA file");
+    let names = ["localhost", "127.0.0.1"];
+    TlsServers {
+        postgres: PostgresServer::start_tls(&ca, &names).expect("PostgreSQL starts with ssl = on"),
+        redis: RedisServer::start_tls(&ca, &names).expect("redis-server starts with TLS"),
+        ca_file,
+        _dir: dir,
+    }
+});
+
+/// The TLS servers of this test binary (started on first use).
+pub fn tls_servers() -> &'static TlsServers {
+    &TLS
+}
+
+impl TlsServers {
+    /// Fresh stores reached over TLS and fully checked: PostgreSQL with
+    /// `sslmode=verify-full&sslrootcert=…`, Redis with `rediss://` and `redis_ca`.
+    pub fn stores(&self, nonces: Nonces) -> StoreUrls {
+        let keys = format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            self.postgres.fresh_database().expect("a fresh database"),
+            self.ca_file.display()
+        );
+        let (nonces, redis_ca) = match nonces {
+            Nonces::Redis => (self.redis.fresh_database_url(), Some(self.ca_file.clone())),
+            Nonces::Postgres => (keys.clone(), None),
+        };
+        StoreUrls {
+            keys,
+            nonces,
+            redis_ca,
+        }
     }
 }
 
@@ -171,6 +238,7 @@ impl OwnServers {
             StoreUrls {
                 keys,
                 nonces: nonce_url,
+                redis_ca: None,
             },
         )
     }

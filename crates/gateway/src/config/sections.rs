@@ -275,6 +275,11 @@ pub struct StoreConfig {
     /// this instance's data directory only, which is safe for a single instance and lets a
     /// request accepted by one instance be accepted again by another.
     pub allow_per_instance_nonces: bool,
+    /// A `rediss://` nonce store: the CA certificate (PEM file) its certificate must chain
+    /// to; unset, the system's trusted roots. PostgreSQL takes its CA in the URL
+    /// (`sslrootcert=FILE`, with `sslmode=verify-full`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -292,6 +297,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("nonce_replicas_ack", &self.nonce_replicas_ack)
             .field("require_sync_standby", &self.require_sync_standby)
             .field("allow_per_instance_nonces", &self.allow_per_instance_nonces)
+            .field("redis_ca", &self.redis_ca)
             .finish()
     }
 }
@@ -311,6 +317,7 @@ impl Default for StoreConfig {
             nonce_replicas_ack: 0,
             require_sync_standby: false,
             allow_per_instance_nonces: false,
+            redis_ca: None,
         }
     }
 }
@@ -378,7 +385,7 @@ impl StoreConfig {
         }
     }
 
-    /// Pool size and timeouts of the networked stores.
+    /// Pool size, timeouts and Redis's CA of the networked stores.
     #[must_use]
     pub fn remote_options(&self) -> wbauth_store::RemoteOptions {
         wbauth_store::RemoteOptions {
@@ -388,6 +395,7 @@ impl StoreConfig {
             allow_non_durable: self.redis_allow_non_durable,
             nonce_replicas_ack: self.nonce_replicas_ack,
             require_sync_standby: self.require_sync_standby,
+            redis_ca: self.redis_ca.clone(),
         }
     }
 }

@@ -504,3 +504,27 @@ fn failover_settings_need_the_store_that_uses_them() {
         .expect("valid");
     assert!(c.store.remote_options().require_sync_standby);
 }
+
+#[test]
+fn the_redis_ca_needs_a_rediss_nonce_store() {
+    let c = load("[store]\nnonces = \"rediss://cache:6380/0\"\nredis_ca = \"ca.pem\"\n")
+        .expect("valid");
+    assert_eq!(
+        c.store.remote_options().redis_ca,
+        Some(std::path::PathBuf::from("ca.pem"))
+    );
+    for (toml, says) in [
+        (
+            "nonces = \"redis://cache:6379/0\"",
+            "only a Redis nonce store over TLS",
+        ),
+        ("nonces = \"postgres://db/n\"", "sslrootcert=FILE"),
+        (
+            "nonces = \"redis+sentinel://s1:26379/m/0\"",
+            "no TLS through Sentinel",
+        ),
+    ] {
+        let e = load(&format!("[store]\n{toml}\nredis_ca = \"ca.pem\"\n")).expect_err(toml);
+        assert!(e.to_string().contains(says), "{toml}: {e}");
+    }
+}

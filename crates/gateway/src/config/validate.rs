@@ -142,6 +142,27 @@ impl Config {
                 self.store.nonce_replicas_ack
             ));
         }
+        if let Some(ca) = &self.store.redis_ca {
+            let ca = ca.display().to_string();
+            match &nonces {
+                NonceBackend::Redis(url) if url.starts_with("rediss://") => {}
+                NonceBackend::Redis(url) if url.starts_with("redis+sentinel://") => {
+                    return Err(format!(
+                        "store.redis_ca = {ca:?}: the Sentinels and the masters they name are \
+                         reached over plain TCP only (no TLS through Sentinel); remove \
+                         redis_ca, or name the master directly with rediss://host:port"
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "store.redis_ca = {ca:?}: only a Redis nonce store over TLS uses a CA; \
+                         set [store] nonces to a rediss://… URL, or remove redis_ca \
+                         (PostgreSQL takes its CA in the URL: \
+                         ?sslmode=verify-full&sslrootcert=FILE)"
+                    ));
+                }
+            }
+        }
         if self.store.require_sync_standby
             && !matches!(keys, KeyBackend::Postgres(_))
             && !matches!(nonces, NonceBackend::Postgres(_))

@@ -6,6 +6,7 @@ pub(crate) mod journal;
 pub(crate) mod postgres;
 pub(crate) mod redis;
 pub(crate) mod redis_link;
+pub(crate) mod redis_tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -66,13 +66,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
+use ::redis::{ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::redis_link::{Connections, Link, SENTINEL_SCHEME, parse_sentinel_url};
+use super::redis_link::{self, Link, SENTINEL_SCHEME};
+use super::redis_tls;
 use super::{Backend, Remote, counter_help};
-use crate::remote::{PERCENT_ENCODE, scrub_url_secrets, url_secrets};
+use crate::remote::url_secrets;
 use crate::{
     Claim, KeyId, NonceAnswer, RemoteOptions, ReplayGuard, StoreError, StoreFuture, StoreHealth,
     redact_url,
@@ -164,7 +165,8 @@ fn decode_mark(text: &str) -> Option<u64> {
 }
 
 impl RedisNonceStore {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`, or the
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/[db]`, over TLS
+    /// `rediss://…` with [`RemoteOptions::redis_ca`] or the system's roots, or the
     /// master of a Sentinel group:
     /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master group>[/<db>]`),
     /// checks that it is durable (`appendonly yes`, `appendfsync always`) unless
@@ -173,12 +175,14 @@ impl RedisNonceStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached within
-    /// [`RemoteOptions::connect_timeout`]; [`StoreError::Refused`] when it is not durable,
-    /// does not let its configuration be read, or has fewer replicas than asked for. No
+    /// [`RemoteOptions::connect_timeout`] (a failed TLS handshake says what is wrong and what
+    /// to do); [`StoreError::Refused`] when it is not durable, does not let its configuration
+    /// be read, or has fewer replicas than asked for, or when `redis_ca` is set for a URL
+    /// that is not `rediss://`; [`StoreError::Io`] when the CA file cannot be read. No
     /// message contains the URL's password.
     pub async fn connect(url: &str, options: &RemoteOptions) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let scrub = |text: String| scrub_url_secrets(&text, url);
+        let ca = redis_tls::ca_for(url, &shown, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.op_timeout))
@@ -192,57 +196,11 @@ impl RedisNonceStore {
             1
         };
         let link = if url.starts_with(SENTINEL_SCHEME) {
-            let parsed = parse_sentinel_url(url).map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "{shown} is not a usable Redis Sentinel URL ({e}; {PERCENT_ENCODE})"
-                )))
-            })?;
             // One attempt per lookup: after a failure the Sentinels are asked again.
             let config = config.set_number_of_retries(0);
-            tokio::time::timeout(
-                options.connect_timeout,
-                Link::sentinel(parsed, config, connections),
-            )
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "cannot reach the master through the Sentinels of {shown}: no \
-                         connection within {:?}",
-                    options.connect_timeout
-                ))
-            })?
-            .map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "cannot reach the master through the Sentinels of {shown}: {e}. Check \
-                         that the Sentinels run at the addresses given and monitor a master \
-                         group of that name"
-                )))
-            })?
+            redis_link::open_sentinel(url, &shown, options, config, connections).await?
         } else {
-            let client = Client::open(url).map_err(|e| {
-                StoreError::Unavailable(scrub(format!(
-                    "{shown} is not a usable Redis URL ({PERCENT_ENCODE}): {e}"
-                )))
-            })?;
-            match tokio::time::timeout(
-                options.connect_timeout,
-                Connections::open(&client, &config, connections),
-            )
-            .await
-            {
-                Ok(Ok(connections)) => Link::Fixed(connections),
-                Ok(Err(e)) => {
-                    return Err(StoreError::Unavailable(scrub(format!(
-                        "cannot connect to Redis at {shown}: {e}"
-                    ))));
-                }
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "cannot connect to Redis at {shown}: no connection within {:?}",
-                        options.connect_timeout
-                    )));
-                }
-            }
+            redis_tls::open_fixed(url, &shown, ca, options, &config, connections).await?
         };
         let store = Self {
             link,

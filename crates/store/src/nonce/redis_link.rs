@@ -21,6 +21,9 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use ::redis::{IntoConnectionInfo, RedisConnectionInfo, RedisResult};
 
+use crate::remote::{PERCENT_ENCODE, scrub_url_secrets};
+use crate::{RemoteOptions, StoreError};
+
 /// The scheme of a Sentinel URL.
 pub(crate) const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
@@ -105,6 +108,43 @@ pub(crate) fn parse_sentinel_url(url: &str) -> Result<SentinelUrl, String> {
         sentinels,
         master,
         node,
+    })
+}
+
+/// Connects to the master of the Sentinel group `url` names, within the connect timeout.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] saying why, without the URL's secrets.
+pub(crate) async fn open_sentinel(
+    url: &str,
+    shown: &str,
+    options: &RemoteOptions,
+    config: ConnectionManagerConfig,
+    connections: usize,
+) -> Result<Link, StoreError> {
+    let scrub = |text: String| scrub_url_secrets(&text, url);
+    let parsed = parse_sentinel_url(url).map_err(|e| {
+        StoreError::Unavailable(scrub(format!(
+            "{shown} is not a usable Redis Sentinel URL ({e}; {PERCENT_ENCODE})"
+        )))
+    })?;
+    tokio::time::timeout(
+        options.connect_timeout,
+        Link::sentinel(parsed, config, connections),
+    )
+    .await
+    .map_err(|_| {
+        StoreError::Unavailable(format!(
+            "cannot reach the master through the Sentinels of {shown}: no connection within \
+             {:?}",
+            options.connect_timeout
+        ))
+    })?
+    .map_err(|e| {
+        StoreError::Unavailable(scrub(format!(
+            "cannot reach the master through the Sentinels of {shown}: {e}. Check that the \
+             Sentinels run at the addresses given and monitor a master group of that name"
+        )))
     })
 }
 

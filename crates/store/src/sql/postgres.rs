@@ -118,16 +118,20 @@ impl SqlKeyStore<Postgres> {
 }
 
 /// Connects a pool to `url` with the configured size and timeouts (connections that land on a
-/// read-only standby are dropped, `postgres/primary.rs`), checks the synchronous standby when
+/// read-only standby are dropped, `postgres/primary.rs`; TLS as the URL's `sslmode` and
+/// `sslrootcert` say, `postgres/tls.rs`), checks the synchronous standby when
 /// [`RemoteOptions::require_sync_standby`], and applies the migrations.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the server cannot be reached in time (the URL's password is
-/// never part of the message); [`StoreError::Refused`] when a synchronous standby is required
-/// and commits do not wait for one; [`StoreError::Corrupt`] when the schema is newer than this
+/// never part of the message; a failed TLS handshake says what is wrong and what to do);
+/// [`StoreError::Refused`] for an unknown `sslmode` or a CA file without a certificate, and
+/// when a synchronous standby is required and commits do not wait for one;
+/// [`StoreError::Io`] when the CA file cannot be read; [`StoreError::Corrupt`] when the schema is newer than this
 /// version or the migrations fail.
 pub(crate) async fn connect_pool(url: &str, options: &RemoteOptions) -> Result<PgPool, StoreError> {
     let shown = redact_url(url);
+    let tls = tls::PgTls::read(url, &shown)?;
     let connect_options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
         StoreError::Unavailable(format!(
             "{shown} is not a usable PostgreSQL URL ({PERCENT_ENCODE}): {}",
@@ -135,7 +139,9 @@ pub(crate) async fn connect_pool(url: &str, options: &RemoteOptions) -> Result<P
         ))
     })?;
     let connect_options = connect_options.application_name("wbauth");
-    primary::check_writable(&connect_options, &shown, options.connect_timeout).await?;
+    primary::check_writable(&connect_options, &shown, options.connect_timeout)
+        .await
+        .map_err(|e| tls.explain(e))?;
     let pool = PgPoolOptions::new()
         .max_connections(options.pool_size)
         .min_connections(0)
@@ -143,7 +149,7 @@ pub(crate) async fn connect_pool(url: &str, options: &RemoteOptions) -> Result<P
         .after_connect(|conn, _| Box::pin(primary::refuse_read_only(conn)))
         .connect_with(connect_options)
         .await
-        .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
+        .map_err(|e| tls.explain(db_error(&format!("cannot connect to {shown}"), e)))?;
     if options.require_sync_standby {
         primary::check_sync_standby(&pool, &shown).await?;
     }
@@ -272,6 +278,7 @@ async fn listen(pool: PgPool, shown: String, tx: tokio::sync::mpsc::Sender<Chang
 }
 
 mod primary;
+mod tls;
 
 #[cfg(test)]
 mod tests;
