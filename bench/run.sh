@@ -9,6 +9,9 @@
 #                 each nonce store: embedded journal, Redis, PostgreSQL; then Redis with one
 #                 replica and nonce_replicas_ack = 1 (WAIT 1), and PostgreSQL with a
 #                 synchronous standby (README "Running highly available")
+#   5. TLS      : nginx terminating TLS in front of the echo server, and the gateway with
+#                 `[listen] tls` (embedded store): the same certificate (dist/make-test-ca.sh),
+#                 TLS 1.3, session resumption on, keep-alive, the generator speaking HTTPS
 # then memory: RSS of a gateway holding 100,000 keys, and RSS after two full-rate window-mode
 # runs (window state must stay bounded).
 #
@@ -23,7 +26,8 @@
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 32] [--keys 256] [--memory-run 30s]
 #                     [--only "limit builtin nginx njs gateway-embedded gateway-redis gateway-postgres
-#                              gateway-redis-wait1 gateway-postgres-sync memory"]
+#                              gateway-redis-wait1 gateway-postgres-sync nginx-tls gateway-tls
+#                              memory"]
 #        BENCH_SKIP_MEMORY=1 skips the memory part (so does --only without "memory").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -315,15 +319,17 @@ done
 export WBAUTH_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export WBAUTH_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-# serve_gateway NAME NONCES [STORE_TOML]: starts `wbauth serve`, provisions KEYS keys, runs
-# the bench. STORE_TOML: more lines of the [store] section.
+# serve_gateway NAME NONCES [STORE_TOML] [LISTEN_TOML]: starts `wbauth serve`, provisions
+# KEYS keys, runs the bench. STORE_TOML: more lines of the [store] section; LISTEN_TOML: of
+# [listen].
 serve_gateway() {
-    local name=$1 nonces=$2 store_more=${3:-}
+    local name=$1 nonces=$2 store_more=${3:-} listen_more=${4:-}
     local dir="$work/$name"
     mkdir -p "$dir"
     cat >"$dir/gateway.toml" <<EOF
 [listen]
 addr = "127.0.0.1:0"
+$listen_more
 [admin]
 addr = "127.0.0.1:0"
 [store]
@@ -418,6 +424,56 @@ if wanted gateway-postgres-sync; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# 5. TLS: nginx terminating TLS, and the gateway's own, with the same certificate
+# ---------------------------------------------------------------------------------------------
+if wanted nginx-tls || wanted gateway-tls; then
+    "$root/dist/make-test-ca.sh" "$work/pki" >/dev/null
+    # The generator trusts the run's CA (`wbauth bench --cacert`, read from the environment).
+    export WBAUTH_CACERT="$work/pki/ca.pem"
+fi
+if wanted nginx-tls; then
+    nginx_tls_port=$(free_port)
+    mkdir -p "$work/nginx-tls"
+    {
+        nginx_head "$work/nginx-tls"
+        cat <<EOF
+    upstream echo {
+        server $echo_addr;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$nginx_tls_port ssl;
+        ssl_certificate $work/pki/cert.pem;
+        ssl_certificate_key $work/pki/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+        keepalive_requests 1000000;
+        location / {
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$work/nginx-tls/nginx.conf"
+    "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx-tls/nginx.conf" >"$work/nginx-tls/out.log" 2>&1 &
+    nginx_tls_pid=$!
+    pids+=("$nginx_tls_pid")
+    wait_port "$nginx_tls_port"
+    watch=(--watch "echo=$echo_pid")
+    for worker in $(children "$nginx_tls_pid"); do watch+=(--watch "nginx=$worker"); done
+    bench nginx-tls "https://127.0.0.1:$nginx_tls_port$PATH_BALANCE" --plain
+    kill "$nginx_tls_pid"
+fi
+if wanted gateway-tls; then
+    serve_gateway gateway-tls embedded "" \
+        "tls = { cert = \"$work/pki/cert.pem\", key = \"$work/pki/key.pem\" }"
+    kill "$(cat "$work/gateway-tls/pid")"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------------------------
 memory_lines=""
@@ -468,6 +524,8 @@ baseline = {
     "gateway-postgres": "gateway-embedded",
     "gateway-redis-wait1": "gateway-redis",
     "gateway-postgres-sync": "gateway-postgres",
+    "nginx-tls": "nginx",
+    "gateway-tls": "nginx-tls",
 }
 what = {
     "limit": "echo server directly (the limit)",
@@ -479,6 +537,8 @@ what = {
     "gateway-postgres": "gateway -> echo, PostgreSQL store",
     "gateway-redis-wait1": "gateway -> echo, Redis + 1 replica, WAIT 1",
     "gateway-postgres-sync": "gateway -> echo, PostgreSQL + synchronous standby",
+    "nginx-tls": "nginx terminating TLS, no auth",
+    "gateway-tls": "gateway with TLS -> echo, embedded store",
 }
 print("| run | req/s | p50 ms | p99 ms | non-2xx | ratio (req/s) | p99 vs baseline | generator CPU |")
 print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
@@ -539,6 +599,9 @@ if b and e:
         check("answering by itself <= echo server's + 4 us", bc <= ec + 4, "%.1f vs %.1f us" % (bc, ec))
 if g and j:
     check("gateway->echo >= 4 x nginx+njs req/s", g["rps"] >= 4 * j["rps"], "%.2f x" % (g["rps"] / j["rps"]))
+gt, nt = rows.get("gateway-tls"), rows.get("nginx-tls")
+if gt and nt:
+    check("gateway with TLS >= 0.8 x nginx with TLS req/s", gt["rps"] >= 0.8 * nt["rps"], "%.2f x" % (gt["rps"] / nt["rps"]))
 PY
 if [ -n "$memory_lines" ]; then
     echo
