@@ -45,9 +45,13 @@ pub(super) async fn size(
         .and_then(|v| v.parse::<u64>().ok());
     let timeout = Duration::from_millis(config.listen.body_timeout_ms);
     if let Some(len) = declared.filter(|len| *len > limit as u64) {
-        // A body of moderate size is read and dropped first, so that the client, still
-        // sending, reads the 413 instead of a reset connection.
-        if len <= DRAINED_AT_MOST {
+        // A body of moderate size that is on its way is read and dropped first, so that the
+        // client, still sending, reads the 413 instead of a reset connection. Not for a client
+        // waiting for `100 Continue` (it sends nothing until told to).
+        let waits_for_continue = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if len <= DRAINED_AT_MOST && !waits_for_continue {
             let _ = tokio::time::timeout(timeout, drain(body)).await;
         }
         return Err(ApiError::PayloadTooLarge.into());
@@ -69,10 +73,14 @@ pub(super) async fn size(
 /// answered at once and its connection closed.
 const DRAINED_AT_MOST: u64 = 1 << 20;
 
-/// Reads `body` to its end, keeping nothing (bounded by its declared length).
+/// A pause in a too-large body after which it is no longer waited for.
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
+
+/// Reads `body` while it keeps coming (to its end, or to a pause of [`DRAIN_IDLE`]), keeping
+/// nothing; bounded by its declared length.
 async fn drain(mut body: Body) {
     use http_body_util::BodyExt as _;
-    while let Some(Ok(_)) = body.frame().await {}
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(DRAIN_IDLE, body.frame()).await {}
 }
 
 /// The 415 row (right after row 2): no Content-Type, or `application/json` with any
