@@ -314,17 +314,13 @@ mod tests {
             .build()
             .expect("runtime");
         // A flusher on `other`, held at the gate.
-        let first = other.block_on({
+        let first = other.spawn({
             let store = store.clone();
-            async move {
-                let waiting = tokio::spawn({
-                    let store = store.clone();
-                    async move { submit(&store, 1, Duration::from_secs(30)).await }
-                });
-                while store.in_flush.load(Ordering::SeqCst) == 0 {
-                    tokio::task::yield_now().await;
-                }
-                waiting
+            async move { submit(&store, 1, Duration::from_secs(30)).await }
+        });
+        other.block_on(async {
+            while store.in_flush.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
             }
         });
         let main = tokio::runtime::Builder::new_current_thread()

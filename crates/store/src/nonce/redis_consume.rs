@@ -70,8 +70,9 @@ pub(crate) const NOT_INCREASING: i64 = 1;
 pub(crate) const REUSED: i64 = 2;
 pub(crate) const MARK_UNREADABLE: i64 = 3;
 
-/// Batches written at once.
-const FLUSHERS: usize = 2;
+/// Batches in flight at once: one, so that everything queued while a call is in flight
+/// (a round trip and Redis's fsync) goes into the next call.
+const FLUSHERS: usize = 1;
 /// Nonces in one script call at most.
 const MAX_BATCH: usize = 256;
 
