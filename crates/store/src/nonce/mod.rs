@@ -1,10 +1,14 @@
 //! The nonce stores: a journal on local disk (the default), Redis and PostgreSQL. Each one
 //! only reads a key's state and records accepted nonces ([`Backend`]); the rules of
 //! `whitebit_auth::nonce` around them, the counting and the [`NonceStore`] glue are here, once.
+//! The networked stores write the consumes of concurrent requests in batches (group commit,
+//! `batch.rs`): PostgreSQL one statement per batch, Redis one script call per batch.
 
+pub(crate) mod batch;
 pub(crate) mod journal;
 pub(crate) mod postgres;
 pub(crate) mod redis;
+pub(crate) mod redis_consume;
 pub(crate) mod redis_link;
 pub(crate) mod redis_tls;
 

@@ -2,8 +2,9 @@
 //!
 //! # Data
 //!
-//! All keys of one API key share the hash tag `{k<id>}`, so they live in one slot and the
-//! script below also runs on Redis Cluster:
+//! All keys of one API key share the hash tag `{k<id>}`, so they live in one slot. (A batch's
+//! script call, `redis_consume.rs`, touches the keys of several API keys: the store talks to
+//! one Redis server, or the master of a Sentinel group, not to Redis Cluster.)
 //!
 //! - `wbauth:{k<id>}:hw` — the key's high-water mark (the largest nonce it ever had accepted,
 //!   in either mode), as **exactly 16 lowercase hexadecimal digits** (`format!("{:016x}")`).
@@ -23,14 +24,27 @@
 //! expiry is computed in Rust and passed as a decimal string that only Redis parses (as a
 //! 64-bit integer).
 //!
-//! # Atomicity and answers
+//! # Atomicity and answers: batches
 //!
-//! [`NonceStore::consume`] runs one Lua script (`EVALSHA`, falling back to `EVAL` when the
-//! server does not have it cached): strict mode is a compare-and-set of the mark; window mode
-//! is `SET entry 1 NX PXAT …` and, when the entry was set, a raise of the mark. The window
-//! time check (`|nonce − now_ms| ≤ 5000`) is done in Rust with the gateway's clock before the
-//! store is asked. [`NonceStore::check`] reads the mark and the entry and applies the same
-//! rules (`whitebit_auth::nonce::decide`) without writing.
+//! [`NonceStore::consume`] goes through a batch (`batch.rs`, `redis_consume.rs`): the nonces
+//! of concurrent requests are decided by one Lua script call (`EVALSHA`, falling back to
+//! `EVAL` when the server does not have it cached), which takes them one after the other in
+//! the order they joined the batch — exactly what separate calls would do, since a script
+//! runs atomically — and answers a code per nonce. Per nonce, strict mode is a
+//! compare-and-set of the mark; window mode is `SET entry 1 NX PXAT …` and, when the entry
+//! was set, a raise of the mark. The window time check (`|nonce − now_ms| ≤ 5000`) is done in
+//! Rust with the gateway's clock before the store is asked. Each request is answered only
+//! once the call holding its nonce has returned; a call that fails or times out answers
+//! every nonce in it [`StoreError::Unavailable`]. [`NonceStore::check`] reads the mark and
+//! the entry and applies the same rules (`whitebit_auth::nonce::decide`) without writing.
+//!
+//! The multiplexed connection already pipelines the commands of concurrent requests (one
+//! writer task per connection writes them as they come and matches the replies in order),
+//! and Redis with `appendfsync always` fsyncs once per event-loop turn for all commands read
+//! in it; the batch saves what is still paid per command: a script run, a command parsed and
+//! answered, and a message to and a wake-up from the connection's task (which lives on the
+//! runtime that connected, not the request's). One script call touches the keys of several
+//! API keys, so a batch is not limited to one hash slot.
 //!
 //! Every operation is bounded by [`RemoteOptions::op_timeout`]; a failure or a timeout is
 //! [`StoreError::Unavailable`] (the request fails closed). An operation that timed out may
@@ -54,65 +68,34 @@
 //! acknowledged by the old primary, rolling a strict-mode high-water mark back (and
 //! forgetting window entries), so a nonce accepted just before the failover could be
 //! accepted again after it. With [`RemoteOptions::nonce_replicas_ack`] = N > 0 every write
-//! is followed, in the same pipeline on the same connection, by `WAIT N <op timeout>`: the
-//! nonce counts as recorded only once N replicas hold it, and otherwise the request fails
-//! closed (503). [`RedisNonceStore::connect`] refuses N above the replicas the master
+//! (a batch's script call, a token claim) is followed, in the same pipeline on the same
+//! connection, by `WAIT N <op timeout>`: the nonces count as recorded only once N replicas
+//! hold them, and otherwise their requests fail closed (503). [`RedisNonceStore::connect`] refuses N above the replicas the master
 //! reports. A `redis+sentinel://` URL (`redis_link.rs`) makes the store follow the master
 //! of a Sentinel group across failovers, without a restart.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, RedisResult, Script};
-use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
+use super::batch::{self, Queue, Unanswered};
+use super::redis_consume::{
+    ACCEPTED, Consume, MARK_UNREADABLE, NOT_INCREASING, REUSED, decode_mark, entry_key, mark_key,
+};
 use super::redis_link::{self, Link, SENTINEL_SCHEME};
 use super::redis_tls;
-use super::{Backend, Remote, counter_help};
+use super::{Backend, Metric, Remote, counter_help};
 use crate::remote::url_secrets;
 use crate::{
     Claim, KeyId, NonceAnswer, RemoteOptions, ReplayGuard, StoreError, StoreFuture, StoreHealth,
     redact_url,
 };
-
-/// The consume script. `KEYS[1]`: the mark; `KEYS[2]`: the window entry (window mode only).
-/// `ARGV[1]`: `s` (strict) or `w` (window); `ARGV[2]`: the nonce as 16 lowercase hex digits;
-/// `ARGV[3]` (window mode): the entry's absolute expiry, Unix ms in decimal.
-/// Answers 0 accepted, 1 not increasing, 2 reused, 3 stored mark unreadable (nothing written).
-const CONSUME_LUA: &str = r"
-local function valid(s)
-  return type(s) == 'string' and #s == 16 and string.find(s, '^[0-9a-f]+$') ~= nil
-end
-local function greater(a, b)
-  for i = 1, 16 do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x > y end
-  end
-  return false
-end
-local nonce = ARGV[2]
-if not valid(nonce) then return redis.error_reply('wbauth: malformed nonce argument') end
-local mark = redis.call('GET', KEYS[1])
-if mark and not valid(mark) then return 3 end
-if ARGV[1] == 's' then
-  if mark and not greater(nonce, mark) then return 1 end
-  redis.call('SET', KEYS[1], nonce)
-  return 0
-end
-if ARGV[1] ~= 'w' then return redis.error_reply('wbauth: unknown mode') end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PXAT', ARGV[3]) then return 2 end
-if not mark or greater(nonce, mark) then redis.call('SET', KEYS[1], nonce) end
-return 0
-";
-
-const ACCEPTED: i64 = 0;
-const NOT_INCREASING: i64 = 1;
-const REUSED: i64 = 2;
-const MARK_UNREADABLE: i64 = 3;
 
 /// The override named in every durability refusal.
 const OVERRIDE: &str = "store.redis_allow_non_durable = true";
@@ -122,46 +105,31 @@ const OVERRIDE: &str = "store.redis_allow_non_durable = true";
 /// `docs/design-decisions.md` 19). The data layout, the script and the failover caveat are
 /// described in `crates/store/src/nonce/redis.rs`.
 pub struct RedisNonceStore {
+    shared: Arc<Shared>,
+}
+
+/// The store, shared with the flushers of its batches (tasks of their own).
+pub(crate) struct Shared {
     link: Link,
-    script: Script,
+    pub(crate) script: Script,
     /// Replicas that must hold a recorded nonce before it counts (`WAIT`); 0: none.
-    replicas_ack: u32,
+    pub(crate) replicas_ack: u32,
     /// The URL without its password, for messages.
     shown: String,
     /// The URL's secrets (`url_secrets`), scrubbed from any message that might echo
     /// them.
     secrets: Vec<String>,
-    remote: Remote,
+    pub(crate) remote: Remote,
+    /// Consumes waiting for their batch.
+    pub(crate) queue: Queue<Consume, Result<i64, StoreError>>,
 }
 
 impl std::fmt::Debug for RedisNonceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.remote.debug_store("RedisNonceStore", &self.shown, f)
+        self.shared
+            .remote
+            .debug_store("RedisNonceStore", &self.shared.shown, f)
     }
-}
-
-fn mark_key(key: KeyId) -> String {
-    format!("wbauth:{{k{key}}}:hw")
-}
-
-fn entry_key(key: KeyId, nonce: u64) -> String {
-    format!("wbauth:{{k{key}}}:w:{nonce}")
-}
-
-/// A nonce or mark as stored: exactly 16 lowercase hex digits.
-fn encode_mark(nonce: u64) -> String {
-    format!("{nonce:016x}")
-}
-
-fn decode_mark(text: &str) -> Option<u64> {
-    let canonical = text.len() == 16
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !canonical {
-        return None;
-    }
-    u64::from_str_radix(text, 16).ok()
 }
 
 impl RedisNonceStore {
@@ -202,9 +170,9 @@ impl RedisNonceStore {
         } else {
             redis_tls::open_fixed(url, &shown, ca, options, &config, connections).await?
         };
-        let store = Self {
+        let store = Shared {
             link,
-            script: Script::new(CONSUME_LUA),
+            script: super::redis_consume::script(),
             replicas_ack: options.nonce_replicas_ack,
             remote: Remote::new(
                 format!("Redis at {shown}"),
@@ -213,6 +181,7 @@ impl RedisNonceStore {
             ),
             shown,
             secrets: url_secrets(url),
+            queue: super::redis_consume::queue(),
         };
         if let Some(master) = store.link.master() {
             tracing::info!(
@@ -236,9 +205,13 @@ impl RedisNonceStore {
         if store.replicas_ack > 0 {
             store.check_replicas().await?;
         }
-        Ok(store)
+        Ok(Self {
+            shared: Arc::new(store),
+        })
     }
+}
 
+impl Shared {
     /// The master reports (`INFO replication`, `connected_slaves`) at least as many replicas
     /// as [`RemoteOptions::nonce_replicas_ack`] asks for.
     async fn check_replicas(&self) -> Result<(), StoreError> {
@@ -346,7 +319,7 @@ impl RedisNonceStore {
 
     /// Runs one operation on the connection to the master within the operation timeout. A
     /// failure or timeout makes a Sentinel-followed store ask the Sentinels again next time.
-    async fn run<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -374,7 +347,7 @@ impl RedisNonceStore {
 
     /// After a write accepted on the master, `WAIT`'s answer: the replicas that hold it.
     /// Fewer than [`RemoteOptions::nonce_replicas_ack`] fails closed.
-    fn replicated(&self, what: &str, acked: i64) -> Result<(), StoreError> {
+    pub(crate) fn replicated(&self, what: &str, acked: i64) -> Result<(), StoreError> {
         if acked >= i64::from(self.replicas_ack) {
             return Ok(());
         }
@@ -389,7 +362,7 @@ impl RedisNonceStore {
     }
 
     /// `WAIT`'s timeout: the operation timeout in ms (at least 1; 0 would wait forever).
-    fn wait_timeout_ms(&self) -> u64 {
+    pub(crate) fn wait_timeout_ms(&self) -> u64 {
         u64::try_from(self.remote.op_timeout().as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
@@ -407,6 +380,7 @@ impl RedisNonceStore {
 impl Backend for RedisNonceStore {
     async fn read(&self, key: KeyId, nonce: u64) -> Result<(Option<u64>, bool), StoreError> {
         let (mark, seen): (Option<String>, bool) = self
+            .shared
             .run("check", |mut con| async move {
                 ::redis::pipe()
                     .cmd("GET")
@@ -418,69 +392,44 @@ impl Backend for RedisNonceStore {
             })
             .await?;
         let mark = match mark {
-            Some(text) => Some(decode_mark(&text).ok_or_else(|| self.corrupt_mark(key))?),
+            Some(text) => Some(decode_mark(&text).ok_or_else(|| self.shared.corrupt_mark(key))?),
             None => None,
         };
         Ok((mark, seen))
     }
 
     async fn record(&self, key: KeyId, nonce: u64, mode: NonceMode, _now_ms: u64) -> NonceAnswer {
-        let (keys, args) = match mode {
-            NonceMode::Strict => (vec![mark_key(key)], vec!["s".into(), encode_mark(nonce)]),
-            NonceMode::Window => (
-                vec![mark_key(key), entry_key(key, nonce)],
-                vec![
-                    "w".into(),
-                    encode_mark(nonce),
-                    window_entry_expires_at(nonce).to_string(),
-                ],
-            ),
-        };
-        let code: i64 = if self.replicas_ack == 0 {
-            let mut invocation = self.script.prepare_invoke();
-            invocation.key(&keys).arg(&args);
-            self.run("consume", |mut con| async move {
-                invocation.invoke_async(&mut con).await
-            })
-            .await?
-        } else {
-            // EVAL and WAIT in one pipeline on one connection: WAIT counts the replicas that
-            // hold this client's writes, so it must follow the write on the same client.
-            let (timeout, wanted) = (self.wait_timeout_ms(), self.replicas_ack);
-            let (code, acked): (i64, i64) = self
-                .run("consume and WAIT", |mut con| async move {
-                    ::redis::pipe()
-                        .cmd("EVAL")
-                        .arg(CONSUME_LUA)
-                        .arg(keys.len())
-                        .arg(&keys)
-                        .arg(&args)
-                        .cmd("WAIT")
-                        .arg(wanted)
-                        .arg(timeout)
-                        .query_async(&mut con)
-                        .await
-                })
-                .await?;
-            if code == ACCEPTED {
-                self.replicated("consume", acked)?;
+        let wait = self.shared.remote.op_timeout().saturating_mul(2);
+        let code = match batch::submit(&self.shared, Consume::new(key, nonce, mode), wait).await {
+            Ok(code) => code?,
+            Err(Unanswered::TimedOut) => {
+                return Err(self
+                    .shared
+                    .remote
+                    .timed_out("consume (waiting for its batch)"));
             }
-            code
+            Err(Unanswered::Dropped) => {
+                return Err(self.shared.remote.error(StoreError::Unavailable(format!(
+                    "{}: consume: the batch was abandoned (its runtime shut down)",
+                    self.shared.remote.at()
+                ))));
+            }
         };
         match code {
             ACCEPTED => Ok(Ok(())),
             NOT_INCREASING => Ok(Err(ApiError::NonceNotIncreasing)),
             REUSED => Ok(Err(ApiError::NonceReused)),
-            MARK_UNREADABLE => Err(self.corrupt_mark(key)),
-            other => Err(self.remote.error(StoreError::Corrupt(format!(
+            MARK_UNREADABLE => Err(self.shared.corrupt_mark(key)),
+            other => Err(self.shared.remote.error(StoreError::Corrupt(format!(
                 "{}: the nonce script answered {other}",
-                self.remote.at()
+                self.shared.remote.at()
             )))),
         }
     }
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {
         let (_pong, (seconds, micros)): (String, (u64, u64)) = self
+            .shared
             .run("PING and TIME", |mut con| async move {
                 ::redis::pipe()
                     .cmd("PING")
@@ -493,7 +442,7 @@ impl Backend for RedisNonceStore {
             .checked_mul(1000)
             .and_then(|ms| ms.checked_add(micros / 1000))
             .ok_or_else(|| {
-                StoreError::Corrupt(format!("{}: TIME out of range", self.remote.at()))
+                StoreError::Corrupt(format!("{}: TIME out of range", self.shared.remote.at()))
             })?;
         Ok(StoreHealth {
             clock_ms: Some(clock_ms),
@@ -501,7 +450,23 @@ impl Backend for RedisNonceStore {
     }
 
     fn remote(&self) -> Option<&Remote> {
-        Some(&self.remote)
+        Some(&self.shared.remote)
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let (batches, batched) = self.shared.queue.counts();
+        vec![
+            (
+                "wbauth_nonce_store_batches_total",
+                "Batches of consumes sent by the Redis nonce store (one script call each).",
+                batches,
+            ),
+            (
+                "wbauth_nonce_store_batched_total",
+                "Consumes sent in those batches.",
+                batched,
+            ),
+        ]
     }
 }
 
@@ -523,14 +488,16 @@ impl ReplayGuard for RedisNonceStore {
                     .arg(expires_at_ms.to_string());
                 set
             };
-            let set: Option<String> = if self.replicas_ack == 0 {
-                self.run("token claim", |mut con| async move {
-                    set_claim().query_async(&mut con).await
-                })
-                .await?
+            let set: Option<String> = if self.shared.replicas_ack == 0 {
+                self.shared
+                    .run("token claim", |mut con| async move {
+                        set_claim().query_async(&mut con).await
+                    })
+                    .await?
             } else {
-                let (timeout, wanted) = (self.wait_timeout_ms(), self.replicas_ack);
+                let (timeout, wanted) = (self.shared.wait_timeout_ms(), self.shared.replicas_ack);
                 let (set, acked): (Option<String>, i64) = self
+                    .shared
                     .run("token claim and WAIT", |mut con| async move {
                         ::redis::pipe()
                             .add_command(set_claim())
@@ -542,7 +509,7 @@ impl ReplayGuard for RedisNonceStore {
                     })
                     .await?;
                 if set.is_some() {
-                    self.replicated("token claim", acked)?;
+                    self.shared.replicated("token claim", acked)?;
                 }
                 set
             };
@@ -554,42 +521,6 @@ impl ReplayGuard for RedisNonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marks_are_fixed_width_and_order_preserving() {
-        let samples = [
-            0,
-            1,
-            (1 << 53) - 1,
-            1 << 53,
-            (1 << 53) + 1,
-            u64::MAX - 1,
-            u64::MAX,
-        ];
-        for pair in samples.windows(2) {
-            let (a, b) = (encode_mark(pair[0]), encode_mark(pair[1]));
-            assert_eq!(a.len(), 16);
-            assert!(a.as_bytes() < b.as_bytes(), "{a} {b}");
-        }
-        for n in samples {
-            assert_eq!(decode_mark(&encode_mark(n)), Some(n));
-        }
-        for bad in [
-            "",
-            "1",
-            "000000000000000G",
-            "000000000000000A",
-            "00000000000000001",
-        ] {
-            assert_eq!(decode_mark(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn keys_share_a_hash_tag() {
-        assert_eq!(mark_key(7), "wbauth:{k7}:hw");
-        assert_eq!(entry_key(7, 42), "wbauth:{k7}:w:42");
-    }
 
     #[test]
     fn the_password_is_found_for_scrubbing() {
