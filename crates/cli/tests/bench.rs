@@ -199,10 +199,14 @@ fn nothing_to_connect_to_fails() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nothing could connect"), "{stderr}");
-    // Usage errors: no key at all, an https URL.
+    // Usage errors: no key at all, another scheme, a CA file that is not there.
     let out = wbauth(&["bench", &url, "--requests", "10"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no API key"));
-    let out = wbauth(&["bench", "https://127.0.0.1/x", "--plain"]);
+    let out = wbauth(&["bench", "ftp://127.0.0.1/x", "--plain"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let https = format!("https://127.0.0.1:{port}/x");
+    let out = wbauth(&["bench", &https, "--plain", "--cacert", "/nonexistent/ca.pem"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.pem"), "{out:?}");
 }
