@@ -206,7 +206,16 @@ fn nothing_to_connect_to_fails() {
     let out = wbauth(&["bench", "ftp://127.0.0.1/x", "--plain"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let https = format!("https://127.0.0.1:{port}/x");
-    let out = wbauth(&["bench", &https, "--plain", "--cacert", "/nonexistent/ca.pem"]);
+    let out = wbauth(&[
+        "bench",
+        &https,
+        "--plain",
+        "--cacert",
+        "/nonexistent/ca.pem",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.pem"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.pem"),
+        "{out:?}"
+    );
 }

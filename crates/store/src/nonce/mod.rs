@@ -243,6 +243,18 @@ impl Remote {
         )))
     }
 
+    /// A consume whose batch gave no answer (counted): timed out, or abandoned when the
+    /// runtime writing the batch shut down.
+    pub(crate) fn unanswered(&self, why: batch::Unanswered) -> StoreError {
+        match why {
+            batch::Unanswered::TimedOut => self.timed_out("consume (waiting for its batch)"),
+            batch::Unanswered::Dropped => self.error(StoreError::Unavailable(format!(
+                "{}: consume: the batch was abandoned (its runtime shut down)",
+                self.at
+            ))),
+        }
+    }
+
     /// Counts a failed operation.
     pub(crate) fn error(&self, e: StoreError) -> StoreError {
         self.errors.add_one();

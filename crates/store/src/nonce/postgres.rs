@@ -72,7 +72,7 @@ use sqlx::postgres::PgPool;
 use whitebit_auth::nonce::window_entry_expires_at;
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::batch::{self, Flush, Member, Queue, Unanswered};
+use super::batch::{self, Flush, Member, Queue};
 use super::{Backend, Metric, Remote, counter_help};
 use crate::sql::{connect_pool, ordered_i64_to_u64, pg_error, u64_to_ordered_i64};
 use crate::{
@@ -329,18 +329,7 @@ impl Backend for PgNonceStore {
         let wait = self.shared.remote.op_timeout().saturating_mul(2);
         let accepted = match batch::submit(&self.shared, consume, wait).await {
             Ok(answer) => answer?,
-            Err(Unanswered::TimedOut) => {
-                return Err(self
-                    .shared
-                    .remote
-                    .timed_out("consume (waiting for its batch)"));
-            }
-            Err(Unanswered::Dropped) => {
-                return Err(self.shared.remote.error(StoreError::Unavailable(format!(
-                    "{}: consume: the batch was abandoned (its runtime shut down)",
-                    self.shared.remote.at()
-                ))));
-            }
+            Err(why) => return Err(self.shared.remote.unanswered(why)),
         };
         Ok(match (accepted, mode) {
             (true, _) => Ok(()),

@@ -84,7 +84,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, RedisResult, Script};
 use whitebit_auth::{ApiError, NonceMode};
 
-use super::batch::{self, Queue, Unanswered};
+use super::batch::{self, Queue};
 use super::redis_consume::{
     ACCEPTED, Consume, MARK_UNREADABLE, NOT_INCREASING, REUSED, decode_mark, entry_key, mark_key,
 };
@@ -402,18 +402,7 @@ impl Backend for RedisNonceStore {
         let wait = self.shared.remote.op_timeout().saturating_mul(2);
         let code = match batch::submit(&self.shared, Consume::new(key, nonce, mode), wait).await {
             Ok(code) => code?,
-            Err(Unanswered::TimedOut) => {
-                return Err(self
-                    .shared
-                    .remote
-                    .timed_out("consume (waiting for its batch)"));
-            }
-            Err(Unanswered::Dropped) => {
-                return Err(self.shared.remote.error(StoreError::Unavailable(format!(
-                    "{}: consume: the batch was abandoned (its runtime shut down)",
-                    self.shared.remote.at()
-                ))));
-            }
+            Err(why) => return Err(self.shared.remote.unanswered(why)),
         };
         match code {
             ACCEPTED => Ok(Ok(())),
