@@ -6,37 +6,20 @@
 //!
 //! Nothing sleeps for a fixed time: waits are bounded waits on a condition.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod servers;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use servers::{POSTGRES, REDIS, fresh_keys, now_ms};
 use wbauth_store::{
     JournalConfig, JournalNonceStore, NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions,
     StoreError,
 };
-use wbauth_testkit::{PostgresServer, RedisServer};
+use wbauth_testkit::PostgresServer;
 use whitebit_auth::nonce::NonceLedger;
 use whitebit_auth::{ApiError, NonceMode};
-
-static REDIS: LazyLock<RedisServer> =
-    LazyLock::new(|| RedisServer::start().expect("redis-server starts"));
-static POSTGRES: LazyLock<PostgresServer> =
-    LazyLock::new(|| PostgresServer::start().expect("postgres starts"));
-
-/// Key ids never used before by this test binary (the shared Redis holds every test's keys).
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
-fn fresh_keys(n: u64) -> u64 {
-    NEXT_KEY.fetch_add(n, Ordering::Relaxed)
-}
-
-fn now_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(since.as_millis()).expect("ms fit in u64")
-}
 
 fn options(op_timeout: Duration) -> RemoteOptions {
     RemoteOptions {

@@ -5,13 +5,15 @@
 //!
 //! Nothing sleeps for a fixed time: waits are bounded waits on a condition.
 
+mod servers;
+
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use servers::{POSTGRES, REDIS, fresh_keys, now_ms};
 use wbauth_store::{
     JournalConfig, JournalNonceStore, NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions,
     StoreError, StoreHealth,
@@ -21,25 +23,6 @@ use whitebit_auth::nonce::{NonceBook, NonceLedger};
 use whitebit_auth::{ApiError, NonceMode};
 
 type Answer = Result<Result<(), ApiError>, StoreError>;
-
-static REDIS: LazyLock<RedisServer> =
-    LazyLock::new(|| RedisServer::start().expect("redis-server starts"));
-static POSTGRES: LazyLock<PostgresServer> =
-    LazyLock::new(|| PostgresServer::start().expect("postgres starts"));
-
-/// Key ids never used before by this test binary (the shared Redis holds every test's keys).
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
-fn fresh_keys(n: u64) -> u64 {
-    NEXT_KEY.fetch_add(n, Ordering::Relaxed)
-}
-
-fn now_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(since.as_millis()).expect("ms fit in u64")
-}
 
 /// Generous timeouts: a loaded two-core machine must not turn a slow answer into a failure.
 fn options() -> RemoteOptions {
