@@ -205,16 +205,19 @@ http {
     scgi_temp_path $1/scgi;
 EOF
 }
-{
-    nginx_head "$work/nginx"
+# nginx_proxy DIR LISTEN [LINES]: the whole configuration of a plain reverse proxy to the echo
+# server (keep-alive both ways) listening on LISTEN, LINES added to its server block.
+nginx_proxy() {
+    nginx_head "$1"
     cat <<EOF
     upstream echo {
         server $echo_addr;
         keepalive 64;
     }
     server {
-        listen 127.0.0.1:$nginx_port;
+        listen $2;
         keepalive_requests 1000000;
+${3:-}
         location / {
             proxy_pass http://echo;
             proxy_http_version 1.1;
@@ -223,7 +226,8 @@ EOF
     }
 }
 EOF
-} >"$work/nginx/nginx.conf"
+}
+nginx_proxy "$work/nginx" "127.0.0.1:$nginx_port" >"$work/nginx/nginx.conf"
 if wanted nginx; then
     "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
     nginx_pid=$!
@@ -434,30 +438,12 @@ fi
 if wanted nginx-tls; then
     nginx_tls_port=$(free_port)
     mkdir -p "$work/nginx-tls"
-    {
-        nginx_head "$work/nginx-tls"
-        cat <<EOF
-    upstream echo {
-        server $echo_addr;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$nginx_tls_port ssl;
+    nginx_proxy "$work/nginx-tls" "127.0.0.1:$nginx_tls_port ssl" "\
         ssl_certificate $work/pki/cert.pem;
         ssl_certificate_key $work/pki/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
-        ssl_session_tickets on;
-        keepalive_requests 1000000;
-        location / {
-            proxy_pass http://echo;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-    } >"$work/nginx-tls/nginx.conf"
+        ssl_session_tickets on;" >"$work/nginx-tls/nginx.conf"
     "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx-tls/nginx.conf" >"$work/nginx-tls/out.log" 2>&1 &
     nginx_tls_pid=$!
     pids+=("$nginx_tls_pid")
