@@ -10,7 +10,7 @@ mod common;
 
 use common::catalogue::*;
 use common::gateway::{Gateway, TOKEN, UPSTREAM_ANSWER, Upstream, write_config};
-use common::tls::{client, serve_tls, write_pair};
+use common::tls::{client, localhost_gateway, serve_tls, write_pair};
 use reqwest::Version;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wbauth_testkit::TestCa;
@@ -227,15 +227,8 @@ async fn send(client: &reqwest::Client, base: &str, case: &Case) -> (Version, u1
 async fn the_check_table_answers_the_same_over_http2_and_http1_over_tls() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("wbauth https test CA").expect("CA");
-    let (cert, key) = write_pair(
-        dir.path(),
-        "server",
-        &ca.server_cert(&["localhost"]).expect("cert"),
-    );
-    let gw = serve_tls(&upstream, &cert, &key, &[]).await;
+    let (gw, ca, base) = localhost_gateway(&upstream, dir.path()).await;
     assert!(gw.base.starts_with("https://127.0.0.1:"), "{}", gw.base);
-    let base = gw.base.replace("127.0.0.1", "localhost");
     let (api_key, secret) = gw.provision_key("alice", "trade", &[]).await;
     // Pass the accepted nonce 1 so that "replayed nonce" is one.
     let first = table(&api_key, &secret).pop().expect("accepted case");
@@ -278,14 +271,7 @@ async fn the_check_table_answers_the_same_over_http2_and_http1_over_tls() {
 async fn bad_tls_input_is_a_clear_error_and_the_listener_keeps_serving() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("wbauth https test CA").expect("CA");
-    let (cert, key) = write_pair(
-        dir.path(),
-        "server",
-        &ca.server_cert(&["localhost"]).expect("cert"),
-    );
-    let gw = serve_tls(&upstream, &cert, &key, &[]).await;
-    let good = gw.base.replace("127.0.0.1", "localhost");
+    let (gw, ca, good) = localhost_gateway(&upstream, dir.path()).await;
     let port = good.rsplit(':').next().expect("port").to_owned();
     let serves = || async {
         let answer = client(&ca, false)

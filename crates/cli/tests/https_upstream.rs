@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::assert_answer;
 use common::catalogue::{BAD_GATEWAY, BALANCE};
-use common::gateway::{Gateway, T0, TOKEN, spawn_serve};
+use common::gateway::{Gateway, T0, TOKEN, spawn_serve, write_config_to};
 use common::tls::write_pair;
 use serde_json::{Value, json};
 use wbauth_testkit::{TestCa, TlsEcho};
@@ -20,49 +20,31 @@ use wbauth_testkit::{TestCa, TlsEcho};
 /// `wbauth serve` whose `/api/v4` route goes to `upstream` with the route settings `route`
 /// (TOML lines).
 async fn serve_to(dir: &Path, upstream: &str, route: &str) -> Gateway {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[store]
-data_dir = "{}"
-[[kind]]
-name = "trade"
-paths = ["/api/v4/trade-account/*"]
-[[route]]
-prefix = "/api/v4"
-upstream = "{upstream}"
-{route}
-"#,
-            dir.join("data").display()
-        ),
-    )
-    .expect("config written");
-    let gw = spawn_serve(
-        dir,
-        &config,
-        &[("WBAUTH_ADMIN_TOKEN", TOKEN), ("WBAUTH_LOG", "debug")],
-        "stderr.log",
-    )
-    .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
+    let config = write_config_to(dir, upstream, route);
+    let env = [("WBAUTH_ADMIN_TOKEN", TOKEN), ("WBAUTH_LOG", "debug")];
+    let gw = spawn_serve(dir, &config, &env, "stderr.log")
+        .unwrap_or_else(|(status, err)| panic!("serve exited {status}: {err}"));
     gw.clock(json!({"set_ms": T0})).await;
     gw
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accepted_requests_reach_an_https_upstream_by_http1_or_http2() {
+/// An HTTPS echo with a certificate for `localhost` from a new CA, and the route line trusting
+/// that CA (its file written in `dir`).
+async fn echo_and_ca(dir: &Path) -> (TlsEcho, TestCa, String) {
     let ca = TestCa::new("upstream CA").expect("CA");
     let echo = TlsEcho::start(&ca.server_cert(&["localhost"]).expect("cert"))
         .await
         .expect("echo");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = dir.path().join("upstream-ca.pem");
+    let ca_file = dir.join("upstream-ca.pem");
     std::fs::write(&ca_file, ca.pem()).expect("written");
     let ca_line = format!("ca = \"{}\"", ca_file.display());
+    (echo, ca, ca_line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_requests_reach_an_https_upstream_by_http1_or_http2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (echo, _ca, ca_line) = echo_and_ca(dir.path()).await;
 
     for (http2, version) in [(false, "HTTP/1.1"), (true, "HTTP/2.0")] {
         let sub = dir.path().join(format!("h2-{http2}"));
@@ -84,10 +66,8 @@ async fn accepted_requests_reach_an_https_upstream_by_http1_or_http2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_the_gateway_cannot_trust_is_a_502_saying_why_in_the_log() {
-    let ca = TestCa::new("upstream CA").expect("CA");
-    let echo = TlsEcho::start(&ca.server_cert(&["localhost"]).expect("cert"))
-        .await
-        .expect("echo");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (echo, ca, ca_line) = echo_and_ca(dir.path()).await;
     let client_ca = TestCa::new("client CA").expect("CA");
     let strict = TlsEcho::start_with_client_ca(
         &ca.server_cert(&["localhost"]).expect("cert"),
@@ -95,10 +75,6 @@ async fn an_upstream_the_gateway_cannot_trust_is_a_502_saying_why_in_the_log() {
     )
     .await
     .expect("echo");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = dir.path().join("upstream-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).expect("written");
-    let ca_line = format!("ca = \"{}\"", ca_file.display());
     let (client_cert, client_key) = write_pair(
         dir.path(),
         "client",

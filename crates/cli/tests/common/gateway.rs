@@ -117,6 +117,12 @@ pub struct Gateway {
 }
 
 pub fn write_config(dir: &Path, upstream: SocketAddr, extra: &str) -> PathBuf {
+    write_config_to(dir, &format!("http://{upstream}"), extra)
+}
+
+/// [`write_config`] with the `/api/v4` route going to `upstream` (a URL); `extra` follows the
+/// route's `upstream` line (route settings first, then any section).
+pub fn write_config_to(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
     let data = dir.join("data");
     let config = format!(
         r#"[listen]
@@ -138,7 +144,7 @@ paths = ["/api/v4/main-account/*"]
 
 [[route]]
 prefix = "/api/v4"
-upstream = "http://{upstream}"
+upstream = "{upstream}"
 {extra}
 "#,
         data.display()

@@ -56,3 +56,17 @@ pub fn client(ca: &TestCa, http1_only: bool) -> reqwest::Client {
     };
     builder.build().expect("client")
 }
+
+/// A new CA, a certificate from it for `localhost` (files in `dir`), and `wbauth serve`
+/// serving it on its public listener; the base URL names `localhost`, as the certificate does.
+pub async fn localhost_gateway(upstream: &Upstream, dir: &Path) -> (Gateway, TestCa, String) {
+    let ca = TestCa::new("wbauth https test CA").expect("CA");
+    let (cert, key) = write_pair(
+        dir,
+        "server",
+        &ca.server_cert(&["localhost"]).expect("cert"),
+    );
+    let gw = serve_tls(upstream, &cert, &key, &[]).await;
+    let base = gw.base.replace("127.0.0.1", "localhost");
+    (gw, ca, base)
+}
