@@ -11,7 +11,8 @@
 #                 synchronous standby (README "Running highly available")
 #   5. TLS      : nginx terminating TLS in front of the echo server, and the gateway with
 #                 `[listen] tls` (embedded store): the same certificate (dist/make-test-ca.sh),
-#                 TLS 1.3, session resumption on, keep-alive, the generator speaking HTTPS
+#                 TLS 1.3, session resumption on, keep-alive, the generator speaking HTTP/1.1
+#                 over TLS to both (`--http1`)
 # then memory: RSS of a gateway holding 100,000 keys, and RSS after two full-rate window-mode
 # runs (window state must stay bounded).
 #
@@ -324,8 +325,9 @@ export WBAUTH_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export WBAUTH_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
 # serve_gateway NAME NONCES [STORE_TOML] [LISTEN_TOML]: starts `wbauth serve`, provisions
-# KEYS keys, runs the bench. STORE_TOML: more lines of the [store] section; LISTEN_TOML: of
-# [listen].
+# KEYS keys, runs the bench (with the arguments in bench_more). STORE_TOML: more lines of the
+# [store] section; LISTEN_TOML: of [listen].
+bench_more=()
 serve_gateway() {
     local name=$1 nonces=$2 store_more=${3:-} listen_more=${4:-}
     local dir="$work/$name"
@@ -357,7 +359,8 @@ EOF
     # A short unmeasured run first: the upstream connections, the store's pool and
     # PostgreSQL's backends exist before the processes to watch are listed.
     "${client_cpu[@]}" "$wbauth" bench "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window \
-        --connections "$connections" --duration 1s --warmup 0s --quiet --json >/dev/null
+        --connections "$connections" --duration 1s --warmup 0s --quiet --json "${bench_more[@]}" \
+        >/dev/null
     watch=(--watch "gateway=$pid" --watch "echo=$echo_pid")
     case "$nonces" in
         redis://*) watch+=(--watch "redis=$redis_pid") ;;
@@ -368,7 +371,7 @@ EOF
             for backend in $(children "$postmaster"); do watch+=(--watch "postgres=$backend"); done
             ;;
     esac
-    bench "$name" "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window
+    bench "$name" "$url$PATH_BALANCE" --keys "$dir/keys.csv" --mode window "${bench_more[@]}"
     echo "$pid" >"$dir/pid"
 }
 
@@ -450,13 +453,15 @@ if wanted nginx-tls; then
     wait_port "$nginx_tls_port"
     watch=(--watch "echo=$echo_pid")
     for worker in $(children "$nginx_tls_pid"); do watch+=(--watch "nginx=$worker"); done
-    bench nginx-tls "https://127.0.0.1:$nginx_tls_port$PATH_BALANCE" --plain
+    bench nginx-tls "https://127.0.0.1:$nginx_tls_port$PATH_BALANCE" --plain --http1
     kill "$nginx_tls_pid"
 fi
 if wanted gateway-tls; then
+    bench_more=(--http1)
     serve_gateway gateway-tls embedded "" \
         "tls = { cert = \"$work/pki/cert.pem\", key = \"$work/pki/key.pem\" }"
     kill "$(cat "$work/gateway-tls/pid")"
+    bench_more=()
 fi
 
 # ---------------------------------------------------------------------------------------------

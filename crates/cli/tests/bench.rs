@@ -219,3 +219,56 @@ fn nothing_to_connect_to_fails() {
         "{out:?}"
     );
 }
+
+#[test]
+fn an_https_target_is_measured_over_http2_when_offered_else_http1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/make-test-ca.sh");
+    let made = Command::new("bash")
+        .arg(script)
+        .arg(dir.path())
+        .output()
+        .expect("script runs");
+    assert!(made.status.success(), "{made:?}");
+    let (cert, key, ca) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    let sandbox = Sandbox::start_with(&[
+        "--demo-key",
+        DEMO_KEY,
+        "--demo-secret",
+        DEMO_SECRET,
+        "--tls-cert",
+        cert.to_str().expect("utf8"),
+        "--tls-key",
+        key.to_str().expect("utf8"),
+    ]);
+    let url = sandbox.url("/api/v4/trade-account/balance");
+    assert!(url.starts_with("https://"), "{url}");
+    for (extra, protocol) in [(None, "HTTP/2"), (Some("--http1"), "HTTP/1.1")] {
+        let mut args = vec![
+            "bench",
+            &url,
+            "--key",
+            DEMO_KEY,
+            "--secret",
+            DEMO_SECRET,
+            "--requests",
+            "50",
+            "--connections",
+            "2",
+            "--json",
+            "--cacert",
+            ca.to_str().expect("utf8"),
+        ];
+        args.extend(extra);
+        let out = wbauth(&args);
+        assert!(out.status.success(), "{out:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        assert_eq!(report["protocol"], protocol, "{report}");
+        assert_eq!(report["status"]["200"], 50, "{report}");
+    }
+}

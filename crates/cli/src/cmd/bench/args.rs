@@ -44,7 +44,11 @@ pub(crate) struct BenchArgs {
     /// Connections resume TLS sessions when they reconnect.
     #[arg(long, env = "WBAUTH_CACERT", value_name = "FILE")]
     pub(super) cacert: Option<std::path::PathBuf>,
-    /// Keep-alive HTTP/1.1 connections (over TLS for https://), each a closed loop with one request in flight.
+    /// With an https:// target: HTTP/1.1 even when the server offers HTTP/2 (by default a
+    /// connection speaks HTTP/2 when the server chooses it, one request in flight at a time).
+    #[arg(long)]
+    pub(super) http1: bool,
+    /// Keep-alive connections (HTTP/1.1; over TLS for https://, HTTP/2 when offered), each a closed loop with one request in flight.
     #[arg(long, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub(super) connections: u32,

@@ -9,6 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
+use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -31,14 +33,50 @@ pub(super) struct ConnStats {
     pub(super) status: BTreeMap<u16, u64>,
     pub(super) errors: BTreeMap<&'static str, u64>,
     pub(super) reconnects: u64,
+    /// Answers that came over HTTP/2.
+    pub(super) http2_answers: u64,
 }
 
 /// One open connection: the request half, and the connection itself, which must be polled for
 /// anything to move. Both are polled in the connection's own task (no second task per
 /// connection, no cross-task wake-up per request: the generator stays cheap).
 pub(super) struct Link {
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     driver: Driver,
+}
+
+/// The request half of a connection: HTTP/1.1, or HTTP/2 when the server chose it by ALPN.
+enum Sender {
+    Http1(SendRequest<Full<Bytes>>),
+    /// With the absolute URI HTTP/2 requests carry (scheme and authority as pseudo-headers).
+    Http2(http2::SendRequest<Full<Bytes>>, Uri),
+}
+
+impl Sender {
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Self::Http1(s) => s.ready().await,
+            Self::Http2(s, _) => s.ready().await,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
+        match self {
+            Self::Http1(s) => s.send_request(request).await,
+            Self::Http2(s, uri) => {
+                *request.uri_mut() = uri.clone();
+                request.headers_mut().remove(hyper::header::HOST);
+                s.send_request(request).await
+            }
+        }
+    }
+
+    fn is_http2(&self) -> bool {
+        matches!(self, Self::Http2(..))
+    }
 }
 
 /// The connection future of a [`Link`], and whether it completed (the connection closed).
@@ -74,10 +112,25 @@ pub(super) async fn connect(addr: SocketAddr, tls: Option<Arc<BenchTls>>) -> Res
     let Some(tls) = tls else {
         return handshake(stream, addr).await;
     };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.handshake(stream))
+    let (stream, h2) = tokio::time::timeout(CONNECT_TIMEOUT, tls.handshake(stream))
         .await
         .map_err(|_| format!("the TLS handshake with {addr} timed out"))??;
-    handshake(stream, addr).await
+    if !h2 {
+        return handshake(stream, addr).await;
+    }
+    let (sender, connection) =
+        http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+    Ok(Link {
+        sender: Sender::Http2(sender, tls.uri().clone()),
+        driver: Driver {
+            connection: Box::pin(async move {
+                let _ = connection.await;
+            }),
+            closed: false,
+        },
+    })
 }
 
 /// The HTTP/1.1 handshake on `stream`.
@@ -89,7 +142,7 @@ where
         .await
         .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
     Ok(Link {
-        sender,
+        sender: Sender::Http1(sender),
         driver: Driver {
             connection: Box::pin(async move {
                 let _ = connection.await;
@@ -164,7 +217,7 @@ pub(super) async fn connection_loop(
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
             driver.run(async {
-                let response = s.send_request(request).await.map_err(|_| "send")?;
+                let response = s.send(request).await.map_err(|_| "send")?;
                 let status = response.status().as_u16();
                 let mut body = response.into_body();
                 while let Some(frame) = body.frame().await {
@@ -179,6 +232,7 @@ pub(super) async fn connection_loop(
         match outcome {
             Ok(status) => {
                 if counted {
+                    stats.http2_answers += u64::from(s.is_http2());
                     stats
                         .latencies_us
                         .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));

@@ -143,7 +143,12 @@ impl Plan {
             (None, d) => Stop::After(d.unwrap_or(DEFAULT_DURATION)),
         };
         let tls = if target.https {
-            let tls = super::tls::BenchTls::new(&target.host, args.cacert.as_deref())?;
+            let uri: hyper::Uri = args
+                .url
+                .parse()
+                .map_err(|e| CliError::Usage(format!("invalid URL {:?}: {e}", args.url)))?;
+            let tls =
+                super::tls::BenchTls::new(&target.host, args.cacert.as_deref(), args.http1, uri)?;
             Some(Arc::new(tls))
         } else {
             None

@@ -78,6 +78,8 @@ pub(super) struct Report {
     status: BTreeMap<u16, u64>,
     errors: BTreeMap<&'static str, u64>,
     reconnects: u64,
+    /// Answers that came over HTTP/2.
+    http2_answers: u64,
     cpu_seconds: Option<f64>,
     /// CPU seconds of each watched server process over the measured phase (`--watch`).
     pub(super) servers: Vec<(String, Option<f64>)>,
@@ -85,6 +87,15 @@ pub(super) struct Report {
 }
 
 impl Report {
+    /// The HTTP version the answers came over.
+    fn protocol(&self) -> &'static str {
+        match self.http2_answers {
+            0 => "HTTP/1.1",
+            n if n == self.responses => "HTTP/2",
+            _ => "HTTP/2 and HTTP/1.1",
+        }
+    }
+
     /// Merges the connections' results.
     pub(super) fn collect(
         setup: Setup,
@@ -96,6 +107,7 @@ impl Report {
         let mut status = BTreeMap::new();
         let mut errors = BTreeMap::new();
         let mut reconnects = 0;
+        let mut http2_answers = 0;
         for r in results {
             latencies.extend_from_slice(&r.latencies_us);
             for (code, n) in r.status {
@@ -105,6 +117,7 @@ impl Report {
                 *errors.entry(kind).or_default() += n;
             }
             reconnects += r.reconnects;
+            http2_answers += r.http2_answers;
         }
         latencies.sort_unstable();
         let mode = setup.mode;
@@ -118,6 +131,7 @@ impl Report {
             status,
             errors,
             reconnects,
+            http2_answers,
             cpu_seconds,
             servers: Vec::new(),
             warnings: Vec::new(),
@@ -245,6 +259,7 @@ impl Report {
             "transport_errors": self.transport_errors,
             "errors": errors,
             "reconnects": self.reconnects,
+            "protocol": self.protocol(),
             "cpu": {
                 "seconds": self.cpu_seconds,
                 "cores": self.cpu_cores(),
@@ -318,6 +333,7 @@ impl Report {
         line("status", counts(&self.status, "none"));
         line("errors", counts(&self.errors, "0"));
         line("reconnects", self.reconnects.to_string());
+        line("protocol", self.protocol().to_owned());
         let cpu = match (self.cpu_seconds, self.cpu_cores(), self.cpu_fraction()) {
             (Some(secs), Some(cores), Some(fraction)) => format!(
                 "{secs:.2} s CPU = {:.0} % of one core, {:.2} of {} thread(s){}",

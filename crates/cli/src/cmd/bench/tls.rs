@@ -1,6 +1,7 @@
 //! TLS to an `https://` target of `wbauth bench`: rustls with the aws-lc-rs provider, the roots
-//! of `--cacert` (else the system's), HTTP/1.1 by ALPN, and the client's session cache, so a
-//! reconnecting connection resumes its session as a real client would.
+//! of `--cacert` (else the system's), HTTP/2 or HTTP/1.1 by ALPN (`--http1`: HTTP/1.1 only),
+//! and the client's session cache, so a reconnecting connection resumes its session as a real
+//! client would.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +19,19 @@ use crate::error::CliError;
 pub(super) struct BenchTls {
     connector: TlsConnector,
     name: ServerName<'static>,
+    /// The target without its path and query (`https://host:port/`), for HTTP/2 requests.
+    uri: hyper::Uri,
 }
 
 impl BenchTls {
-    /// TLS to `host`, trusting `cacert` (PEM) or the system's roots.
-    pub(super) fn new(host: &str, cacert: Option<&Path>) -> Result<Self, CliError> {
+    /// TLS to `host`, trusting `cacert` (PEM) or the system's roots; HTTP/2 offered unless
+    /// `http1_only`. `uri` is the absolute request target HTTP/2 requests carry.
+    pub(super) fn new(
+        host: &str,
+        cacert: Option<&Path>,
+        http1_only: bool,
+        uri: hyper::Uri,
+    ) -> Result<Self, CliError> {
         let mut roots = RootCertStore::empty();
         match cacert {
             Some(path) => {
@@ -54,23 +63,36 @@ impl BenchTls {
             .map_err(|e| CliError::Usage(format!("TLS set-up failed: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| CliError::Usage(format!("{host:?} is not a TLS server name: {e}")))?;
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
             name,
+            uri,
         })
     }
 
-    /// The TLS handshake on `stream`.
+    /// The absolute request target of HTTP/2 requests.
+    pub(super) fn uri(&self) -> &hyper::Uri {
+        &self.uri
+    }
+
+    /// The TLS handshake on `stream`; whether the server chose HTTP/2.
     pub(super) async fn handshake(
         &self,
         stream: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
-        self.connector
+    ) -> Result<(TlsStream<TcpStream>, bool), String> {
+        let stream = self
+            .connector
             .connect(self.name.clone(), stream)
             .await
-            .map_err(|e| format!("TLS handshake failed: {e}"))
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok((stream, h2))
     }
 }
