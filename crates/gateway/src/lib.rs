@@ -12,6 +12,7 @@ pub(crate) mod edge;
 mod error;
 pub(crate) mod ip;
 pub(crate) mod ops;
+mod pem_files;
 pub(crate) mod runtime;
 pub(crate) mod service;
 pub(crate) mod state;

@@ -4,14 +4,13 @@
 //! put in force (at start and at every reload), so a replaced CA or client certificate is
 //! used by the connections opened after the reload.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::config::RouteConfig;
+use crate::pem_files;
 
 /// An upstream's TLS settings, ready to connect with.
 #[derive(Clone)]
@@ -57,7 +56,7 @@ impl UpstreamTls {
         let server_name = ServerName::try_from(host.to_owned())
             .map_err(|e| format!("upstream {:?}: {e}", route.upstream))?;
         let roots = match &route.ca {
-            Some(path) => roots_from(path).map_err(|e| format!("ca: {e}"))?,
+            Some(path) => pem_files::roots(path).map_err(|e| format!("ca: {e}"))?,
             None => system_roots()?,
         };
         let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
@@ -67,15 +66,10 @@ impl UpstreamTls {
             .with_root_certificates(roots);
         let mut config = match (&route.client_cert, &route.client_key) {
             (Some(cert), Some(key)) => {
-                let chain = certificates(cert).map_err(|e| format!("client_cert: {e}"))?;
-                let pem = std::fs::read(key)
-                    .map_err(|e| format!("client_key: cannot read {}: {e}", key.display()))?;
-                let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-                    format!(
-                        "client_key: {} holds no usable private key: {e}",
-                        key.display()
-                    )
-                })?;
+                let chain = pem_files::certificates(cert, "certificate file")
+                    .map_err(|e| format!("client_cert: {e}"))?;
+                let key_der =
+                    pem_files::private_key(key).map_err(|e| format!("client_key: {e}"))?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     format!(
                         "client_key: {} does not go with {}: {e}",
@@ -102,27 +96,6 @@ impl UpstreamTls {
             identity: identity.into(),
         }))
     }
-}
-
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no certificate", path.display()));
-    }
-    Ok(certs)
-}
-
-fn roots_from(path: &Path) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: not usable as a CA: {e}", path.display()))?;
-    }
-    Ok(roots)
 }
 
 fn system_roots() -> Result<RootCertStore, String> {
