@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -191,9 +192,22 @@ impl TlsEcho {
             while let Ok((stream, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    // A client that refuses the certificate ends the handshake: nothing to do.
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
+                    // A failed handshake (a client refusing the certificate, or without the
+                    // client certificate asked for): the alert was written; end the stream and
+                    // read what the client still sends until it closes, so that no reset
+                    // destroys the alert before the client reads it.
+                    let tls = match acceptor.accept(stream).into_fallible().await {
+                        Ok(tls) => tls,
+                        Err((_, mut stream)) => {
+                            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                            let _ = stream.shutdown().await;
+                            let mut sink = [0_u8; 4096];
+                            let drained = async {
+                                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                            };
+                            let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+                            return;
+                        }
                     };
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service_fn(answer))

@@ -115,6 +115,10 @@ pub(crate) struct AdminClient {
     base: String,
     token: SecretString,
     actor: Option<String>,
+    /// What to add to a failed connection to an https:// admin URL without `--admin-cert`: a
+    /// listener that asks for client certificates closes such connections, and an HTTP/2
+    /// client may only see the connection closed, not the TLS alert saying why.
+    no_identity_hint: &'static str,
 }
 
 /// The token: `WBAUTH_ADMIN_TOKEN`, else `DIR/admin.token`.
@@ -169,11 +173,18 @@ impl AdminClient {
                         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
             })
             .map(|u| format!("cli:{u}"));
+        let no_identity_hint = if base.starts_with("https://") && args.admin_cert.is_none() {
+            " (if this admin listener asks for client certificates, give --admin-cert and \
+             --admin-key)"
+        } else {
+            ""
+        };
         Ok(Self {
             http,
             base,
             token,
             actor,
+            no_identity_hint,
         })
     }
 
@@ -278,9 +289,10 @@ impl AdminClient {
         let response = request.send().await.map_err(|e| CliError::Admin {
             status: 0,
             message: format!(
-                "cannot reach the admin API at {}: {}",
+                "cannot reach the admin API at {}: {}{}",
                 self.base,
-                whitebit_client::causes(&e)
+                whitebit_client::causes(&e),
+                self.no_identity_hint
             ),
         })?;
         let status = response.status().as_u16();

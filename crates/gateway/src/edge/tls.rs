@@ -9,7 +9,6 @@
 //! cannot be used leaves the previous one in service, and the reason is logged and shown by
 //! `/readyz` until a later reload succeeds.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -17,14 +16,13 @@ use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig, version};
+use tokio_rustls::rustls::{ServerConfig, version};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
 use crate::error::GatewayError;
+use crate::pem_files;
 
 /// The first byte of a TLS record carrying a handshake message (a `ClientHello`).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -37,6 +35,23 @@ connection: close\r\n\
 content-length: 88\r\n\
 \r\n\
 This port speaks HTTPS and the request came as plain HTTP: use an https:// address here.\n";
+
+/// How long a refused connection is kept open, reading and dropping what the client still
+/// sends, before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes `stream` without resetting it: end of stream first, then what the client still
+/// sends is read and dropped until it closes (or [`LINGER`] passes). Closing a socket with
+/// unread data resets the connection, and a reset can destroy the last thing written before it
+/// (the plain-HTTP 400, a TLS alert) before the client reads it.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0_u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
 
 /// When the files were last read: what [`ListenerTls::reload_if_changed`] compares.
 type Stamp = Vec<Option<(SystemTime, u64)>>;
@@ -159,15 +174,8 @@ impl ListenerTls {
         }
         if first[0] != TLS_HANDSHAKE {
             if first[0].is_ascii_alphabetic() {
-                // Read what came (the request, usually in one segment) so that closing does
-                // not reset the connection before the answer arrives.
-                let mut request = vec![0_u8; 16 * 1024];
-                let _ = tokio::time::timeout(timeout, stream.read(&mut request)).await;
-                let _ = tokio::time::timeout(timeout, async {
-                    stream.write_all(PLAIN_HTTP_ANSWER).await?;
-                    stream.shutdown().await
-                })
-                .await;
+                let _ = tokio::time::timeout(timeout, stream.write_all(PLAIN_HTTP_ANSWER)).await;
+                linger(stream).await;
             }
             tracing::debug!(
                 target: "wbauth::tls",
@@ -178,18 +186,20 @@ impl ListenerTls {
             return None;
         }
         let acceptor = TlsAcceptor::from(self.current.load_full());
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        match tokio::time::timeout(timeout, acceptor.accept(stream).into_fallible()).await {
             Ok(Ok(stream)) => {
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 Some(Accepted { stream, h2 })
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, stream))) => {
                 tracing::debug!(
                     target: "wbauth::tls",
                     %peer,
                     listener = self.listener,
                     "TLS handshake failed: {e}"
                 );
+                // The alert saying why was written: let it reach the client.
+                linger(stream).await;
                 None
             }
             Err(_) => {
@@ -280,34 +290,10 @@ fn stamp(files: &TlsConfig) -> Stamp {
     .collect()
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
-}
-
 /// The rustls configuration `files` describe.
 fn server_config(files: &TlsConfig) -> Result<ServerConfig, String> {
-    let cert_pem = read(&files.cert, "certificate file")?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            format!(
-                "{} is not a PEM certificate chain: {e}",
-                files.cert.display()
-            )
-        })?;
-    if chain.is_empty() {
-        return Err(format!(
-            "{} holds no certificate (expected PEM blocks \"BEGIN CERTIFICATE\", leaf first)",
-            files.cert.display()
-        ));
-    }
-    let key_pem = read(&files.key, "key file")?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        format!(
-            "{} holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}",
-            files.key.display()
-        )
-    })?;
+    let chain = pem_files::certificates(&files.cert, "certificate file")?;
+    let key = pem_files::private_key(&files.key)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&version::TLS13, &version::TLS12])
@@ -315,21 +301,7 @@ fn server_config(files: &TlsConfig) -> Result<ServerConfig, String> {
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let ca_pem = read(ca, "client CA file")?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&ca_pem) {
-                let cert = cert
-                    .map_err(|e| format!("{} is not a PEM certificate file: {e}", ca.display()))?;
-                roots.add(cert).map_err(|e| {
-                    format!(
-                        "{}: a certificate cannot be used as a CA: {e}",
-                        ca.display()
-                    )
-                })?;
-            }
-            if roots.is_empty() {
-                return Err(format!("{} holds no CA certificate", ca.display()));
-            }
+            let roots = pem_files::roots(ca)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("{}: {e}", ca.display()))?;
