@@ -181,7 +181,9 @@ pub(crate) async fn serve_with_slots(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    // Built once per listener, cloned (a reference count) per connection.
     let http1 = settings.http1();
+    let tls = tls.map(|tls| (tls, settings.http2()));
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -209,11 +211,12 @@ pub(crate) async fn serve_with_slots(
                 });
             }
             // HTTPS: the handshake (bounded by the header timeout) in the connection's task.
-            Some(tls) => {
-                let tls = tls.clone();
-                let http1 = http1.clone();
+            Some((tls, http2)) => {
+                let (tls, http1, http2) = (tls.clone(), http1.clone(), http2.clone());
                 tokio::spawn(async move {
-                    connection.tls(&tls, &http1, settings, stream).await;
+                    connection
+                        .tls(&tls, (&http1, &http2), settings.header_timeout, stream)
+                        .await;
                     drop(slot);
                 });
             }
@@ -267,9 +270,13 @@ impl Connection {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let connection =
-            builder.serve_connection(TokioIo::new(io), service(self.answerer.clone(), self.peer));
-        let watched = self.watcher.watch(connection);
+        let Self {
+            answerer,
+            peer,
+            watcher,
+        } = self;
+        let connection = builder.serve_connection(TokioIo::new(io), service(answerer, peer));
+        let watched = watcher.watch(connection);
         async move {
             let _ = watched.await;
         }
@@ -279,19 +286,25 @@ impl Connection {
     async fn tls(
         self,
         tls: &ListenerTls,
-        http1: &hyper::server::conn::http1::Builder,
-        settings: HttpSettings,
+        (http1, http2): (
+            &hyper::server::conn::http1::Builder,
+            &hyper::server::conn::http2::Builder<TokioExecutor>,
+        ),
+        handshake_timeout: Duration,
         stream: TcpStream,
     ) {
-        let Some(accepted) = tls.accept(stream, settings.header_timeout, self.peer).await else {
+        let Some(accepted) = tls.accept(stream, handshake_timeout, self.peer).await else {
             return;
         };
         if accepted.h2 {
-            let connection = settings.http2().serve_connection(
-                TokioIo::new(accepted.stream),
-                service(self.answerer.clone(), self.peer),
-            );
-            let _ = self.watcher.watch(connection).await;
+            let Self {
+                answerer,
+                peer,
+                watcher,
+            } = self;
+            let connection =
+                http2.serve_connection(TokioIo::new(accepted.stream), service(answerer, peer));
+            let _ = watcher.watch(connection).await;
         } else {
             self.http1(http1, accepted.stream).await;
         }
