@@ -11,63 +11,70 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
-use http_body_util::Full;
+use axum::http::{HeaderMap, HeaderName, Response, header};
 use whitebit_auth::ApiError;
 
 pub(crate) use crate::edge::upstream::UpstreamClient;
 
-use crate::config::HOP_BY_HOP;
+use crate::edge::upstream::OutHeaders;
+use crate::edge::wire::{has_token, is_header_value};
 use crate::verify::routing::Upstream;
 
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The headers a forwarded request carries (`Host` and `Content-Length` are the sender's):
+/// of the client's, only those named in `allowed`, minus any the client's `Connection`
+/// header lists; then the gateway's `identity` headers, and `X-Forwarded-For` and
+/// `X-Real-IP` set to `client_ip`. They are written straight from the client's header map
+/// into the request (no header map rebuilt).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarded<'a> {
+    /// The client's headers.
+    pub(crate) client: &'a HeaderMap,
+    /// The names forwarded (the route's `forward_headers`).
+    pub(crate) allowed: &'a [HeaderName],
+    /// The gateway's identity headers.
+    pub(crate) identity: &'a [(HeaderName, &'a str)],
+    /// The client address the gateway verified.
+    pub(crate) client_ip: IpAddr,
 }
 
-/// The headers sent upstream: of the client's, only those named in `allowed` (minus any the
-/// client's `Connection` header lists); then the gateway's `identity` headers,
-/// `X-Forwarded-For` and `X-Real-IP` set to `client_ip`, and the new `Content-Length`.
-#[must_use]
-pub(crate) fn upstream_headers(
-    client: &HeaderMap,
-    allowed: &[HeaderName],
-    identity: &[(HeaderName, &str)],
-    client_ip: IpAddr,
-    body_len: usize,
-) -> HeaderMap {
-    let listed = connection_listed(client);
-    let mut out = HeaderMap::with_capacity(allowed.len() + identity.len() + 3);
-    for name in allowed {
-        if listed.iter().any(|c| c == name.as_str()) {
-            continue;
+impl OutHeaders for Forwarded<'_> {
+    fn each(&self, f: &mut dyn FnMut(&HeaderName, &[u8])) {
+        let connection = self.client.get_all(header::CONNECTION);
+        let has_connection = connection.iter().next().is_some();
+        for name in self.allowed {
+            if has_connection
+                && connection
+                    .iter()
+                    .any(|v| has_token(v.as_bytes(), name.as_str().as_bytes()))
+            {
+                continue;
+            }
+            for value in self.client.get_all(name) {
+                f(name, value.as_bytes());
+            }
         }
-        for value in client.get_all(name) {
-            out.append(name.clone(), value.clone());
+        for (name, value) in self.identity {
+            if is_header_value(value.as_bytes()) {
+                f(name, value.as_bytes());
+            }
+        }
+        match self.client_ip {
+            IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let ip = ipv4_text(v4, &mut text);
+                f(&X_FORWARDED_FOR, ip);
+                f(&X_REAL_IP, ip);
+            }
+            IpAddr::V6(_) => {
+                let ip = self.client_ip.to_string();
+                f(&X_FORWARDED_FOR, ip.as_bytes());
+                f(&X_REAL_IP, ip.as_bytes());
+            }
         }
     }
-    for (name, value) in identity {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            out.insert(name.clone(), v);
-        }
-    }
-    let mut text = [0u8; 15];
-    let ip = match client_ip {
-        IpAddr::V4(v4) => HeaderValue::from_bytes(ipv4_text(v4, &mut text)),
-        IpAddr::V6(_) => HeaderValue::from_str(&client_ip.to_string()),
-    };
-    if let Ok(ip) = ip {
-        out.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
-        out.insert(HeaderName::from_static("x-real-ip"), ip);
-    }
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    out
 }
 
 /// `ip` in dotted decimal, as `Display` writes it, without the formatting machinery (it
@@ -114,12 +121,13 @@ pub(crate) struct Outbound<'a> {
     /// The body to send.
     pub(crate) body: bytes::Bytes,
     /// The headers to send.
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Forwarded<'a>,
 }
 
 /// Sends a request upstream and passes its answer back once it is complete: 502 when the
 /// upstream cannot be reached, breaks the connection before its answer is complete, or answers
-/// more than `max_response_bytes`; 504 when the whole answer does not arrive in time.
+/// more than `max_response_bytes`; 504 when the whole answer does not arrive in time. The
+/// answer comes without hop-by-hop headers.
 pub(crate) async fn send_upstream(
     client: &UpstreamClient,
     out: Outbound<'_>,
@@ -129,45 +137,28 @@ pub(crate) async fn send_upstream(
         tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream address unusable");
         return Err(ApiError::BadGateway);
     };
-    let mut request = Request::new(Full::new(out.body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = out.path.parse().map_err(|_| ApiError::BadGateway)?;
-    *request.headers_mut() = out.headers;
     // The head and the body under one timeout (waiting for a free connection included): an
     // answer cut or stalled half way must not reach the client as a 200 with a broken body.
-    let exchange = client.send(authority, out.tls, request, out.max_response_bytes);
-    let (mut parts, body) = match tokio::time::timeout(out.timeout, exchange).await {
+    let exchange = client.send(
+        authority,
+        out.tls,
+        out.path,
+        &out.headers,
+        out.body,
+        out.max_response_bytes,
+    );
+    match tokio::time::timeout(out.timeout, exchange).await {
         Err(_) => {
             tracing::warn!(target: "wbauth::upstream", upstream = base, "upstream timed out");
-            return Err(ApiError::GatewayTimeout);
+            Err(ApiError::GatewayTimeout)
         }
         Ok(Err(error)) => {
             let error = error.to_string();
             tracing::warn!(target: "wbauth::upstream", upstream = base, error = %error, "upstream failed");
-            return Err(ApiError::BadGateway);
+            Err(ApiError::BadGateway)
         }
-        Ok(Ok(answer)) => answer,
-    };
-    // Hop-by-hop headers go, and those the upstream's `Connection` header lists: the names
-    // present are looked at first (usually none is hop-by-hop: nothing parsed, nothing
-    // allocated).
-    let listed = connection_listed(&parts.headers);
-    let hop_by_hop = |name: &HeaderName| {
-        let n = name.as_str();
-        HOP_BY_HOP.contains(&n) || listed.iter().any(|c| c == n)
-    };
-    if parts.headers.keys().any(hop_by_hop) {
-        let names: Vec<HeaderName> = parts
-            .headers
-            .keys()
-            .filter(|n| hop_by_hop(n))
-            .cloned()
-            .collect();
-        for name in names {
-            parts.headers.remove(&name);
-        }
+        Ok(Ok((parts, body))) => Ok(Response::from_parts(parts, Body::from(body))),
     }
-    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 /// An accepted request as it goes upstream.
@@ -193,13 +184,12 @@ pub(crate) async fn forward(
     client_headers: &HeaderMap,
     delivery: Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let headers = upstream_headers(
-        client_headers,
-        &upstream.forward_headers,
-        delivery.identity,
-        delivery.client_ip,
-        delivery.body.len(),
-    );
+    let headers = Forwarded {
+        client: client_headers,
+        allowed: &upstream.forward_headers,
+        identity: delivery.identity,
+        client_ip: delivery.client_ip,
+    };
     send_upstream(
         client,
         Outbound {
@@ -220,8 +210,30 @@ pub(crate) async fn forward(
 mod tests {
     use std::sync::Arc;
 
+    use axum::http::HeaderValue;
+
     use super::*;
     use crate::config::{check_forward_header, default_forward_headers};
+
+    /// What `Forwarded` writes, as a header map.
+    fn upstream_headers(
+        client: &HeaderMap,
+        allowed: &[HeaderName],
+        identity: &[(HeaderName, &str)],
+        client_ip: IpAddr,
+    ) -> HeaderMap {
+        let forwarded = Forwarded {
+            client,
+            allowed,
+            identity,
+            client_ip,
+        };
+        let mut out = HeaderMap::new();
+        forwarded.each(&mut |name, value| {
+            out.append(name.clone(), HeaderValue::from_bytes(value).expect("value"));
+        });
+        out
+    }
 
     fn client_headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -255,7 +267,7 @@ mod tests {
         ]);
         let identity = [(HeaderName::from_static("x-auth-account"), "alice")];
         let ip = IpAddr::from([198, 51, 100, 7]);
-        let out = upstream_headers(&client, &default_forward_headers(), &identity, ip, 42);
+        let out = upstream_headers(&client, &default_forward_headers(), &identity, ip);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         // X-Request-Id is named in the client's Connection header: hop-by-hop, dropped.
@@ -263,7 +275,6 @@ mod tests {
             names,
             [
                 "accept",
-                "content-length",
                 "user-agent",
                 "x-auth-account",
                 "x-forwarded-for",
@@ -274,7 +285,8 @@ mod tests {
         assert_eq!(out["x-forwarded-for"], "198.51.100.7");
         assert_eq!(out.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(out["x-real-ip"], "198.51.100.7");
-        assert_eq!(out["content-length"], "42");
+        // The client's Content-Length never passes: the sender writes the body's own.
+        assert!(out.get("content-length").is_none());
     }
 
     #[test]
@@ -296,7 +308,7 @@ mod tests {
     fn a_route_list_replaces_the_default() {
         let client = client_headers(&[("accept", "a"), ("x-tenant", "t1"), ("x-tenant", "t2")]);
         let allowed: Arc<[HeaderName]> = [check_forward_header("X-Tenant").expect("valid")].into();
-        let out = upstream_headers(&client, &allowed, &[], IpAddr::from([127, 0, 0, 1]), 0);
+        let out = upstream_headers(&client, &allowed, &[], IpAddr::from([127, 0, 0, 1]));
         assert!(out.get("accept").is_none());
         assert_eq!(out.get_all("x-tenant").iter().count(), 2);
     }

@@ -12,3 +12,4 @@ pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod tls;
 pub(crate) mod upstream;
+pub(crate) mod wire;

@@ -1,19 +1,18 @@
-//! Connections to upstreams without a background task: each HTTP/1.1 connection
-//! (`hyper::client::conn::http1`) is driven by the task of the request that holds it, and goes
-//! back to its upstream's idle list once the answer has been read in full. One
-//! [`UpstreamClient`] belongs to one worker (`[runtime] workers`), so its lists are never
-//! contended; an upstream holds at most `[runtime] upstream_connections` connections per
-//! worker, and a request finding them all busy waits for one within the route's timeout
-//! (then 504, as a slow upstream).
+//! Connections to upstreams without a background task: each HTTP/1.1 connection is driven by
+//! the task of the request that holds it (the request written with one write, the answer read
+//! and parsed by [`wire`](crate::edge::wire)), and goes back to its upstream's idle list once
+//! the answer has been read in full. One [`UpstreamClient`] belongs to one worker
+//! (`[runtime] workers`), so its lists are never contended; an upstream holds at most
+//! `[runtime] upstream_connections` connections per worker, and a request finding them all
+//! busy waits for one within the route's timeout (then 504, as a slow upstream).
 //!
-//! Nothing is spawned per connection or per request and no task wakes another: the legacy
-//! pooled client (hyper-util) spawned a task per connection and handed every request and
-//! answer across tasks.
+//! Nothing is spawned per connection or per request and no task wakes another.
 //!
 //! An `https://` upstream is reached over TLS (rustls, the route's roots, SNI, an optional
 //! client certificate: [`UpstreamTls`]). With `http2 = true` and an upstream that takes
-//! HTTP/2 by ALPN, one multiplexed connection per upstream and worker carries every request;
-//! being shared, it is driven by a task of its own (spawned once per connection).
+//! HTTP/2 by ALPN, one multiplexed connection per upstream and worker carries every request
+//! (hyper's HTTP/2 client); being shared, it is driven by a task of its own (spawned once per
+//! connection).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -21,34 +20,73 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use axum::http::response::Parts;
 use axum::http::uri::Authority;
-use axum::http::{HeaderValue, Request, Response, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, header};
+use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use whitebit_auth::error::causes;
 
+use crate::config::HOP_BY_HOP;
 use crate::edge::stream::Stream;
+use crate::edge::wire;
 use crate::verify::upstream_tls::UpstreamTls;
 
-/// The body of a request sent upstream.
-pub(crate) type OutBody = Full<bytes::Bytes>;
+/// The body of a request sent upstream over HTTP/2.
+type OutBody = Full<Bytes>;
+
+/// The headers of a request sent upstream, handed one by one to whoever writes them.
+pub(crate) trait OutHeaders: Sync {
+    /// Calls `f` with every header, in order (values valid as header values).
+    fn each(&self, f: &mut dyn FnMut(&HeaderName, &[u8]));
+}
 
 /// How long an idle connection may wait for its next request before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Giving up on opening a connection after this long (within the route's own timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One open connection: the handle requests are sent on and the connection state machine,
-/// polled by whichever task uses the connection.
+/// One open HTTP/1.1 connection and its buffers (kept from request to request).
 struct Conn {
-    sender: http1::SendRequest<OutBody>,
-    driver: http1::Connection<TokioIo<Stream>, OutBody>,
+    stream: Stream,
+    /// The request being sent.
+    write: Vec<u8>,
+    /// What arrives.
+    read: BytesMut,
     idle_since: Instant,
+}
+
+impl Conn {
+    fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            write: Vec::with_capacity(1024),
+            read: BytesMut::new(),
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Whether the idle connection can carry a request: nothing has arrived on it (an end of
+    /// stream, an error or unasked-for bytes all retire it). Costs no system call unless the
+    /// socket became readable.
+    async fn still_open(&mut self) -> bool {
+        poll_fn(|cx| {
+            let mut probe = [0u8; 1];
+            let mut probe = ReadBuf::new(&mut probe);
+            Poll::Ready(
+                Pin::new(&mut self.stream)
+                    .poll_read(cx, &mut probe)
+                    .is_pending(),
+            )
+        })
+        .await
+    }
 }
 
 /// A new connection: HTTP/1.1, or HTTP/2 when offered and chosen by ALPN. Moved once, from
@@ -67,7 +105,6 @@ struct Host {
     tls: Option<Arc<str>>,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
-    host_header: Option<HeaderValue>,
     /// The shared HTTP/2 connection (`http2 = true` routes), while it is open.
     h2: Mutex<Option<http2::SendRequest<OutBody>>>,
     /// The upstream answered an offer of HTTP/2 with HTTP/1.1: use the pool.
@@ -75,11 +112,11 @@ struct Host {
 }
 
 impl Host {
-    /// An idle connection that is still open, if any (the most recently used first).
+    /// An idle connection not idle for too long, if any (the most recently used first).
     fn idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(conn) = idle.pop() {
-            if conn.idle_since.elapsed() < IDLE_TIMEOUT && !conn.sender.is_closed() {
+            if conn.idle_since.elapsed() < IDLE_TIMEOUT {
                 return Some(conn);
             }
         }
@@ -180,7 +217,6 @@ impl UpstreamClient {
             tls: identity.cloned(),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(self.inner.max_per_host)),
-            host_header: HeaderValue::from_str(authority.as_str()).ok(),
             h2: Mutex::new(None),
             h1_only: std::sync::atomic::AtomicBool::new(false),
         });
@@ -198,10 +234,7 @@ impl UpstreamClient {
             .await
             .map_err(|_| UpstreamError::Connect("connection limit closed".into()))?;
         while let Some(mut conn) = host.idle() {
-            // One poll: a connection the upstream closed while it was idle finishes now.
-            let closed =
-                poll_fn(|cx| Poll::Ready(Pin::new(&mut conn.driver).poll(cx).is_ready())).await;
-            if !closed {
+            if conn.still_open().await {
                 tracing::trace!(target: "wbauth::upstream", upstream = %host.authority, "reusing an idle connection");
                 return Ok(Lease {
                     conn,
@@ -218,16 +251,20 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `request` (whose URI is the path; `Host` is set here) to `authority` and reads the
-    /// answer in full, at most `max_body` bytes. A reused connection the upstream closed just
-    /// before the request was written is replaced once by a new one (the request never left).
+    /// Sends `POST path` with `headers` and `body` to `authority` (`Host` and
+    /// `Content-Length` are set here) and reads the answer in full, at most `max_body` bytes;
+    /// the answer's hop-by-hop headers are left out. A reused connection the upstream closed
+    /// before the request could be written is replaced once by a new one (the request never
+    /// left); a request that was written is never sent again.
     pub(crate) async fn send(
         &self,
         authority: &Authority,
         tls: Option<&UpstreamTls>,
-        mut request: Request<OutBody>,
+        path: &str,
+        headers: &dyn OutHeaders,
+        body: Bytes,
         max_body: usize,
-    ) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
+    ) -> Result<(Parts, Bytes), UpstreamError> {
         let host = self.host(authority, tls);
         if tls.is_some_and(|t| t.http2) && !host.h1_only.load(std::sync::atomic::Ordering::Relaxed)
         {
@@ -244,34 +281,38 @@ impl UpstreamClient {
                         host.h1_only
                             .store(true, std::sync::atomic::Ordering::Relaxed);
                         host.give_back(conn);
-                        return Box::pin(self.send(authority, tls, request, max_body)).await;
+                        return Box::pin(self.send(authority, tls, path, headers, body, max_body))
+                            .await;
                     }
                 },
             };
-            return exchange_h2(sender, authority, request, max_body).await;
-        }
-        if let Some(value) = &host.host_header {
-            request.headers_mut().insert(header::HOST, value.clone());
+            return exchange_h2(sender, authority, path, headers, body, max_body).await;
         }
         let mut lease = Self::lease(&host, tls).await?;
+        let request = &mut lease.conn.write;
+        wire::start_request(request, path, authority.as_str())
+            .map_err(|e| UpstreamError::Exchange(e.to_string()))?;
+        headers.each(&mut |name, value| wire::push_header(request, name, value));
+        wire::finish_request(request, &body);
         loop {
-            match exchange(&mut lease.conn, request, max_body).await {
-                Ok((answer, reusable)) => {
-                    if reusable {
-                        host.give_back(lease.conn);
-                    }
-                    return Ok(answer);
+            if let Err(e) = wire::send(&mut lease.conn.stream, &lease.conn.write).await {
+                if !lease.reused {
+                    return Err(UpstreamError::Exchange(e.to_string()));
                 }
-                Err(Failure::NotSent(back)) if lease.reused => {
-                    request = *back;
-                    lease.conn = connect_http1(authority, tls).await?;
-                    lease.reused = false;
-                }
-                Err(Failure::NotSent(_)) => {
-                    return Err(UpstreamError::Exchange("connection closed".into()));
-                }
-                Err(Failure::Broken(e)) => return Err(UpstreamError::Exchange(e)),
+                // The upstream closed the idle connection: the request did not reach it.
+                let mut fresh = connect_http1(authority, tls).await?;
+                std::mem::swap(&mut fresh.write, &mut lease.conn.write);
+                lease.conn = fresh;
+                lease.reused = false;
+                continue;
             }
+            let answer = wire::read_answer(&mut lease.conn.stream, &mut lease.conn.read, max_body)
+                .await
+                .map_err(|e| UpstreamError::Exchange(e.to_string()))?;
+            if answer.reusable {
+                host.give_back(lease.conn);
+            }
+            return Ok((answer.parts, answer.body));
         }
     }
 }
@@ -290,8 +331,8 @@ async fn connect_http1(
     }
 }
 
-/// Opens a connection to `authority`: TCP, the TLS handshake for an `https://` upstream
-/// (HTTP/2 when offered and chosen), then the HTTP handshake.
+/// Opens a connection to `authority`: TCP, then the TLS handshake for an `https://` upstream
+/// (HTTP/2 when offered and chosen: its handshake too).
 async fn connect(
     authority: &Authority,
     tls: Option<&UpstreamTls>,
@@ -336,16 +377,8 @@ async fn connect(
         tracing::trace!(target: "wbauth::upstream", upstream = %authority, "connected (HTTP/2)");
         return Ok(Connected::Http2(sender));
     }
-    let (sender, driver) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| UpstreamError::Connect(causes(&e)))?;
     tracing::trace!(target: "wbauth::upstream", upstream = %authority, "connected");
-    Ok(Connected::Http1(Conn {
-        sender,
-        driver,
-        idle_since: Instant::now(),
-    }))
+    Ok(Connected::Http1(Conn::new(stream)))
 }
 
 /// One request and its whole answer (at most `max_body` bytes) on the shared HTTP/2
@@ -353,101 +386,63 @@ async fn connect(
 async fn exchange_h2(
     mut sender: http2::SendRequest<OutBody>,
     authority: &Authority,
-    mut request: Request<OutBody>,
+    path: &str,
+    headers: &dyn OutHeaders,
+    body: Bytes,
     max_body: usize,
-) -> Result<(axum::http::response::Parts, bytes::Bytes), UpstreamError> {
+) -> Result<(Parts, Bytes), UpstreamError> {
     use http_body_util::BodyExt as _;
+    fn broken(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        UpstreamError::Exchange(causes(e))
+    }
     // HTTP/2 names the scheme and authority in pseudo-headers, taken from the URI.
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", axum::http::uri::PathAndQuery::as_str);
-    *request.uri_mut() = axum::http::Uri::builder()
+    let uri = axum::http::Uri::builder()
         .scheme("https")
         .authority(authority.clone())
         .path_and_query(path)
         .build()
-        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
-    request.headers_mut().remove(header::HOST);
-    sender
-        .ready()
-        .await
-        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| UpstreamError::Exchange(causes(&e)))?;
-    let (parts, body) = response.into_parts();
+        .map_err(|e| broken(&e))?;
+    let mut request = Request::post(uri)
+        .body(Full::new(body))
+        .map_err(|e| broken(&e))?;
+    let map = request.headers_mut();
+    headers.each(&mut |name, value| {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            map.append(name.clone(), value);
+        }
+    });
+    sender.ready().await.map_err(|e| broken(&e))?;
+    let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
+    let (mut parts, body) = response.into_parts();
     let body = http_body_util::Limited::new(body, max_body)
         .collect()
         .await
-        .map_err(|e| UpstreamError::Exchange(causes(&*e)))?
+        .map_err(|e| broken(&*e))?
         .to_bytes();
+    strip_hop_by_hop(&mut parts.headers);
     Ok((parts, body))
 }
 
-/// How one exchange on one connection failed.
-enum Failure {
-    /// The request was not written (the connection was closed first): it comes back.
-    NotSent(Box<Request<OutBody>>),
-    /// The connection broke after the request left, or the answer was too large.
-    Broken(String),
-}
-
-/// One request and its whole answer on `conn`, the connection driven by this task meanwhile.
-/// Also says whether the connection can carry another request.
-async fn exchange(
-    conn: &mut Conn,
-    request: Request<OutBody>,
-    max_body: usize,
-) -> Result<((axum::http::response::Parts, bytes::Bytes), bool), Failure> {
-    let Conn { sender, driver, .. } = conn;
-    let mut driver_done = false;
-    let ready = drive(driver, &mut driver_done, sender.ready()).await;
-    if ready.is_err() {
-        return Err(Failure::NotSent(Box::new(request)));
-    }
-    let sent = drive(driver, &mut driver_done, sender.try_send_request(request)).await;
-    let response: Response<Incoming> = match sent {
-        Ok(response) => response,
-        Err(mut e) => {
-            return match e.take_message() {
-                Some(request) => Err(Failure::NotSent(Box::new(request))),
-                None => Err(Failure::Broken(causes(&e.into_error()))),
-            };
-        }
+/// Removes the hop-by-hop headers of an answer, and those its `Connection` header lists (the
+/// names present are looked at first: usually none is hop-by-hop, nothing is allocated).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let connection: Vec<HeaderValue> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .cloned()
+        .collect();
+    let hop_by_hop = |name: &HeaderName| {
+        HOP_BY_HOP.contains(&name.as_str())
+            || connection
+                .iter()
+                .any(|v| wire::has_token(v.as_bytes(), name.as_str().as_bytes()))
     };
-    let (parts, body) = response.into_parts();
-    let collected = drive(driver, &mut driver_done, async {
-        use http_body_util::BodyExt as _;
-        http_body_util::Limited::new(body, max_body).collect().await
-    })
-    .await
-    .map_err(|e| Failure::Broken(causes(&*e)))?
-    .to_bytes();
-    let reusable = !driver_done && !sender.is_closed();
-    Ok(((parts, collected), reusable))
-}
-
-/// Runs `work` while polling the connection `driver` (until it finishes: then `done`).
-async fn drive<T>(
-    driver: &mut http1::Connection<TokioIo<Stream>, OutBody>,
-    done: &mut bool,
-    work: impl Future<Output = T>,
-) -> T {
-    let mut work = std::pin::pin!(work);
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = work.as_mut().poll(cx) {
-            return Poll::Ready(out);
+    if headers.keys().any(hop_by_hop) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
+        for name in names {
+            headers.remove(&name);
         }
-        if !*done && Pin::new(&mut *driver).poll(cx).is_ready() {
-            *done = true;
-            // The connection ended: the work ends too (with an error) on its next poll.
-            return work.as_mut().poll(cx);
-        }
-        Poll::Pending
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -511,11 +506,22 @@ mod tests {
         (authority, accepted)
     }
 
-    fn request() -> Request<OutBody> {
-        let mut request = Request::new(Full::new(bytes::Bytes::from_static(b"{}")));
-        *request.method_mut() = axum::http::Method::POST;
-        *request.uri_mut() = axum::http::Uri::from_static("/api/v4/x");
-        request
+    /// No headers but `Host` and `Content-Length`.
+    struct NoHeaders;
+
+    impl OutHeaders for NoHeaders {
+        fn each(&self, _: &mut dyn FnMut(&HeaderName, &[u8])) {}
+    }
+
+    /// `POST /api/v4/x` with a two-byte body.
+    async fn post(
+        client: &UpstreamClient,
+        authority: &Authority,
+    ) -> Result<(Parts, Bytes), UpstreamError> {
+        let body = Bytes::from_static(b"{}");
+        client
+            .send(authority, None, "/api/v4/x", &NoHeaders, body, 1024)
+            .await
     }
 
     #[tokio::test]
@@ -523,10 +529,7 @@ mod tests {
         let (authority, accepted) = upstream(Behaviour::KeepAlive).await;
         let client = UpstreamClient::new(4);
         for _ in 0..5 {
-            let (parts, body) = client
-                .send(&authority, None, request(), 1024)
-                .await
-                .expect("answered");
+            let (parts, body) = post(&client, &authority).await.expect("answered");
             assert_eq!(parts.status, 200);
             assert_eq!(&body[..], b"ok");
         }
@@ -538,8 +541,7 @@ mod tests {
         let (authority, accepted) = upstream(Behaviour::CloseAfterOne).await;
         let client = UpstreamClient::new(4);
         for _ in 0..5 {
-            let (parts, _) = client
-                .send(&authority, None, request(), 1024)
+            let (parts, _) = post(&client, &authority)
                 .await
                 .expect("answered on a new connection");
             assert_eq!(parts.status, 200);
@@ -553,7 +555,7 @@ mod tests {
         let client = UpstreamClient::new(1);
         let first = {
             let (client, authority) = (client.clone(), authority.clone());
-            tokio::spawn(async move { client.send(&authority, None, request(), 1024).await })
+            tokio::spawn(async move { post(&client, &authority).await.map(|_| ()) })
         };
         // Until the first request holds the only connection.
         while accepted.load(Ordering::SeqCst) == 0 {
@@ -561,11 +563,8 @@ mod tests {
         }
         // The second waits for the connection the first holds: only the route's timeout
         // (504 in `send_upstream`) ends the wait.
-        let second = tokio::time::timeout(
-            Duration::from_millis(100),
-            client.send(&authority, None, request(), 1024),
-        )
-        .await;
+        let second =
+            tokio::time::timeout(Duration::from_millis(100), post(&client, &authority)).await;
         assert!(
             second.is_err(),
             "no second connection while the first is busy"
