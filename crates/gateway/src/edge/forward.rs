@@ -44,7 +44,12 @@ impl OutHeaders for Forwarded<'_> {
     fn each(&self, f: &mut dyn FnMut(&HeaderName, &[u8])) {
         let connection = self.client.get_all(header::CONNECTION);
         let has_connection = connection.iter().next().is_some();
-        for name in self.allowed {
+        // One pass over the client's headers, in the order they came (a handful of names
+        // compared with a short list costs less than a hashed look-up per allowed name).
+        for (name, value) in self.client {
+            if !self.allowed.contains(name) {
+                continue;
+            }
             if has_connection
                 && connection
                     .iter()
@@ -52,9 +57,7 @@ impl OutHeaders for Forwarded<'_> {
             {
                 continue;
             }
-            for value in self.client.get_all(name) {
-                f(name, value.as_bytes());
-            }
+            f(name, value.as_bytes());
         }
         for (name, value) in self.identity {
             if is_header_value(value.as_bytes()) {
