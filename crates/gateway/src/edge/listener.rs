@@ -17,6 +17,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
+use crate::edge::public_h1;
 use crate::edge::server::{AppState, CloseConnection, Peer, answered};
 use crate::edge::tls::ListenerTls;
 
@@ -181,6 +182,12 @@ pub(crate) async fn serve_with_slots(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    // Connections on the public fast path (`public_h1`) are told of shutdown by this.
+    let (stop_fast, fast_stopped) = tokio::sync::watch::channel(false);
+    let limits = public_h1::Limits {
+        header_timeout: settings.header_timeout,
+        max_header_bytes: settings.max_header_bytes,
+    };
     // Built once per listener, cloned (a reference count) per connection.
     let http1 = settings.http1();
     let tls = tls.map(|tls| (tls, settings.http2()));
@@ -200,13 +207,14 @@ pub(crate) async fn serve_with_slots(
             answerer: answerer.clone(),
             peer: addr,
             watcher: graceful.watcher(),
+            fast: (limits, fast_stopped.clone()),
         };
         match &tls {
             // Plain HTTP/1.1: the connection is served in one task, as it comes.
             None => {
-                let served = connection.http1(&http1, stream);
+                let http1 = http1.clone();
                 tokio::spawn(async move {
-                    served.await;
+                    connection.http1(&http1, stream).await;
                     drop(slot);
                 });
             }
@@ -223,7 +231,13 @@ pub(crate) async fn serve_with_slots(
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(settings.drain_timeout, graceful.shutdown()).await;
+    let _ = stop_fast.send(true);
+    drop(fast_stopped);
+    let drained = async {
+        graceful.shutdown().await;
+        stop_fast.closed().await;
+    };
+    let _ = tokio::time::timeout(settings.drain_timeout, drained).await;
     Ok(())
 }
 
@@ -258,15 +272,15 @@ struct Connection {
     answerer: Answerer,
     peer: SocketAddr,
     watcher: Watcher,
+    /// The public fast path's limits and shutdown signal.
+    fast: (public_h1::Limits, tokio::sync::watch::Receiver<bool>),
 }
 
 impl Connection {
-    /// Serves HTTP/1.1 on `io` until the connection ends (or shutdown drains it).
-    fn http1<I>(
-        self,
-        builder: &hyper::server::conn::http1::Builder,
-        io: I,
-    ) -> impl Future<Output = ()> + Send + 'static
+    /// Serves HTTP/1.1 on `io` until the connection ends (or shutdown drains it): the public
+    /// API on its fast path first, with hyper taking over at the first request it does not
+    /// take; the other listeners on hyper.
+    async fn http1<I>(self, builder: &hyper::server::conn::http1::Builder, io: I)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -274,12 +288,23 @@ impl Connection {
             answerer,
             peer,
             watcher,
+            fast: (limits, stopped),
         } = self;
-        let connection = builder.serve_connection(TokioIo::new(io), service(answerer, peer));
-        let watched = watcher.watch(connection);
-        async move {
-            let _ = watched.await;
+        if let Answerer::Public(state) = &answerer {
+            match public_h1::serve(io, state, peer, limits, stopped).await {
+                public_h1::Ended::Closed => {}
+                public_h1::Ended::Handover(io) => {
+                    state.gateway.metrics().http1_handover();
+                    let connection =
+                        builder.serve_connection(TokioIo::new(io), service(answerer, peer));
+                    let _ = watcher.watch(connection).await;
+                }
+            }
+            return;
         }
+        drop(stopped);
+        let connection = builder.serve_connection(TokioIo::new(io), service(answerer, peer));
+        let _ = watcher.watch(connection).await;
     }
 
     /// The TLS handshake, then HTTP/2 or HTTP/1.1 as the client chose by ALPN.
@@ -301,7 +326,10 @@ impl Connection {
                 answerer,
                 peer,
                 watcher,
+                fast: (_, stopped),
             } = self;
+            // HTTP/2 connections drain through the graceful watcher alone.
+            drop(stopped);
             let connection =
                 http2.serve_connection(TokioIo::new(accepted.stream), service(answerer, peer));
             let _ = watcher.watch(connection).await;

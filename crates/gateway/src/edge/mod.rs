@@ -7,6 +7,7 @@ pub(crate) mod console;
 pub(crate) mod form;
 pub(crate) mod forward;
 pub(crate) mod listener;
+pub(crate) mod public_h1;
 pub(crate) mod sandbox;
 pub(crate) mod server;
 pub(crate) mod stream;

@@ -93,10 +93,15 @@ pub(crate) fn push_header(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
 
 /// Ends the head with `Content-Length` and appends the body.
 pub(crate) fn finish_request(out: &mut Vec<u8>, body: &[u8]) {
-    out.extend_from_slice(b"content-length: ");
-    push_decimal(out, body.len());
-    out.extend_from_slice(b"\r\n\r\n");
+    finish_head(out, body.len());
     out.extend_from_slice(body);
+}
+
+/// Ends a head (request or response) with `Content-Length: len` and the empty line.
+pub(crate) fn finish_head(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(b"content-length: ");
+    push_decimal(out, len);
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// Appends `n` in decimal.

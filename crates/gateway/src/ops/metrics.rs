@@ -56,6 +56,8 @@ pub(crate) struct Metrics {
     reloads: AtomicU64,
     /// Live reloads refused (the running configuration kept).
     reload_failures: AtomicU64,
+    /// Public HTTP/1.1 connections handed from the fast path to hyper.
+    http1_handovers: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -77,6 +79,7 @@ impl Default for Metrics {
             nonce_store_up: AtomicU64::new(1),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            http1_handovers: AtomicU64::new(0),
         }
     }
 }
@@ -123,6 +126,12 @@ impl Metrics {
             &self.reload_failures
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a public HTTP/1.1 connection handed from the fast path to hyper (a request the
+    /// fast path does not take: chunked, `Expect`, HTTP/1.0, a body after its head…).
+    pub(crate) fn http1_handover(&self) {
+        self.http1_handovers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the result of a store health check.
@@ -172,6 +181,13 @@ impl Metrics {
                 "wbauth_config_reload_failures_total",
                 "Live reloads refused (the running configuration was kept).",
                 load(&self.reload_failures),
+            ),
+            (
+                "wbauth_http1_handovers_total",
+                "Public HTTP/1.1 connections handed from the fast path to the general HTTP \
+                 server by a request it does not take (chunked body, Expect, HTTP/1.0, a body \
+                 sent after its head).",
+                load(&self.http1_handovers),
             ),
         ]
     }
