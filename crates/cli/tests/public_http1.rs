@@ -11,8 +11,6 @@ use std::net::{Shutdown, TcpStream};
 use common::catalogue::ORDER;
 use common::gateway::{Gateway, UPSTREAM_ANSWER, Upstream};
 use common::raw::{ANSWER_WAIT, RawResponse, Reply, connect, read_reply};
-use whitebit_auth::mac::HmacSha512Key;
-use whitebit_auth::sign::sign_body;
 
 /// How the body of a raw request is framed.
 #[derive(Clone, Copy)]
@@ -25,14 +23,7 @@ enum Framing {
 
 /// A signed request for [`ORDER`] with a fresh strict nonce, as raw bytes.
 fn signed(key: &str, secret: &str, framing: Framing, version: &str) -> Vec<u8> {
-    let body = format!(
-        r#"{{"request":"{ORDER}","nonce":{},"ticker":"BTC"}}"#,
-        Gateway::nonce()
-    );
-    let signed = sign_body(
-        body.clone().into_bytes(),
-        &HmacSha512Key::new(secret.as_bytes()),
-    );
+    let (body, signed) = Gateway::signed_request(secret, ORDER);
     let mut head = format!(
         "POST {ORDER} {version}\r\nHost: gateway\r\nContent-Type: application/json\r\n\
          X-TXC-APIKEY: {key}\r\nX-TXC-PAYLOAD: {}\r\nX-TXC-SIGNATURE: {}\r\n",
@@ -152,6 +143,16 @@ async fn handovers(gw: &Gateway) -> u64 {
         .expect("wbauth_http1_handovers_total in /metrics")
 }
 
+/// A gateway in front of a test upstream, a `trade` key of `account`, and the public
+/// listener's `HOST:PORT`.
+async fn started(account: &str) -> (Upstream, Gateway, (String, String), String) {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream).await;
+    let key = gw.provision_key(account, "trade", &[]).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    (upstream, gw, key, addr)
+}
+
 fn assert_forwarded(response: &RawResponse) {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.body_text(), UPSTREAM_ANSWER);
@@ -167,10 +168,7 @@ fn assert_forwarded(response: &RawResponse) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_goes_from_the_fast_path_to_hyper_and_every_request_is_answered_once() {
-    let upstream = Upstream::start().await;
-    let gw = Gateway::start(&upstream).await;
-    let (key, secret) = gw.provision_key("fast", "trade", &[]).await;
-    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let (upstream, gw, (key, secret), addr) = started("fast").await;
     let mut client = Client::connect(&addr);
 
     // The usual request, twice on the same connection.
@@ -237,10 +235,7 @@ async fn one_connection_goes_from_the_fast_path_to_hyper_and_every_request_is_an
 /// (fast path) or after it (hyper reads it), never twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_written_after_its_head_is_answered_once() {
-    let upstream = Upstream::start().await;
-    let gw = Gateway::start(&upstream).await;
-    let (key, secret) = gw.provision_key("split", "trade", &[]).await;
-    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let (upstream, gw, (key, secret), addr) = started("split").await;
     let mut client = Client::connect(&addr);
     for round in 1..=3 {
         let request = signed(&key, &secret, Framing::Length, "HTTP/1.1");
@@ -263,13 +258,11 @@ async fn a_body_written_after_its_head_is_answered_once() {
 /// its drain time, and the client sees the connection closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_fast_path_connections() {
-    let upstream = Upstream::start().await;
-    let gw = Gateway::start(&upstream).await;
-    let (key, secret) = gw.provision_key("idle", "trade", &[]).await;
-    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let (upstream, gw, (key, secret), addr) = started("idle").await;
     let mut idle = Client::connect(&addr);
     idle.send(&signed(&key, &secret, Framing::Length, "HTTP/1.1"));
     assert_forwarded(&idle.answer());
+    assert_eq!(upstream.count(), 1);
     // `terminate` fails the test unless the process exits within 10 s (the drain allows 30).
     let status = gw.terminate();
     assert!(status.success(), "{status:?}");

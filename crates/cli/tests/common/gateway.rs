@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use whitebit_auth::mac::HmacSha512Key;
-use whitebit_auth::sign::sign_body;
+use whitebit_auth::sign::{SignedRequest, sign_body};
 use whitebit_gateway::totp::{code_at_step, step_of};
 
 use super::{Answer, post, signed_headers};
@@ -347,8 +347,9 @@ impl Gateway {
         self.signed_body(key, secret, path).await.0
     }
 
-    /// Like [`Self::signed`]; also returns the exact body sent.
-    pub async fn signed_body(&self, key: &str, secret: &str, path: &str) -> (Answer, String) {
+    /// A body for `path` with a fresh strict nonce, and its payload and signature with
+    /// `secret`.
+    pub fn signed_request(secret: &str, path: &str) -> (String, SignedRequest) {
         let body = format!(
             r#"{{"request":"{path}","nonce":{},"ticker":"BTC"}}"#,
             Self::nonce()
@@ -357,6 +358,12 @@ impl Gateway {
             body.clone().into_bytes(),
             &HmacSha512Key::new(secret.as_bytes()),
         );
+        (body, signed)
+    }
+
+    /// Like [`Self::signed`]; also returns the exact body sent.
+    pub async fn signed_body(&self, key: &str, secret: &str, path: &str) -> (Answer, String) {
+        let (body, signed) = Self::signed_request(secret, path);
         let answer = post(
             &format!("{}{path}", self.base),
             &signed_headers(key, &signed.payload, &signed.signature),
