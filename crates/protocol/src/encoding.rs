@@ -55,7 +55,7 @@ pub fn hex_encode_into(bytes: &[u8], out: &mut String) {
     }
 }
 
-fn hex_nibble(c: u8) -> Option<u8> {
+const fn hex_nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -63,6 +63,19 @@ fn hex_nibble(c: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+/// The value of every byte as a hex digit, `0x10` (a bit no digit has) for the others.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0x10u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if let Some(v) = hex_nibble(i as u8) {
+            table[i] = v;
+        }
+        i += 1;
+    }
+    table
+};
 
 /// Decodes hex of either case into exactly `N` bytes; `None` when the length is not `2 * N`
 /// or a character is not a hex digit.
@@ -80,13 +93,18 @@ pub fn hex_decode_into(text: &[u8], out: &mut [u8]) -> bool {
     if text.len() != out.len() * 2 {
         return false;
     }
+    // Without a branch per character: the stray bit of a non-digit is collected and looked
+    // at once at the end.
+    let mut stray = 0u8;
     for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        match (hex_nibble(pair[0]), hex_nibble(pair[1])) {
-            (Some(hi), Some(lo)) => *slot = (hi << 4) | lo,
-            _ => return false,
-        }
+        let (hi, lo) = match pair {
+            [hi, lo] => (HEX_VALUES[usize::from(*hi)], HEX_VALUES[usize::from(*lo)]),
+            _ => (0x10, 0x10),
+        };
+        stray |= hi | lo;
+        *slot = (hi << 4) | (lo & 0x0f);
     }
-    true
+    stray & 0x10 == 0
 }
 
 /// Decodes hex of either case into bytes of any even length.
@@ -156,5 +174,20 @@ mod tests {
         assert_eq!(hex_decode_array::<2>(b"0g00"), None);
         assert_eq!(hex_decode(b"0a0B").as_deref(), Some(&[0x0a, 0x0b][..]));
         assert_eq!(hex_decode(b"0a0"), None);
+    }
+
+    /// Every pair of bytes decodes as the digit-by-digit definition says.
+    #[test]
+    fn every_byte_pair_decodes_as_defined() {
+        for hi in 0..=255u8 {
+            for lo in 0..=255u8 {
+                let mut out = [0u8; 1];
+                let expected = hex_nibble(hi)
+                    .zip(hex_nibble(lo))
+                    .map(|(h, l)| (h << 4) | l);
+                let decoded = hex_decode_into(&[hi, lo], &mut out).then_some(out[0]);
+                assert_eq!(decoded, expected, "{hi:#x} {lo:#x}");
+            }
+        }
     }
 }
