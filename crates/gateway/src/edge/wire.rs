@@ -150,7 +150,6 @@ struct Head {
     len: usize,
     status: StatusCode,
     interim: bool,
-    version: Version,
     reason: Option<(usize, usize)>,
     headers: Vec<(HeaderName, usize, usize)>,
     framing: Framing,
@@ -319,7 +318,6 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, WireError> {
         len,
         status,
         interim: (100..200).contains(&code),
-        version,
         reason,
         headers,
         framing,
@@ -398,7 +396,7 @@ fn answer_parts(head: &Head, all: &Bytes) -> Result<Parts, WireError> {
     }
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = head.status;
-    parts.version = head.version;
+    // The version stays the gateway's own (HTTP/1.1): the upstream's is its business.
     parts.headers = headers;
     if let Some((start, end)) = head.reason
         && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(slice(start, end))

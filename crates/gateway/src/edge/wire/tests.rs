@@ -294,3 +294,12 @@ fn header_values_without_control_characters() {
     assert!(!is_header_value(b"a\r\nx-evil: 1"));
     assert!(!is_header_value(b"a\x7f"));
 }
+
+#[tokio::test]
+async fn the_answer_speaks_the_gateway_s_version() {
+    let answer = read(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 1024)
+        .await
+        .expect("answer");
+    assert_eq!(answer.parts.version, axum::http::Version::HTTP_11);
+    assert!(!answer.reusable);
+}
