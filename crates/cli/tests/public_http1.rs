@@ -1,4 +1,4 @@
-//! The public listener's HTTP/1.1 fast path (`crates/gateway/src/edge/public_h1.rs`) and its
+//! The listeners' HTTP/1.1 fast path (`crates/gateway/src/edge/fast_h1.rs`) and its
 //! hand-over to hyper, on raw keep-alive connections to a real `wbauth serve`: the usual
 //! requests, pipelined ones, and, on the same connection, requests only hyper takes (chunked,
 //! `Expect: 100-continue`, HTTP/1.0) — every one answered, in order, exactly once.

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Extension;
+use axum::extract::{Extension, Request};
 use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
-use crate::edge::public_h1;
+use crate::edge::fast_h1;
 use crate::edge::server::{AppState, CloseConnection, Peer, answered};
 use crate::edge::tls::ListenerTls;
 
@@ -171,6 +171,34 @@ impl Answerer {
     }
 }
 
+impl fast_h1::Handler for Answerer {
+    fn max_body(&self) -> u64 {
+        match self {
+            // The body limit in force now (a reload changes it).
+            Self::Public(state) => state.gateway.config().verify.max_body_bytes as u64,
+            // A router applies its own limits to the body it is given.
+            Self::Router(_) => u64::MAX,
+        }
+    }
+
+    async fn answer(&self, mut request: Request<Body>, peer: SocketAddr) -> Response {
+        match self {
+            Self::Public(state) => {
+                answered(state, Some(Extension(Peer(peer))), request)
+                    .await
+                    .0
+            }
+            Self::Router(router) => {
+                request.extensions_mut().insert(Peer(peer));
+                match router.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
+}
+
 /// [`serve`] with the connection limit `slots` shared with other listeners (the workers of
 /// one public listener share `max_connections`).
 pub(crate) async fn serve_with_slots(
@@ -182,9 +210,9 @@ pub(crate) async fn serve_with_slots(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    // Connections on the public fast path (`public_h1`) are told of shutdown by this.
+    // Connections on the HTTP/1.1 fast path (`fast_h1`) are told of shutdown by this.
     let (stop_fast, fast_stopped) = tokio::sync::watch::channel(false);
-    let limits = public_h1::Limits {
+    let limits = fast_h1::Limits {
         header_timeout: settings.header_timeout,
         max_header_bytes: settings.max_header_bytes,
     };
@@ -272,14 +300,13 @@ struct Connection {
     answerer: Answerer,
     peer: SocketAddr,
     watcher: Watcher,
-    /// The public fast path's limits and shutdown signal.
-    fast: (public_h1::Limits, tokio::sync::watch::Receiver<bool>),
+    /// The HTTP/1.1 fast path's limits and shutdown signal.
+    fast: (fast_h1::Limits, tokio::sync::watch::Receiver<bool>),
 }
 
 impl Connection {
-    /// Serves HTTP/1.1 on `io` until the connection ends (or shutdown drains it): the public
-    /// API on its fast path first, with hyper taking over at the first request it does not
-    /// take; the other listeners on hyper.
+    /// Serves HTTP/1.1 on `io` until the connection ends (or shutdown drains it): on the fast
+    /// path, with hyper taking over at the first request the fast path does not take.
     async fn http1<I>(self, builder: &hyper::server::conn::http1::Builder, io: I)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -290,21 +317,17 @@ impl Connection {
             watcher,
             fast: (limits, stopped),
         } = self;
-        if let Answerer::Public(state) = &answerer {
-            match public_h1::serve(io, state, peer, limits, stopped).await {
-                public_h1::Ended::Closed => {}
-                public_h1::Ended::Handover(io) => {
+        match fast_h1::serve(io, &answerer, peer, limits, stopped).await {
+            fast_h1::Ended::Closed => {}
+            fast_h1::Ended::Handover(io) => {
+                if let Answerer::Public(state) = &answerer {
                     state.gateway.metrics().http1_handover();
-                    let connection =
-                        builder.serve_connection(TokioIo::new(io), service(answerer, peer));
-                    let _ = watcher.watch(connection).await;
                 }
+                let connection =
+                    builder.serve_connection(TokioIo::new(io), service(answerer, peer));
+                let _ = watcher.watch(connection).await;
             }
-            return;
         }
-        drop(stopped);
-        let connection = builder.serve_connection(TokioIo::new(io), service(answerer, peer));
-        let _ = watcher.watch(connection).await;
     }
 
     /// The TLS handshake, then HTTP/2 or HTTP/1.1 as the client chose by ALPN.

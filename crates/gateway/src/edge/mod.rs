@@ -4,10 +4,10 @@
 pub(crate) mod admin;
 pub(crate) mod builtin;
 pub(crate) mod console;
+pub(crate) mod fast_h1;
 pub(crate) mod form;
 pub(crate) mod forward;
 pub(crate) mod listener;
-pub(crate) mod public_h1;
 pub(crate) mod sandbox;
 pub(crate) mod server;
 pub(crate) mod stream;

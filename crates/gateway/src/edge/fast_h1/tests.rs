@@ -106,3 +106,76 @@ fn the_date_is_an_http_date() {
     assert!(httpdate::parse_http_date(&text).is_ok(), "{text}");
     assert_eq!(DATE.with(CachedDate::now).len(), 29);
 }
+
+/// A body of `pieces`, one frame each, its length unknown.
+struct Pieces(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|p| Ok(hyper::body::Frame::data(p))))
+    }
+}
+
+/// What `write_response` writes for `response`, and whether it asks to close.
+async fn written(response: Response<Body>) -> (String, bool) {
+    let mut wire = Vec::new();
+    let mut scratch = Vec::new();
+    let close = write_response(&mut wire, &mut scratch, response)
+        .await
+        .expect("written");
+    (String::from_utf8(wire).expect("text"), close)
+}
+
+#[tokio::test]
+async fn a_whole_body_goes_with_its_head_and_its_length() {
+    let mut response = Response::new(Body::from("{\"ok\":true}"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // A stale length is the writer's to replace.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+    let (text, close) = written(response).await;
+    assert!(!close);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ndate: "));
+    assert!(
+        text.ends_with("\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"),
+        "{text}"
+    );
+    assert_eq!(text.matches("content-length").count(), 1);
+}
+
+#[tokio::test]
+async fn a_body_in_pieces_is_written_chunked() {
+    let pieces = Pieces(["ab", "", "cde"].into_iter().map(Bytes::from).collect());
+    let mut response = Response::new(Body::new(pieces));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let (text, close) = written(response).await;
+    assert!(close);
+    assert!(
+        text.ends_with("transfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn bodiless_statuses_have_no_length_and_no_body() {
+    let mut response = Response::new(Body::from("ignored"));
+    *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    let (text, _) = written(response).await;
+    assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n") && !text.contains("content-length"),
+        "{text}"
+    );
+}

@@ -1,8 +1,10 @@
-//! The public listener's HTTP/1.1 fast path. Nearly every request a gateway sees is the same
-//! shape: `POST` (or `GET` for the public routes), HTTP/1.1, a `Content-Length`, a small body
-//! that arrives with its head. Such a request is read into the connection's buffer, parsed with
-//! `httparse` (the parser hyper uses), handed to the handler with header values that are
-//! slices of that buffer, and answered with one write of head and body.
+//! The HTTP/1.1 fast path of the listeners. Nearly every request a gateway sees is the same
+//! shape: `POST` (or `GET`), HTTP/1.1, a `Content-Length`, a small body that arrives with its
+//! head. Such a request is read into the connection's buffer, parsed with `httparse` (the
+//! parser hyper uses), handed to the handler ([`Handler`]: the public API's, or a router: the
+//! sandbox, the admin API, the console) with header values that are slices of that buffer,
+//! and answered with one write of head and body (a body that comes in pieces, as the sandbox's
+//! `slow_body` fault makes, is written piece by piece, chunked).
 //!
 //! Anything else — another method or version, `Transfer-Encoding`, `Expect`, `Connection`,
 //! `Upgrade`, a declared body over the limit, a body that has not arrived with its head, a head
@@ -19,15 +21,28 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::Extension;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 
-use crate::edge::server::{AppState, CloseConnection, Peer, answered};
+use crate::edge::server::CloseConnection;
 use crate::edge::stream::Rewind;
+
+/// What answers the requests of a fast-path connection.
+pub(crate) trait Handler {
+    /// The largest body the handler takes now (a larger declared one goes to hyper).
+    fn max_body(&self) -> u64;
+
+    /// The answer to `request` from `peer`.
+    fn answer(
+        &self,
+        request: Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
 
 /// Most request headers (hyper's default limit; more goes to hyper, which answers 431).
 const MAX_HEADERS: usize = 100;
@@ -76,15 +91,16 @@ struct Head {
 
 /// Serves requests on `stream` from `peer` until the connection ends or a request is handed
 /// over. `shutdown` turns true when the listener stops.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, H>(
     mut stream: S,
-    state: &AppState,
+    handler: &H,
     peer: SocketAddr,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Ended<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
@@ -93,8 +109,8 @@ where
         // Until a whole request is in the buffer.
         let (end, head) = loop {
             if !buf.is_empty() {
-                let max_body = state.gateway.config().verify.max_body_bytes as u64;
-                match parse(&buf, limits.max_header_bytes, max_body.min(FAST_BODY_MAX)) {
+                let max_body = handler.max_body().min(FAST_BODY_MAX);
+                match parse(&buf, limits.max_header_bytes, max_body) {
                     Parsed::Take { end, head } if buf.len() >= end => break (end, head),
                     // The body is still on its way: hyper reads it under the body timeout.
                     Parsed::Take { .. } | Parsed::Decline => {
@@ -139,7 +155,7 @@ where
             back.extend_from_slice(&buf);
             return Ended::Handover(Rewind::new(back.freeze(), stream));
         };
-        let (response, _) = answered(state, Some(Extension(Peer(peer))), request).await;
+        let response = handler.answer(request, peer).await;
         if response.extensions().get::<CloseConnection>().is_some() {
             return Ended::Closed;
         }
@@ -234,15 +250,18 @@ fn build(bytes: &Bytes, head: Head) -> Option<Request<Body>> {
     Some(request)
 }
 
-/// Writes `response` (head and body, one write for a small body). Returns whether the
-/// connection is to close afterwards, or `None` when it broke.
+/// Writes `response`: head and body with one write when the body is whole at once (small:
+/// copied behind the head), else the head and then each piece as it comes (chunked unless
+/// its length is known). Returns whether the connection is to close afterwards, or `None`
+/// when it broke.
 async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut Vec<u8>,
     response: Response<Body>,
 ) -> Option<bool> {
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
+    let (parts, mut body) = response.into_parts();
+    let first = next_data(&mut body).await?;
+    let whole = body.is_end_stream();
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
@@ -277,26 +296,74 @@ async fn write_response<S: AsyncWrite + Unpin>(
         out.extend_from_slice(b"\r\n");
     }
     let status = parts.status.as_u16();
-    let bodiless = status == 204 || status == 304 || (100..200).contains(&status);
-    if bodiless {
+    if status == 204 || status == 304 || (100..200).contains(&status) {
         out.extend_from_slice(b"\r\n");
-    } else {
-        crate::edge::wire::finish_head(out, body.len());
+        return send(stream, out).await.then_some(close);
     }
-    let written = if bodiless {
-        stream.write_all(out).await
-    } else if body.len() <= COPIED_BODY_MAX {
-        out.extend_from_slice(&body);
-        stream.write_all(out).await
-    } else {
-        match stream.write_all(out).await {
-            Ok(()) => stream.write_all(&body).await,
-            Err(e) => Err(e),
+    if whole {
+        let first = first.unwrap_or_default();
+        crate::edge::wire::finish_head(out, first.len());
+        if first.len() <= COPIED_BODY_MAX {
+            out.extend_from_slice(&first);
+            return send(stream, out).await.then_some(close);
         }
-    };
-    written.ok()?;
-    stream.flush().await.ok()?;
-    Some(close)
+        return (send(stream, out).await && send(stream, &first).await).then_some(close);
+    }
+    // In pieces: the length when known, else chunked.
+    let first = first.unwrap_or_default();
+    let known = body
+        .size_hint()
+        .exact()
+        .and_then(|rest| usize::try_from(rest).ok())
+        .map(|rest| rest + first.len());
+    match known {
+        Some(len) => crate::edge::wire::finish_head(out, len),
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+    }
+    let mut piece = Some(first);
+    loop {
+        if let Some(data) = piece.take().filter(|d| !d.is_empty()) {
+            if known.is_none() {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(&data);
+            }
+            if !send(stream, out).await {
+                return None;
+            }
+            out.clear();
+        }
+        match next_data(&mut body).await? {
+            Some(data) => piece = Some(data),
+            None => break,
+        }
+    }
+    if known.is_none() {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    send(stream, out).await.then_some(close)
+}
+
+/// The body's next data (trailers skipped), `None` at its end; `Err` when it failed.
+async fn next_data(body: &mut Body) -> Option<Option<Bytes>> {
+    loop {
+        match body.frame().await {
+            None => return Some(None),
+            Some(Err(_)) => return None,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Writes and flushes `bytes`; whether it worked.
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
+    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
 
 /// The `Date` header's value, formatted once a second per worker thread.
