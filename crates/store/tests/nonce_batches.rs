@@ -12,11 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use servers::{POSTGRES, REDIS, fresh_keys, now_ms};
-use wbauth_store::{
-    JournalConfig, JournalNonceStore, NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions,
-    StoreError,
-};
+use servers::{KINDS, Kind, fresh_keys, now_ms, open_stores};
+use wbauth_store::{NonceStore, PgNonceStore, RemoteOptions, StoreError};
 use wbauth_testkit::PostgresServer;
 use whitebit_auth::nonce::NonceLedger;
 use whitebit_auth::{ApiError, NonceMode};
@@ -29,13 +26,6 @@ fn options(op_timeout: Duration) -> RemoteOptions {
         allow_non_durable: false,
         ..RemoteOptions::default()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Journal,
-    Redis,
-    Postgres,
 }
 
 /// A store of each kind (the journal in `dir`, a database of its own on PostgreSQL).
@@ -52,42 +42,8 @@ async fn open_instances(
     dir: &tempfile::TempDir,
     n: usize,
 ) -> Vec<Arc<dyn NonceStore>> {
-    let options = options(Duration::from_secs(10));
-    let mut stores: Vec<Arc<dyn NonceStore>> = Vec::with_capacity(n);
-    match kind {
-        Kind::Journal => {
-            let journal: Arc<dyn NonceStore> = Arc::new(
-                JournalNonceStore::open(JournalConfig::new(dir.path()), now_ms())
-                    .expect("open the journal store"),
-            );
-            stores.resize(n, journal);
-        }
-        Kind::Redis => {
-            let url = tokio::task::spawn_blocking(|| REDIS.url())
-                .await
-                .expect("redis started");
-            for _ in 0..n {
-                let store = RedisNonceStore::connect(&url, &options).await;
-                stores.push(Arc::new(store.expect("connect to redis")));
-            }
-        }
-        Kind::Postgres => {
-            let name = test.to_owned();
-            let url = tokio::task::spawn_blocking(move || {
-                POSTGRES.create_database(&name).expect("create database")
-            })
-            .await
-            .expect("postgres started");
-            for _ in 0..n {
-                let store = PgNonceStore::connect(&url, &options).await;
-                stores.push(Arc::new(store.expect("connect to postgres")));
-            }
-        }
-    }
-    stores
+    open_stores(kind, test, dir.path(), n, &options(Duration::from_secs(10))).await
 }
-
-const KINDS: [Kind; 3] = [Kind::Journal, Kind::Redis, Kind::Postgres];
 
 /// A store's figure named `name` (0 when it has none).
 fn figure(store: &dyn NonceStore, name: &str) -> u64 {

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use servers::{POSTGRES, REDIS, fresh_keys, now_ms};
+use servers::{KINDS, Kind, POSTGRES, REDIS, fresh_keys, now_ms, open_stores};
 use wbauth_store::{
-    JournalConfig, JournalNonceStore, NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions,
-    StoreError, StoreHealth,
+    NonceStore, PgNonceStore, RedisNonceStore, RemoteOptions, StoreError, StoreHealth,
 };
 use wbauth_testkit::{PostgresServer, RedisServer};
 use whitebit_auth::nonce::{NonceBook, NonceLedger};
@@ -46,15 +45,6 @@ fn short_options() -> RemoteOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Journal,
-    Redis,
-    Postgres,
-}
-
-const KINDS: [Kind; 3] = [Kind::Journal, Kind::Redis, Kind::Postgres];
-
 /// One backend opened for one test: `instances` stores on the same data (two connections to
 /// the same server; the journal allows one store per directory, so it is shared).
 struct Backend {
@@ -72,50 +62,14 @@ impl Backend {
 }
 
 async fn open(kind: Kind, test: &str, instances: usize) -> Backend {
-    let mut backend = Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores = open_stores(kind, test, dir.path(), instances, &options()).await;
+    Backend {
         kind,
-        stores: Vec::with_capacity(instances),
-        database: None,
-        _dir: None,
-    };
-    match kind {
-        Kind::Journal => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store: Arc<dyn NonceStore> = Arc::new(
-                JournalNonceStore::open(JournalConfig::new(dir.path()), now_ms())
-                    .expect("open the journal store"),
-            );
-            backend.stores = vec![store; instances];
-            backend._dir = Some(dir);
-        }
-        Kind::Redis => {
-            let url = tokio::task::spawn_blocking(|| REDIS.url())
-                .await
-                .expect("redis started");
-            for _ in 0..instances {
-                let store = RedisNonceStore::connect(&url, &options()).await;
-                backend
-                    .stores
-                    .push(Arc::new(store.expect("connect to redis")));
-            }
-        }
-        Kind::Postgres => {
-            let name = test.to_owned();
-            let url = tokio::task::spawn_blocking(move || {
-                POSTGRES.create_database(&name).expect("create database")
-            })
-            .await
-            .expect("postgres started");
-            for _ in 0..instances {
-                let store = PgNonceStore::connect(&url, &options()).await;
-                backend
-                    .stores
-                    .push(Arc::new(store.expect("connect to postgres")));
-            }
-            backend.database = Some(test.to_owned());
-        }
+        stores,
+        database: (kind == Kind::Postgres).then(|| test.to_owned()),
+        _dir: (kind == Kind::Journal).then_some(dir),
     }
-    backend
 }
 
 /// Runs `test` against each backend in turn.
