@@ -44,3 +44,27 @@ provision_keys() {
     "$wbauth" keys create --admin-url "$admin" --account "$account" --kind trade \
         --code "$(totp "$secret" 0)" --count "$count" --out "$out" >/dev/null
 }
+
+# gateway_toml DATA_DIR UPSTREAM_URL [LISTEN_LINES] [STORE_LINES] [SECTIONS]: the configuration
+# of a gateway on loopback (ports chosen by the system) proxying /api/v4 to UPSTREAM_URL, with
+# one key kind `trade` for every /api/v4 path; the optional arguments add lines to [listen] and
+# [store], and whole sections at the end.
+gateway_toml() {
+    cat <<EOF
+[listen]
+addr = "127.0.0.1:0"
+${3:-}
+[admin]
+addr = "127.0.0.1:0"
+[store]
+data_dir = "$1"
+${4:-}
+[[route]]
+prefix = "/api/v4"
+upstream = "$2"
+[[kind]]
+name = "trade"
+paths = ["/api/v4/*"]
+${5:-}
+EOF
+}

@@ -44,23 +44,8 @@ fi
 echo_pid=$!
 pids+=("$echo_pid")
 echo_url=$(wait_line "$out/echo.out" listening)
-cat >"$out/gateway.toml" <<EOF
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[runtime]
-workers = 1
-[store]
-data_dir = "$out/data"
-nonces = "embedded"
-[[route]]
-prefix = "/api/v4"
-upstream = "$echo_url"
-[[kind]]
-name = "trade"
-paths = ["/api/v4/*"]
-EOF
+gateway_toml "$out/data" "$echo_url" "" 'nonces = "embedded"' "[runtime]
+workers = 1" >"$out/gateway.toml"
 serve=("$wbauth" serve --config "$out/gateway.toml")
 if [ "$mode" = instructions ]; then
     serve=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "${serve[@]}")

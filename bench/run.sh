@@ -228,16 +228,23 @@ ${3:-}
 }
 EOF
 }
+# bench_nginx NAME PORT URL [ARGS…]: starts nginx with $work/NAME/nginx.conf (listening on
+# PORT), runs the bench NAME against URL watching its workers and the echo server, stops it.
+bench_nginx() {
+    local name=$1 port=$2 url=$3
+    shift 3
+    "${server_cpu[@]}" "$nginx_bin" -c "$work/$name/nginx.conf" >"$work/$name/out.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    wait_port "$port"
+    watch=(--watch "echo=$echo_pid")
+    for worker in $(children "$pid"); do watch+=(--watch "nginx=$worker"); done
+    bench "$name" "$url" "$@"
+    kill "$pid"
+}
 nginx_proxy "$work/nginx" "127.0.0.1:$nginx_port" >"$work/nginx/nginx.conf"
 if wanted nginx; then
-    "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
-    nginx_pid=$!
-    pids+=("$nginx_pid")
-    wait_port "$nginx_port"
-    watch=(--watch "echo=$echo_pid")
-    for worker in $(children "$nginx_pid"); do watch+=(--watch "nginx=$worker"); done
-    bench nginx "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
-    kill "$nginx_pid"
+    bench_nginx nginx "$nginx_port" "http://127.0.0.1:$nginx_port$PATH_BALANCE" --plain
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -278,14 +285,8 @@ if wanted njs; then
 }
 EOF
     } >"$work/njs/nginx.conf"
-    "${server_cpu[@]}" "$nginx_bin" -c "$work/njs/nginx.conf" >"$work/njs/out.log" 2>&1 &
-    njs_pid=$!
-    pids+=("$njs_pid")
-    wait_port "$njs_port"
-    watch=(--watch "echo=$echo_pid")
-    for worker in $(children "$njs_pid"); do watch+=(--watch "nginx=$worker"); done
-    bench njs "http://127.0.0.1:$njs_port$PATH_BALANCE" --keys "$work/njs/keys.csv" --mode window
-    kill "$njs_pid"
+    bench_nginx njs "$njs_port" "http://127.0.0.1:$njs_port$PATH_BALANCE" \
+        --keys "$work/njs/keys.csv" --mode window
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -332,23 +333,8 @@ serve_gateway() {
     local name=$1 nonces=$2 store_more=${3:-} listen_more=${4:-}
     local dir="$work/$name"
     mkdir -p "$dir"
-    cat >"$dir/gateway.toml" <<EOF
-[listen]
-addr = "127.0.0.1:0"
-$listen_more
-[admin]
-addr = "127.0.0.1:0"
-[store]
-data_dir = "$dir/data"
-nonces = "$nonces"
-$store_more
-[[route]]
-prefix = "/api/v4"
-upstream = "http://$echo_addr"
-[[kind]]
-name = "trade"
-paths = ["/api/v4/*"]
-EOF
+    gateway_toml "$dir/data" "http://$echo_addr" "$listen_more" "nonces = \"$nonces\"
+$store_more" >"$dir/gateway.toml"
     "${server_cpu[@]}" "$wbauth" serve --config "$dir/gateway.toml" >"$dir/out.log" 2>"$dir/err.log" &
     local pid=$!
     pids+=("$pid")
@@ -447,14 +433,8 @@ if wanted nginx-tls; then
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
         ssl_session_tickets on;" >"$work/nginx-tls/nginx.conf"
-    "${server_cpu[@]}" "$nginx_bin" -c "$work/nginx-tls/nginx.conf" >"$work/nginx-tls/out.log" 2>&1 &
-    nginx_tls_pid=$!
-    pids+=("$nginx_tls_pid")
-    wait_port "$nginx_tls_port"
-    watch=(--watch "echo=$echo_pid")
-    for worker in $(children "$nginx_tls_pid"); do watch+=(--watch "nginx=$worker"); done
-    bench nginx-tls "https://127.0.0.1:$nginx_tls_port$PATH_BALANCE" --plain --http1
-    kill "$nginx_tls_pid"
+    bench_nginx nginx-tls "$nginx_tls_port" "https://127.0.0.1:$nginx_tls_port$PATH_BALANCE" \
+        --plain --http1
 fi
 if wanted gateway-tls; then
     bench_more=(--http1)

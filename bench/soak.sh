@@ -66,20 +66,7 @@ pids+=($!)
 echo_url=$(wait_line "$work/echo.out" listening)
 
 export WBAUTH_ADMIN_TOKEN=soak-admin-token-0123456789abcdef
-cat >"$work/gateway.toml" <<EOF
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[store]
-data_dir = "$work/data"
-[[route]]
-prefix = "/api/v4"
-upstream = "$echo_url"
-[[kind]]
-name = "trade"
-paths = ["/api/v4/*"]
-EOF
+gateway_toml "$work/data" "$echo_url" >"$work/gateway.toml"
 "${server_cpu[@]}" "$wbauth" serve --config "$work/gateway.toml" >"$work/gw.out" 2>"$work/gw.err" &
 gw_pid=$!
 pids+=("$gw_pid")
