@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::edge::server::CloseConnection;
 use crate::edge::stream::Rewind;
+use crate::edge::wire;
 
 /// What answers the requests of a fast-path connection.
 pub(crate) trait Handler {
@@ -285,10 +286,10 @@ async fn write_response<S: AsyncWrite + Unpin>(
             continue;
         }
         if name == header::CONNECTION {
-            close |= crate::edge::wire::has_token(value.as_bytes(), b"close");
+            close |= wire::has_token(value.as_bytes(), b"close");
         }
         dated |= name == header::DATE;
-        crate::edge::wire::push_header(out, name, value.as_bytes());
+        wire::push_header(out, name, value.as_bytes());
     }
     if !dated {
         out.extend_from_slice(b"date: ");
@@ -298,16 +299,17 @@ async fn write_response<S: AsyncWrite + Unpin>(
     let status = parts.status.as_u16();
     if status == 204 || status == 304 || (100..200).contains(&status) {
         out.extend_from_slice(b"\r\n");
-        return send(stream, out).await.then_some(close);
+        return wire::send(stream, out).await.is_ok().then_some(close);
     }
     if whole {
         let first = first.unwrap_or_default();
-        crate::edge::wire::finish_head(out, first.len());
+        wire::finish_head(out, first.len());
         if first.len() <= COPIED_BODY_MAX {
             out.extend_from_slice(&first);
-            return send(stream, out).await.then_some(close);
+            return wire::send(stream, out).await.is_ok().then_some(close);
         }
-        return (send(stream, out).await && send(stream, &first).await).then_some(close);
+        return (wire::send(stream, out).await.is_ok() && wire::send(stream, &first).await.is_ok())
+            .then_some(close);
     }
     // In pieces: the length when known, else chunked.
     let first = first.unwrap_or_default();
@@ -317,7 +319,7 @@ async fn write_response<S: AsyncWrite + Unpin>(
         .and_then(|rest| usize::try_from(rest).ok())
         .map(|rest| rest + first.len());
     match known {
-        Some(len) => crate::edge::wire::finish_head(out, len),
+        Some(len) => wire::finish_head(out, len),
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
     }
     let mut piece = Some(first);
@@ -330,7 +332,7 @@ async fn write_response<S: AsyncWrite + Unpin>(
             } else {
                 out.extend_from_slice(&data);
             }
-            if !send(stream, out).await {
+            if wire::send(stream, out).await.is_err() {
                 return None;
             }
             out.clear();
@@ -343,7 +345,7 @@ async fn write_response<S: AsyncWrite + Unpin>(
     if known.is_none() {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    send(stream, out).await.then_some(close)
+    wire::send(stream, out).await.is_ok().then_some(close)
 }
 
 /// The body's next data (trailers skipped), `None` at its end; `Err` when it failed.
@@ -359,11 +361,6 @@ async fn next_data(body: &mut Body) -> Option<Option<Bytes>> {
             }
         }
     }
-}
-
-/// Writes and flushes `bytes`; whether it worked.
-async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
-    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
 
 /// The `Date` header's value, formatted once a second per worker thread.

@@ -33,7 +33,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use whitebit_auth::error::causes;
 
-use crate::config::HOP_BY_HOP;
 use crate::edge::stream::Stream;
 use crate::edge::wire;
 use crate::verify::upstream_tls::UpstreamTls;
@@ -431,12 +430,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .cloned()
         .collect();
-    let hop_by_hop = |name: &HeaderName| {
-        HOP_BY_HOP.contains(&name.as_str())
-            || connection
-                .iter()
-                .any(|v| wire::has_token(v.as_bytes(), name.as_str().as_bytes()))
-    };
+    let hop_by_hop =
+        |name: &HeaderName| wire::is_hop_by_hop(name, connection.iter().map(HeaderValue::as_bytes));
     if headers.keys().any(hop_by_hop) {
         let names: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
         for name in names {

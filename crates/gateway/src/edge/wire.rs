@@ -367,6 +367,18 @@ fn last_token_is(value: &[u8], token: &[u8]) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case(token))
 }
 
+/// Whether an answer header named `name` stays with its hop: a hop-by-hop header, or one
+/// that a `Connection` value of the answer (`connection`) names.
+pub(crate) fn is_hop_by_hop<'v>(
+    name: &HeaderName,
+    connection: impl IntoIterator<Item = &'v [u8]>,
+) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+        || connection
+            .into_iter()
+            .any(|v| has_token(v, name.as_str().as_bytes()))
+}
+
 /// The answer's status, headers and reason: hop-by-hop headers, those its `Connection`
 /// header lists and `Content-Length` (the writer sets it from the body) left out.
 fn answer_parts(head: &Head, all: &Bytes) -> Result<Parts, WireError> {
@@ -377,16 +389,9 @@ fn answer_parts(head: &Head, all: &Bytes) -> Result<Parts, WireError> {
         .filter(|(name, ..)| name == header::CONNECTION)
         .map(|&(_, s, e)| slice(s, e))
         .collect();
-    let listed = |name: &HeaderName| {
-        connection
-            .iter()
-            .any(|v| has_token(v, name.as_str().as_bytes()))
-    };
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     for (name, start, end) in &head.headers {
-        if name == header::CONTENT_LENGTH
-            || HOP_BY_HOP.contains(&name.as_str())
-            || (!connection.is_empty() && listed(name))
+        if name == header::CONTENT_LENGTH || is_hop_by_hop(name, connection.iter().map(|v| &v[..]))
         {
             continue;
         }
